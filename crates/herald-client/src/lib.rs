@@ -1,0 +1,1 @@
+//! An EventSource for Rust and a Mercure publisher (to be written).

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod publish;
+pub mod subscribe;
+pub mod token;

@@ -1,0 +1,53 @@
+//! The `herald` command line.
+//!
+//! Map: [`commands`] holds one module per subcommand, each with its clap
+//! arguments and a `run` function; [`error`] is the one error type, which
+//! decides the exit code (2 for usage errors, 1 for runtime errors).
+
+mod commands;
+mod error;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+
+/// herald: a Server-Sent Events hub (Mercure) and its tools.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow an SSE URL like a browser's EventSource, printing each event.
+    Subscribe(commands::subscribe::Args),
+    /// Publish an update to a Mercure hub and print its id.
+    Publish(commands::publish::Args),
+    /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
+    Token(commands::token::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args))),
+        Command::Publish(args) => runtime().and_then(|rt| rt.block_on(commands::publish::run(args))),
+        Command::Token(args) => commands::token::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("herald: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
