@@ -1,0 +1,243 @@
+//! The hub: validates and publishes updates, and opens subscriptions.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use url::Url;
+
+use crate::log::{Dispatch, Log, MemoryLog};
+use crate::registry::{Registry, RegistryStats};
+use crate::subscription::{Resume, Subscription};
+use crate::{
+    Entry, Grants, HubError, Matcher, MatcherLimits, MatcherType, Matchers, Namespace, Update,
+    UpdateLimits,
+};
+
+/// How the hub chooses ids for updates published without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdScheme {
+    /// `urn:uuid:` with a time-ordered UUIDv7 (the default).
+    #[default]
+    UuidV7,
+    /// `urn:uuid:` with a random UUIDv4: reveals nothing about ordering or
+    /// timing, for deployments with sensitive private updates.
+    UuidV4,
+}
+
+/// Builds a [`Hub`].
+#[derive(Clone)]
+pub struct HubBuilder {
+    hub_url: Url,
+    log: Option<Arc<dyn Log>>,
+    shards: usize,
+    queue_capacity: usize,
+    memory_log_capacity: usize,
+    update_limits: UpdateLimits,
+    matcher_limits: MatcherLimits,
+    id_scheme: IdScheme,
+}
+
+impl HubBuilder {
+    /// Uses this log instead of the default in-memory one.
+    pub fn log(mut self, log: Arc<dyn Log>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// How many entries the default in-memory log keeps (default 100,000).
+    pub fn memory_log_capacity(mut self, capacity: usize) -> Self {
+        self.memory_log_capacity = capacity;
+        self
+    }
+
+    /// Registry shards (default: twice the available parallelism).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// How many updates may wait for one subscriber before it is disconnected
+    /// as too slow (default 1024).
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity;
+        self
+    }
+
+    /// Limits on published updates.
+    pub fn update_limits(mut self, limits: UpdateLimits) -> Self {
+        self.update_limits = limits;
+        self
+    }
+
+    /// Limits on matchers.
+    pub fn matcher_limits(mut self, limits: MatcherLimits) -> Self {
+        self.matcher_limits = limits;
+        self
+    }
+
+    /// How generated ids are made.
+    pub fn id_scheme(mut self, scheme: IdScheme) -> Self {
+        self.id_scheme = scheme;
+        self
+    }
+
+    /// Builds the hub.
+    pub fn build(self) -> Hub {
+        let registry = Registry::new(self.shards, self.queue_capacity);
+        let log = self
+            .log
+            .unwrap_or_else(|| Arc::new(MemoryLog::new(self.memory_log_capacity)));
+        log.attach(Arc::clone(&registry) as Arc<dyn Dispatch>);
+        Hub {
+            inner: Arc::new(Inner {
+                namespace: Namespace::new(self.hub_url.clone()),
+                matchers: Matchers::new(self.hub_url, self.matcher_limits),
+                registry,
+                log,
+                update_limits: self.update_limits,
+                id_scheme: self.id_scheme,
+            }),
+        }
+    }
+}
+
+/// A Mercure hub: cheap to clone, all clones share one state.
+///
+/// ```
+/// # tokio_test();
+/// # fn tokio_test() { tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use herald_hub::{Grants, Hub, MatcherType, Resume, Update};
+///
+/// let hub = Hub::builder("https://example.com/.well-known/mercure".parse().unwrap()).build();
+/// let matcher = hub.matcher("match", MatcherType::Exact, "https://example.com/books/1").unwrap();
+/// let mut subscription = hub.subscribe(vec![matcher], Grants::none(), Resume::Live).await.unwrap();
+///
+/// let entry = hub.publish(Update::new("https://example.com/books/1", "{\"title\":\"Dune\"}")).await.unwrap();
+/// let received = subscription.next().await.unwrap().unwrap();
+/// assert_eq!(received.id(), entry.id());
+/// # }); }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    namespace: Namespace,
+    matchers: Matchers,
+    registry: Arc<Registry>,
+    log: Arc<dyn Log>,
+    update_limits: UpdateLimits,
+    id_scheme: IdScheme,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("url", &self.url().as_str())
+            .field("registry", &self.inner.registry)
+            .finish()
+    }
+}
+
+impl Hub {
+    /// Starts building a hub whose URL (and resource identifier) is `hub_url`.
+    pub fn builder(hub_url: Url) -> HubBuilder {
+        let parallelism = std::thread::available_parallelism().map_or(4, usize::from);
+        HubBuilder {
+            hub_url,
+            log: None,
+            shards: parallelism * 2,
+            queue_capacity: 1024,
+            memory_log_capacity: 100_000,
+            update_limits: UpdateLimits::default(),
+            matcher_limits: MatcherLimits::default(),
+            id_scheme: IdScheme::default(),
+        }
+    }
+
+    /// The hub URL.
+    pub fn url(&self) -> &Url {
+        self.inner.namespace.hub_url()
+    }
+
+    /// The reserved namespace of this hub.
+    pub fn namespace(&self) -> &Namespace {
+        &self.inner.namespace
+    }
+
+    /// Parses a matcher for this hub (relative patterns resolve on the hub URL).
+    pub fn matcher(
+        &self,
+        param: &str,
+        matcher_type: MatcherType,
+        value: &str,
+    ) -> Result<Matcher, HubError> {
+        self.inner.matchers.parse(param, matcher_type, value)
+    }
+
+    /// The limits applied to published updates.
+    pub fn update_limits(&self) -> &UpdateLimits {
+        &self.inner.update_limits
+    }
+
+    /// The registry's counters.
+    pub fn stats(&self) -> &RegistryStats {
+        self.inner.registry.stats()
+    }
+
+    /// Validates and publishes an update. Resolves once it is committed to the
+    /// log and queued for every matching subscriber; never waits on a subscriber.
+    ///
+    /// Authorization is the caller's business: the HTTP edge checks the
+    /// publisher's token, an embedding application trusts its own code.
+    pub async fn publish(&self, update: Update) -> Result<Arc<Entry>, HubError> {
+        update.validate(&self.inner.namespace, &self.inner.update_limits)?;
+        self.append(update).await
+    }
+
+    /// Publishes an update the hub generates itself, in its reserved namespace.
+    pub async fn publish_internal(&self, update: Update) -> Result<Arc<Entry>, HubError> {
+        update.validate_fields(&self.inner.update_limits)?;
+        self.append(update).await
+    }
+
+    async fn append(&self, mut update: Update) -> Result<Arc<Entry>, HubError> {
+        let id = match update.id.take() {
+            Some(id) => id,
+            None => self.generate_id(),
+        };
+        let entry = Entry::encode(update, id, SystemTime::now())?;
+        self.inner.log.append(entry).await
+    }
+
+    fn generate_id(&self) -> String {
+        let uuid = match self.inner.id_scheme {
+            IdScheme::UuidV7 => uuid::Uuid::now_v7(),
+            IdScheme::UuidV4 => uuid::Uuid::new_v4(),
+        };
+        format!("urn:uuid:{uuid}")
+    }
+
+    /// Subscribes with `matchers`, reading private updates as `grants` allow,
+    /// replaying the log first when `resume` asks for it.
+    pub async fn subscribe(
+        &self,
+        matchers: Vec<Matcher>,
+        grants: Arc<Grants>,
+        resume: Resume,
+    ) -> Result<Subscription, HubError> {
+        let registration = self
+            .inner
+            .registry
+            .register(matchers.clone(), Arc::clone(&grants));
+        Subscription::start(
+            registration,
+            matchers,
+            grants,
+            Arc::clone(&self.inner.log),
+            resume,
+        )
+        .await
+    }
+}

@@ -1,0 +1,36 @@
+//! The pub/sub core of herald, with no HTTP and no token bytes.
+//!
+//! A hub is an ordered log of updates plus local dispatch. Map of the crate:
+//! - [`Update`] (what a publisher sends) and its validation rules; [`Entry`]
+//!   (a committed update, its SSE frame encoded once and shared).
+//! - [`text`] and [`Namespace`]: the character rules and the reserved hub namespace.
+//! - [`Matcher`], [`MatcherType`], [`Matchers`]: `exact`, `urlpattern` and `*`,
+//!   compiled once, with cached match results.
+//! - [`Grants`]: what a token allows, and the authorization decisions.
+//! - [`Log`] and [`MemoryLog`]: the ordered, position-indexed log.
+//! - [`Registry`]: connected subscribers, indexed by topic and pattern, sharded.
+//! - [`Subscription`]: replay from the log, then live updates, without gap or duplicate.
+//! - [`Hub`]: ties them together; what an application embeds.
+
+mod entry;
+mod error;
+mod grants;
+mod hub;
+mod log;
+mod matcher;
+mod namespace;
+mod registry;
+mod subscription;
+pub mod text;
+mod update;
+
+pub use entry::{Entry, EntryParts, Position};
+pub use error::{ErrorKind, HubError};
+pub use grants::{Grants, SubscribeGrant};
+pub use hub::{Hub, HubBuilder, IdScheme};
+pub use log::{Dispatch, Log, MemoryLog};
+pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern};
+pub use namespace::Namespace;
+pub use registry::{Registration, Registry, RegistryStats, SubscriberState};
+pub use subscription::{Resume, Subscription};
+pub use update::{Update, UpdateLimits, parse_retry};

@@ -1,0 +1,310 @@
+//! The registry of connected subscribers: an index from topics and patterns
+//! to subscribers, sharded so that connects, disconnects and dispatch do not
+//! all contend for one lock.
+//!
+//! Each shard remembers the last position it dispatched. A subscriber joins a
+//! shard under that shard's lock and learns that position `P`: its queue will
+//! receive exactly the entries after `P`, so replaying `(cursor, P]` from the
+//! log before draining the queue is gap-free and duplicate-free.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use crate::log::Dispatch;
+use crate::{Entry, Grants, Matcher, Position};
+
+/// Counters kept by the registry.
+#[derive(Debug, Default)]
+pub struct RegistryStats {
+    /// Subscribers connected now.
+    pub connected: AtomicUsize,
+    /// Subscribers disconnected because their queue was full.
+    pub slow_disconnects: AtomicU64,
+    /// Entries handed to subscriber queues.
+    pub delivered: AtomicU64,
+}
+
+/// All subscribers of one hub process.
+pub struct Registry {
+    shards: Box<[Mutex<Shard>]>,
+    next_id: AtomicU64,
+    queue_capacity: usize,
+    stats: RegistryStats,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("shards", &self.shards.len())
+            .field("connected", &self.stats.connected)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    dispatched: Position,
+    subscribers: HashMap<u64, Slot>,
+    exact: HashMap<Arc<str>, Vec<u64>>,
+    /// Pattern subscriptions grouped by compiled pattern (keyed by its address).
+    patterns: HashMap<usize, (Matcher, Vec<u64>)>,
+    wildcard: Vec<u64>,
+    scratch: Vec<u64>,
+}
+
+struct Slot {
+    sender: mpsc::Sender<Arc<Entry>>,
+    grants: Arc<Grants>,
+    matchers: Arc<[Matcher]>,
+    last_position: Position,
+    state: Arc<SubscriberState>,
+}
+
+/// State shared between a subscriber's registry slot and its connection.
+#[derive(Debug, Default)]
+pub struct SubscriberState {
+    slow: AtomicBool,
+}
+
+impl SubscriberState {
+    /// Whether the registry dropped this subscriber for not keeping up.
+    pub fn was_too_slow(&self) -> bool {
+        self.slow.load(Ordering::Acquire)
+    }
+}
+
+/// A subscriber's place in the registry; dropping it unregisters.
+pub struct Registration {
+    id: u64,
+    position: Position,
+    receiver: mpsc::Receiver<Arc<Entry>>,
+    state: Arc<SubscriberState>,
+    registry: Arc<Registry>,
+}
+
+impl Registration {
+    /// The hub-assigned subscriber number, unique in this process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The last position dispatched before this subscriber joined.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The next live entry; `None` once the registry dropped the subscriber.
+    pub async fn recv(&mut self) -> Option<Arc<Entry>> {
+        self.receiver.recv().await
+    }
+
+    /// Whether the registry dropped this subscriber for being too slow.
+    pub fn was_too_slow(&self) -> bool {
+        self.state.was_too_slow()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}
+
+impl Registry {
+    /// A registry with `shards` shards and per-subscriber queues of `queue_capacity`.
+    pub fn new(shards: usize, queue_capacity: usize) -> Arc<Self> {
+        let shards = (0..shards.max(1))
+            .map(|_| Mutex::new(Shard::default()))
+            .collect();
+        Arc::new(Self {
+            shards,
+            next_id: AtomicU64::new(1),
+            queue_capacity: queue_capacity.max(1),
+            stats: RegistryStats::default(),
+        })
+    }
+
+    /// The registry's counters.
+    pub fn stats(&self) -> &RegistryStats {
+        &self.stats
+    }
+
+    /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
+    pub fn register(self: &Arc<Self>, matchers: Vec<Matcher>, grants: Arc<Grants>) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::channel(self.queue_capacity);
+        let state = Arc::new(SubscriberState::default());
+        let matchers: Arc<[Matcher]> = matchers.into();
+        let position = {
+            let mut shard = self.shard(id).lock();
+            for matcher in matchers.iter() {
+                match matcher {
+                    Matcher::Wildcard => shard.wildcard.push(id),
+                    Matcher::Exact(topic) => {
+                        shard.exact.entry(Arc::clone(topic)).or_default().push(id);
+                    }
+                    Matcher::UrlPattern(pattern) => {
+                        let key = Arc::as_ptr(pattern) as usize;
+                        shard
+                            .patterns
+                            .entry(key)
+                            .or_insert_with(|| (matcher.clone(), Vec::new()))
+                            .1
+                            .push(id);
+                    }
+                }
+            }
+            let position = shard.dispatched;
+            shard.subscribers.insert(
+                id,
+                Slot {
+                    sender,
+                    grants,
+                    matchers,
+                    last_position: position,
+                    state: Arc::clone(&state),
+                },
+            );
+            position
+        };
+        self.stats.connected.fetch_add(1, Ordering::Relaxed);
+        Registration {
+            id,
+            position,
+            receiver,
+            state,
+            registry: Arc::clone(self),
+        }
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<Shard> {
+        let index = usize::try_from(id).unwrap_or(0) % self.shards.len();
+        &self.shards[index]
+    }
+
+    fn remove(&self, id: u64) {
+        let removed = self.shard(id).lock().remove(id);
+        if removed {
+            self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Shard {
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(slot) = self.subscribers.remove(&id) else {
+            return false;
+        };
+        let forget = |ids: &mut Vec<u64>| {
+            if let Some(i) = ids.iter().position(|x| *x == id) {
+                ids.swap_remove(i);
+            }
+        };
+        for matcher in slot.matchers.iter() {
+            match matcher {
+                Matcher::Wildcard => forget(&mut self.wildcard),
+                Matcher::Exact(topic) => {
+                    if let Some(ids) = self.exact.get_mut(&**topic) {
+                        forget(ids);
+                        if ids.is_empty() {
+                            self.exact.remove(&**topic);
+                        }
+                    }
+                }
+                Matcher::UrlPattern(pattern) => {
+                    let key = Arc::as_ptr(pattern) as usize;
+                    if let Some((_, ids)) = self.patterns.get_mut(&key) {
+                        forget(ids);
+                        if ids.is_empty() {
+                            self.patterns.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Queues `entry` for every matching, authorized subscriber; returns how
+    /// many received it, how many were dropped for being too slow, and how
+    /// many were removed in all.
+    fn dispatch(&mut self, entry: &Arc<Entry>) -> (u64, u64, usize) {
+        self.dispatched = entry.position();
+        let mut candidates = std::mem::take(&mut self.scratch);
+        candidates.clear();
+        for topic in entry.topics() {
+            if let Some(ids) = self.exact.get(&**topic) {
+                candidates.extend_from_slice(ids);
+            }
+        }
+        candidates.extend_from_slice(&self.wildcard);
+        for (matcher, ids) in self.patterns.values() {
+            if matcher.matches_any(entry.topics()) {
+                candidates.extend_from_slice(ids);
+            }
+        }
+        let (mut delivered, mut slow) = (0, 0);
+        // A private update's audience depends only on (grants, topics): one
+        // decision per distinct grants object, not per subscriber.
+        let mut last_decision: Option<(*const Grants, bool)> = None;
+        for &id in &candidates {
+            let Some(slot) = self.subscribers.get_mut(&id) else {
+                continue;
+            };
+            if slot.last_position >= entry.position() {
+                continue; // already queued through another of its matchers
+            }
+            slot.last_position = entry.position();
+            if entry.is_private() {
+                let key = Arc::as_ptr(&slot.grants);
+                let allowed = match last_decision {
+                    Some((k, allowed)) if k == key => allowed,
+                    _ => {
+                        let allowed = slot.grants.can_read(entry.topics());
+                        last_decision = Some((key, allowed));
+                        allowed
+                    }
+                };
+                if !allowed {
+                    continue;
+                }
+            }
+            match slot.sender.try_send(Arc::clone(entry)) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.state.slow.store(true, Ordering::Release);
+                    slow += 1;
+                    self.scratch.push(id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.scratch.push(id),
+            }
+        }
+        // `scratch` now lists subscribers to drop; `candidates` is reused next time.
+        let dropped = std::mem::replace(&mut self.scratch, candidates);
+        let removed = dropped.into_iter().filter(|id| self.remove(*id)).count();
+        (delivered, slow, removed)
+    }
+}
+
+impl Dispatch for Registry {
+    fn dispatch(&self, entry: &Arc<Entry>) {
+        let (mut delivered, mut slow, mut removed) = (0, 0, 0);
+        for shard in self.shards.iter() {
+            let (d, s, r) = shard.lock().dispatch(entry);
+            delivered += d;
+            slow += s;
+            removed += r;
+        }
+        self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+        if removed > 0 {
+            self.stats
+                .slow_disconnects
+                .fetch_add(slow, Ordering::Relaxed);
+            self.stats.connected.fetch_sub(removed, Ordering::Relaxed);
+        }
+    }
+}

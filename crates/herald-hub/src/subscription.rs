@@ -1,0 +1,134 @@
+//! A subscriber's view of the hub: replay from the log, then live updates.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::log::Log;
+use crate::registry::Registration;
+use crate::{Entry, Grants, HubError, Matcher, Position};
+
+/// How many entries a replay reads from the log at a time.
+const REPLAY_BATCH: usize = 512;
+
+/// Where a subscriber asked to resume from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Live updates only.
+    Live,
+    /// Everything the hub still has (`earliest`).
+    Earliest,
+    /// Everything after the update with this id.
+    After(String),
+}
+
+impl Resume {
+    /// Reads a `Last-Event-ID` value: `earliest` is the reserved keyword.
+    pub fn from_last_event_id(value: Option<&str>) -> Self {
+        match value {
+            None => Resume::Live,
+            Some("earliest") => Resume::Earliest,
+            Some(id) => Resume::After(id.to_owned()),
+        }
+    }
+}
+
+/// A live subscription: yields replayed entries, then live ones, in log order.
+///
+/// Dropping it unregisters the subscriber.
+pub struct Subscription {
+    registration: Registration,
+    matchers: Vec<Matcher>,
+    grants: Arc<Grants>,
+    log: Arc<dyn Log>,
+    /// Replay cursor and end: entries in `(after, up_to]` still to be read.
+    replay: Option<(Position, Position)>,
+    buffered: VecDeque<Arc<Entry>>,
+    /// Live entries at or before this position were already replayed or are
+    /// older than the resume point.
+    skip_through: Position,
+    resumed_after: Option<String>,
+}
+
+impl Subscription {
+    pub(crate) async fn start(
+        registration: Registration,
+        matchers: Vec<Matcher>,
+        grants: Arc<Grants>,
+        log: Arc<dyn Log>,
+        resume: Resume,
+    ) -> Result<Subscription, HubError> {
+        let joined_at = registration.position();
+        let (after, resumed_after) = match &resume {
+            Resume::Live => (joined_at, None),
+            Resume::Earliest => (0, Some("earliest".to_owned())),
+            Resume::After(id) => match log.find(id).await? {
+                Some(position) => (position, Some(id.clone())),
+                // Unknown or discarded: send everything retained and say so.
+                None => (0, Some("earliest".to_owned())),
+            },
+        };
+        Ok(Subscription {
+            registration,
+            matchers,
+            grants,
+            log,
+            replay: (after < joined_at).then_some((after, joined_at)),
+            buffered: VecDeque::new(),
+            skip_through: after.max(joined_at),
+            resumed_after,
+        })
+    }
+
+    /// The value for the `Mercure-Last-Event-ID` response header, when the
+    /// subscriber asked to resume: the id it resumes after, or `earliest`.
+    pub fn resumed_after(&self) -> Option<&str> {
+        self.resumed_after.as_deref()
+    }
+
+    /// The hub-assigned subscriber number.
+    pub fn subscriber_id(&self) -> u64 {
+        self.registration.id()
+    }
+
+    /// Whether the hub dropped this subscriber for being too slow.
+    pub fn was_too_slow(&self) -> bool {
+        self.registration.was_too_slow()
+    }
+
+    /// Whether this subscriber receives `entry`: a matcher selects one of its
+    /// topics, and a private entry needs a `subscribe` grant on one of them.
+    pub fn wants(&self, entry: &Entry) -> bool {
+        let topics = entry.topics();
+        self.matchers.iter().any(|m| m.matches_any(topics))
+            && (!entry.is_private() || self.grants.can_read(topics))
+    }
+
+    /// The next entry, or `Ok(None)` when the hub ended the subscription.
+    ///
+    /// Cancel-safe: dropping the future loses nothing.
+    pub async fn next(&mut self) -> Result<Option<Arc<Entry>>, HubError> {
+        loop {
+            if let Some(entry) = self.buffered.pop_front() {
+                return Ok(Some(entry));
+            }
+            let Some((after, up_to)) = self.replay else {
+                break;
+            };
+            let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
+            let next_after = batch.last().map(|e| e.position());
+            match next_after {
+                Some(last) if last < up_to => self.replay = Some((last, up_to)),
+                _ => self.replay = None,
+            }
+            self.buffered = batch.into_iter().filter(|e| self.wants(e)).collect();
+        }
+        loop {
+            let Some(entry) = self.registration.recv().await else {
+                return Ok(None);
+            };
+            if entry.position() > self.skip_through {
+                return Ok(Some(entry));
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The hub's guarantees, exercised through its library API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_hub::{Grants, Hub, MatcherType, Resume, SubscribeGrant, Subscription, Update};
+
+const TOPIC: &str = "https://example.com/books/1";
+
+fn hub() -> Hub {
+    Hub::builder(
+        "https://hub.example.com/.well-known/mercure"
+            .parse()
+            .unwrap(),
+    )
+    .build()
+}
+
+async fn subscribe(hub: &Hub, topic: &str, grants: Arc<Grants>, resume: Resume) -> Subscription {
+    let matcher = hub.matcher("match", MatcherType::Exact, topic).unwrap();
+    hub.subscribe(vec![matcher], grants, resume).await.unwrap()
+}
+
+async fn next_id(s: &mut Subscription) -> String {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("an entry within 5 s")
+        .unwrap()
+        .expect("subscription still open")
+        .id()
+        .to_owned()
+}
+
+fn reader_of(hub: &Hub, topic: &str) -> Arc<Grants> {
+    Arc::new(Grants {
+        publish: vec![],
+        subscribe: vec![SubscribeGrant {
+            topics: vec![hub.matcher("match", MatcherType::Exact, topic).unwrap()],
+            payload: None,
+        }],
+    })
+}
+
+#[tokio::test]
+async fn a_live_subscriber_receives_matching_updates_only() {
+    let hub = hub();
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::Live).await;
+    hub.publish(Update::new("https://example.com/other", "x").with_id("a"))
+        .await
+        .unwrap();
+    hub.publish(Update::new(TOPIC, "y").with_id("b"))
+        .await
+        .unwrap();
+    assert_eq!(next_id(&mut s).await, "b");
+}
+
+#[tokio::test]
+async fn the_frame_is_encoded_once_with_the_generated_id() {
+    let hub = hub();
+    let entry = hub
+        .publish(
+            Update::new(TOPIC, "line 1\nline 2")
+                .with_event_type("book")
+                .with_retry(10),
+        )
+        .await
+        .unwrap();
+    assert!(entry.id().starts_with("urn:uuid:"));
+    let frame = std::str::from_utf8(entry.frame()).unwrap();
+    assert_eq!(
+        frame,
+        format!(
+            "event: book\nretry: 10\nid: {}\ndata: line 1\ndata: line 2\n\n",
+            entry.id()
+        )
+    );
+}
+
+#[tokio::test]
+async fn private_updates_reach_only_granted_subscribers_live_and_replayed() {
+    let hub = hub();
+    let mut anonymous = subscribe(&hub, TOPIC, Grants::none(), Resume::Live).await;
+    let mut reader = subscribe(&hub, TOPIC, reader_of(&hub, TOPIC), Resume::Live).await;
+    let mut other_reader = subscribe(
+        &hub,
+        TOPIC,
+        reader_of(&hub, "https://example.com/x"),
+        Resume::Live,
+    )
+    .await;
+    hub.publish(Update::new(TOPIC, "secret").with_id("p1").private())
+        .await
+        .unwrap();
+    hub.publish(Update::new(TOPIC, "public").with_id("p2"))
+        .await
+        .unwrap();
+    assert_eq!(next_id(&mut reader).await, "p1");
+    assert_eq!(next_id(&mut anonymous).await, "p2", "p1 was skipped");
+    assert_eq!(next_id(&mut other_reader).await, "p2", "p1 was skipped");
+
+    let mut replayed = subscribe(&hub, TOPIC, Grants::none(), Resume::Earliest).await;
+    assert_eq!(
+        next_id(&mut replayed).await,
+        "p2",
+        "replay re-checks authorization"
+    );
+    let mut replayed = subscribe(&hub, TOPIC, reader_of(&hub, TOPIC), Resume::Earliest).await;
+    assert_eq!(next_id(&mut replayed).await, "p1");
+}
+
+#[tokio::test]
+async fn a_private_update_is_readable_through_an_alternate_topic_grant() {
+    let hub = hub();
+    let mine = "https://example.com/users/42/books/1";
+    let mut s = subscribe(&hub, TOPIC, reader_of(&hub, mine), Resume::Live).await;
+    hub.publish(
+        Update::new(TOPIC, "x")
+            .with_topic(mine)
+            .with_id("alt")
+            .private(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_id(&mut s).await, "alt");
+}
+
+#[tokio::test]
+async fn resuming_replays_everything_after_the_id_then_goes_live() {
+    let hub = hub();
+    for i in 1..=5 {
+        hub.publish(Update::new(TOPIC, "x").with_id(format!("e{i}")))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("e2".into())).await;
+    assert_eq!(s.resumed_after(), Some("e2"));
+    hub.publish(Update::new(TOPIC, "x").with_id("e6"))
+        .await
+        .unwrap();
+    for expected in ["e3", "e4", "e5", "e6"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_id_replays_all_retained_and_says_earliest() {
+    let hub = Hub::builder(
+        "https://hub.example.com/.well-known/mercure"
+            .parse()
+            .unwrap(),
+    )
+    .memory_log_capacity(3)
+    .build();
+    for i in 1..=5 {
+        hub.publish(Update::new(TOPIC, "x").with_id(format!("e{i}")))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("e1".into())).await;
+    assert_eq!(s.resumed_after(), Some("earliest"), "e1 was discarded");
+    for expected in ["e3", "e4", "e5"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_id_resolves_to_its_earliest_use() {
+    let hub = hub();
+    for id in ["a", "dup", "b", "dup", "c"] {
+        hub.publish(Update::new(TOPIC, "x").with_id(id))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("dup".into())).await;
+    for expected in ["b", "dup", "c"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_live_join_without_gap_or_duplicate_while_publishing() {
+    for round in 0..20 {
+        let hub = hub();
+        for i in 0..50 {
+            hub.publish(Update::new(TOPIC, "x").with_id(format!("{i}")))
+                .await
+                .unwrap();
+        }
+        let publisher = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 50..400 {
+                    hub.publish(Update::new(TOPIC, "x").with_id(format!("{i}")))
+                        .await
+                        .unwrap();
+                    if i % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("9".into())).await;
+        let mut received = Vec::new();
+        while received.len() < 390 {
+            received.push(next_id(&mut s).await.parse::<u32>().unwrap());
+        }
+        publisher.await.unwrap();
+        let expected: Vec<u32> = (10..400).collect();
+        assert_eq!(received, expected, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_that_does_not_keep_up_is_disconnected_without_delaying_others() {
+    let hub = Hub::builder(
+        "https://hub.example.com/.well-known/mercure"
+            .parse()
+            .unwrap(),
+    )
+    .queue_capacity(4)
+    .build();
+    let mut slow = subscribe(&hub, TOPIC, Grants::none(), Resume::Live).await;
+    let mut fast = subscribe(&hub, TOPIC, Grants::none(), Resume::Live).await;
+    for i in 0..10 {
+        hub.publish(Update::new(TOPIC, "x").with_id(format!("{i}")))
+            .await
+            .unwrap();
+        assert_eq!(next_id(&mut fast).await, i.to_string());
+    }
+    let mut got = Vec::new();
+    while let Some(entry) = slow.next().await.unwrap() {
+        got.push(entry.id().to_owned());
+    }
+    assert_eq!(
+        got,
+        ["0", "1", "2", "3"],
+        "what was queued is delivered, then the end"
+    );
+    assert!(slow.was_too_slow());
+    assert_eq!(
+        hub.stats()
+            .slow_disconnects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        hub.stats()
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn urlpattern_and_wildcard_subscriptions_receive_once() {
+    let hub = hub();
+    let matchers = vec![
+        hub.matcher(
+            "match_urlpattern",
+            MatcherType::UrlPattern,
+            "https://example.com/books/:id",
+        )
+        .unwrap(),
+        hub.matcher("match", MatcherType::Exact, "*").unwrap(),
+        hub.matcher("match", MatcherType::Exact, TOPIC).unwrap(),
+    ];
+    let mut s = hub
+        .subscribe(matchers, Grants::none(), Resume::Live)
+        .await
+        .unwrap();
+    hub.publish(Update::new(TOPIC, "x").with_id("1"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("urn:other", "x").with_id("2"))
+        .await
+        .unwrap();
+    assert_eq!(next_id(&mut s).await, "1");
+    assert_eq!(
+        next_id(&mut s).await,
+        "2",
+        "1 was delivered once despite three matchers"
+    );
+}
