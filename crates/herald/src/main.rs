@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the hub (Mercure, draft-08).
+    Serve(commands::serve::Args),
     /// Follow an SSE URL like a browser's EventSource, printing each event.
     Subscribe(commands::subscribe::Args),
     /// Publish an update to a Mercure hub and print its id.
@@ -32,6 +34,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            runtime().and_then(|rt| rt.block_on(commands::serve::run(args)))
+        }
         Command::Subscribe(args) => {
             runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args)))
         }
@@ -47,6 +53,15 @@ fn main() -> std::process::ExitCode {
             error.exit_code()
         }
     }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub mod publish;
+pub mod serve;
 pub mod subscribe;
 pub mod token;

@@ -1,0 +1,422 @@
+//! The configuration file (TOML) and how it becomes a running hub.
+//!
+//! Unknown keys and bad values are errors naming the file, line and key.
+//! Every key is documented in `docs/configuration.md`; a test keeps the two in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_hub::{Hub, MatcherLimits, UpdateLimits};
+use herald_token::keys::Algorithm;
+use herald_token::{Issuer, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::{ConnectionLimits, Herald, Settings};
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The file is not valid TOML for herald (with line and key).
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line and the key.
+        reason: String,
+    },
+    /// A value is well-formed but unusable.
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid {
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The public URL of the hub; also its resource identifier (`aud`).
+    /// Default: `http://{listen}/.well-known/mercure`.
+    pub hub_url: Option<Url>,
+    /// Subscriber behaviour.
+    pub subscribers: SubscribersConfig,
+    /// Request and connection limits.
+    pub limits: LimitsConfig,
+    /// Cross-origin requests.
+    pub cors: CorsConfig,
+    /// Access tokens.
+    pub auth: AuthConfig,
+    /// The update log.
+    pub log: LogConfig,
+}
+
+/// `[subscribers]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscribersConfig {
+    /// Accept subscribers without a token (public updates only).
+    pub anonymous: bool,
+    /// Idle time before a keep-alive comment.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Longest a connection stays open; `0s` for no limit besides the token's `exp`.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// Updates that may wait for one subscriber before it is disconnected as too slow.
+    pub queue_capacity: usize,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes (413).
+    pub max_body_bytes: usize,
+    /// Most topics in one update (413).
+    pub max_topics: usize,
+    /// Longest topic, id or type in bytes (413).
+    pub max_field_length: usize,
+    /// Most topic matchers in one subscription (400).
+    pub max_matchers: usize,
+    /// Longest matcher in bytes (400).
+    pub max_matcher_length: usize,
+    /// Subscriber connections in total (429).
+    pub max_connections: usize,
+    /// Subscriber connections per client address (429).
+    pub max_connections_per_address: usize,
+    /// Subscriber connections per token subject (429).
+    pub max_connections_per_subject: usize,
+}
+
+/// `[cors]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to make credentialed requests, e.g. `https://app.example.com`.
+    pub origins: Vec<String>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The cookie the token may be presented in.
+    pub cookie_name: String,
+    /// Accepted signature algorithms.
+    pub algorithms: Vec<String>,
+    /// Clock leeway for `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// How often JWK Sets are fetched again.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// Trusted token issuers.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// One `[[auth.issuers]]` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The issuer identifier (`iss`).
+    pub id: String,
+    /// HS256 shared secrets.
+    pub hs256_secrets: Vec<String>,
+    /// PEM files with public keys (EdDSA, ES256, RS256).
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWK Set URL, fetched at start and refreshed.
+    pub jwks_url: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `memory` (the only kind so far).
+    pub kind: String,
+    /// Entries kept by the memory log.
+    pub capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            hub_url: None,
+            subscribers: SubscribersConfig::default(),
+            limits: LimitsConfig::default(),
+            cors: CorsConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SubscribersConfig {
+    fn default() -> Self {
+        let settings = Settings::default();
+        Self {
+            anonymous: settings.anonymous_subscribers,
+            heartbeat: settings.heartbeat,
+            max_lifetime: settings.max_connection_lifetime.unwrap_or(Duration::ZERO),
+            queue_capacity: 1024,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let settings = Settings::default();
+        let update = UpdateLimits::default();
+        Self {
+            max_body_bytes: settings.max_body_bytes,
+            max_topics: update.max_topics,
+            max_field_length: update.max_field_length,
+            max_matchers: settings.max_matchers,
+            max_matcher_length: MatcherLimits::default().max_length,
+            max_connections: settings.connections.total,
+            max_connections_per_address: settings.connections.per_address,
+            max_connections_per_subject: settings.connections.per_subject,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            cookie_name: Settings::default().cookie_name,
+            algorithms: ["EdDSA", "ES256", "RS256", "HS256"]
+                .map(String::from)
+                .to_vec(),
+            leeway: Duration::from_secs(30),
+            jwks_refresh: Duration::from_secs(300),
+            issuers: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            kind: "memory".into(),
+            capacity: 100_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text).map_err(|reason| ConfigError::Parse {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
+    /// Parses TOML text; the error names the line and the key.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let message = e.message().trim();
+            let key = e.span().map(|span| text[span].trim());
+            match (line, key) {
+                (Some(line), Some(key)) if !key.is_empty() => {
+                    format!("line {line}, at `{key}`: {message}")
+                }
+                (Some(line), _) => format!("line {line}: {message}"),
+                _ => message.to_owned(),
+            }
+        })
+    }
+
+    /// The hub URL: configured, or derived from the listen address.
+    pub fn hub_url(&self) -> Url {
+        self.hub_url.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{}/.well-known/mercure", self.listen)).unwrap_or_else(
+                |_| Url::parse("http://127.0.0.1:3000/.well-known/mercure").expect("static URL"),
+            )
+        })
+    }
+
+    /// Builds the hub and its HTTP edge. JWK Sets are not fetched yet: call
+    /// [`Verifier::spawn_jwks_refresh`] on the returned verifier.
+    pub fn build(&self) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
+        if self.log.kind != "memory" {
+            return Err(ConfigError::Invalid {
+                key: "log.kind".into(),
+                reason: format!("unknown log kind `{}` (supported: memory)", self.log.kind),
+            });
+        }
+        let hub = Hub::builder(self.hub_url())
+            .memory_log_capacity(self.log.capacity)
+            .queue_capacity(self.subscribers.queue_capacity)
+            .update_limits(UpdateLimits {
+                max_topics: self.limits.max_topics,
+                max_field_length: self.limits.max_field_length,
+                max_data_length: self.limits.max_body_bytes,
+            })
+            .matcher_limits(MatcherLimits {
+                max_length: self.limits.max_matcher_length,
+            })
+            .build();
+        let verifier = self.verifier(&hub)?;
+        let settings = Settings {
+            cors_origins: self.cors.origins.clone(),
+            cookie_name: self.auth.cookie_name.clone(),
+            anonymous_subscribers: self.subscribers.anonymous,
+            heartbeat: self.subscribers.heartbeat,
+            max_connection_lifetime: (!self.subscribers.max_lifetime.is_zero())
+                .then_some(self.subscribers.max_lifetime),
+            max_body_bytes: self.limits.max_body_bytes,
+            max_matchers: self.limits.max_matchers,
+            connections: ConnectionLimits {
+                total: self.limits.max_connections,
+                per_address: self.limits.max_connections_per_address,
+                per_subject: self.limits.max_connections_per_subject,
+            },
+        };
+        for origin in &settings.cors_origins {
+            if origin == "*" || Url::parse(origin).is_err() {
+                return Err(ConfigError::Invalid {
+                    key: "cors.origins".into(),
+                    reason: format!(
+                        "`{origin}` is not an origin such as https://app.example.com (`*` is never allowed)"
+                    ),
+                });
+            }
+        }
+        Ok((Herald::new(hub, verifier.clone(), settings), verifier))
+    }
+
+    fn verifier(&self, hub: &Hub) -> Result<Option<Arc<Verifier>>, ConfigError> {
+        if self.auth.issuers.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        let mut algorithms = Vec::new();
+        for name in &self.auth.algorithms {
+            let algorithm = Algorithm::from_name(name).ok_or_else(|| {
+                invalid(
+                    "auth.algorithms",
+                    format!(
+                        "unsupported algorithm `{name}` (supported: EdDSA, ES256, RS256, HS256)"
+                    ),
+                )
+            })?;
+            algorithms.push(algorithm);
+        }
+        let mut builder = Verifier::builder(hub.url().as_str(), algorithms)
+            .leeway(self.auth.leeway)
+            .jwks_refresh_interval(self.auth.jwks_refresh);
+        for (index, issuer) in self.auth.issuers.iter().enumerate() {
+            let key = |field: &str| format!("auth.issuers[{index}].{field}");
+            if issuer.id.is_empty() {
+                return Err(invalid(
+                    &key("id"),
+                    "every issuer needs an `id` (its `iss` value)".into(),
+                ));
+            }
+            let mut trusted = Issuer::new(issuer.id.clone());
+            for secret in &issuer.hs256_secrets {
+                let verifying = VerifyingKey::hs256(secret.as_bytes())
+                    .map_err(|e| invalid(&key("hs256_secrets"), e.to_string()))?;
+                trusted = trusted.with_key(verifying);
+            }
+            for file in &issuer.public_key_files {
+                let pem = std::fs::read(file).map_err(|e| {
+                    invalid(
+                        &key("public_key_files"),
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                })?;
+                let verifying = VerifyingKey::from_pem(&pem, None).map_err(|e| {
+                    invalid(&key("public_key_files"), format!("{}: {e}", file.display()))
+                })?;
+                trusted = trusted.with_key(verifying);
+            }
+            if let Some(url) = &issuer.jwks_url {
+                trusted = trusted.with_jwks_url(url.clone());
+            }
+            builder = builder.issuer(trusted);
+        }
+        let matchers_hub = hub.clone();
+        builder = builder.matcher_validator(move |topic| {
+            let matcher_type = match topic.match_type {
+                herald_token::claims::MatchType::Exact => herald_hub::MatcherType::Exact,
+                herald_token::claims::MatchType::UrlPattern => herald_hub::MatcherType::UrlPattern,
+            };
+            matchers_hub
+                .matcher("match", matcher_type, &topic.pattern)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        let verifier = builder
+            .build()
+            .map_err(|e| invalid("auth", e.to_string()))?;
+        Ok(Some(Arc::new(verifier)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_key() {
+        let error =
+            Config::from_toml("listen = \"127.0.0.1:1\"\n\n[subscribers]\nheartbeet = \"1s\"\n")
+                .unwrap_err();
+        assert!(error.starts_with("line 4, at `heartbeet`:"), "{error}");
+        assert!(error.contains("heartbeet"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_with_line() {
+        let error = Config::from_toml("[subscribers]\nheartbeat = \"soon\"\n").unwrap_err();
+        assert!(error.starts_with("line 2, at `\"soon\"`:"), "{error}");
+    }
+
+    #[test]
+    fn the_default_configuration_builds() {
+        Config::default().build().unwrap();
+        assert_eq!(
+            Config::default().hub_url().as_str(),
+            "http://127.0.0.1:3000/.well-known/mercure"
+        );
+    }
+
+    #[test]
+    fn a_wildcard_cors_origin_is_refused() {
+        let mut config = Config::default();
+        config.cors.origins = vec!["*".into()];
+        let Err(error) = config.build() else {
+            panic!("`*` accepted")
+        };
+        assert!(error.to_string().contains("cors.origins"), "{error}");
+    }
+}

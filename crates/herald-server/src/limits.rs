@@ -1,0 +1,129 @@
+//! Concurrent connection limits: in total, per client address, per token subject.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::ServerError;
+
+/// The configured maximums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Subscriber connections in total.
+    pub total: usize,
+    /// Subscriber connections from one client address.
+    pub per_address: usize,
+    /// Subscriber connections under one token subject (`iss` + `sub`).
+    pub per_subject: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            total: 18_000,
+            per_address: 18_000,
+            per_subject: 1_000,
+        }
+    }
+}
+
+/// Counts open subscriber connections against the limits.
+#[derive(Debug, Default)]
+pub struct ConnectionCounter {
+    limits: Option<ConnectionLimits>,
+    state: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+    by_subject: HashMap<String, usize>,
+}
+
+/// One admitted connection; dropping it releases its place.
+#[derive(Debug)]
+pub struct Admission {
+    counter: Arc<ConnectionCounter>,
+    address: Option<IpAddr>,
+    subject: Option<String>,
+}
+
+impl ConnectionCounter {
+    /// A counter enforcing `limits`.
+    pub fn new(limits: ConnectionLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits: Some(limits),
+            state: Mutex::default(),
+        })
+    }
+
+    /// Admits a connection or says which limit refuses it (a 429).
+    pub fn admit(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        subject: Option<&str>,
+    ) -> Result<Admission, ServerError> {
+        let limits = self.limits.unwrap_or_default();
+        let mut counts = self.state.lock();
+        if counts.total >= limits.total {
+            return Err(ServerError::TooManyConnections(format!(
+                "the hub holds its maximum of {} subscriber connections",
+                limits.total
+            )));
+        }
+        if let Some(address) = address {
+            if counts.by_address.get(&address).copied().unwrap_or(0) >= limits.per_address {
+                return Err(ServerError::TooManyConnections(format!(
+                    "the address {address} holds its maximum of {} subscriber connections",
+                    limits.per_address
+                )));
+            }
+        }
+        if let Some(subject) = subject {
+            if counts.by_subject.get(subject).copied().unwrap_or(0) >= limits.per_subject {
+                return Err(ServerError::TooManyConnections(format!(
+                    "the token subject holds its maximum of {} subscriber connections",
+                    limits.per_subject
+                )));
+            }
+        }
+        counts.total += 1;
+        if let Some(address) = address {
+            *counts.by_address.entry(address).or_default() += 1;
+        }
+        if let Some(subject) = subject {
+            *counts.by_subject.entry(subject.to_owned()).or_default() += 1;
+        }
+        Ok(Admission {
+            counter: Arc::clone(self),
+            address,
+            subject: subject.map(str::to_owned),
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut counts = self.counter.state.lock();
+        counts.total -= 1;
+        if let Some(address) = self.address {
+            if let Some(n) = counts.by_address.get_mut(&address) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.by_address.remove(&address);
+                }
+            }
+        }
+        if let Some(subject) = &self.subject {
+            if let Some(n) = counts.by_subject.get_mut(subject) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.by_subject.remove(subject);
+                }
+            }
+        }
+    }
+}

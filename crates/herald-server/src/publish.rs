@@ -1,0 +1,145 @@
+//! The publication endpoint: `POST` on the hub URL, form-encoded or JSON.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use herald_hub::{Update, parse_retry};
+use serde::Deserialize;
+
+use crate::error::{BearerError, ServerError};
+use crate::subscribe::is_form;
+use crate::{Herald, form};
+
+pub(crate) async fn publish(
+    herald: &Herald,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ServerError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let update = if is_form(content_type) {
+        from_form(&body)?
+    } else if is_json(content_type) {
+        from_json(&body)?
+    } else {
+        return Err(ServerError::UnsupportedMediaType(format!(
+            "publish with application/x-www-form-urlencoded or application/json, not `{content_type}`"
+        )));
+    };
+    let Some(client) = herald.auth().authenticate(headers)? else {
+        return Err(ServerError::Bearer {
+            error: BearerError::Missing,
+            detail: "publishing requires an access token".into(),
+        });
+    };
+    // Topic rules apply whatever the token (400 before 403).
+    update.validate(herald.hub().namespace(), herald.hub().update_limits())?;
+    if !client.grants.can_publish(&update.topics) {
+        let denied = update
+            .topics
+            .iter()
+            .find(|t| !client.grants.can_publish(std::slice::from_ref(t)))
+            .cloned()
+            .unwrap_or_default();
+        return Err(ServerError::Bearer {
+            error: BearerError::InsufficientScope,
+            detail: format!("the token does not grant `publish` on the topic `{denied}`"),
+        });
+    }
+    let entry = herald.hub().publish(update).await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        entry.id().to_owned(),
+    )
+        .into_response())
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn from_form(body: &[u8]) -> Result<Update, ServerError> {
+    let mut update = Update::default();
+    let mut seen = (false, false, false, false);
+    for (name, value) in form::parse(body).map_err(ServerError::BadRequest)? {
+        // Single-valued fields: the first occurrence counts, as with most form readers.
+        match name.as_str() {
+            "topic" => update.topics.push(value),
+            "data" if !seen.0 => {
+                seen.0 = true;
+                update.data = value;
+            }
+            "id" if !seen.1 => {
+                seen.1 = true;
+                update.id = Some(value);
+            }
+            "type" if !seen.2 => {
+                seen.2 = true;
+                update.event_type = Some(value);
+            }
+            "retry" if !seen.3 => {
+                seen.3 = true;
+                update.retry = Some(parse_retry(&value)?);
+            }
+            "private" => update.private = true,
+            _ => {} // unknown fields are ignored, as the protocol requires
+        }
+    }
+    Ok(update)
+}
+
+/// The JSON form of a publication (a herald extension).
+#[derive(Deserialize)]
+struct JsonUpdate {
+    topic: OneOrMany,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "type")]
+    event_type: Option<String>,
+    #[serde(default)]
+    retry: Option<JsonRetry>,
+    #[serde(default)]
+    private: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsonRetry {
+    Number(u64),
+    Text(String),
+}
+
+fn from_json(body: &[u8]) -> Result<Update, ServerError> {
+    let json: JsonUpdate = serde_json::from_slice(body)
+        .map_err(|e| ServerError::BadRequest(format!("the JSON update is invalid: {e}")))?;
+    Ok(Update {
+        topics: match json.topic {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(t) => t,
+        },
+        data: json.data.unwrap_or_default(),
+        id: json.id,
+        event_type: json.event_type,
+        retry: match json.retry {
+            None => None,
+            Some(JsonRetry::Number(n)) => Some(n),
+            Some(JsonRetry::Text(t)) => Some(parse_retry(&t)?),
+        },
+        private: json.private,
+    })
+}

@@ -1,0 +1,42 @@
+//! The edge's runtime settings, with the defaults a production hub starts from.
+
+use std::time::Duration;
+
+use crate::limits::ConnectionLimits;
+
+/// How the HTTP edge behaves. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Origins allowed to make credentialed cross-origin requests (CORS).
+    /// Empty: no CORS headers at all. Never `*`.
+    pub cors_origins: Vec<String>,
+    /// The cookie the access token may be presented in.
+    pub cookie_name: String,
+    /// Whether subscribers without a token are accepted (they get public updates only).
+    pub anonymous_subscribers: bool,
+    /// Idle time after which a keep-alive comment is sent.
+    pub heartbeat: Duration,
+    /// Longest a subscriber connection stays open, whatever its token says.
+    pub max_connection_lifetime: Option<Duration>,
+    /// Largest accepted request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Most topic matchers in one subscription request (400 beyond).
+    pub max_matchers: usize,
+    /// Concurrent connection limits (429 beyond).
+    pub connections: ConnectionLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            cookie_name: "__Secure-mercure_access_token".to_owned(),
+            anonymous_subscribers: true,
+            heartbeat: Duration::from_secs(15),
+            max_connection_lifetime: Some(Duration::from_secs(24 * 3600)),
+            max_body_bytes: 2 * 1024 * 1024,
+            max_matchers: 100,
+            connections: ConnectionLimits::default(),
+        }
+    }
+}

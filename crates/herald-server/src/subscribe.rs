@@ -1,0 +1,220 @@
+//! The subscription endpoint: `GET` or `QUERY` on the hub URL.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::Response;
+use bytes::Bytes;
+use herald_hub::{MatcherType, Resume, Subscription};
+use herald_sse::encode::KEEP_ALIVE;
+use tokio::time::{Instant, Sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Client;
+use crate::error::{BearerError, ServerError};
+use crate::limits::Admission;
+use crate::{Herald, form};
+
+/// The parsed subscription request.
+struct Request {
+    matchers: Vec<herald_hub::Matcher>,
+    last_event_id: Option<String>,
+}
+
+pub(crate) async fn subscribe(
+    herald: &Herald,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Bytes,
+    peer: Option<IpAddr>,
+) -> Result<Response, ServerError> {
+    let request = parse(herald, method, headers, query, &body)?;
+    let client = match herald.auth().authenticate(headers)? {
+        Some(client) => client,
+        None if herald.settings().anonymous_subscribers => Client::anonymous(),
+        None => {
+            return Err(ServerError::Bearer {
+                error: BearerError::Missing,
+                detail: "this hub requires an access token to subscribe".into(),
+            });
+        }
+    };
+    let admission = herald
+        .connections()
+        .admit(peer, client.subject.as_deref())?;
+    let resume = Resume::from_last_event_id(request.last_event_id.as_deref());
+    let subscription = herald
+        .hub()
+        .subscribe(request.matchers, client.grants, resume)
+        .await?;
+
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no");
+    if let Some(after) = subscription.resumed_after() {
+        if let Ok(value) = HeaderValue::from_str(after) {
+            response = response.header("mercure-last-event-id", value);
+        }
+    }
+    let deadline = close_at(client.expires_at, herald.settings().max_connection_lifetime);
+    let stream = EventStream {
+        subscription,
+        heartbeat: herald.settings().heartbeat,
+        idle: Box::pin(sleep_until(Instant::now() + herald.settings().heartbeat)),
+        deadline: Box::pin(sleep_until(deadline)),
+        shutdown: herald.shutdown_token().clone(),
+        opened: false,
+        _admission: admission,
+    };
+    response
+        .body(Body::from_stream(stream.into_stream()))
+        .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
+}
+
+fn parse(
+    herald: &Herald,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Request, ServerError> {
+    let mut pairs = form::parse(query.unwrap_or("").as_bytes()).map_err(ServerError::BadRequest)?;
+    let query_len = pairs.len();
+    if *method != Method::GET && !body.is_empty() {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_form(content_type) {
+            return Err(ServerError::UnsupportedMediaType(format!(
+                "a subscription body must be application/x-www-form-urlencoded, not `{content_type}`"
+            )));
+        }
+        pairs.extend(form::parse(body).map_err(ServerError::BadRequest)?);
+    }
+    // `last_event_id` is single-valued: the query component wins over the body.
+    let (from_query, from_body) = pairs.split_at(query_len);
+    let last_event_id = [from_query, from_body]
+        .into_iter()
+        .find_map(|part| part.iter().find(|(n, _)| n == "last_event_id"))
+        .map(|(_, v)| v.clone());
+    let mut matchers = Vec::new();
+    for (name, value) in &pairs {
+        if name == "access_token" {
+            return Err(ServerError::Bearer {
+                error: BearerError::InvalidRequest,
+                detail: "access tokens are not accepted in the URL or body; use the Authorization header or the cookie".into(),
+            });
+        }
+        let Some(matcher_type) = MatcherType::from_param(name)? else {
+            continue;
+        };
+        if matchers.len() == herald.settings().max_matchers {
+            return Err(ServerError::BadRequest(format!(
+                "a subscription may have at most {} topic matchers",
+                herald.settings().max_matchers
+            )));
+        }
+        matchers.push(herald.hub().matcher(name, matcher_type, value)?);
+    }
+    if matchers.is_empty() {
+        return Err(ServerError::BadRequest(
+            "a subscription needs at least one `match` or `match_urlpattern` parameter".into(),
+        ));
+    }
+    // The Last-Event-ID header wins over the parameter.
+    let header_id = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ServerError::BadRequest("the Last-Event-ID header is not ASCII".into())
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(Request {
+        matchers,
+        last_event_id: header_id.or(last_event_id),
+    })
+}
+
+pub(crate) fn is_form(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+/// When the connection must close: at the token's expiry, and no later than
+/// the maximum lifetime.
+fn close_at(expires_at: Option<SystemTime>, max_lifetime: Option<Duration>) -> Instant {
+    let now = Instant::now();
+    let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
+    let by_token = expires_at.map(|exp| {
+        now + exp
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    });
+    let by_lifetime = max_lifetime.map(|d| now + d);
+    [by_token, by_lifetime]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
+}
+
+/// Writes a subscription to the wire: entries, keep-alives, and the close.
+struct EventStream {
+    subscription: Subscription,
+    heartbeat: Duration,
+    idle: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    shutdown: CancellationToken,
+    opened: bool,
+    _admission: Admission,
+}
+
+impl EventStream {
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            if !s.opened {
+                // A first comment flushes the headers through buffering proxies
+                // and lets clients see the stream is open.
+                s.opened = true;
+                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
+            }
+            tokio::select! {
+                biased;
+                () = s.shutdown.cancelled() => None,
+                () = &mut s.deadline => None,
+                next = s.subscription.next() => match next {
+                    Ok(Some(entry)) => {
+                        s.idle.as_mut().reset(Instant::now() + s.heartbeat);
+                        Some((Ok(entry.frame().clone()), s))
+                    }
+                    Ok(None) => {
+                        if s.subscription.was_too_slow() {
+                            tracing::info!(subscriber = s.subscription.subscriber_id(), "disconnected a subscriber that could not keep up");
+                        }
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "replay failed; closing the subscription");
+                        None
+                    }
+                },
+                () = &mut s.idle => {
+                    s.idle.as_mut().reset(Instant::now() + s.heartbeat);
+                    Some((Ok(Bytes::from_static(KEEP_ALIVE)), s))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! `herald serve`: runs the hub.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_server::config::IssuerConfig;
+use herald_server::{Config, serve};
+use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
+use herald_token::{MintRequest, SigningKey, mint};
+use url::Url;
+
+use crate::error::CliError;
+
+/// The issuer of development tokens.
+const DEV_ISSUER: &str = "herald-dev";
+
+/// Arguments of `herald serve`. Values come from the configuration file, then
+/// `HERALD_*` environment variables, then flags, each overriding the last.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file (TOML); see docs/configuration.md.
+    #[arg(long, short, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Development mode: generates a token secret and prints ready-made
+    /// publisher and subscriber tokens with copy-paste curl lines.
+    #[arg(long)]
+    dev: bool,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HERALD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Public URL of the hub, also its token audience.
+    #[arg(long, env = "HERALD_HUB_URL")]
+    hub_url: Option<Url>,
+    /// An origin allowed to make credentialed cross-origin requests (repeatable).
+    #[arg(
+        long = "cors-origin",
+        env = "HERALD_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// In development mode, the HS256 secret to use instead of a random one
+    /// (so tokens stay valid across restarts).
+    #[arg(long, env = "HERALD_DEV_SECRET", requires = "dev")]
+    dev_secret: Option<String>,
+}
+
+/// Runs `herald serve`.
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(url) = args.hub_url {
+        config.hub_url = Some(url);
+    }
+    if !args.cors_origins.is_empty() {
+        config.cors.origins = args.cors_origins;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
+    config.listen = listener
+        .local_addr()
+        .map_err(|e| CliError::Runtime(format!("cannot read the listening address: {e}")))?;
+
+    let dev_secret = if args.dev {
+        let secret = args
+            .dev_secret
+            .unwrap_or_else(herald_token::keys::generate_hs256_secret);
+        config.auth.issuers.push(IssuerConfig {
+            id: DEV_ISSUER.into(),
+            hs256_secrets: vec![secret.clone()],
+            ..IssuerConfig::default()
+        });
+        Some(secret)
+    } else {
+        None
+    };
+
+    let (herald, verifier) = config.build().map_err(|e| CliError::Usage(e.to_string()))?;
+    let _jwks = verifier.as_ref().map(|v| v.spawn_jwks_refresh());
+    let hub_url = herald.hub().url().clone();
+    println!("herald listening on {} (hub URL {hub_url})", config.listen);
+    match dev_secret {
+        Some(secret) => print_dev_banner(&hub_url, &secret)?,
+        None if verifier.is_none() => tracing::warn!(
+            "no token issuer is configured: nobody can publish; add [[auth.issuers]] to the configuration or run with --dev"
+        ),
+        None => {}
+    }
+    let router = herald.router();
+    serve(listener, &herald, router, shutdown_signal())
+        .await
+        .map_err(|e| CliError::Runtime(format!("the server failed: {e}")))
+}
+
+fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {
+    let key = SigningKey::hs256(secret.as_bytes()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let token = |action: Action, subject: &str| {
+        let request = MintRequest::new(DEV_ISSUER, hub_url.as_str())
+            .with_subject(subject)
+            .with_ttl(Duration::from_secs(24 * 3600))
+            .with_detail(AuthorizationDetail::new(
+                vec![action],
+                vec![TopicMatcher::exact("*")],
+            ));
+        mint(&request, &key)
+            .map_err(|e| CliError::Runtime(format!("cannot mint a development token: {e}")))
+    };
+    let publisher = token(Action::Publish, "dev-publisher")?;
+    let subscriber = token(Action::Subscribe, "dev-subscriber")?;
+    println!(
+        "\nDevelopment mode: do not expose this hub. Tokens are valid for 24 hours.\n\
+         \n  token secret (HS256, issuer \"{DEV_ISSUER}\"): {secret}\
+         \n  publisher token:  {publisher}\
+         \n  subscriber token: {subscriber}\n\
+         \nSubscribe to every topic, private updates included:\
+         \n  curl -N -H 'Authorization: Bearer {subscriber}' '{hub_url}?match=*'\n\
+         \nPublish an update:\
+         \n  curl -H 'Authorization: Bearer {publisher}' -d 'topic=https://example.com/books/1' -d 'data={{\"title\":\"Dune\"}}' {hub_url}\n"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
