@@ -1,0 +1,38 @@
+use std::path::PathBuf;
+
+/// Why the durable log cannot be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory or a file in it could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        reason: String,
+    },
+    /// The data directory was written by an incompatible version of herald.
+    #[error("{path}: {reason}")]
+    Incompatible {
+        /// The version marker file.
+        path: PathBuf,
+        /// What was found and what was expected.
+        reason: String,
+    },
+    /// The store file is damaged.
+    #[error("{path} is damaged: {reason}")]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The embedded database failed.
+    #[error("{path}: the database failed: {reason}")]
+    Database {
+        /// The store file.
+        path: PathBuf,
+        /// The database's error.
+        reason: String,
+    },
+}

@@ -1,0 +1,200 @@
+//! The stored form of an entry: a versioned, length-prefixed binary record.
+//!
+//! Decoding checks every length and every string, so a damaged record is
+//! reported with what is wrong instead of being served or causing a panic.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use herald_hub::{Entry, EntryParts, Position};
+
+/// The record format this build writes and reads.
+pub const RECORD_VERSION: u8 = 1;
+
+const PRIVATE: u8 = 1;
+const HAS_TYPE: u8 = 2;
+
+/// Encodes an entry's stored fields (its position is the key, not part of the record).
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    let frame = entry.frame();
+    let mut out = Vec::with_capacity(frame.len() + entry.id().len() + 64);
+    out.push(RECORD_VERSION);
+    let micros = entry
+        .published_at()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    out.extend_from_slice(&micros.to_le_bytes());
+    let mut flags = 0;
+    if entry.is_private() {
+        flags |= PRIVATE;
+    }
+    if entry.event_type().is_some() {
+        flags |= HAS_TYPE;
+    }
+    out.push(flags);
+    put_bytes(&mut out, entry.id().as_bytes());
+    if let Some(event_type) = entry.event_type() {
+        put_bytes(&mut out, event_type.as_bytes());
+    }
+    put_u32(&mut out, entry.topics().len());
+    for topic in entry.topics() {
+        put_bytes(&mut out, topic.as_bytes());
+    }
+    put_bytes(&mut out, frame);
+    out
+}
+
+/// Decodes a record stored at `position`; the error says what is damaged.
+pub fn decode(position: Position, record: &[u8]) -> Result<Entry, String> {
+    let mut reader = Reader { rest: record };
+    let version = reader.u8("format version")?;
+    if version != RECORD_VERSION {
+        return Err(format!("unknown record format version {version}"));
+    }
+    let micros = u64::from_le_bytes(reader.array("timestamp")?);
+    let flags = reader.u8("flags")?;
+    if flags & !(PRIVATE | HAS_TYPE) != 0 {
+        return Err(format!("unknown flags {flags:#04x}"));
+    }
+    let id = reader.string("id")?;
+    let event_type = if flags & HAS_TYPE != 0 {
+        Some(reader.string("event type")?)
+    } else {
+        None
+    };
+    let count = reader.u32("topic count")?;
+    let mut topics = Vec::with_capacity(count.min(1024) as usize);
+    for _ in 0..count {
+        topics.push(reader.string("topic")?);
+    }
+    let frame = reader.bytes("frame")?.to_vec();
+    if !reader.rest.is_empty() {
+        return Err(format!("{} unexpected trailing bytes", reader.rest.len()));
+    }
+    Ok(Entry::from_parts(EntryParts {
+        position,
+        id,
+        topics: topics.into_boxed_slice(),
+        private: flags & PRIVATE != 0,
+        event_type,
+        published_at: UNIX_EPOCH + Duration::from_micros(micros),
+        frame: Bytes::from(frame),
+    }))
+}
+
+/// Reads only the publication time, for age-based retention.
+pub fn published_at(record: &[u8]) -> Option<SystemTime> {
+    let bytes: [u8; 8] = record.get(1..9)?.try_into().ok()?;
+    Some(UNIX_EPOCH + Duration::from_micros(u64::from_le_bytes(bytes)))
+}
+
+/// Reads only the id, to clean the id index when a record is discarded.
+pub fn id(record: &[u8]) -> Option<String> {
+    let mut reader = Reader {
+        rest: record.get(10..)?,
+    };
+    reader.string("id").ok().map(String::from)
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if self.rest.len() < n {
+            return Err(format!(
+                "truncated {what}: needs {n} bytes, {} left",
+                self.rest.len()
+            ));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let bytes = self.take(N, what)?;
+        bytes.try_into().map_err(|_| format!("truncated {what}"))
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<&'a [u8], String> {
+        let len = self.u32(what)? as usize;
+        self.take(len, what)
+    }
+
+    fn string(&mut self, what: &str) -> Result<Box<str>, String> {
+        let bytes = self.bytes(what)?;
+        std::str::from_utf8(bytes)
+            .map(Box::from)
+            .map_err(|_| format!("the {what} is not valid UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_hub::Update;
+
+    fn entry() -> Entry {
+        Entry::encode(
+            Update::new("https://example.com/a", "x\ny")
+                .with_topic("urn:b")
+                .with_event_type("t")
+                .private(),
+            "urn:uuid:1".into(),
+            UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+        )
+        .unwrap()
+        .at_position(7)
+    }
+
+    #[test]
+    fn a_record_decodes_to_the_same_entry() {
+        let original = entry();
+        let record = encode(&original);
+        assert_eq!(decode(7, &record).unwrap(), original);
+        assert_eq!(published_at(&record), Some(original.published_at()));
+        assert_eq!(id(&record).as_deref(), Some("urn:uuid:1"));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_never_a_panic() {
+        let record = encode(&entry());
+        for len in 0..record.len() {
+            assert!(decode(7, &record[..len]).is_err(), "truncated to {len} bytes");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_problem() {
+        assert_eq!(
+            decode(1, &[9, 0, 0]).unwrap_err(),
+            "unknown record format version 9"
+        );
+        let mut record = encode(&entry());
+        record.push(0);
+        assert_eq!(decode(7, &record).unwrap_err(), "1 unexpected trailing bytes");
+        let mut bad_utf8 = encode(&entry());
+        bad_utf8[14] = 0xFF; // first byte of the id
+        assert_eq!(decode(7, &bad_utf8).unwrap_err(), "the id is not valid UTF-8");
+    }
+}
