@@ -37,7 +37,8 @@ impl EventSourceBuilder {
 
     /// Adds a request header, sent on every connection. A header named like one
     /// the event source sets itself (`Accept`, `Cache-Control`) replaces it;
-    /// several headers with one name are all sent.
+    /// several headers with one name are all sent. A `Last-Event-ID` given
+    /// here is sent until the stream itself sets a last event ID.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self

@@ -202,16 +202,20 @@ impl Driver {
 
     async fn open(&mut self) -> Result<Item, Error> {
         let request = &self.request;
-        let mut builder = self
-            .client
-            .request(request.method.clone(), request.url.clone())
-            .headers(request.headers.clone());
+        let mut headers = request.headers.clone();
         if !self.last_event_id.is_empty() {
+            // Replaces a `Last-Event-ID` given to the builder: the stream's is newer.
             match HeaderValue::from_bytes(self.last_event_id.as_bytes()) {
-                Ok(value) => builder = builder.header(LAST_EVENT_ID, value),
+                Ok(value) => {
+                    headers.insert(LAST_EVENT_ID, value);
+                }
                 Err(_) => tracing::warn!("last event ID cannot be sent in a header; omitted"),
             }
         }
+        let mut builder = self
+            .client
+            .request(request.method.clone(), request.url.clone())
+            .headers(headers);
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }

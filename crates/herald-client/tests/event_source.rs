@@ -154,6 +154,7 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
 async fn an_oversized_event_drops_the_connection_and_reconnects() {
     let server = Server::start().await;
     let mut source = EventSource::builder(url(&server))
+        .header("Last-Event-ID", "from-the-builder")
         .max_event_size(16)
         .backoff(fast())
         .build()
@@ -166,6 +167,10 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
         items
     });
     let mut first = server.accept().await;
+    assert_eq!(
+        first.request.header("last-event-id"),
+        Some("from-the-builder")
+    );
     first.open_stream("").await;
     first
         .write(b"id: a\ndata: ok\n\ndata: 0123456789abcdefghij\n\n")
