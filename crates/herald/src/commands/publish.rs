@@ -1,12 +1,100 @@
-//! `herald publish` (to be written).
+//! `herald publish`: publishes one update to a Mercure hub and prints its id.
 
+use std::io::Read;
+use std::path::PathBuf;
+
+use herald_client::{PublishError, Publisher, Update};
+
+use crate::commands::subscribe::{parse_url, root_cause};
 use crate::error::CliError;
 
 /// Arguments of `herald publish`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The hub's publish URL (usually ending in `/.well-known/mercure`).
+    #[arg(long, value_name = "URL")]
+    hub: String,
+    /// A topic of the update: the first is canonical, the others alternates.
+    #[arg(long = "topic", value_name = "TOPIC", required = true)]
+    topics: Vec<String>,
+    /// The data of the update (default: read from --data-file, else stdin).
+    #[arg(long, value_name = "DATA", conflicts_with = "data_file")]
+    data: Option<String>,
+    /// A file holding the data of the update.
+    #[arg(long, value_name = "FILE")]
+    data_file: Option<PathBuf>,
+    /// The event id (the hub assigns one when absent).
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    /// The SSE event type.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: Option<String>,
+    /// The reconnection time subscribers should use, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    retry: Option<String>,
+    /// Send the update only to subscribers authorized for its topics.
+    #[arg(long)]
+    private: bool,
+    /// A JWT with publish rights, sent as `Authorization: Bearer <JWT>`.
+    #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
 
 /// Runs `herald publish`.
-pub async fn run(_args: Args) -> Result<(), CliError> {
-    Err(CliError::Runtime("not implemented yet".into()))
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let hub = parse_url(&args.hub, "--hub")?;
+    let retry = args
+        .retry
+        .as_deref()
+        .map(|value| {
+            value.parse::<u64>().map_err(|_| {
+                CliError::Usage(format!(
+                    "invalid --retry '{value}': expected a number of milliseconds"
+                ))
+            })
+        })
+        .transpose()?;
+    let data = match (args.data, &args.data_file) {
+        (Some(data), _) => data,
+        (None, Some(path)) => tokio::fs::read_to_string(path).await.map_err(|error| {
+            CliError::Runtime(format!("cannot read {}: {error}", path.display()))
+        })?,
+        (None, None) => {
+            let read = tokio::task::spawn_blocking(|| {
+                let mut data = String::new();
+                std::io::stdin().read_to_string(&mut data).map(|_| data)
+            });
+            read.await
+                .map_err(|error| CliError::Runtime(format!("cannot read stdin: {error}")))?
+                .map_err(|error| CliError::Runtime(format!("cannot read stdin: {error}")))?
+        }
+    };
+    let update = Update {
+        topics: args.topics,
+        data,
+        id: args.id,
+        event_type: args.event_type,
+        retry,
+        private: args.private,
+    };
+    let mut publisher = Publisher::new(hub.clone());
+    if let Some(token) = args.token {
+        publisher = publisher.with_token(token);
+    }
+    let id = publisher
+        .publish(&update)
+        .await
+        .map_err(|error| match &error {
+            PublishError::Request(source) => CliError::Runtime(format!(
+                "cannot reach the hub at {hub}: {}",
+                root_cause(source)
+            )),
+            PublishError::InvalidToken => CliError::Usage(format!("invalid --token: {error}")),
+            PublishError::NoTopic | PublishError::UnsupportedScheme(_) => {
+                CliError::Usage(error.to_string())
+            }
+            _ => CliError::Runtime(error.to_string()),
+        })?;
+    println!("{id}");
+    Ok(())
 }

@@ -1,12 +1,224 @@
-//! `herald subscribe` (to be written).
+//! `herald subscribe`: follows an SSE URL like a browser's EventSource and
+//! prints each event.
+
+use std::io::{self, Write};
+
+use futures_util::StreamExt;
+use herald_client::{Error, EventSource, Item, MessageEvent};
+use url::Url;
 
 use crate::error::CliError;
 
 /// Arguments of `herald subscribe`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(group(clap::ArgGroup::new("source").required(true).args(["url", "hub"])))]
+pub struct Args {
+    /// The event-stream URL to follow (or use --hub).
+    url: Option<String>,
+    /// A Mercure hub URL; the subscription URL adds --match and --match-urlpattern
+    /// as query parameters.
+    #[arg(long, value_name = "URL")]
+    hub: Option<String>,
+    /// A topic to receive, matched exactly (Mercure `match`); repeatable.
+    #[arg(long = "match", value_name = "TOPIC", requires = "hub")]
+    matches: Vec<String>,
+    /// A URL pattern of topics to receive (Mercure `match_urlpattern`); repeatable.
+    #[arg(long = "match-urlpattern", value_name = "PATTERN", requires = "hub")]
+    match_urlpatterns: Vec<String>,
+    /// A JWT sent as `Authorization: Bearer <JWT>`.
+    #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A request header, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Resume after this event id (sent as `Last-Event-ID` on the first request).
+    #[arg(long, value_name = "ID")]
+    last_event_id: Option<String>,
+    /// How to print events: pretty, json (one object per line) or raw (data only).
+    #[arg(long, value_name = "FORMAT", default_value = "pretty")]
+    format: String,
+}
+
+/// How events are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// `[type] id=ID`, then the data, then a blank line.
+    Pretty,
+    /// `{"type":…,"data":…,"id":…}` on one line.
+    Json,
+    /// The data alone, then a line break.
+    Raw,
+}
+
+impl std::str::FromStr for Format {
+    type Err = CliError;
+
+    fn from_str(value: &str) -> Result<Self, CliError> {
+        match value {
+            "pretty" => Ok(Format::Pretty),
+            "json" => Ok(Format::Json),
+            "raw" => Ok(Format::Raw),
+            other => Err(CliError::Usage(format!(
+                "invalid --format '{other}': expected pretty, json or raw"
+            ))),
+        }
+    }
+}
+
+/// The JSON line of `--format json`; the field order is the output's.
+#[derive(serde::Serialize)]
+struct JsonEvent<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    data: &'a str,
+    id: &'a str,
+}
 
 /// Runs `herald subscribe`.
-pub async fn run(_args: Args) -> Result<(), CliError> {
-    Err(CliError::Runtime("not implemented yet".into()))
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let format: Format = args.format.parse()?;
+    let url = subscription_url(&args)?;
+    let mut builder = EventSource::builder(url.clone());
+    if let Some(token) = &args.token {
+        builder = builder.header("Authorization", format!("Bearer {token}"));
+    }
+    for header in &args.headers {
+        let (name, value) = parse_header(header)?;
+        builder = builder.header(name, value);
+    }
+    if let Some(id) = &args.last_event_id {
+        builder = builder.last_event_id(id);
+    }
+    let mut source = builder.build().map_err(|error| match error {
+        Error::Client(_) => CliError::Runtime(describe(&error)),
+        _ => CliError::Usage(describe(&error)),
+    })?;
+
+    let mut opened = false;
+    while let Some(item) = source.next().await {
+        match item {
+            Ok(Item::Open { .. }) => opened = true,
+            Ok(Item::Event(event)) => match print_event(format, &event) {
+                Ok(()) => {}
+                // The reader went away (`herald subscribe … | head`): done.
+                Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(error) => {
+                    return Err(CliError::Runtime(format!(
+                        "cannot write to stdout: {error}"
+                    )));
+                }
+            },
+            // The server asked us to stop.
+            Err(Error::NoContent) => return Ok(()),
+            Err(error) if error.is_fatal() || !opened => {
+                return Err(CliError::Runtime(describe_for(&url, &error)));
+            }
+            Err(error) => eprintln!("herald: {}; reconnecting", describe_for(&url, &error)),
+        }
+    }
+    Ok(())
+}
+
+/// The URL to follow: the positional one, or the hub's with the Mercure query.
+fn subscription_url(args: &Args) -> Result<Url, CliError> {
+    let Some(hub) = &args.hub else {
+        return parse_url(args.url.as_deref().unwrap_or_default(), "URL");
+    };
+    if args.matches.is_empty() && args.match_urlpatterns.is_empty() {
+        return Err(CliError::Usage(
+            "--hub needs at least one --match or --match-urlpattern".into(),
+        ));
+    }
+    let mut url = parse_url(hub, "--hub")?;
+    {
+        let mut query = url.query_pairs_mut();
+        for topic in &args.matches {
+            query.append_pair("match", topic);
+        }
+        for pattern in &args.match_urlpatterns {
+            query.append_pair("match_urlpattern", pattern);
+        }
+    }
+    Ok(url)
+}
+
+/// Parses an http or https URL given as `what` on the command line.
+pub(crate) fn parse_url(value: &str, what: &str) -> Result<Url, CliError> {
+    let url = Url::parse(value)
+        .map_err(|error| CliError::Usage(format!("invalid {what} '{value}': {error}")))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        scheme => Err(CliError::Usage(format!(
+            "invalid {what} '{value}': the scheme is {scheme}, not http or https"
+        ))),
+    }
+}
+
+/// Splits and checks `Name: value`.
+fn parse_header(header: &str) -> Result<(&str, &str), CliError> {
+    let invalid = |why: &str| CliError::Usage(format!("invalid --header '{header}': {why}"));
+    let (name, value) = header
+        .split_once(':')
+        .ok_or_else(|| invalid("expected 'Name: value'"))?;
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() {
+        return Err(invalid("expected 'Name: value'"));
+    }
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| invalid("the name is not a valid HTTP header name"))?;
+    http::HeaderValue::from_bytes(value.as_bytes())
+        .map_err(|_| invalid("the value contains a control character"))?;
+    Ok((name, value))
+}
+
+fn print_event(format: Format, event: &MessageEvent) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            let line = serde_json::to_string(&JsonEvent {
+                event_type: &event.event_type,
+                data: &event.data,
+                id: &event.last_event_id,
+            })
+            .map_err(io::Error::other)?;
+            writeln!(out, "{line}")?;
+        }
+        Format::Raw => writeln!(out, "{}", event.data)?,
+        Format::Pretty => {
+            if event.last_event_id.is_empty() {
+                writeln!(out, "[{}]", event.event_type)?;
+            } else {
+                writeln!(out, "[{}] id={}", event.event_type, event.last_event_id)?;
+            }
+            writeln!(out, "{}\n", event.data)?;
+        }
+    }
+    out.flush()
+}
+
+/// One line for an event-source error, with a URL where it helps.
+fn describe_for(url: &Url, error: &Error) -> String {
+    match error {
+        Error::Connect(source) => format!("cannot connect to {url}: {}", root_cause(source)),
+        Error::Status { .. } | Error::ContentType { .. } => format!("{url}: {error}"),
+        _ => describe(error),
+    }
+}
+
+/// The error, then its innermost cause if it has one: one line.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    match error.source() {
+        Some(source) => format!("{error}: {}", root_cause(source)),
+        None => error.to_string(),
+    }
+}
+
+/// The innermost cause of an error, which names the actual problem
+/// (`Connection refused`, `failed to lookup address information`).
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string().replace('\n', " ")
 }

@@ -1,0 +1,110 @@
+//! The errors of the event source and of the publisher.
+
+use http::{HeaderMap, StatusCode};
+
+/// What an [`EventSource`](crate::EventSource) can report.
+///
+/// [`Error::is_fatal`] tells the two kinds apart: after a fatal error the
+/// stream ends (the server said stop, or the request cannot be made); after
+/// any other error the event source reconnects on its own, as a browser does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A header given to the builder is not a valid HTTP header. Fatal, from `build`.
+    #[error("invalid request header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The URL's scheme is neither `http` nor `https`. Fatal, from `build`.
+    #[error("unsupported URL scheme {0:?} (expected http or https)")]
+    UnsupportedScheme(String),
+    /// The HTTP client could not be created (TLS setup). Fatal, from `build`.
+    #[error("cannot create the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The request cannot be built or sent in a way that retrying would fix. Fatal.
+    #[error("invalid request")]
+    Request(#[source] reqwest::Error),
+    /// The connection could not be made or the request got no answer
+    /// (refused, DNS failure, timeout). The event source retries.
+    #[error("cannot connect")]
+    Connect(#[source] reqwest::Error),
+    /// The connection broke while the stream was being read. The event source retries.
+    #[error("connection lost")]
+    Disconnected(#[source] reqwest::Error),
+    /// The stream sent an event (or line) larger than the configured maximum;
+    /// the connection was dropped. The event source retries.
+    #[error("event stream refused")]
+    Parse(#[source] herald_sse::Error),
+    /// The server answered 204 No Content: it asks the client to stop. Fatal.
+    #[error("the server answered 204 No Content (it asks the client not to reconnect)")]
+    NoContent,
+    /// The server answered a status other than 2xx. Fatal.
+    #[error("the server answered {status}")]
+    Status {
+        /// The status of the answer.
+        status: StatusCode,
+        /// The headers of the answer (for instance a `WWW-Authenticate` challenge).
+        headers: Box<HeaderMap>,
+    },
+    /// The server answered with a content type other than `text/event-stream`. Fatal.
+    #[error(
+        "the server answered with content type {}, not text/event-stream",
+        content_type.as_deref().unwrap_or("(none)")
+    )]
+    ContentType {
+        /// The `Content-Type` of the answer, if it had one (and it was text).
+        content_type: Option<String>,
+    },
+}
+
+impl Error {
+    /// True when the event source has stopped for good after this error.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::Connect(_) | Error::Disconnected(_) | Error::Parse(_)
+        )
+    }
+}
+
+/// What can go wrong when publishing an [`Update`](crate::Update).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The update has no topic; a hub requires at least one.
+    #[error("an update needs at least one topic")]
+    NoTopic,
+    /// The token cannot be sent in an `Authorization` header.
+    #[error("the token contains characters that cannot be sent in a header")]
+    InvalidToken,
+    /// The URL's scheme is neither `http` nor `https`.
+    #[error("unsupported URL scheme {0:?} (expected http or https)")]
+    UnsupportedScheme(String),
+    /// The HTTP client could not be created (TLS setup).
+    #[error("cannot create the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The request failed: the hub could not be reached, or did not answer in time.
+    #[error("cannot reach the hub")]
+    Request(#[source] reqwest::Error),
+    /// The hub answered a status other than 200.
+    #[error("the hub answered {status}{}", colon_then(problem))]
+    Rejected {
+        /// The status of the answer.
+        status: StatusCode,
+        /// The problem as the hub described it: `title: detail` from an RFC 9457
+        /// `application/problem+json` document, else the body text (possibly empty).
+        problem: String,
+    },
+}
+
+/// `": text"`, or nothing for an empty text.
+fn colon_then(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}

@@ -1,0 +1,283 @@
+//! [`EventSource`]: the reconnecting stream, and the connection loop behind it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use herald_sse::{MessageEvent, Parser};
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use url::Url;
+
+use crate::{Backoff, Error, EventSourceBuilder};
+
+/// The name of the request header carrying the last event ID.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// What an [`EventSource`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A connection was established (a 2xx `text/event-stream` answer); sent on
+    /// every reconnection. The headers carry, for instance, a Mercure hub's
+    /// `Mercure-Last-Event-ID`.
+    Open {
+        /// The status of the answer.
+        status: StatusCode,
+        /// The headers of the answer.
+        headers: HeaderMap,
+    },
+    /// A dispatched event.
+    Event(MessageEvent),
+}
+
+/// A reconnecting event stream, behaving like a browser's `EventSource`.
+///
+/// Poll it as a [`Stream`] of `Result<Item, Error>`. Each connection sends
+/// `Accept: text/event-stream`, `Cache-Control: no-cache`, the builder's
+/// headers and body, and `Last-Event-ID` when a last event ID is known. A
+/// connection that ends (cleanly or not) or sends an oversized event is
+/// followed by a reconnection after the [`Backoff`] delay; an incomplete
+/// final event is dropped. Errors after which the source reconnects are
+/// yielded too (see [`Error::is_fatal`]); after a fatal one the stream ends.
+/// Dropping the stream closes the connection.
+pub struct EventSource {
+    inner: BoxStream<'static, Result<Item, Error>>,
+}
+
+impl std::fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSource").finish_non_exhaustive()
+    }
+}
+
+impl EventSource {
+    /// Starts configuring an event source for `url`.
+    pub fn builder(url: Url) -> EventSourceBuilder {
+        EventSourceBuilder::new(url)
+    }
+
+    pub(crate) fn start(
+        client: reqwest::Client,
+        request: RequestTemplate,
+        last_event_id: String,
+        backoff: Backoff,
+        max_event_size: usize,
+    ) -> Self {
+        let driver = Driver {
+            client,
+            request,
+            backoff,
+            max_event_size,
+            last_event_id,
+            retry: None,
+            failures: 0,
+            wait_before_connecting: false,
+            connection: None,
+            done: false,
+        };
+        let inner = futures_util::stream::unfold(driver, |mut driver| async move {
+            let item = driver.next_item().await?;
+            Some((item, driver))
+        });
+        Self {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl Stream for EventSource {
+    type Item = Result<Item, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The parts of the request that every connection repeats.
+#[derive(Debug)]
+pub(crate) struct RequestTemplate {
+    pub(crate) url: Url,
+    pub(crate) method: Method,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
+}
+
+/// One open connection: the response body and the parser reading it.
+struct Connection {
+    response: reqwest::Response,
+    parser: Parser,
+}
+
+/// The state carried from one item to the next.
+struct Driver {
+    client: reqwest::Client,
+    request: RequestTemplate,
+    backoff: Backoff,
+    max_event_size: usize,
+    /// The event source's last event ID, sent as `Last-Event-ID`.
+    last_event_id: String,
+    /// The server's latest valid `retry`, kept across connections.
+    retry: Option<Duration>,
+    /// Consecutive connection attempts that failed since the last open.
+    failures: u32,
+    wait_before_connecting: bool,
+    connection: Option<Connection>,
+    done: bool,
+}
+
+impl Driver {
+    async fn next_item(&mut self) -> Option<Result<Item, Error>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(connection) = &mut self.connection else {
+                return Some(self.connect().await);
+            };
+            let parsed = connection.parser.next_event();
+            if let Some(millis) = connection.parser.retry() {
+                self.retry = Some(Duration::from_millis(millis));
+            }
+            match parsed {
+                Ok(Some(event)) => return Some(Ok(Item::Event(event))),
+                Ok(None) => {}
+                Err(error) => {
+                    self.close_connection();
+                    return Some(Err(Error::Parse(error)));
+                }
+            }
+            match connection.response.chunk().await {
+                Ok(Some(chunk)) => connection.parser.feed(&chunk),
+                Ok(None) => {
+                    tracing::debug!("event stream ended; reconnecting");
+                    self.close_connection();
+                }
+                Err(error) => {
+                    self.close_connection();
+                    return Some(Err(Error::Disconnected(error)));
+                }
+            }
+        }
+    }
+
+    /// Drops the connection (and any unfinished event), keeping the last event ID.
+    fn close_connection(&mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            connection.parser.finish();
+            self.last_event_id = connection.parser.last_event_id().to_owned();
+        }
+        self.wait_before_connecting = true;
+    }
+
+    /// Waits as the backoff says, then makes one connection attempt.
+    async fn connect(&mut self) -> Result<Item, Error> {
+        if self.wait_before_connecting {
+            let wait = self.backoff.random_wait(self.retry, self.failures);
+            tracing::debug!(
+                ?wait,
+                failures = self.failures,
+                "waiting before reconnecting"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        self.wait_before_connecting = true;
+        match self.open().await {
+            Ok(item) => {
+                self.failures = 0;
+                Ok(item)
+            }
+            Err(error) => {
+                if error.is_fatal() {
+                    self.done = true;
+                } else {
+                    self.failures = self.failures.saturating_add(1);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn open(&mut self) -> Result<Item, Error> {
+        let request = &self.request;
+        let mut headers = request.headers.clone();
+        if !self.last_event_id.is_empty() {
+            // Replaces a `Last-Event-ID` given to the builder: the stream's is newer.
+            match HeaderValue::from_bytes(self.last_event_id.as_bytes()) {
+                Ok(value) => {
+                    headers.insert(LAST_EVENT_ID, value);
+                }
+                Err(_) => tracing::warn!("last event ID cannot be sent in a header; omitted"),
+            }
+        }
+        let mut builder = self
+            .client
+            .request(request.method.clone(), request.url.clone())
+            .headers(headers);
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let response = builder.send().await.map_err(|error| {
+            if error.is_builder() {
+                Error::Request(error)
+            } else {
+                Error::Connect(error)
+            }
+        })?;
+        check_response(&response)?;
+        let item = Item::Open {
+            status: response.status(),
+            headers: response.headers().clone(),
+        };
+        let parser = Parser::with_max_event_size(self.max_event_size)
+            .with_last_event_id(self.last_event_id.clone());
+        self.connection = Some(Connection { response, parser });
+        Ok(item)
+    }
+}
+
+/// Fails the connection as a browser does: 204 and non-2xx statuses, then any
+/// content type but `text/event-stream` (parameters such as `charset` allowed).
+fn check_response(response: &reqwest::Response) -> Result<(), Error> {
+    let status = response.status();
+    if status == StatusCode::NO_CONTENT {
+        return Err(Error::NoContent);
+    }
+    if !status.is_success() {
+        return Err(Error::Status {
+            status,
+            headers: Box::new(response.headers().clone()),
+        });
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    match &content_type {
+        Some(value) if is_event_stream(value) => Ok(()),
+        _ => Err(Error::ContentType { content_type }),
+    }
+}
+
+/// Whether a `Content-Type` value names the event-stream media type.
+fn is_event_stream(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(herald_sse::CONTENT_TYPE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_event_stream;
+
+    #[test]
+    fn the_media_type_is_compared_without_parameters_or_case() {
+        assert!(is_event_stream("text/event-stream"));
+        assert!(is_event_stream("Text/Event-Stream; charset=utf-8"));
+        assert!(is_event_stream(" text/event-stream ;"));
+        assert!(!is_event_stream("text/plain"));
+        assert!(!is_event_stream("text/event-streams"));
+        assert!(!is_event_stream(""));
+    }
+}

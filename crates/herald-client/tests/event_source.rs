@@ -1,0 +1,307 @@
+//! The event source against a hand-written server: what it sends, what it yields,
+//! when it reconnects and when it stops.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use herald_client::{Backoff, Error, EventSource, Item, MessageEvent, Method, StatusCode, Url};
+use support::{Server, WAIT};
+
+/// A fast policy so that reconnection tests do not wait seconds.
+fn fast() -> Backoff {
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+async fn next(source: &mut EventSource) -> Result<Item, Error> {
+    tokio::time::timeout(WAIT, source.next())
+        .await
+        .expect("no item within the timeout")
+        .expect("the stream ended")
+}
+
+async fn next_event(source: &mut EventSource) -> MessageEvent {
+    match next(source).await {
+        Ok(Item::Event(event)) => event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+async fn assert_ended(source: &mut EventSource) {
+    let end = tokio::time::timeout(WAIT, source.next()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "expected the end of the stream, got {end:?}"
+    );
+}
+
+fn url(server: &Server) -> Url {
+    Url::parse(&server.url("/events?topic=a")).expect("test URL")
+}
+
+fn message(data: &str, id: &str) -> MessageEvent {
+    MessageEvent {
+        event_type: "message".into(),
+        data: data.into(),
+        last_event_id: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn sends_the_eventsource_headers_and_yields_open_with_the_response_headers() {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .header("Authorization", "Bearer abc")
+        .header("X-Twice", "1")
+        .header("X-Twice", "2")
+        .last_event_id("resume-here")
+        .build()
+        .expect("valid configuration");
+    let open = tokio::spawn(async move {
+        let item = next(&mut source).await;
+        (item, source)
+    });
+    let mut conn = server.accept().await;
+    assert_eq!(conn.request.method, "GET");
+    assert_eq!(conn.request.target, "/events?topic=a");
+    assert_eq!(conn.request.header("accept"), Some("text/event-stream"));
+    assert_eq!(conn.request.header("cache-control"), Some("no-cache"));
+    assert_eq!(conn.request.header("last-event-id"), Some("resume-here"));
+    assert_eq!(conn.request.header("authorization"), Some("Bearer abc"));
+    assert_eq!(conn.request.header_values("x-twice"), ["1", "2"]);
+
+    conn.open_stream("Mercure-Last-Event-ID: urn:uuid:7\r\n")
+        .await;
+    let (item, mut source) = open.await.expect("task");
+    match item {
+        Ok(Item::Open { status, headers }) => {
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["mercure-last-event-id"], "urn:uuid:7");
+        }
+        other => panic!("expected Open, got {other:?}"),
+    }
+    conn.write(b"data: carried\n\nid: 8\ndata: new\n\n").await;
+    assert_eq!(
+        next_event(&mut source).await,
+        message("carried", "resume-here")
+    );
+    assert_eq!(next_event(&mut source).await, message("new", "8"));
+}
+
+#[tokio::test]
+async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same_request() {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .method(Method::from_bytes(b"QUERY").expect("a method name"))
+        .body("application/x-www-form-urlencoded", "match=a")
+        .backoff(fast())
+        .build()
+        .expect("valid configuration");
+    let reader = tokio::spawn(async move {
+        let mut items = Vec::new();
+        for _ in 0..5 {
+            items.push(next(&mut source).await.expect("no error"));
+        }
+        items
+    });
+
+    let mut first = server.accept().await;
+    assert_eq!(first.request.method, "QUERY");
+    assert_eq!(first.request.body, b"match=a");
+    assert_eq!(first.request.header("last-event-id"), None);
+    first.open_stream("").await;
+    first
+        .write(b"id: 1\ndata: one\n\nid: 2\ndata: unfinished")
+        .await;
+    first.close().await;
+
+    let mut second = server.accept().await;
+    assert_eq!(second.request.method, "QUERY");
+    assert_eq!(second.request.body, b"match=a");
+    assert_eq!(
+        second.request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(second.request.header("last-event-id"), Some("1"));
+    second.open_stream("").await;
+    second
+        .write(b"data: no id of its own\n\n:comment\nid: 3\ndata: three\n\n")
+        .await;
+
+    let items = tokio::time::timeout(WAIT, reader)
+        .await
+        .expect("items")
+        .expect("task");
+    let events: Vec<_> = items
+        .into_iter()
+        .filter_map(|item| match item {
+            Item::Event(event) => Some(event),
+            Item::Open { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            message("one", "1"),
+            message("no id of its own", "1"),
+            message("three", "3")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_event_drops_the_connection_and_reconnects() {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .header("Last-Event-ID", "from-the-builder")
+        .max_event_size(16)
+        .backoff(fast())
+        .build()
+        .expect("valid configuration");
+    let reader = tokio::spawn(async move {
+        let mut items = Vec::new();
+        for _ in 0..5 {
+            items.push(next(&mut source).await);
+        }
+        items
+    });
+    let mut first = server.accept().await;
+    assert_eq!(
+        first.request.header("last-event-id"),
+        Some("from-the-builder")
+    );
+    first.open_stream("").await;
+    first
+        .write(b"id: a\ndata: ok\n\ndata: 0123456789abcdefghij\n\n")
+        .await;
+    let mut second = server.accept().await;
+    assert_eq!(second.request.header("last-event-id"), Some("a"));
+    second.open_stream("").await;
+    second.write(b"data: ok again\n\n").await;
+
+    let items = tokio::time::timeout(WAIT, reader)
+        .await
+        .expect("items")
+        .expect("task");
+    assert!(matches!(items[0], Ok(Item::Open { .. })), "{:?}", items[0]);
+    assert_eq!(
+        items[1].as_ref().ok(),
+        Some(&Item::Event(message("ok", "a")))
+    );
+    match &items[2] {
+        Err(error @ Error::Parse(herald_sse::Error::EventTooLarge { limit: 16 })) => {
+            assert!(!error.is_fatal());
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    assert!(matches!(items[3], Ok(Item::Open { .. })), "{:?}", items[3]);
+    assert_eq!(
+        items[4].as_ref().ok(),
+        Some(&Item::Event(message("ok again", "a")))
+    );
+}
+
+/// Starts a source, answers its first request with `response`, returns the first item.
+async fn first_item_for(status: &str, content_type: &str) -> (Result<Item, Error>, EventSource) {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .backoff(fast())
+        .build()
+        .expect("valid configuration");
+    let reader = tokio::spawn(async move {
+        let item = next(&mut source).await;
+        (item, source)
+    });
+    server
+        .accept()
+        .await
+        .respond(status, content_type, "")
+        .await;
+    let result = reader.await.expect("task");
+    // A fatal answer must not be retried.
+    assert!(
+        server
+            .accept_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "reconnected"
+    );
+    result
+}
+
+#[tokio::test]
+async fn no_content_stops_for_good() {
+    let (item, mut source) = first_item_for("204 No Content", "text/event-stream").await;
+    let error = item.expect_err("204 is an error");
+    assert!(matches!(error, Error::NoContent), "{error:?}");
+    assert!(error.is_fatal());
+    assert_ended(&mut source).await;
+}
+
+#[tokio::test]
+async fn a_non_2xx_status_stops_for_good() {
+    let (item, mut source) = first_item_for("503 Service Unavailable", "text/event-stream").await;
+    match item {
+        Err(Error::Status { status, .. }) => assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE),
+        other => panic!("expected a status error, got {other:?}"),
+    }
+    assert_ended(&mut source).await;
+}
+
+#[tokio::test]
+async fn another_content_type_stops_for_good() {
+    let (item, mut source) = first_item_for("200 OK", "text/html; charset=utf-8").await;
+    match item {
+        Err(error @ Error::ContentType { .. }) => assert_eq!(
+            error.to_string(),
+            "the server answered with content type text/html; charset=utf-8, not text/event-stream"
+        ),
+        other => panic!("expected a content type error, got {other:?}"),
+    }
+    assert_ended(&mut source).await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    drop(listener);
+    let url = Url::parse(&format!("http://{address}/")).expect("url");
+    let mut source = EventSource::builder(url)
+        .backoff(fast())
+        .build()
+        .expect("valid");
+    for _ in 0..3 {
+        let error = next(&mut source).await.expect_err("nothing listens");
+        assert!(matches!(error, Error::Connect(_)), "{error:?}");
+        assert!(!error.is_fatal());
+    }
+}
+
+#[test]
+fn the_builder_refuses_bad_headers_and_schemes() {
+    let url = Url::parse("http://127.0.0.1/").expect("url");
+    let error = EventSource::builder(url.clone())
+        .header("Bad Name", "v")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidHeader { ref name, .. } if name == "Bad Name"),
+        "{error:?}"
+    );
+    let error = EventSource::builder(url)
+        .header("X", "a\nb")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::InvalidHeader { ref name, .. } if name == "X"),
+        "{error:?}"
+    );
+    let ftp = Url::parse("ftp://127.0.0.1/").expect("url");
+    let error = EventSource::builder(ftp).build().unwrap_err();
+    assert!(
+        matches!(error, Error::UnsupportedScheme(ref s) if s == "ftp"),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,371 @@
+//! `herald subscribe` against a hand-written server: what it prints, what it
+//! sends, when it reconnects and how it exits.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Server, run, spawn};
+
+/// An event stream that ends, then a 204 for the reconnection: herald exits 0
+/// and everything it printed can be compared at once. `retry: 0` keeps the
+/// reconnection immediate.
+async fn serve_then_stop(server: &Server, stream: &[u8]) -> Option<String> {
+    let mut conn = server.accept().await;
+    conn.open_stream().await;
+    conn.write(b"retry: 0\n\n").await;
+    conn.write(stream).await;
+    conn.close().await;
+    let next = server.accept().await;
+    let last_event_id = next.request.header("last-event-id").map(str::to_owned);
+    next.respond("204 No Content", "text/plain", "").await;
+    last_event_id
+}
+
+#[tokio::test]
+async fn a_stream_dripped_byte_by_byte_prints_every_event_exactly() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", "--format", "json", &url]);
+    let mut conn = server.accept().await;
+    conn.open_stream().await;
+    conn.drip(
+        b"\xEF\xBB\xBFretry: 0\r\n: a comment\r\nevent: greeting\r\nid: 1\r\ndata: h\xC3\xA9llo\r\ndata: second line\r\n\r\n\
+          data: no id of its own\r\rid: 2\ndata:x\n\n",
+    )
+    .await;
+    conn.close().await;
+    let next = server.accept().await;
+    assert_eq!(next.request.header("last-event-id"), Some("2"));
+    next.respond("204 No Content", "text/plain", "").await;
+
+    let output = herald.finish().await;
+    assert_eq!(output.stderr, "");
+    assert_eq!(output.code(), Some(0));
+    assert_eq!(
+        output.stdout,
+        "{\"type\":\"greeting\",\"data\":\"héllo\\nsecond line\",\"id\":\"1\"}\n\
+         {\"type\":\"message\",\"data\":\"no id of its own\",\"id\":\"1\"}\n\
+         {\"type\":\"message\",\"data\":\"x\",\"id\":\"2\"}\n"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_closed_mid_event_drops_it_and_resumes_from_the_last_complete_id() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", "--format", "raw", &url]);
+    let resumed_from = serve_then_stop(
+        &server,
+        b"id: 1\ndata: one\n\nid: 2\ndata: two\n\nid: 3\ndata: half of thr",
+    )
+    .await;
+    assert_eq!(resumed_from.as_deref(), Some("2"));
+    let output = herald.finish().await;
+    assert_eq!(
+        (output.code(), output.stdout.as_str()),
+        (Some(0), "one\ntwo\n")
+    );
+}
+
+#[tokio::test]
+async fn a_connection_broken_mid_event_reconnects_and_prints_only_complete_events() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", "--format", "raw", &url]);
+    let mut conn = server.accept().await;
+    conn.open_chunked_stream().await;
+    conn.chunk(b"retry: 0\nid: 7\ndata: seven\n\n").await;
+    conn.chunk(b"id: 8\ndata: eig").await;
+    // No terminating chunk: the body is cut short, a network error.
+    conn.close().await;
+    let mut next = server.accept().await;
+    assert_eq!(next.request.header("last-event-id"), Some("7"));
+    next.open_stream().await;
+    next.write(b"id: 8\ndata: eight\n\n").await;
+    next.close().await;
+    server
+        .accept()
+        .await
+        .respond("204 No Content", "text/plain", "")
+        .await;
+
+    let output = herald.finish().await;
+    assert_eq!(
+        (output.code(), output.stdout.as_str()),
+        (Some(0), "seven\neight\n")
+    );
+    let warnings: Vec<_> = output.stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{:?}", output.stderr);
+    assert!(
+        warnings[0].starts_with("herald: connection lost")
+            && warnings[0].ends_with("; reconnecting"),
+        "{:?}",
+        warnings[0]
+    );
+}
+
+#[tokio::test]
+async fn no_content_on_the_first_request_exits_0_silently() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    server
+        .accept()
+        .await
+        .respond("204 No Content", "text/plain", "")
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(
+        (
+            output.code(),
+            output.stdout.as_str(),
+            output.stderr.as_str()
+        ),
+        (Some(0), "", "")
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_exits_1_naming_the_status() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    server
+        .accept()
+        .await
+        .respond("500 Internal Server Error", "text/plain", "boom")
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(output.code(), Some(1));
+    assert_eq!(output.stdout, "");
+    assert_eq!(
+        output.stderr,
+        format!("herald: {url}: the server answered 500 Internal Server Error\n")
+    );
+    assert!(
+        server
+            .accept_within(Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn another_content_type_exits_1_naming_it() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    server
+        .accept()
+        .await
+        .respond("200 OK", "text/html", "<p>hi</p>")
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(output.code(), Some(1));
+    assert_eq!(output.stdout, "");
+    assert_eq!(
+        output.stderr,
+        format!(
+            "herald: {url}: the server answered with content type text/html, not text/event-stream\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_retry_field_sets_the_reconnection_delay() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+
+    let mut first = server.accept().await;
+    first.open_stream().await;
+    first.write(b"retry: 300\n\n").await;
+    first.close().await;
+    let closed = Instant::now();
+    let mut second = server.accept().await;
+    let waited = closed.elapsed();
+    // 300 ms plus at most 20% jitter; the default would be 3 s.
+    assert!(
+        waited >= Duration::from_millis(250),
+        "reconnected after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(2000),
+        "reconnected after {waited:?}"
+    );
+
+    second.open_stream().await;
+    second.write(b"retry: 5000\n\n").await;
+    second.close().await;
+    let early = server.accept_within(Duration::from_secs(1)).await;
+    assert!(
+        early.is_none(),
+        "reconnected within 1 s despite retry: 5000"
+    );
+    herald.kill().await;
+}
+
+#[tokio::test]
+async fn sends_the_last_event_id_custom_headers_and_token_on_the_first_request() {
+    let server = Server::start().await;
+    let url = server.url("/events?x=1");
+    let herald = spawn(&[
+        "subscribe",
+        &url,
+        "--last-event-id",
+        "urn:uuid:41",
+        "--header",
+        "X-Tenant: acme corp",
+        "-H",
+        "X-Trace:abc",
+        "--token",
+        "jwt.value",
+    ]);
+    let conn = server.accept().await;
+    let request = &conn.request;
+    assert_eq!(request.method, "GET");
+    assert_eq!(request.target, "/events?x=1");
+    assert_eq!(request.header("last-event-id"), Some("urn:uuid:41"));
+    assert_eq!(request.header("x-tenant"), Some("acme corp"));
+    assert_eq!(request.header("x-trace"), Some("abc"));
+    assert_eq!(request.header("authorization"), Some("Bearer jwt.value"));
+    assert_eq!(request.header("accept"), Some("text/event-stream"));
+    assert_eq!(request.header("cache-control"), Some("no-cache"));
+    conn.respond("204 No Content", "text/plain", "").await;
+    assert_eq!(herald.finish().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn hub_mode_builds_the_mercure_query_like_urlsearchparams() {
+    let server = Server::start().await;
+    let hub = server.url("/.well-known/mercure");
+    let herald = spawn(&[
+        "subscribe",
+        "--hub",
+        &hub,
+        "--match",
+        "https://example.com/books/1",
+        "--match",
+        "a b~*",
+        "--match-urlpattern",
+        "https://example.com/books/:id",
+        "--token",
+        "t0k",
+    ]);
+    let conn = server.accept().await;
+    assert_eq!(
+        conn.request.target,
+        "/.well-known/mercure?match=https%3A%2F%2Fexample.com%2Fbooks%2F1&match=a+b%7E*\
+         &match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid"
+    );
+    assert_eq!(conn.request.header("authorization"), Some("Bearer t0k"));
+    conn.respond("204 No Content", "text/plain", "").await;
+    assert_eq!(herald.finish().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn json_lines_are_exact_and_flushed_one_by_one() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let mut herald = spawn(&["subscribe", &url, "--format", "json"]);
+    let mut conn = server.accept().await;
+    conn.open_stream().await;
+    conn.write(b"event: update\nid: 1\ndata: {\"a\": \"b\\\\c\"}\n\n")
+        .await;
+    assert_eq!(
+        herald.line().await,
+        r#"{"type":"update","data":"{\"a\": \"b\\\\c\"}","id":"1"}"#
+    );
+    conn.write(b"data: tab\tand\ndata: \x01\n\n").await;
+    assert_eq!(
+        herald.line().await,
+        r#"{"type":"message","data":"tab\tand\n\u0001","id":"1"}"#
+    );
+    conn.write(b"id\ndata: empty id\n\n").await;
+    assert_eq!(
+        herald.line().await,
+        r#"{"type":"message","data":"empty id","id":""}"#
+    );
+    herald.kill().await;
+}
+
+#[tokio::test]
+async fn pretty_and_raw_formats() {
+    let stream: &[u8] = b"event: note\nid: 9\ndata: a\ndata: b\n\nid\ndata: c\n\n";
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    serve_then_stop(&server, stream).await;
+    let output = herald.finish().await;
+    assert_eq!(output.stdout, "[note] id=9\na\nb\n\n[message]\nc\n\n");
+
+    let herald = spawn(&["subscribe", &url, "--format", "raw"]);
+    serve_then_stop(&server, stream).await;
+    assert_eq!(herald.finish().await.stdout, "a\nb\nc\n");
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_usage_error() {
+    let output = run(&["subscribe", "not a url"]).await;
+    assert_eq!(output.code(), Some(2));
+    assert_eq!(
+        output.stderr,
+        "herald: invalid URL 'not a url': relative URL without a base\n"
+    );
+    let output = run(&["subscribe", "ftp://example.com/"]).await;
+    assert_eq!(output.code(), Some(2));
+    assert_eq!(
+        output.stderr,
+        "herald: invalid URL 'ftp://example.com/': the scheme is ftp, not http or https\n"
+    );
+}
+
+#[tokio::test]
+async fn bad_flag_values_are_usage_errors() {
+    let cases = [
+        (
+            vec!["--format", "xml"],
+            "herald: invalid --format 'xml': expected pretty, json or raw\n",
+        ),
+        (
+            vec!["--header", "no colon"],
+            "herald: invalid --header 'no colon': expected 'Name: value'\n",
+        ),
+        (
+            vec!["--header", "Bad Name: v"],
+            "herald: invalid --header 'Bad Name: v': the name is not a valid HTTP header name\n",
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["subscribe", "http://127.0.0.1:9/"];
+        args.extend(flags);
+        let output = run(&args).await;
+        assert_eq!((output.code(), output.stderr.as_str()), (Some(2), message));
+        assert_eq!(output.stdout, "");
+    }
+    let output = run(&["subscribe", "--hub", "http://127.0.0.1:9/"]).await;
+    assert_eq!(
+        (output.code(), output.stderr.as_str()),
+        (
+            Some(2),
+            "herald: --hub needs at least one --match or --match-urlpattern\n"
+        )
+    );
+    // Neither URL nor --hub: clap's usage error.
+    assert_eq!(run(&["subscribe"]).await.code(), Some(2));
+}
+
+#[tokio::test]
+async fn an_unreachable_host_exits_1_with_one_line() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    drop(listener);
+    let output = run(&["subscribe", &url]).await;
+    assert_eq!(output.code(), Some(1));
+    assert_eq!(output.stdout, "");
+    let prefix = format!("herald: cannot connect to {url}: ");
+    assert!(output.stderr.starts_with(&prefix), "{:?}", output.stderr);
+    assert_eq!(output.stderr.lines().count(), 1, "{:?}", output.stderr);
+    assert!(!output.stderr.contains("panicked"));
+}
