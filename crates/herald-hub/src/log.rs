@@ -84,10 +84,10 @@ impl MemoryLog {
         {
             let mut store = self.store.write();
             if store.entries.len() == self.capacity {
-                if let Some(old) = store.entries.pop_front() {
-                    if store.ids.get(old.id()) == Some(&old.position()) {
-                        store.ids.remove(old.id());
-                    }
+                if let Some(old) = store.entries.pop_front()
+                    && store.ids.get(old.id()) == Some(&old.position())
+                {
+                    store.ids.remove(old.id());
                 }
                 store.first += 1;
             }

@@ -71,10 +71,8 @@ impl Update {
                 });
             }
         }
-        if let Some(event_type) = &self.event_type {
-            if event_type == "mercure" {
-                return Err(HubError::ReservedType);
-            }
+        if self.event_type.as_deref() == Some("mercure") {
+            return Err(HubError::ReservedType);
         }
         Ok(())
     }

@@ -25,8 +25,10 @@ fn keys(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
 }
 
 fn code_keys() -> BTreeSet<String> {
-    let mut config = Config::default();
-    config.hub_url = Some("http://127.0.0.1:3000/.well-known/mercure".parse().unwrap());
+    let config = Config {
+        hub_url: Some("http://127.0.0.1:3000/.well-known/mercure".parse().unwrap()),
+        ..Config::default()
+    };
     let mut out = BTreeSet::new();
     keys("", &toml::Value::try_from(&config).unwrap(), &mut out);
     let issuer = IssuerConfig {

@@ -1,1 +1,2 @@
+//! Criterion benchmarks of the codec (being written).
 fn main() {}

@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use crate::StoreError;
 use crate::record;
 use crate::retention::{Retention, Shape};
-use crate::StoreError;
 
 const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
 const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
@@ -103,7 +103,9 @@ pub struct DurableLog {
 
 impl std::fmt::Debug for DurableLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DurableLog").field("path", &self.path).finish()
+        f.debug_struct("DurableLog")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -373,7 +375,9 @@ fn check_tail(db: &Database, path: &Path, last_position: Position) -> Result<(),
         reason,
     };
     let txn = db.begin_read().map_err(|e| damaged(e.to_string()))?;
-    let entries = txn.open_table(ENTRIES).map_err(|e| damaged(e.to_string()))?;
+    let entries = txn
+        .open_table(ENTRIES)
+        .map_err(|e| damaged(e.to_string()))?;
     let last = entries.last().map_err(|e| damaged(e.to_string()))?;
     if let Some((key, value)) = last {
         let position = key.value();
@@ -488,10 +492,9 @@ impl Committer {
     fn flush_if_due(&mut self) {
         if let (Durability::Relaxed { flush_interval }, Some(since)) =
             (self.config.durability, self.unflushed_since)
+            && since.elapsed() >= flush_interval
         {
-            if since.elapsed() >= flush_interval {
-                self.flush();
-            }
+            self.flush();
         }
     }
 
@@ -543,10 +546,10 @@ impl Committer {
                         break;
                     }
                     entries.remove(position)?;
-                    if let Some(id) = record::id(&stored) {
-                        if ids.get(id.as_str())?.map(|p| p.value()) == Some(position) {
-                            ids.remove(id.as_str())?;
-                        }
+                    if let Some(id) = record::id(&stored)
+                        && ids.get(id.as_str())?.map(|p| p.value()) == Some(position)
+                    {
+                        ids.remove(id.as_str())?;
                     }
                     self.state.count -= 1;
                     self.state.bytes = self.state.bytes.saturating_sub(stored.len() as u64);

@@ -180,7 +180,10 @@ mod tests {
     fn every_truncation_is_an_error_never_a_panic() {
         let record = encode(&entry());
         for len in 0..record.len() {
-            assert!(decode(7, &record[..len]).is_err(), "truncated to {len} bytes");
+            assert!(
+                decode(7, &record[..len]).is_err(),
+                "truncated to {len} bytes"
+            );
         }
     }
 
@@ -192,9 +195,15 @@ mod tests {
         );
         let mut record = encode(&entry());
         record.push(0);
-        assert_eq!(decode(7, &record).unwrap_err(), "1 unexpected trailing bytes");
+        assert_eq!(
+            decode(7, &record).unwrap_err(),
+            "1 unexpected trailing bytes"
+        );
         let mut bad_utf8 = encode(&entry());
         bad_utf8[14] = 0xFF; // first byte of the id
-        assert_eq!(decode(7, &bad_utf8).unwrap_err(), "the id is not valid UTF-8");
+        assert_eq!(
+            decode(7, &bad_utf8).unwrap_err(),
+            "the id is not valid UTF-8"
+        );
     }
 }

@@ -59,34 +59,53 @@ mod tests {
     #[test]
     fn no_limit_keeps_everything() {
         let r = Retention::default();
-        assert!(!r.discard_oldest(shape(1_000_000, u64::MAX), T0, T0 + Duration::from_secs(1 << 30)));
+        assert!(!r.discard_oldest(
+            shape(1_000_000, u64::MAX),
+            T0,
+            T0 + Duration::from_secs(1 << 30)
+        ));
     }
 
     #[test]
     fn count_limit() {
-        let r = Retention { max_entries: Some(3), ..Default::default() };
+        let r = Retention {
+            max_entries: Some(3),
+            ..Default::default()
+        };
         assert!(!r.discard_oldest(shape(3, 0), T0, T0));
         assert!(r.discard_oldest(shape(4, 0), T0, T0));
     }
 
     #[test]
     fn age_limit_uses_the_given_time() {
-        let r = Retention { max_age: Some(Duration::from_secs(60)), ..Default::default() };
+        let r = Retention {
+            max_age: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
         assert!(!r.discard_oldest(shape(1, 1), T0, T0 + Duration::from_secs(60)));
         assert!(r.discard_oldest(shape(1, 1), T0, T0 + Duration::from_secs(61)));
-        assert!(!r.discard_oldest(shape(1, 1), T0 + Duration::from_secs(5), T0), "clock behind");
+        assert!(
+            !r.discard_oldest(shape(1, 1), T0 + Duration::from_secs(5), T0),
+            "clock behind"
+        );
     }
 
     #[test]
     fn byte_limit() {
-        let r = Retention { max_bytes: Some(1000), ..Default::default() };
+        let r = Retention {
+            max_bytes: Some(1000),
+            ..Default::default()
+        };
         assert!(!r.discard_oldest(shape(5, 1000), T0, T0));
         assert!(r.discard_oldest(shape(5, 1001), T0, T0));
     }
 
     #[test]
     fn an_empty_log_discards_nothing() {
-        let r = Retention { max_entries: Some(0), ..Default::default() };
+        let r = Retention {
+            max_entries: Some(0),
+            ..Default::default()
+        };
         assert!(!r.discard_oldest(shape(0, 0), T0, T0));
     }
 }
