@@ -1,1 +1,3 @@
+//! Codec benchmarks (placeholder until the criterion benches are written).
+
 fn main() {}
