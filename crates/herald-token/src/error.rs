@@ -157,6 +157,10 @@ pub enum Error {
     /// The verifier configuration is inconsistent.
     #[error("invalid verifier configuration: {0}")]
     Config(String),
+    /// A [`MintRequest`](crate::MintRequest) cannot make a valid token (empty issuer, no
+    /// audience, zero lifetime, ...).
+    #[error("cannot mint the token: {0}")]
+    Mint(String),
     /// Signing a token failed.
     #[error("cannot sign the token: {0}")]
     Signing(String),
@@ -228,9 +232,11 @@ impl Error {
             | Error::AuthorizationDetailsNotArray
             | Error::InvalidAuthorizationDetail { .. }
             | Error::LimitExceeded { .. } => Some(OAuthError::InvalidToken),
-            Error::InvalidKey(_) | Error::Config(_) | Error::Signing(_) | Error::Jwks { .. } => {
-                None
-            }
+            Error::InvalidKey(_)
+            | Error::Config(_)
+            | Error::Mint(_)
+            | Error::Signing(_)
+            | Error::Jwks { .. } => None,
         }
     }
 }

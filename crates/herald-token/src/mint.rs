@@ -77,7 +77,7 @@ pub fn mint_at(request: &MintRequest, key: &SigningKey, now: SystemTime) -> Resu
 
 /// The claims [`mint_at`] signs.
 pub fn claims_at(request: &MintRequest, now: SystemTime) -> Result<Claims, Error> {
-    let invalid = |reason: &str| Error::Signing(reason.to_owned());
+    let invalid = |reason: &str| Error::Mint(reason.to_owned());
     if request.issuer.is_empty() {
         return Err(invalid("the issuer must not be empty"));
     }
@@ -101,7 +101,7 @@ pub fn claims_at(request: &MintRequest, now: SystemTime) -> Result<Claims, Error
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Signing(e.to_string()))?;
+        .map_err(|e| Error::Mint(e.to_string()))?;
     Ok(Claims {
         iss: request.issuer.clone(),
         sub: Some(request.subject.clone()),

@@ -26,7 +26,7 @@ enum Command {
     /// Publish an update to a Mercure hub and print its id.
     Publish(commands::publish::Args),
     /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
-    Token(commands::token::Args),
+    Token(Box<commands::token::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,7 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Publish(args) => {
             runtime().and_then(|rt| rt.block_on(commands::publish::run(args)))
         }
-        Command::Token(args) => commands::token::run(args),
+        Command::Token(args) => commands::token::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
