@@ -110,8 +110,10 @@ impl Verifier {
                 // reqwest is built without a TLS provider of its own: use rustls' ring unless
                 // the process already installed one.
                 let _ = rustls::crypto::ring::default_provider().install_default();
+                // Redirects are not followed: the configured URL is the one trusted.
                 let client = reqwest::Client::builder()
                     .timeout(self.inner.jwks_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
                 self.inner.http.get_or_init(|| client).clone()

@@ -141,6 +141,7 @@ impl VerifierBuilder {
 
     /// Validates every topic matcher of every Mercure authorization detail with `check`
     /// (for example, compiling URL patterns); an `Err(reason)` makes the whole token invalid.
+    /// The wildcard `*` is never passed to `check`: it is valid whatever its matcher type.
     pub fn matcher_validator(
         mut self,
         check: impl Fn(&TopicMatcher) -> Result<(), String> + Send + Sync + 'static,

@@ -194,6 +194,24 @@ async fn a_failed_fetch_keeps_the_previous_keys() {
 }
 
 #[tokio::test]
+async fn redirects_are_not_followed() {
+    let k2 = ec_key("k2");
+    let elsewhere = Server::start(jwks_of(&[&k2])).await;
+    let server = Server::start(String::new()).await;
+    // The status line carries the Location header (the test server writes it verbatim).
+    let redirect: &'static str = format!("302 Found\r\nlocation: {}", elsewhere.url).leak();
+    server.set(redirect, String::new());
+    let verifier = verifier(&server.url, Duration::from_secs(3600));
+    let err = verifier.refresh_jwks().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Jwks { reason, .. } if reason.contains("302")),
+        "{err:?}"
+    );
+    assert_eq!(elsewhere.requests.load(Ordering::SeqCst), 0);
+    assert!(verifier.verify(&token(&k2)).is_err());
+}
+
+#[tokio::test]
 async fn an_unreachable_jwks_url_is_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
