@@ -22,13 +22,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the hub (Mercure, draft-08).
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     /// Follow an SSE URL like a browser's EventSource, printing each event.
     Subscribe(commands::subscribe::Args),
     /// Publish an update to a Mercure hub and print its id.
     Publish(commands::publish::Args),
     /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
-    Token(commands::token::Args),
+    Token(Box<commands::token::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,7 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             init_tracing();
-            runtime().and_then(|rt| rt.block_on(commands::serve::run(args)))
+            runtime().and_then(|rt| rt.block_on(commands::serve::run(*args)))
         }
         Command::Subscribe(args) => {
             runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args)))
@@ -44,7 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Publish(args) => {
             runtime().and_then(|rt| rt.block_on(commands::publish::run(args)))
         }
-        Command::Token(args) => commands::token::run(args),
+        Command::Token(args) => commands::token::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,143 @@
+//! JWK Sets (RFC 7517): parsing, fetching, and the background refresh of a [`Verifier`]'s
+//! issuer key sets.
+//!
+//! Keys only ever come from the URLs configured for an issuer; a token's `jku`, `x5u`, `jwk`
+//! or `x5c` header is never followed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use serde_json::Value;
+
+use crate::verify::Verifier;
+use crate::{Error, VerifyingKey};
+
+/// The largest JWK Set body accepted, in bytes.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// Parses a JWK Set document into verifying keys.
+///
+/// Keys that cannot be used to verify signatures (`"use": "enc"`, symmetric keys, unsupported
+/// key types or curves, malformed members) are skipped, as RFC 7517 section 5 asks; a document
+/// that is not a JSON object with a `keys` array is an error.
+pub fn parse_jwks(body: &[u8]) -> Result<Vec<VerifyingKey>, String> {
+    let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let Some(Value::Array(entries)) = document.get("keys") else {
+        return Err("not a JWK Set: no \"keys\" array".into());
+    };
+    let mut keys = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let jwk: Jwk = match serde_json::from_value(entry.clone()) {
+            Ok(jwk) => jwk,
+            Err(e) => {
+                tracing::debug!(index, error = %e, "skipping an unparseable JWK");
+                continue;
+            }
+        };
+        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+            continue;
+        }
+        match VerifyingKey::from_jwk(&jwk) {
+            Ok(key) => keys.push(key),
+            Err(e) => tracing::debug!(index, error = %e, "skipping an unusable JWK"),
+        }
+    }
+    Ok(keys)
+}
+
+/// Handle of the background task started by [`Verifier::spawn_jwks_refresh`]; dropping it
+/// stops the task.
+#[derive(Debug)]
+pub struct JwksRefresh {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksRefresh {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Verifier {
+    /// Fetches every configured JWK Set now and swaps the new keys in.
+    ///
+    /// A set that fails to load keeps its previous keys; the first failure is returned after
+    /// every set has been tried.
+    pub async fn refresh_jwks(&self) -> Result<(), Error> {
+        let mut first_error = None;
+        for (issuer, state) in &self.inner.issuers {
+            let Some(source) = &state.jwks else { continue };
+            match self.fetch(&source.url).await {
+                Ok(keys) => {
+                    tracing::debug!(issuer, url = %source.url, keys = keys.len(), "JWK Set loaded");
+                    *source.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                }
+                Err(reason) => {
+                    tracing::warn!(issuer, url = %source.url, %reason, "cannot load JWK Set; keeping the previous keys");
+                    first_error.get_or_insert(Error::Jwks {
+                        issuer: issuer.clone(),
+                        url: source.url.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Starts a task (on the current tokio runtime) that fetches every JWK Set immediately and
+    /// then at the configured interval; after a failure it retries sooner (at most every 10 s).
+    pub fn spawn_jwks_refresh(&self) -> JwksRefresh {
+        let verifier = self.clone();
+        let interval = self.inner.jwks_refresh;
+        let task = tokio::spawn(async move {
+            loop {
+                let wait = match verifier.refresh_jwks().await {
+                    Ok(()) => interval,
+                    Err(_) => interval.min(Duration::from_secs(10)),
+                };
+                tokio::time::sleep(wait).await;
+            }
+        });
+        JwksRefresh { task }
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<VerifyingKey>, String> {
+        let client = match self.inner.http.get() {
+            Some(client) => client.clone(),
+            None => {
+                // reqwest is built without a TLS provider of its own: use rustls' ring unless
+                // the process already installed one.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                // Redirects are not followed: the configured URL is the one trusted.
+                let client = reqwest::Client::builder()
+                    .timeout(self.inner.jwks_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+                self.inner.http.get_or_init(|| client).clone()
+            }
+        };
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP status {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the body failed: {e}"))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("the JWK Set is larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_jwks(&body)
+    }
+}

@@ -1,0 +1,584 @@
+//! Algorithms, signing keys, verifying keys, and development key generation.
+//!
+//! Every key is bound to exactly one [`Algorithm`] when it is loaded, from the key's own kind
+//! (an RSA key is `RS256`, a P-256 key `ES256`, an Ed25519 key `EdDSA`, a secret `HS256`).
+//! A token's `alg` only ever selects among keys bound to that algorithm, which is what
+//! prevents algorithm-confusion attacks.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use rand::RngCore as _;
+
+use crate::Error;
+
+/// The minimum length of an HS256 secret: RFC 7518 section 3.2 requires a key at least as
+/// long as the hash output (256 bits).
+pub const MIN_HS256_SECRET_LEN: usize = 32;
+
+/// The signature algorithms herald supports. `none` is deliberately not representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Ed25519 signatures (RFC 8037).
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// HMAC with SHA-256 and a shared secret.
+    HS256,
+}
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::EdDSA,
+        Algorithm::ES256,
+        Algorithm::RS256,
+        Algorithm::HS256,
+    ];
+
+    /// The JOSE name of the algorithm (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+            Algorithm::HS256 => "HS256",
+        }
+    }
+
+    /// The algorithm whose JOSE name is exactly `name`.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|alg| alg.as_str() == name)
+    }
+
+    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+
+    /// Parses a JOSE algorithm name, case-insensitively (for command lines and config files).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|alg| alg.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unsupported algorithm {s:?} (supported: EdDSA, ES256, RS256, HS256)"
+                ))
+            })
+    }
+}
+
+/// The label of the first PEM block of `pem` (`PRIVATE KEY`, `PUBLIC KEY`, ...).
+fn pem_label(pem: &[u8]) -> Result<&str, Error> {
+    let text = std::str::from_utf8(pem)
+        .map_err(|_| Error::InvalidKey("the PEM file is not UTF-8 text".into()))?;
+    let start = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| Error::InvalidKey("no PEM block (\"-----BEGIN ...-----\") found".into()))?;
+    let rest = &text[start + "-----BEGIN ".len()..];
+    let end = rest
+        .find("-----")
+        .ok_or_else(|| Error::InvalidKey("unterminated PEM header line".into()))?;
+    Ok(&rest[..end])
+}
+
+fn check_requested(found: Algorithm, requested: Option<Algorithm>) -> Result<Algorithm, Error> {
+    match requested {
+        Some(requested) if requested != found => Err(Error::InvalidKey(format!(
+            "the key is a {found} key, it cannot be used with {requested}"
+        ))),
+        _ => Ok(found),
+    }
+}
+
+fn check_secret(secret: &[u8]) -> Result<(), Error> {
+    if secret.len() < MIN_HS256_SECRET_LEN {
+        return Err(Error::InvalidKey(format!(
+            "an HS256 secret must be at least {MIN_HS256_SECRET_LEN} bytes long, this one has {}",
+            secret.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A private key (or HS256 secret) that signs tokens, bound to one algorithm.
+#[derive(Clone)]
+pub struct SigningKey {
+    alg: Algorithm,
+    key: EncodingKey,
+    kid: Option<String>,
+    /// The public half as a JWK (asymmetric keys), or the secret (HS256).
+    public: PublicHalf,
+}
+
+#[derive(Clone)]
+enum PublicHalf {
+    Secret(Vec<u8>),
+    Jwk(Box<Jwk>),
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// An HS256 key from a shared secret of at least [`MIN_HS256_SECRET_LEN`] bytes.
+    pub fn hs256(secret: &[u8]) -> Result<SigningKey, Error> {
+        check_secret(secret)?;
+        Ok(SigningKey {
+            alg: Algorithm::HS256,
+            key: EncodingKey::from_secret(secret),
+            kid: None,
+            public: PublicHalf::Secret(secret.to_vec()),
+        })
+    }
+
+    /// A private key from PEM: PKCS#8 (`PRIVATE KEY`) Ed25519, P-256 or RSA, PKCS#1
+    /// (`RSA PRIVATE KEY`), or SEC1 (`EC PRIVATE KEY`, P-256).
+    ///
+    /// The algorithm is inferred from the key; when `alg` is given it must agree.
+    pub fn from_pem(pem: &[u8], alg: Option<Algorithm>) -> Result<SigningKey, Error> {
+        let label = pem_label(pem)?;
+        let (found, key) = match label {
+            "PRIVATE KEY" => {
+                if let Ok(key) = EncodingKey::from_ed_pem(pem) {
+                    (Algorithm::EdDSA, key)
+                } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
+                    use p256::pkcs8::DecodePrivateKey as _;
+                    if p256::SecretKey::from_pkcs8_der(key.as_bytes()).is_err() {
+                        return Err(Error::InvalidKey(
+                            "only P-256 elliptic-curve keys are supported (ES256)".into(),
+                        ));
+                    }
+                    (Algorithm::ES256, key)
+                } else if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
+                    (Algorithm::RS256, key)
+                } else {
+                    return Err(Error::InvalidKey(
+                        "the PKCS#8 private key is not an Ed25519, P-256 or RSA key".into(),
+                    ));
+                }
+            }
+            "RSA PRIVATE KEY" => {
+                let key = EncodingKey::from_rsa_pem(pem)
+                    .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA private key: {e}")))?;
+                (Algorithm::RS256, key)
+            }
+            "EC PRIVATE KEY" => {
+                use p256::pkcs8::EncodePrivateKey as _;
+                let text =
+                    std::str::from_utf8(pem).map_err(|_| Error::InvalidKey("not UTF-8".into()))?;
+                let secret = p256::SecretKey::from_sec1_pem(text).map_err(|_| {
+                    Error::InvalidKey("bad SEC1 EC private key (only P-256 is supported)".into())
+                })?;
+                let der = secret
+                    .to_pkcs8_der()
+                    .map_err(|e| Error::InvalidKey(format!("cannot convert the EC key: {e}")))?;
+                (Algorithm::ES256, EncodingKey::from_ec_der(der.as_bytes()))
+            }
+            other if other.contains("PUBLIC KEY") => {
+                return Err(Error::InvalidKey(format!(
+                    "a {other} cannot sign tokens: a private key is needed"
+                )));
+            }
+            other => {
+                return Err(Error::InvalidKey(format!(
+                    "unsupported PEM block {other:?}"
+                )));
+            }
+        };
+        let alg = check_requested(found, alg)?;
+        let jwk = Jwk::from_encoding_key(&key, alg.to_jwt())
+            .map_err(|e| Error::InvalidKey(format!("cannot derive the public key: {e}")))?;
+        Ok(SigningKey {
+            alg,
+            key,
+            kid: None,
+            public: PublicHalf::Jwk(Box::new(jwk)),
+        })
+    }
+
+    /// Sets the `kid` written in the header of minted tokens.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> SigningKey {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The algorithm this key signs with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id written in minted tokens' headers, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The key that verifies this key's signatures (same algorithm and `kid`).
+    pub fn verifying_key(&self) -> Result<VerifyingKey, Error> {
+        let key = match &self.public {
+            PublicHalf::Secret(secret) => VerifyingKey::hs256(secret)?,
+            PublicHalf::Jwk(jwk) => VerifyingKey::from_jwk(jwk)?,
+        };
+        Ok(VerifyingKey {
+            kid: self.kid.clone(),
+            ..key
+        })
+    }
+
+    /// The public key as a JWK (with `kid` and `alg`), for publishing in a JWK Set; `None`
+    /// for an HS256 secret.
+    pub fn public_jwk(&self) -> Option<Jwk> {
+        match &self.public {
+            PublicHalf::Secret(_) => None,
+            PublicHalf::Jwk(jwk) => {
+                let mut jwk = (**jwk).clone();
+                jwk.common.key_id = self.kid.clone();
+                Some(jwk)
+            }
+        }
+    }
+
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.key
+    }
+}
+
+/// A trusted key that verifies signatures, bound to one algorithm and optionally a `kid`.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub(crate) alg: Algorithm,
+    pub(crate) key: DecodingKey,
+    pub(crate) kid: Option<String>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// An HS256 shared secret of at least [`MIN_HS256_SECRET_LEN`] bytes.
+    pub fn hs256(secret: &[u8]) -> Result<VerifyingKey, Error> {
+        check_secret(secret)?;
+        Ok(VerifyingKey {
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+            kid: None,
+        })
+    }
+
+    /// A public key from PEM: SPKI (`PUBLIC KEY`) Ed25519, P-256 or RSA, or PKCS#1
+    /// (`RSA PUBLIC KEY`).
+    ///
+    /// The algorithm is inferred from the key; when `alg` is given it must agree.
+    pub fn from_pem(pem: &[u8], alg: Option<Algorithm>) -> Result<VerifyingKey, Error> {
+        let label = pem_label(pem)?;
+        let (found, key) = match label {
+            "PUBLIC KEY" => {
+                if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+                    (Algorithm::EdDSA, key)
+                } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+                    // An uncompressed P-256 point is 65 bytes (P-384: 97).
+                    if key.try_get_as_bytes().map(<[u8]>::len).ok() != Some(65) {
+                        return Err(Error::InvalidKey(
+                            "only P-256 elliptic-curve keys are supported (ES256)".into(),
+                        ));
+                    }
+                    (Algorithm::ES256, key)
+                } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+                    (Algorithm::RS256, key)
+                } else {
+                    return Err(Error::InvalidKey(
+                        "the public key is not an Ed25519, P-256 or RSA key".into(),
+                    ));
+                }
+            }
+            "RSA PUBLIC KEY" => {
+                let key = DecodingKey::from_rsa_pem(pem)
+                    .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA public key: {e}")))?;
+                (Algorithm::RS256, key)
+            }
+            other if other.contains("PRIVATE KEY") => {
+                return Err(Error::InvalidKey(format!(
+                    "a {other} was given where a public key is expected; configure the public half"
+                )));
+            }
+            other => {
+                return Err(Error::InvalidKey(format!(
+                    "unsupported PEM block {other:?}"
+                )));
+            }
+        };
+        Ok(VerifyingKey {
+            alg: check_requested(found, alg)?,
+            key,
+            kid: None,
+        })
+    }
+
+    /// A public key from a JWK (RFC 7517): `RSA` (RS256), `EC` on P-256 (ES256), or `OKP`
+    /// Ed25519 (EdDSA). The JWK's `kid` is kept; its `alg`, when present, must agree with the
+    /// key type. Symmetric (`oct`) keys are refused: they do not belong in a published key set.
+    pub fn from_jwk(jwk: &Jwk) -> Result<VerifyingKey, Error> {
+        let found = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(params) if params.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
+            AlgorithmParameters::OctetKeyPair(params) if params.curve == EllipticCurve::Ed25519 => {
+                Algorithm::EdDSA
+            }
+            AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKeyPair(_) => {
+                return Err(Error::InvalidKey("unsupported curve in JWK".into()));
+            }
+            AlgorithmParameters::OctetKey(_) => {
+                return Err(Error::InvalidKey(
+                    "symmetric (oct) JWKs are not accepted".into(),
+                ));
+            }
+            _ => return Err(Error::InvalidKey("unsupported JWK key type".into())),
+        };
+        if let Some(alg) = &jwk.common.key_algorithm {
+            let name = alg.to_string();
+            if name != found.as_str() {
+                return Err(Error::InvalidKey(format!(
+                    "the JWK says alg {name} but its key type is for {found}"
+                )));
+            }
+        }
+        let key =
+            DecodingKey::from_jwk(jwk).map_err(|e| Error::InvalidKey(format!("bad JWK: {e}")))?;
+        Ok(VerifyingKey {
+            alg: found,
+            key,
+            kid: jwk.common.key_id.clone(),
+        })
+    }
+
+    /// Sets the key id a token's `kid` is compared with.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> VerifyingKey {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+/// A freshly generated development key pair, PEM-encoded.
+#[derive(Debug, Clone)]
+pub struct DevKeyPair {
+    /// The private key, PKCS#8 PEM (`PRIVATE KEY`).
+    pub private_pem: String,
+    /// The public key, SPKI PEM (`PUBLIC KEY`).
+    pub public_pem: String,
+}
+
+/// Generates a random HS256 secret for development: 32 random bytes, base64url-encoded
+/// (the 43 characters of the string are the secret).
+pub fn generate_hs256_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Generates an Ed25519 key pair for development.
+pub fn generate_ed25519() -> Result<DevKeyPair, Error> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    // PKCS#8 v1 (no embedded public key): the form openssl writes and jsonwebtoken reads.
+    let keypair = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: seed,
+        public_key: None,
+    };
+    let private_pem = keypair
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| Error::InvalidKey(format!("cannot encode the Ed25519 key: {e}")))?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| Error::InvalidKey(format!("cannot encode the Ed25519 public key: {e}")))?;
+    Ok(DevKeyPair {
+        private_pem: private_pem.to_string(),
+        public_pem,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_PRIVATE: &str = include_str!("../tests/keys/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("../tests/keys/rsa-public.pem");
+    const EC_PRIVATE: &str = include_str!("../tests/keys/ec-private.pem");
+    const EC_SEC1: &str = include_str!("../tests/keys/ec-sec1-private.pem");
+    const EC_PUBLIC: &str = include_str!("../tests/keys/ec-public.pem");
+    const EC384_PRIVATE: &str = include_str!("../tests/keys/ec384-private.pem");
+    const EC384_PUBLIC: &str = include_str!("../tests/keys/ec384-public.pem");
+    const ED_PRIVATE: &str = include_str!("../tests/keys/ed-private.pem");
+    const ED_PUBLIC: &str = include_str!("../tests/keys/ed-public.pem");
+
+    #[test]
+    fn algorithms_are_inferred_from_private_keys() {
+        let alg = |pem: &str| {
+            SigningKey::from_pem(pem.as_bytes(), None)
+                .unwrap()
+                .algorithm()
+        };
+        assert_eq!(alg(RSA_PRIVATE), Algorithm::RS256);
+        assert_eq!(alg(EC_PRIVATE), Algorithm::ES256);
+        assert_eq!(alg(EC_SEC1), Algorithm::ES256);
+        assert_eq!(alg(ED_PRIVATE), Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn algorithms_are_inferred_from_public_keys() {
+        let alg = |pem: &str| {
+            VerifyingKey::from_pem(pem.as_bytes(), None)
+                .unwrap()
+                .algorithm()
+        };
+        assert_eq!(alg(RSA_PUBLIC), Algorithm::RS256);
+        assert_eq!(alg(EC_PUBLIC), Algorithm::ES256);
+        assert_eq!(alg(ED_PUBLIC), Algorithm::EdDSA);
+    }
+
+    #[test]
+    fn a_requested_algorithm_must_agree_with_the_key() {
+        let err = SigningKey::from_pem(RSA_PRIVATE.as_bytes(), Some(Algorithm::ES256)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("RS256 key, it cannot be used with ES256"),
+            "{err}"
+        );
+        let err = VerifyingKey::from_pem(ED_PUBLIC.as_bytes(), Some(Algorithm::RS256)).unwrap_err();
+        assert!(matches!(err, Error::InvalidKey(_)));
+        assert!(SigningKey::from_pem(EC_PRIVATE.as_bytes(), Some(Algorithm::ES256)).is_ok());
+    }
+
+    #[test]
+    fn p384_keys_are_refused() {
+        assert!(
+            SigningKey::from_pem(EC384_PRIVATE.as_bytes(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("P-256")
+        );
+        assert!(
+            VerifyingKey::from_pem(EC384_PUBLIC.as_bytes(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("P-256")
+        );
+    }
+
+    #[test]
+    fn public_and_private_halves_are_not_interchangeable() {
+        let err = SigningKey::from_pem(RSA_PUBLIC.as_bytes(), None).unwrap_err();
+        assert!(err.to_string().contains("private key is needed"), "{err}");
+        let err = VerifyingKey::from_pem(ED_PRIVATE.as_bytes(), None).unwrap_err();
+        assert!(err.to_string().contains("public key is expected"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_message() {
+        assert!(
+            SigningKey::from_pem(b"hello", None)
+                .unwrap_err()
+                .to_string()
+                .contains("no PEM block")
+        );
+        let bad = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(matches!(
+            SigningKey::from_pem(bad.as_bytes(), None),
+            Err(Error::InvalidKey(_))
+        ));
+        let cert = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+        assert!(
+            SigningKey::from_pem(cert.as_bytes(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported PEM block")
+        );
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        assert!(SigningKey::hs256(&[7; 31]).is_err());
+        assert!(VerifyingKey::hs256(b"").is_err());
+        assert!(SigningKey::hs256(&[7; 32]).is_ok());
+    }
+
+    #[test]
+    fn generated_keys_load() {
+        let secret = generate_hs256_secret();
+        assert_eq!(secret.len(), 43);
+        assert_ne!(secret, generate_hs256_secret());
+        SigningKey::hs256(secret.as_bytes()).unwrap();
+        let pair = generate_ed25519().unwrap();
+        assert_eq!(
+            SigningKey::from_pem(pair.private_pem.as_bytes(), None)
+                .unwrap()
+                .algorithm(),
+            Algorithm::EdDSA
+        );
+        assert_eq!(
+            VerifyingKey::from_pem(pair.public_pem.as_bytes(), None)
+                .unwrap()
+                .algorithm(),
+            Algorithm::EdDSA
+        );
+    }
+
+    #[test]
+    fn algorithm_names() {
+        assert_eq!("eddsa".parse::<Algorithm>().unwrap(), Algorithm::EdDSA);
+        assert_eq!(Algorithm::from_name("ES256"), Some(Algorithm::ES256));
+        assert_eq!(Algorithm::from_name("es256"), None);
+        assert_eq!(Algorithm::from_name("none"), None);
+        assert!("none".parse::<Algorithm>().is_err());
+        assert!("PS256".parse::<Algorithm>().is_err());
+    }
+}

@@ -1,0 +1,734 @@
+//! Token verification: the [`Verifier`], its configuration, and the [`VerifiedToken`] it yields.
+//!
+//! [`Verifier::verify_at`] is the pure core: it takes the verification time as an argument and
+//! touches nothing but the keys it holds. JWK Sets are fetched elsewhere
+//! ([`Verifier::refresh_jwks`], [`Verifier::spawn_jwks_refresh`]) and only swapped in.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+
+use crate::claims::{Action, AuthorizationDetail, TopicMatcher, json_kind};
+use crate::{Algorithm, Error, VerifyingKey};
+
+/// Implementation-defined limits on a token, all checked before any authorization detail is
+/// acted upon. Exceeding one makes the token invalid (`invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum length of the compact token, in bytes. Default 16 KiB.
+    pub max_token_bytes: usize,
+    /// Maximum number of Mercure authorization details. Default 64.
+    pub max_details: usize,
+    /// Maximum number of entries in one detail's `topics`. Default 256.
+    pub max_topics_per_detail: usize,
+    /// Maximum length of one `match` value, in bytes. Default 2048.
+    pub max_match_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_token_bytes: 16 * 1024,
+            max_details: 64,
+            max_topics_per_detail: 256,
+            max_match_bytes: 2048,
+        }
+    }
+}
+
+/// The default clock-skew leeway applied to `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// The default interval between two fetches of an issuer's JWK Set.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+
+/// A trusted issuer and the keys bound to it.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    id: String,
+    keys: Vec<VerifyingKey>,
+    jwks_url: Option<String>,
+}
+
+impl Issuer {
+    /// An issuer whose `iss` is exactly `id`, with no keys yet.
+    pub fn new(id: impl Into<String>) -> Issuer {
+        Issuer {
+            id: id.into(),
+            keys: Vec::new(),
+            jwks_url: None,
+        }
+    }
+
+    /// Trusts `key` for this issuer.
+    pub fn with_key(mut self, key: VerifyingKey) -> Issuer {
+        self.keys.push(key);
+        self
+    }
+
+    /// Trusts the keys of the JWK Set at `url` for this issuer, fetched by
+    /// [`Verifier::refresh_jwks`] and refreshed by [`Verifier::spawn_jwks_refresh`].
+    pub fn with_jwks_url(mut self, url: impl Into<String>) -> Issuer {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The issuer identifier.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+type MatcherCheck = Arc<dyn Fn(&TopicMatcher) -> Result<(), String> + Send + Sync>;
+
+/// Configures a [`Verifier`]; created by [`Verifier::builder`].
+pub struct VerifierBuilder {
+    resource: String,
+    algorithms: Vec<Algorithm>,
+    issuers: Vec<Issuer>,
+    leeway: Duration,
+    limits: Limits,
+    jwks_refresh: Duration,
+    jwks_timeout: Duration,
+    matcher_check: Option<MatcherCheck>,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("resource", &self.resource)
+            .field("algorithms", &self.algorithms)
+            .field("issuers", &self.issuers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Trusts an issuer. Each issuer identifier may appear once.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The clock-skew leeway for `exp`, `nbf` and `iat` (default [`DEFAULT_LEEWAY`]).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The limits on tokens (default [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The interval between JWK Set fetches (default [`DEFAULT_JWKS_REFRESH`]).
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refresh = interval;
+        self
+    }
+
+    /// The timeout of one JWK Set fetch (default 10 s).
+    pub fn jwks_timeout(mut self, timeout: Duration) -> Self {
+        self.jwks_timeout = timeout;
+        self
+    }
+
+    /// Validates every topic matcher of every Mercure authorization detail with `check`
+    /// (for example, compiling URL patterns); an `Err(reason)` makes the whole token invalid.
+    /// The wildcard `*` is never passed to `check`: it is valid whatever its matcher type.
+    pub fn matcher_validator(
+        mut self,
+        check: impl Fn(&TopicMatcher) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.matcher_check = Some(Arc::new(check));
+        self
+    }
+
+    /// Checks the configuration and builds the verifier. JWK Sets start empty: call
+    /// [`Verifier::refresh_jwks`] or [`Verifier::spawn_jwks_refresh`].
+    pub fn build(self) -> Result<Verifier, Error> {
+        if self.resource.is_empty() {
+            return Err(Error::Config(
+                "the hub's resource identifier must not be empty".into(),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err(Error::Config(
+                "the algorithm allowlist must not be empty".into(),
+            ));
+        }
+        if self.issuers.is_empty() {
+            return Err(Error::Config(
+                "at least one trusted issuer is needed".into(),
+            ));
+        }
+        if self.jwks_refresh.is_zero() {
+            return Err(Error::Config(
+                "the JWK Set refresh interval must be longer than zero".into(),
+            ));
+        }
+        let mut issuers = HashMap::new();
+        for issuer in self.issuers {
+            if issuer.id.is_empty() {
+                return Err(Error::Config(
+                    "an issuer identifier must not be empty".into(),
+                ));
+            }
+            if issuer.keys.is_empty() && issuer.jwks_url.is_none() {
+                return Err(Error::Config(format!(
+                    "issuer {:?} has no key and no JWK Set URL",
+                    issuer.id
+                )));
+            }
+            for key in &issuer.keys {
+                if !self.algorithms.contains(&key.alg) {
+                    return Err(Error::Config(format!(
+                        "issuer {:?} has a {} key but {} is not on the algorithm allowlist",
+                        issuer.id, key.alg, key.alg
+                    )));
+                }
+            }
+            let state = IssuerState {
+                static_keys: issuer.keys,
+                jwks: issuer.jwks_url.map(|url| JwksSource {
+                    url,
+                    keys: RwLock::new(Arc::new(Vec::new())),
+                }),
+            };
+            if issuers.insert(issuer.id.clone(), state).is_some() {
+                return Err(Error::Config(format!(
+                    "issuer {:?} is configured twice",
+                    issuer.id
+                )));
+            }
+        }
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                resource: self.resource,
+                algorithms: self.algorithms,
+                issuers,
+                leeway: self.leeway,
+                limits: self.limits,
+                jwks_refresh: self.jwks_refresh,
+                jwks_timeout: self.jwks_timeout,
+                matcher_check: self.matcher_check,
+                http: std::sync::OnceLock::new(),
+            }),
+        })
+    }
+}
+
+pub(crate) struct JwksSource {
+    pub(crate) url: String,
+    pub(crate) keys: RwLock<Arc<Vec<VerifyingKey>>>,
+}
+
+pub(crate) struct IssuerState {
+    static_keys: Vec<VerifyingKey>,
+    pub(crate) jwks: Option<JwksSource>,
+}
+
+pub(crate) struct Inner {
+    resource: String,
+    algorithms: Vec<Algorithm>,
+    pub(crate) issuers: HashMap<String, IssuerState>,
+    leeway: Duration,
+    limits: Limits,
+    pub(crate) jwks_refresh: Duration,
+    pub(crate) jwks_timeout: Duration,
+    matcher_check: Option<MatcherCheck>,
+    pub(crate) http: std::sync::OnceLock<reqwest::Client>,
+}
+
+/// Verifies Mercure access tokens. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Verifier {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut issuers: Vec<&String> = self.inner.issuers.keys().collect();
+        issuers.sort();
+        f.debug_struct("Verifier")
+            .field("resource", &self.inner.resource)
+            .field("algorithms", &self.inner.algorithms)
+            .field("issuers", &issuers)
+            .field("leeway", &self.inner.leeway)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token that passed every check, reduced to what a hub needs to authorize requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    /// `iss`: the trusted issuer that signed the token.
+    pub issuer: String,
+    /// `sub`, if present (subscription identifiers derive from it).
+    pub subject: Option<String>,
+    /// `client_id`, if present.
+    pub client_id: Option<String>,
+    /// `jti`, if present.
+    pub token_id: Option<String>,
+    /// The `aud` values.
+    pub audience: Vec<String>,
+    /// The algorithm that signed the token.
+    pub algorithm: Algorithm,
+    /// The header's `kid`, if any.
+    pub key_id: Option<String>,
+    /// `exp`: a subscription must be closed no later than this instant.
+    pub expires_at: SystemTime,
+    /// `iat`, if present.
+    pub issued_at: Option<SystemTime>,
+    /// Every topic matcher of every detail granting `publish`, in token order.
+    pub publish: Vec<TopicMatcher>,
+    /// Every topic matcher of every detail granting `subscribe`, in token order.
+    pub subscribe: Vec<TopicMatcher>,
+    /// The Mercure authorization details, in token order (other types are dropped).
+    pub details: Vec<AuthorizationDetail>,
+}
+
+impl VerifiedToken {
+    /// Whether the token grants `action` on `topic`. URL patterns are evaluated by
+    /// `urlpattern(pattern, topic)` (see [`TopicMatcher::matches`]).
+    pub fn grants(
+        &self,
+        action: Action,
+        topic: &str,
+        urlpattern: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> bool {
+        let matchers = match action {
+            Action::Publish => &self.publish,
+            Action::Subscribe => &self.subscribe,
+        };
+        matchers.iter().any(|m| m.matches(topic, urlpattern))
+    }
+
+    /// Whether the token may publish an update with these topics: `publish` must be granted
+    /// on every one of them, canonical and alternate alike (and there must be at least one).
+    pub fn may_publish<'t>(
+        &self,
+        topics: impl IntoIterator<Item = &'t str>,
+        urlpattern: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> bool {
+        let mut any = false;
+        for topic in topics {
+            if !self.grants(Action::Publish, topic, urlpattern) {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// Whether the token may receive a private update with these topics: `subscribe` must be
+    /// granted on at least one of them.
+    pub fn may_receive<'t>(
+        &self,
+        topics: impl IntoIterator<Item = &'t str>,
+        urlpattern: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> bool {
+        topics
+            .into_iter()
+            .any(|topic| self.grants(Action::Subscribe, topic, urlpattern))
+    }
+
+    /// The payload for a subscription whose own matcher string is `subscription_matcher`:
+    /// the `payload` of the first `subscribe` detail one of whose topics matches that string
+    /// taken as a topic (`None` if that detail has no payload, or if none matches).
+    pub fn subscription_payload(
+        &self,
+        subscription_matcher: &str,
+        urlpattern: &mut dyn FnMut(&str, &str) -> bool,
+    ) -> Option<&Value> {
+        self.details
+            .iter()
+            .filter(|d| d.grants(Action::Subscribe))
+            .find(|d| {
+                d.topics
+                    .iter()
+                    .any(|m| m.matches(subscription_matcher, urlpattern))
+            })
+            .and_then(|d| d.payload.as_ref())
+    }
+
+    /// How long until the token expires, from `now` (zero once expired).
+    pub fn expires_in(&self, now: SystemTime) -> Duration {
+        self.expires_at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+impl Verifier {
+    /// Starts configuring a verifier for the hub whose resource identifier (the value expected
+    /// in `aud`) is `resource`, accepting only the algorithms of `algorithms`.
+    pub fn builder(
+        resource: impl Into<String>,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> VerifierBuilder {
+        let mut allow: Vec<Algorithm> = Vec::new();
+        for alg in algorithms {
+            if !allow.contains(&alg) {
+                allow.push(alg);
+            }
+        }
+        VerifierBuilder {
+            resource: resource.into(),
+            algorithms: allow,
+            issuers: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            limits: Limits::default(),
+            jwks_refresh: DEFAULT_JWKS_REFRESH,
+            jwks_timeout: Duration::from_secs(10),
+            matcher_check: None,
+        }
+    }
+
+    /// The hub's resource identifier.
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// Verifies `token` at the current time. See [`Verifier::verify_at`].
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, Error> {
+        self.verify_at(token, SystemTime::now())
+    }
+
+    /// Verifies `token` as if the time were `now`.
+    ///
+    /// In order: size; JWS compact syntax; `alg` (never `none`, on the allowlist); `typ`
+    /// (`at+jwt`); no `crit`; `iss` (a trusted issuer); the signature, with only that
+    /// issuer's keys bound to `alg` (and matching `kid` when the token names one; header
+    /// key material such as `jwk`, `jku`, `x5u`, `x5c` is never used); `exp` (required);
+    /// `nbf`; `iat`; `aud` (contains the resource identifier); the types of `sub`,
+    /// `client_id`, `jti`; then every Mercure authorization detail, strictly, within the
+    /// [`Limits`].
+    pub fn verify_at(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, Error> {
+        let inner = &*self.inner;
+        if token.len() > inner.limits.max_token_bytes {
+            return Err(Error::TokenTooLong {
+                len: token.len(),
+                limit: inner.limits.max_token_bytes,
+            });
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::Malformed(
+                "a JWS in compact serialization has exactly three dot-separated parts".into(),
+            ));
+        };
+        let header = decode_object("header", header_b64)?;
+        let payload = decode_object("payload", payload_b64)?;
+        URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| {
+            Error::Malformed("the signature is not base64url without padding".into())
+        })?;
+
+        // Header.
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) if alg.eq_ignore_ascii_case("none") => {
+                return Err(Error::AlgorithmNone);
+            }
+            Some(Value::String(alg)) => match Algorithm::from_name(alg) {
+                Some(a) if inner.algorithms.contains(&a) => a,
+                _ => return Err(Error::DisallowedAlgorithm { alg: alg.clone() }),
+            },
+            Some(_) => {
+                return Err(Error::Malformed(
+                    "the header's \"alg\" is not a string".into(),
+                ));
+            }
+            None => return Err(Error::Malformed("the header has no \"alg\"".into())),
+        };
+        match header.get("typ") {
+            Some(Value::String(typ)) if is_access_token_type(typ) => {}
+            Some(Value::String(typ)) => {
+                return Err(Error::WrongType {
+                    typ: Some(typ.clone()),
+                });
+            }
+            Some(other) => {
+                return Err(Error::WrongType {
+                    typ: Some(other.to_string()),
+                });
+            }
+            None => return Err(Error::WrongType { typ: None }),
+        }
+        if let Some(crit) = header.get("crit") {
+            let names = match crit {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect(),
+                other => vec![other.to_string()],
+            };
+            return Err(Error::UnsupportedCritical(names));
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid.clone()),
+            Some(_) => {
+                return Err(Error::Malformed(
+                    "the header's \"kid\" is not a string".into(),
+                ));
+            }
+        };
+
+        // Issuer, then the signature with that issuer's keys only.
+        let issuer = match payload.get("iss") {
+            Some(Value::String(iss)) => iss.clone(),
+            Some(other) => {
+                return Err(Error::InvalidClaim {
+                    claim: "iss",
+                    reason: format!("expected a string, found {}", json_kind(other)),
+                });
+            }
+            None => return Err(Error::MissingClaim("iss")),
+        };
+        let Some(state) = inner.issuers.get(&issuer) else {
+            return Err(Error::UnknownIssuer { issuer });
+        };
+        let jwks_keys = state
+            .jwks
+            .as_ref()
+            .map(|j| Arc::clone(&j.keys.read().unwrap_or_else(|e| e.into_inner())));
+        let candidates: Vec<&VerifyingKey> = state
+            .static_keys
+            .iter()
+            .chain(jwks_keys.iter().flat_map(|keys| keys.iter()))
+            .filter(|key| key.alg == alg)
+            .filter(|key| match (&kid, &key.kid) {
+                (Some(wanted), Some(have)) => wanted == have,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Error::UnknownKey { issuer, alg, kid });
+        }
+        let message_len = header_b64.len() + 1 + payload_b64.len();
+        let message = &token.as_bytes()[..message_len];
+        let verified = candidates.iter().any(|key| {
+            jsonwebtoken::crypto::verify(signature_b64, message, &key.key, alg.to_jwt())
+                .unwrap_or(false)
+        });
+        if !verified {
+            return Err(Error::BadSignature { issuer, alg });
+        }
+
+        // Time claims.
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let leeway = inner.leeway.as_secs();
+        let exp = numeric_date(&payload, "exp")?.ok_or(Error::MissingClaim("exp"))?;
+        if now_secs >= exp.saturating_add(leeway) {
+            return Err(Error::Expired {
+                exp,
+                now: now_secs,
+                leeway,
+            });
+        }
+        if let Some(nbf) = numeric_date(&payload, "nbf")?
+            && now_secs.saturating_add(leeway) < nbf
+        {
+            return Err(Error::NotYetValid {
+                nbf,
+                now: now_secs,
+                leeway,
+            });
+        }
+        let iat = numeric_date(&payload, "iat")?;
+        if let Some(iat) = iat
+            && iat > now_secs.saturating_add(leeway)
+        {
+            return Err(Error::IssuedInFuture {
+                iat,
+                now: now_secs,
+                leeway,
+            });
+        }
+
+        // Audience.
+        let audience = match payload.get("aud") {
+            None => return Err(Error::MissingClaim("aud")),
+            Some(Value::String(aud)) => vec![aud.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(Error::InvalidClaim {
+                        claim: "aud",
+                        reason: format!(
+                            "expected an array of strings, found {} in it",
+                            json_kind(other)
+                        ),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(Error::InvalidClaim {
+                    claim: "aud",
+                    reason: format!(
+                        "expected a string or an array of strings, found {}",
+                        json_kind(other)
+                    ),
+                });
+            }
+        };
+        if !audience.contains(&inner.resource) {
+            return Err(Error::WrongAudience {
+                audience,
+                expected: inner.resource.clone(),
+            });
+        }
+
+        let subject = optional_string(&payload, "sub")?;
+        let client_id = optional_string(&payload, "client_id")?;
+        let token_id = optional_string(&payload, "jti")?;
+
+        let details = self.authorization_details(&payload)?;
+        let mut publish = Vec::new();
+        let mut subscribe = Vec::new();
+        for detail in &details {
+            if detail.grants(Action::Publish) {
+                publish.extend(detail.topics.iter().cloned());
+            }
+            if detail.grants(Action::Subscribe) {
+                subscribe.extend(detail.topics.iter().cloned());
+            }
+        }
+
+        Ok(VerifiedToken {
+            issuer,
+            subject,
+            client_id,
+            token_id,
+            audience,
+            algorithm: alg,
+            key_id: kid,
+            expires_at: UNIX_EPOCH + Duration::from_secs(exp),
+            issued_at: iat.map(|iat| UNIX_EPOCH + Duration::from_secs(iat)),
+            publish,
+            subscribe,
+            details,
+        })
+    }
+
+    fn authorization_details(
+        &self,
+        payload: &Map<String, Value>,
+    ) -> Result<Vec<AuthorizationDetail>, Error> {
+        let limits = &self.inner.limits;
+        let entries = match payload.get("authorization_details") {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(entries)) => entries,
+            Some(_) => return Err(Error::AuthorizationDetailsNotArray),
+        };
+        let mut details = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let Some(detail) = AuthorizationDetail::parse(index, entry)? else {
+                continue;
+            };
+            if details.len() == limits.max_details {
+                return Err(Error::LimitExceeded {
+                    what: "number of Mercure authorization details".into(),
+                    actual: entries.len(),
+                    limit: limits.max_details,
+                });
+            }
+            if detail.topics.len() > limits.max_topics_per_detail {
+                return Err(Error::LimitExceeded {
+                    what: format!("authorization_details[{index}].topics length"),
+                    actual: detail.topics.len(),
+                    limit: limits.max_topics_per_detail,
+                });
+            }
+            for (i, matcher) in detail.topics.iter().enumerate() {
+                if matcher.pattern.len() > limits.max_match_bytes {
+                    return Err(Error::LimitExceeded {
+                        what: format!(
+                            "authorization_details[{index}].topics[{i}].match length in bytes"
+                        ),
+                        actual: matcher.pattern.len(),
+                        limit: limits.max_match_bytes,
+                    });
+                }
+                if let Some(check) = &self.inner.matcher_check
+                    && !matcher.is_wildcard()
+                {
+                    check(matcher).map_err(|reason| Error::InvalidAuthorizationDetail {
+                        index,
+                        field: format!("topics[{i}].match"),
+                        reason,
+                    })?;
+                }
+            }
+            details.push(detail);
+        }
+        Ok(details)
+    }
+}
+
+/// Whether `typ` is `at+jwt`, the `application/` prefix omitted, compared case-insensitively.
+fn is_access_token_type(typ: &str) -> bool {
+    let lower = typ.to_ascii_lowercase();
+    lower.strip_prefix("application/").unwrap_or(&lower) == "at+jwt"
+}
+
+fn decode_object(part: &str, b64: &str) -> Result<Map<String, Value>, Error> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| Error::Malformed(format!("the {part} is not base64url without padding")))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(other) => Err(Error::Malformed(format!(
+            "the {part} is {}, not a JSON object",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(Error::Malformed(format!("the {part} is not JSON: {e}"))),
+    }
+}
+
+/// A NumericDate claim (RFC 7519): a non-negative JSON number of seconds, fractions truncated.
+fn numeric_date(payload: &Map<String, Value>, claim: &'static str) -> Result<Option<u64>, Error> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(secs) = n.as_u64() {
+                return Ok(Some(secs));
+            }
+            match n.as_f64() {
+                Some(f) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
+                _ => Err(Error::InvalidClaim {
+                    claim,
+                    reason: format!("{n} is not a valid NumericDate"),
+                }),
+            }
+        }
+        Some(other) => Err(Error::InvalidClaim {
+            claim,
+            reason: format!("expected a number, found {}", json_kind(other)),
+        }),
+    }
+}
+
+fn optional_string(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<String>, Error> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Error::InvalidClaim {
+            claim,
+            reason: format!("expected a string, found {}", json_kind(other)),
+        }),
+    }
+}
