@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_hub::{Hub, MatcherLimits, UpdateLimits};
+use herald_store::{Durability, DurableLog, Retention, StoreConfig};
 use herald_token::keys::Algorithm;
 use herald_token::{Issuer, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,9 @@ pub enum ConfigError {
         /// What the parser said, with the line and the key.
         reason: String,
     },
+    /// The durable log cannot be opened (the message names the file and the problem).
+    #[error("cannot open the update log: {0}")]
+    Store(String),
     /// A value is well-formed but unusable.
     #[error("configuration key `{key}`: {reason}")]
     Invalid {
@@ -148,10 +152,22 @@ pub struct IssuerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `memory` (the only kind so far).
+    /// `durable` (on disk, the default) or `memory`.
     pub kind: String,
-    /// Entries kept by the memory log.
-    pub capacity: usize,
+    /// The data directory of the durable log.
+    pub dir: PathBuf,
+    /// `strict` (fsync before every answer) or `relaxed` (fsync every `flush_interval`).
+    pub durability: String,
+    /// With relaxed durability, the longest an acknowledged update stays unsynced.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Entries kept: by the memory log always, by the durable log when set (0: unlimited).
+    pub max_entries: u64,
+    /// Durable log: discard entries older than this (`0s`: unlimited).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Durable log: keep at most this many bytes of records (0: unlimited).
+    pub max_bytes: u64,
 }
 
 impl Default for Config {
@@ -214,8 +230,63 @@ impl Default for AuthConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            kind: "memory".into(),
-            capacity: 100_000,
+            kind: "durable".into(),
+            dir: PathBuf::from("herald-data"),
+            durability: "strict".into(),
+            flush_interval: Duration::from_millis(100),
+            max_entries: 0,
+            max_age: Duration::ZERO,
+            max_bytes: 0,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Opens the configured log.
+    pub fn open(&self) -> Result<Arc<dyn herald_hub::Log>, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: format!("log.{key}"),
+            reason,
+        };
+        match self.kind.as_str() {
+            "memory" => {
+                let capacity = if self.max_entries == 0 {
+                    100_000
+                } else {
+                    self.max_entries
+                };
+                Ok(Arc::new(herald_hub::MemoryLog::new(
+                    usize::try_from(capacity).unwrap_or(usize::MAX),
+                )))
+            }
+            "durable" => {
+                let durability = match self.durability.as_str() {
+                    "strict" => Durability::Strict,
+                    "relaxed" => Durability::Relaxed {
+                        flush_interval: self.flush_interval,
+                    },
+                    other => {
+                        return Err(invalid(
+                            "durability",
+                            format!("unknown durability `{other}` (use strict or relaxed)"),
+                        ));
+                    }
+                };
+                let mut config = StoreConfig::new(&self.dir);
+                config.durability = durability;
+                config.retention = Retention {
+                    max_entries: (self.max_entries > 0).then_some(self.max_entries),
+                    max_age: (!self.max_age.is_zero()).then_some(self.max_age),
+                    max_bytes: (self.max_bytes > 0).then_some(self.max_bytes),
+                };
+                let log =
+                    DurableLog::open(config).map_err(|e| ConfigError::Store(e.to_string()))?;
+                Ok(Arc::new(log))
+            }
+            other => Err(invalid(
+                "kind",
+                format!("unknown log kind `{other}` (use durable or memory)"),
+            )),
         }
     }
 }
@@ -263,14 +334,9 @@ impl Config {
     /// Builds the hub and its HTTP edge. JWK Sets are not fetched yet: call
     /// [`Verifier::spawn_jwks_refresh`] on the returned verifier.
     pub fn build(&self) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
-        if self.log.kind != "memory" {
-            return Err(ConfigError::Invalid {
-                key: "log.kind".into(),
-                reason: format!("unknown log kind `{}` (supported: memory)", self.log.kind),
-            });
-        }
+        let log = self.log.open()?;
         let hub = Hub::builder(self.hub_url())
-            .memory_log_capacity(self.log.capacity)
+            .log(log)
             .queue_capacity(self.subscribers.queue_capacity)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,
@@ -403,7 +469,11 @@ mod tests {
 
     #[test]
     fn the_default_configuration_builds() {
-        Config::default().build().unwrap();
+        let dir = std::env::temp_dir().join(format!("herald-config-test-{}", std::process::id()));
+        let mut config = Config::default();
+        config.log.dir = dir.clone();
+        config.build().unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
         assert_eq!(
             Config::default().hub_url().as_str(),
             "http://127.0.0.1:3000/.well-known/mercure"
@@ -413,6 +483,7 @@ mod tests {
     #[test]
     fn a_wildcard_cors_origin_is_refused() {
         let mut config = Config::default();
+        config.log.kind = "memory".into();
         config.cors.origins = vec!["*".into()];
         let Err(error) = config.build() else {
             panic!("`*` accepted")

@@ -104,7 +104,10 @@ fn documented_defaults_match_the_code() {
             limits.max_connections_per_subject.to_string(),
         ),
         ("log.kind", config.log.kind.clone()),
-        ("log.capacity", config.log.capacity.to_string()),
+        ("log.max_entries", config.log.max_entries.to_string()),
+        ("log.max_bytes", config.log.max_bytes.to_string()),
+        ("log.dir", config.log.dir.display().to_string()),
+        ("log.durability", config.log.durability.clone()),
         ("auth.cookie_name", config.auth.cookie_name.clone()),
     ] {
         let row = format!("| `{key}` | `{value}` |");
@@ -118,6 +121,8 @@ fn documented_defaults_match_the_code() {
         ("subscribers.max_lifetime", config.subscribers.max_lifetime),
         ("auth.leeway", config.auth.leeway),
         ("auth.jwks_refresh", config.auth.jwks_refresh),
+        ("log.flush_interval", config.log.flush_interval),
+        ("log.max_age", config.log.max_age),
     ] {
         let prefix = format!("| `{key}` | `");
         let documented = DOC

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -94,6 +95,7 @@ type Reply = oneshot::Sender<Result<Arc<Entry>, HubError>>;
 
 /// The durable [`Log`].
 pub struct DurableLog {
+    commits: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -153,7 +155,9 @@ impl DurableLog {
         let db = Arc::new(db);
         let target: Arc<OnceLock<Arc<dyn Dispatch>>> = Arc::new(OnceLock::new());
         let (sender, receiver) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
         let committer = Committer {
+            commits: Arc::clone(&commits),
             db: Arc::clone(&db),
             path: path.clone(),
             target: Arc::clone(&target),
@@ -166,6 +170,7 @@ impl DurableLog {
             .spawn(move || committer.run(&receiver))
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
+            commits,
             db,
             path,
             target,
@@ -180,6 +185,12 @@ impl DurableLog {
         if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
+    }
+
+    /// How many append transactions were committed since the log was opened;
+    /// concurrent appends share one.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Entries retained and their bytes, as the store counts them.
@@ -393,6 +404,7 @@ fn check_tail(db: &Database, path: &Path, last_position: Position) -> Result<(),
 }
 
 struct Committer {
+    commits: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -467,6 +479,7 @@ impl Committer {
         })();
         match result {
             Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
                 if !strict && self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }

@@ -39,6 +39,12 @@ pub struct Args {
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
+    /// Data directory of the durable log.
+    #[arg(long, env = "HERALD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where updates are kept: `durable` (on disk) or `memory`.
+    #[arg(long, env = "HERALD_LOG_KIND")]
+    log_kind: Option<String>,
     /// In development mode, the HS256 secret to use instead of a random one
     /// (so tokens stay valid across restarts).
     #[arg(long, env = "HERALD_DEV_SECRET", requires = "dev")]
@@ -56,6 +62,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     if let Some(url) = args.hub_url {
         config.hub_url = Some(url);
+    }
+    if let Some(dir) = args.data_dir {
+        config.log.dir = dir;
+    }
+    if let Some(kind) = args.log_kind {
+        config.log.kind = kind;
     }
     if !args.cors_origins.is_empty() {
         config.cors.origins = args.cors_origins;
