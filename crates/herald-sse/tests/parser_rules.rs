@@ -109,7 +109,10 @@ fn cr_at_chunk_end_and_lf_at_next_chunk_start_are_one_line_end() {
     parser.feed(b"\ndata: b\r");
     assert_eq!(parser.next_event().unwrap(), None);
     parser.feed(b"\n\r");
-    let event = parser.next_event().unwrap().expect("the CR after CRLF is a blank line");
+    let event = parser
+        .next_event()
+        .unwrap()
+        .expect("the CR after CRLF is a blank line");
     assert_eq!(event.data, "a\nb");
 }
 
@@ -234,7 +237,12 @@ fn retry_accepted_only_when_all_ascii_digits() {
         let mut parser = Parser::new();
         parser.feed(input);
         assert_eq!(parser.next_event().unwrap(), None);
-        assert_eq!(parser.retry(), expected, "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            parser.retry(),
+            expected,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -256,7 +264,11 @@ fn unterminated_final_block_is_dropped_at_end_of_stream() {
     parser.feed(b"data: a\n\nid: 5\ndata: b\n");
     parser.next_event().unwrap();
     parser.finish();
-    assert_eq!(parser.last_event_id(), "", "an id in a dropped block never counts");
+    assert_eq!(
+        parser.last_event_id(),
+        "",
+        "an id in a dropped block never counts"
+    );
     parser.feed(b"data: c\n\n");
     assert_eq!(parser.next_event().unwrap().unwrap().data, "c");
 }

@@ -32,8 +32,12 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Subscribe(args) => runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args))),
-        Command::Publish(args) => runtime().and_then(|rt| rt.block_on(commands::publish::run(args))),
+        Command::Subscribe(args) => {
+            runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args)))
+        }
+        Command::Publish(args) => {
+            runtime().and_then(|rt| rt.block_on(commands::publish::run(args)))
+        }
         Command::Token(args) => commands::token::run(args),
     };
     match result {
