@@ -13,6 +13,10 @@ use crate::Error;
 /// The default largest line or event data, in bytes, that a [`Parser`] buffers.
 pub const DEFAULT_MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
 
+/// The most capacity a reused buffer keeps once it is empty: enough for the
+/// usual event, small enough that an idle parser holds little memory.
+const RETAINED_CAPACITY: usize = 64 * 1024;
+
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A dispatched event, as a browser's `MessageEvent` would carry it.
@@ -92,7 +96,11 @@ impl Parser {
     /// Adds the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) {
         if self.pos == self.buf.len() {
-            self.buf.clear();
+            if self.buf.capacity() > RETAINED_CAPACITY.max(chunk.len()) {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
             self.pos = 0;
         } else if self.pos > 0 && self.pos >= self.buf.len() / 2 {
             self.buf.drain(..self.pos);
@@ -180,6 +188,8 @@ impl Parser {
         true
     }
 
+    /// Builds the event from the block. Each string of the event is allocated
+    /// once, at its exact size; the block keeps its buffers for the next event.
     fn dispatch(&mut self) -> Option<MessageEvent> {
         let block = &mut self.block;
         if self.last_event_id != block.last_event_id {
@@ -189,13 +199,15 @@ impl Parser {
             block.event_type.clear();
             return None;
         }
-        let mut data = std::mem::take(&mut block.data);
-        data.pop(); // the LF appended after the last data line
+        // Without the LF appended after the last data line.
+        let data = String::from(&block.data[..block.data.len() - 1]);
         let event_type = if block.event_type.is_empty() {
             String::from("message")
         } else {
-            std::mem::take(&mut block.event_type)
+            String::from(block.event_type.as_str())
         };
+        clear_and_trim(&mut block.data);
+        clear_and_trim(&mut block.event_type);
         Some(MessageEvent {
             event_type,
             data,
@@ -239,20 +251,29 @@ fn process_line(line: &[u8], block: &mut Block, retry: &mut Option<u64>) -> Line
             block.event_type.clear();
             block.event_type.push_str(&decode(value));
         }
-        // An id containing NUL is ignored.
+        // An id with NUL is ignored, as is a retry that is not all ASCII digits.
         b"id" if !value.contains(&0) => {
             block.last_event_id.clear();
             block.last_event_id.push_str(&decode(value));
         }
-        // A retry is accepted only when it is all ASCII digits.
         b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
             *retry = Some(value.iter().fold(0u64, |n, d| {
                 n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
             }));
         }
-        _ => {} // unknown fields are ignored
+        _ => {} // unknown fields, and the refused values above, are ignored
     }
     Line::Field
+}
+
+/// Empties a reused buffer, and frees it if one large event made it bigger
+/// than the parser should keep between events.
+fn clear_and_trim(buf: &mut String) {
+    if buf.capacity() > RETAINED_CAPACITY {
+        *buf = String::new();
+    } else {
+        buf.clear();
+    }
 }
 
 fn decode(bytes: &[u8]) -> Cow<'_, str> {

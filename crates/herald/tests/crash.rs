@@ -192,15 +192,15 @@ async fn every_acknowledged_update_survives_sigkill_exactly_once_in_order() {
 
     // A last start: the subscriber catches up on everything it missed.
     let (_hub, address) = start(data.path()).await;
-    if let Some(&last) = acknowledged.last() {
-        if received.last().is_none_or(|r| *r < last) {
-            tokio::time::timeout(
-                Duration::from_secs(20),
-                follow(&address, last_id, &mut received, Some(last)),
-            )
-            .await
-            .expect("the subscriber catches up within 20 s");
-        }
+    if let Some(&last) = acknowledged.last()
+        && received.last().is_none_or(|r| *r < last)
+    {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            follow(&address, last_id, &mut received, Some(last)),
+        )
+        .await
+        .expect("the subscriber catches up within 20 s");
     }
 
     eprintln!(
