@@ -19,6 +19,9 @@ pub struct Client {
     pub subject: Option<String>,
     /// When the token expires.
     pub expires_at: Option<SystemTime>,
+    /// Whether the token came from the cookie (an ambient credential, so
+    /// cross-site request forgery must be guarded against).
+    pub via_cookie: bool,
 }
 
 impl Client {
@@ -28,6 +31,7 @@ impl Client {
             grants: Grants::none(),
             subject: None,
             expires_at: None,
+            via_cookie: false,
         }
     }
 }
@@ -68,7 +72,7 @@ impl Authenticator {
     ///
     /// The `Authorization` header wins; the cookie is used only without it.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Client>, ServerError> {
-        let Some(token) = self.find_token(headers)? else {
+        let Some((token, via_cookie)) = self.find_token(headers)? else {
             return Ok(None);
         };
         let Some(verifier) = &self.verifier else {
@@ -106,6 +110,7 @@ impl Authenticator {
             grants: Arc::new(grants),
             subject,
             expires_at: Some(verified.expires_at),
+            via_cookie,
         }))
     }
 
@@ -119,7 +124,11 @@ impl Authenticator {
             .map_err(|e| invalid_token(&format!("a topic matcher of the token is invalid: {e}")))
     }
 
-    fn find_token<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, ServerError> {
+    /// The token and whether it came from the cookie.
+    fn find_token<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<(&'h str, bool)>, ServerError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value
                 .to_str()
@@ -134,7 +143,7 @@ impl Authenticator {
             if token.is_empty() {
                 return Err(invalid_request("the Authorization header carries no token"));
             }
-            return Ok(Some(token));
+            return Ok(Some((token, false)));
         }
         for value in headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
@@ -143,7 +152,7 @@ impl Authenticator {
                     && name == self.cookie_name
                     && !token.is_empty()
                 {
-                    return Ok(Some(token.trim_matches('"')));
+                    return Ok(Some((token.trim_matches('"'), true)));
                 }
             }
         }

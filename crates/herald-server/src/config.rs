@@ -242,12 +242,33 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
-    /// Opens the configured log.
-    pub fn open(&self) -> Result<Arc<dyn herald_hub::Log>, ConfigError> {
+    /// Checks the log settings without opening anything.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: format!("log.{key}"),
             reason,
         };
+        if !matches!(self.kind.as_str(), "durable" | "memory") {
+            return Err(invalid(
+                "kind",
+                format!("unknown log kind `{}` (use durable or memory)", self.kind),
+            ));
+        }
+        if !matches!(self.durability.as_str(), "strict" | "relaxed") {
+            return Err(invalid(
+                "durability",
+                format!(
+                    "unknown durability `{}` (use strict or relaxed)",
+                    self.durability
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Opens the configured log.
+    pub fn open(&self) -> Result<Arc<dyn herald_hub::Log>, ConfigError> {
+        self.check()?;
         match self.kind.as_str() {
             "memory" => {
                 let capacity = if self.max_entries == 0 {
@@ -259,18 +280,13 @@ impl LogConfig {
                     usize::try_from(capacity).unwrap_or(usize::MAX),
                 )))
             }
-            "durable" => {
+            // `check` allowed only `memory` and `durable`.
+            _ => {
                 let durability = match self.durability.as_str() {
                     "strict" => Durability::Strict,
-                    "relaxed" => Durability::Relaxed {
+                    _ => Durability::Relaxed {
                         flush_interval: self.flush_interval,
                     },
-                    other => {
-                        return Err(invalid(
-                            "durability",
-                            format!("unknown durability `{other}` (use strict or relaxed)"),
-                        ));
-                    }
                 };
                 let mut config = StoreConfig::new(&self.dir);
                 config.durability = durability;
@@ -283,10 +299,6 @@ impl LogConfig {
                     DurableLog::open(config).map_err(|e| ConfigError::Store(e.to_string()))?;
                 Ok(Arc::new(log))
             }
-            other => Err(invalid(
-                "kind",
-                format!("unknown log kind `{other}` (use durable or memory)"),
-            )),
         }
     }
 }
@@ -334,6 +346,7 @@ impl Config {
     /// Builds the hub and its HTTP edge. JWK Sets are not fetched yet: call
     /// [`Verifier::spawn_jwks_refresh`] on the returned verifier.
     pub fn build(&self) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
+        self.validate()?;
         let log = self.log.open()?;
         let hub = Hub::builder(self.hub_url())
             .log(log)
@@ -363,7 +376,13 @@ impl Config {
                 per_subject: self.limits.max_connections_per_subject,
             },
         };
-        for origin in &settings.cors_origins {
+        Ok((Herald::new(hub, verifier.clone(), settings), verifier))
+    }
+
+    /// Checks every value without side effects: nothing is created or
+    /// opened, but key files are read and parsed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.cors.origins {
             if origin == "*" || Url::parse(origin).is_err() {
                 return Err(ConfigError::Invalid {
                     key: "cors.origins".into(),
@@ -373,7 +392,10 @@ impl Config {
                 });
             }
         }
-        Ok((Herald::new(hub, verifier.clone(), settings), verifier))
+        self.log.check()?;
+        // A throwaway in-memory hub compiles the issuers' matchers like the real one.
+        let hub = Hub::builder(self.hub_url()).build();
+        self.verifier(&hub).map(|_| ())
     }
 
     fn verifier(&self, hub: &Hub) -> Result<Option<Arc<Verifier>>, ConfigError> {

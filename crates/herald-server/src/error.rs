@@ -66,6 +66,9 @@ pub enum ServerError {
     /// The method is not served on this path.
     #[error("the {0} method is not allowed here")]
     MethodNotAllowed(String),
+    /// The request is refused for a reason other than its token (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A connection limit was reached.
     #[error("{0}")]
     TooManyConnections(String),
@@ -129,6 +132,7 @@ impl IntoResponse for ErrorResponse {
                 );
                 response
             }
+            ServerError::Forbidden(_) => problem(StatusCode::FORBIDDEN, &detail),
             ServerError::TooManyConnections(_) => problem(StatusCode::TOO_MANY_REQUESTS, &detail),
             ServerError::NotFound => problem(StatusCode::NOT_FOUND, &detail),
         }

@@ -34,6 +34,9 @@ pub(crate) async fn publish(
             detail: "publishing requires an access token".into(),
         });
     };
+    if client.via_cookie {
+        check_same_origin(herald, headers)?;
+    }
     // Topic rules apply whatever the token (400 before 403).
     update.validate(herald.hub().namespace(), herald.hub().update_limits())?;
     if !client.grants.can_publish(&update.topics) {
@@ -55,6 +58,43 @@ pub(crate) async fn publish(
         entry.id().to_owned(),
     )
         .into_response())
+}
+
+/// A cookie is sent by the browser whatever page makes the request, so a
+/// publish authenticated by cookie must come from the hub's own origin or an
+/// allowed one (`Origin`, else `Referer`); without either it is refused.
+fn check_same_origin(herald: &Herald, headers: &HeaderMap) -> Result<(), ServerError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            Some(
+                url::Url::parse(referer)
+                    .ok()?
+                    .origin()
+                    .ascii_serialization(),
+            )
+        });
+    let Some(origin) = origin else {
+        return Err(ServerError::Forbidden(
+            "a publish authenticated by cookie must carry an Origin or Referer header".into(),
+        ));
+    };
+    let own = herald.hub().url().origin().ascii_serialization();
+    if origin == own
+        || herald
+            .settings()
+            .cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    {
+        return Ok(());
+    }
+    Err(ServerError::Forbidden(format!(
+        "a publish authenticated by cookie from the origin `{origin}` is refused: it is neither the hub's origin nor an allowed CORS origin"
+    )))
 }
 
 fn is_json(content_type: &str) -> bool {

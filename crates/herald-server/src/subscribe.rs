@@ -69,6 +69,7 @@ pub(crate) async fn subscribe(
         deadline: Box::pin(sleep_until(deadline)),
         shutdown: herald.shutdown_token().clone(),
         opened: false,
+        closing: false,
         _admission: admission,
     };
     response
@@ -170,6 +171,17 @@ fn close_at(expires_at: Option<SystemTime>, max_lifetime: Option<Duration>) -> I
         .unwrap_or(far)
 }
 
+/// The `retry:` sent before the hub closes a stream to shut down: clients come
+/// back to the next hub spread between 0.5 s and 5 s instead of all at once.
+fn reconnect_hint(subscriber: u64) -> Bytes {
+    let spread = subscriber.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+    let millis = 500 + spread % 4500;
+    let mut frame = bytes::BytesMut::with_capacity(24);
+    herald_sse::encode::write_retry(&mut frame, millis);
+    herald_sse::encode::write_end(&mut frame);
+    frame.freeze()
+}
+
 /// Writes a subscription to the wire: entries, keep-alives, and the close.
 struct EventStream {
     subscription: Subscription,
@@ -178,12 +190,17 @@ struct EventStream {
     deadline: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
     opened: bool,
+    /// The final `retry:` hint was sent; the next poll ends the stream.
+    closing: bool,
     _admission: Admission,
 }
 
 impl EventStream {
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(self, |mut s| async move {
+            if s.closing {
+                return None;
+            }
             if !s.opened {
                 // A first comment flushes the headers through buffering proxies
                 // and lets clients see the stream is open.
@@ -192,7 +209,10 @@ impl EventStream {
             }
             tokio::select! {
                 biased;
-                () = s.shutdown.cancelled() => None,
+                () = s.shutdown.cancelled() => {
+                    s.closing = true;
+                    Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s))
+                }
                 () = &mut s.deadline => None,
                 next = s.subscription.next() => match next {
                     Ok(Some(entry)) => {

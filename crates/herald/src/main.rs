@@ -27,6 +27,8 @@ enum Command {
     Subscribe(commands::subscribe::Args),
     /// Publish an update to a Mercure hub and print its id.
     Publish(commands::publish::Args),
+    /// Check a configuration file and print the effective configuration.
+    Config(commands::config::Args),
     /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
     Token(Box<commands::token::Args>),
 }
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
             runtime().and_then(|rt| rt.block_on(commands::publish::run(args)))
         }
         Command::Token(args) => commands::token::run(*args),
+        Command::Config(args) => commands::config::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

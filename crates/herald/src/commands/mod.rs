@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod config;
+pub mod overrides;
 pub mod publish;
 pub mod serve;
 pub mod subscribe;

@@ -1,15 +1,14 @@
 //! `herald serve`: runs the hub.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_server::config::IssuerConfig;
-use herald_server::{Config, serve};
+use herald_server::serve;
 use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
 use herald_token::{MintRequest, SigningKey, mint};
 use url::Url;
 
+use crate::commands::overrides::Overrides;
 use crate::error::CliError;
 
 /// The issuer of development tokens.
@@ -19,32 +18,12 @@ const DEV_ISSUER: &str = "herald-dev";
 /// `HERALD_*` environment variables, then flags, each overriding the last.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file (TOML); see docs/configuration.md.
-    #[arg(long, short, env = "HERALD_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Development mode: generates a token secret and prints ready-made
     /// publisher and subscriber tokens with copy-paste curl lines.
     #[arg(long)]
     dev: bool,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HERALD_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Public URL of the hub, also its token audience.
-    #[arg(long, env = "HERALD_HUB_URL")]
-    hub_url: Option<Url>,
-    /// An origin allowed to make credentialed cross-origin requests (repeatable).
-    #[arg(
-        long = "cors-origin",
-        env = "HERALD_CORS_ORIGINS",
-        value_delimiter = ','
-    )]
-    cors_origins: Vec<String>,
-    /// Data directory of the durable log.
-    #[arg(long, env = "HERALD_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Where updates are kept: `durable` (on disk) or `memory`.
-    #[arg(long, env = "HERALD_LOG_KIND")]
-    log_kind: Option<String>,
     /// In development mode, the HS256 secret to use instead of a random one
     /// (so tokens stay valid across restarts).
     #[arg(long, env = "HERALD_DEV_SECRET", requires = "dev")]
@@ -53,25 +32,7 @@ pub struct Args {
 
 /// Runs `herald serve`.
 pub async fn run(args: Args) -> Result<(), CliError> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?,
-        None => Config::default(),
-    };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(url) = args.hub_url {
-        config.hub_url = Some(url);
-    }
-    if let Some(dir) = args.data_dir {
-        config.log.dir = dir;
-    }
-    if let Some(kind) = args.log_kind {
-        config.log.kind = kind;
-    }
-    if !args.cors_origins.is_empty() {
-        config.cors.origins = args.cors_origins;
-    }
+    let mut config = args.overrides.load(None)?.config;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;

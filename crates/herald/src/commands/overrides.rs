@@ -1,0 +1,161 @@
+//! Where the hub's configuration comes from: defaults, a TOML file,
+//! `HERALD_*` environment variables and flags, each overriding the last.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use herald_server::Config;
+use url::Url;
+
+use crate::error::CliError;
+
+/// The configuration flags shared by `serve` and `config check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Overrides {
+    /// Configuration file (TOML); see docs/configuration.md.
+    #[arg(long, short, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HERALD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public URL of the hub, also its token audience.
+    #[arg(long, env = "HERALD_HUB_URL")]
+    pub hub_url: Option<Url>,
+    /// An origin allowed to make credentialed cross-origin requests (repeatable).
+    #[arg(
+        long = "cors-origin",
+        env = "HERALD_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Data directory of the durable log.
+    #[arg(long, env = "HERALD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where updates are kept: `durable` (on disk) or `memory`.
+    #[arg(long, env = "HERALD_LOG_KIND")]
+    pub log_kind: Option<String>,
+}
+
+/// Where one configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(name) => write!(f, "env {name}"),
+            Source::Flag(name) => write!(f, "flag --{name}"),
+        }
+    }
+}
+
+/// The effective configuration and the source of every value that is not a default.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration to run with.
+    pub config: Config,
+    /// Dotted key → where its value came from (absent: the default).
+    pub sources: BTreeMap<String, Source>,
+}
+
+impl Overrides {
+    /// Reads the file (`file` wins over `--config`), then applies env and flags.
+    pub fn load(&self, file: Option<&Path>) -> Result<Loaded, CliError> {
+        let file = file.or(self.config.as_deref());
+        let mut sources = BTreeMap::new();
+        let mut config = match file {
+            Some(path) => {
+                let config = Config::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?;
+                // The file parsed, so it is TOML: note which keys it sets.
+                if let Ok(value) = std::fs::read_to_string(path)
+                    .map_err(|_| ())
+                    .and_then(|t| t.parse::<toml::Table>().map_err(|_| ()))
+                {
+                    for key in leaf_keys(&toml::Value::Table(value)) {
+                        sources.insert(key, Source::File(path.to_owned()));
+                    }
+                }
+                config
+            }
+            None => Config::default(),
+        };
+        let mut set = |key: &str, env: &'static str, flag: &'static str, value: &str| {
+            let from_env = std::env::var(env).is_ok_and(|v| v == value);
+            sources.insert(
+                key.to_owned(),
+                if from_env {
+                    Source::Env(env)
+                } else {
+                    Source::Flag(flag)
+                },
+            );
+        };
+        if let Some(listen) = self.listen {
+            set("listen", "HERALD_LISTEN", "listen", &listen.to_string());
+            config.listen = listen;
+        }
+        if let Some(url) = &self.hub_url {
+            set("hub_url", "HERALD_HUB_URL", "hub-url", url.as_str());
+            config.hub_url = Some(url.clone());
+        }
+        if !self.cors_origins.is_empty() {
+            set(
+                "cors.origins",
+                "HERALD_CORS_ORIGINS",
+                "cors-origin",
+                &self.cors_origins.join(","),
+            );
+            config.cors.origins.clone_from(&self.cors_origins);
+        }
+        if let Some(dir) = &self.data_dir {
+            set(
+                "log.dir",
+                "HERALD_DATA_DIR",
+                "data-dir",
+                &dir.display().to_string(),
+            );
+            config.log.dir.clone_from(dir);
+        }
+        if let Some(kind) = &self.log_kind {
+            set("log.kind", "HERALD_LOG_KIND", "log-kind", kind);
+            config.log.kind.clone_from(kind);
+        }
+        Ok(Loaded { config, sources })
+    }
+}
+
+/// Dotted paths of every non-table value.
+pub fn leaf_keys(value: &toml::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(String::new(), value, &mut out);
+    out
+}
+
+fn collect(prefix: String, value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                collect(path, value, out);
+            }
+        }
+        _ => out.push(prefix),
+    }
+}

@@ -1,0 +1,167 @@
+//! `herald config check`: validation with precise errors, and the effective
+//! configuration printed with the source of each value.
+
+use std::process::Command;
+
+use herald_server::Config;
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command.args(["config", "check"]).args(args);
+    for key in [
+        "HERALD_CONFIG",
+        "HERALD_LISTEN",
+        "HERALD_HUB_URL",
+        "HERALD_CORS_ORIGINS",
+        "HERALD_DATA_DIR",
+        "HERALD_LOG_KIND",
+    ] {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn line<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no `{key}` line in:\n{stdout}"))
+}
+
+#[test]
+fn a_good_file_prints_every_value_with_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("herald.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:4000\"\n[subscribers]\nheartbeat = \"5s\"\n\n[[auth.issuers]]\nid = \"https://app.example\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, stdout, stderr) = check(
+        &[path, "--log-kind", "memory"],
+        &[("HERALD_DATA_DIR", "/var/lib/herald")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        line(&stdout, "listen"),
+        format!("listen = \"127.0.0.1:4000\"  # file {path}")
+    );
+    assert_eq!(
+        line(&stdout, "subscribers.heartbeat"),
+        format!("subscribers.heartbeat = \"5s\"  # file {path}")
+    );
+    assert_eq!(
+        line(&stdout, "limits.max_topics"),
+        "limits.max_topics = 64  # default"
+    );
+    assert_eq!(
+        line(&stdout, "log.dir"),
+        "log.dir = \"/var/lib/herald\"  # env HERALD_DATA_DIR"
+    );
+    assert_eq!(
+        line(&stdout, "log.kind"),
+        "log.kind = \"memory\"  # flag --log-kind"
+    );
+    assert!(
+        !stdout.contains("a-secret-of"),
+        "secrets are never printed:\n{stdout}"
+    );
+    assert!(line(&stdout, "auth.issuers").contains("<redacted>"));
+}
+
+#[test]
+fn the_printed_configuration_is_itself_a_valid_file_with_the_same_values() {
+    let (code, stdout, stderr) = check(
+        &[
+            "--listen",
+            "127.0.0.1:4100",
+            "--cors-origin",
+            "https://app.example",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let toml: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{}\n", l.split("  # ").next().unwrap()))
+        .collect();
+    let reparsed = Config::from_toml(&toml).unwrap();
+    assert_eq!(reparsed.listen.to_string(), "127.0.0.1:4100");
+    assert_eq!(reparsed.cors.origins, ["https://app.example"]);
+    assert_eq!(reparsed.subscribers, Config::default().subscribers);
+}
+
+#[test]
+fn an_unknown_key_is_an_error_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\n\n[subscribers]\nheartbeet = \"5s\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(&[file.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "herald: {}: line 4, at `heartbeet`: unknown field `heartbeet`",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_values_are_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        ("[subscribers]\nheartbeat = \"soon\"\n", "line 2"),
+        (
+            "[log]\nkind = \"sqlite\"\n",
+            "`log.kind`: unknown log kind `sqlite`",
+        ),
+        (
+            "[log]\ndurability = \"maybe\"\n",
+            "`log.durability`: unknown durability `maybe`",
+        ),
+        ("[cors]\norigins = [\"*\"]\n", "`cors.origins`"),
+        (
+            "[auth]\nalgorithms = [\"none\"]\n[[auth.issuers]]\nid = \"x\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n",
+            "`auth.algorithms`: unsupported algorithm `none`",
+        ),
+        (
+            "[[auth.issuers]]\nid = \"x\"\npublic_key_files = [\"/nonexistent/key.pem\"]\n",
+            "auth.issuers[0].public_key_files",
+        ),
+        ("listen = \"not an address\"\n", "line 1"),
+    ] {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        let (code, _, stderr) = check(&[file.to_str().unwrap()], &[]);
+        assert_eq!(code, 2, "{text}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{text}: `{stderr}` should contain {expected}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let (code, _, stderr) = check(&["/nonexistent/herald.toml"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/herald.toml"), "{stderr}");
+}
