@@ -61,24 +61,24 @@ fn lookup<'v>(value: &'v toml::Value, key: &str) -> Option<&'v toml::Value> {
 
 /// Secrets are never printed.
 fn redact(key: &str, value: &toml::Value) -> String {
-    if key == "auth.issuers" {
-        if let toml::Value::Array(issuers) = value {
-            let shown: Vec<toml::Value> = issuers
-                .iter()
-                .map(|issuer| {
-                    let mut issuer = issuer.clone();
-                    if let Some(secrets) = issuer.get_mut("hs256_secrets")
-                        && let toml::Value::Array(list) = secrets
-                    {
-                        for secret in list.iter_mut() {
-                            *secret = toml::Value::String("<redacted>".into());
-                        }
+    if key == "auth.issuers"
+        && let toml::Value::Array(issuers) = value
+    {
+        let shown: Vec<toml::Value> = issuers
+            .iter()
+            .map(|issuer| {
+                let mut issuer = issuer.clone();
+                if let Some(secrets) = issuer.get_mut("hs256_secrets")
+                    && let toml::Value::Array(list) = secrets
+                {
+                    for secret in list.iter_mut() {
+                        *secret = toml::Value::String("<redacted>".into());
                     }
-                    issuer
-                })
-                .collect();
-            return toml::Value::Array(shown).to_string();
-        }
+                }
+                issuer
+            })
+            .collect();
+        return toml::Value::Array(shown).to_string();
     }
     value.to_string()
 }
