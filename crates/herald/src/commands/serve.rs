@@ -54,6 +54,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         None
     };
 
+    raise_file_limit(config.limits.max_connections);
     let (herald, verifier) = config.build().map_err(|e| CliError::Usage(e.to_string()))?;
     let _jwks = verifier.as_ref().map(|v| v.spawn_jwks_refresh());
     let hub_url = herald.hub().url().clone();
@@ -97,6 +98,23 @@ fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {
          \n  curl -H 'Authorization: Bearer {publisher}' -d 'topic=https://example.com/books/1' -d 'data={{\"title\":\"Dune\"}}' {hub_url}\n"
     );
     Ok(())
+}
+
+/// Every subscriber holds a socket: raise the open-file limit as far as the
+/// OS allows, and say so plainly when it stays below what is configured.
+fn raise_file_limit(max_connections: usize) {
+    // Sockets beyond subscribers: publishers, the log's files, the listener.
+    const HEADROOM: u64 = 256;
+    let wanted = max_connections as u64 + HEADROOM;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-file limit is too low for limits.max_connections; raise it (ulimit -n, LimitNOFILE=) or lower the setting"
+        ),
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {
