@@ -35,6 +35,8 @@ use herald_token::Verifier;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 pub use auth::{Authenticator, Client};
 pub use config::{Config, ConfigError};
@@ -124,10 +126,25 @@ impl Herald {
                 get(metadata_endpoint),
             )
             .with_state(self.clone());
-        match self.cors() {
+        let router = match self.cors() {
             Some(cors) => router.layer(cors),
             None => router,
-        }
+        };
+        // Outermost: every request gets an id (kept if the client sent one),
+        // echoed in the response and carried by every log line of the request.
+        let request_id = HeaderName::from_static("x-request-id");
+        router.layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
     }
 
     fn cors(&self) -> Option<CorsLayer> {
@@ -168,6 +185,22 @@ impl Herald {
         }
         .into_response()
     }
+}
+
+/// The span of one request: its id, method and path. Never the query (it
+/// may name private topics), headers (tokens, cookies) or the body.
+fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
 }
 
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {

@@ -70,8 +70,16 @@ pub(crate) async fn subscribe(
         shutdown: herald.shutdown_token().clone(),
         opened: false,
         closing: false,
+        ended: false,
+        span: tracing::Span::current(),
         _admission: admission,
     };
+    tracing::info!(
+        subscriber = stream.subscription.subscriber_id(),
+        authenticated = client.subject.is_some(),
+        resumed = stream.subscription.resumed_after().is_some(),
+        "subscriber connected"
+    );
     response
         .body(Body::from_stream(stream.into_stream()))
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
@@ -192,7 +200,37 @@ struct EventStream {
     opened: bool,
     /// The final `retry:` hint was sent; the next poll ends the stream.
     closing: bool,
+    /// Whether the hub ended the stream (and logged why).
+    ended: bool,
+    /// The request span, so the close is logged with the request id.
+    span: tracing::Span,
     _admission: Admission,
+}
+
+impl EventStream {
+    /// Logs why the hub ends this stream.
+    fn end(&mut self, reason: &'static str) {
+        self.ended = true;
+        let _entered = self.span.enter();
+        tracing::info!(
+            subscriber = self.subscription.subscriber_id(),
+            reason,
+            "subscriber disconnected"
+        );
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _entered = self.span.enter();
+            tracing::info!(
+                subscriber = self.subscription.subscriber_id(),
+                reason = "client disconnected",
+                "subscriber disconnected"
+            );
+        }
+    }
 }
 
 impl EventStream {
@@ -211,22 +249,30 @@ impl EventStream {
                 biased;
                 () = s.shutdown.cancelled() => {
                     s.closing = true;
+                    s.end("hub shutting down");
                     Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s))
                 }
-                () = &mut s.deadline => None,
+                () = &mut s.deadline => {
+                    s.end("token expired or maximum lifetime reached");
+                    None
+                }
                 next = s.subscription.next() => match next {
                     Ok(Some(entry)) => {
                         s.idle.as_mut().reset(Instant::now() + s.heartbeat);
                         Some((Ok(entry.frame().clone()), s))
                     }
                     Ok(None) => {
-                        if s.subscription.was_too_slow() {
-                            tracing::info!(subscriber = s.subscription.subscriber_id(), "disconnected a subscriber that could not keep up");
-                        }
+                        let reason = if s.subscription.was_too_slow() {
+                            "too slow: its queue was full"
+                        } else {
+                            "ended by the hub"
+                        };
+                        s.end(reason);
                         None
                     }
                     Err(error) => {
                         tracing::warn!(%error, "replay failed; closing the subscription");
+                        s.end("replay failed");
                         None
                     }
                 },

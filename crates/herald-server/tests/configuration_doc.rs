@@ -142,6 +142,9 @@ fn documented_defaults_match_the_code() {
 fn the_production_example_configuration_parses() {
     let text = include_str!("../../../deploy/herald.toml");
     let config = Config::from_toml(text).unwrap_or_else(|e| panic!("deploy/herald.toml: {e}"));
-    assert_eq!(config.log.max_age, std::time::Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(
+        config.log.max_age,
+        std::time::Duration::from_secs(7 * 24 * 3600)
+    );
     assert_eq!(config.auth.issuers.len(), 1);
 }

@@ -37,7 +37,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => {
-            init_tracing();
+            init_tracing(args.log_format);
             runtime().and_then(|rt| rt.block_on(commands::serve::run(*args)))
         }
         Command::Subscribe(args) => {
@@ -58,13 +58,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: commands::serve::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        commands::serve::LogFormat::Text => builder.init(),
+        commands::serve::LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

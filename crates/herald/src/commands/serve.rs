@@ -24,10 +24,22 @@ pub struct Args {
     /// publisher and subscriber tokens with copy-paste curl lines.
     #[arg(long)]
     dev: bool,
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// In development mode, the HS256 secret to use instead of a random one
     /// (so tokens stay valid across restarts).
     #[arg(long, env = "HERALD_DEV_SECRET", requires = "dev")]
     dev_secret: Option<String>,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Runs `herald serve`.
