@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::BoxFuture;
 use herald_hub::{Dispatch, Entry, HubError, Log, Position};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::StoreError;
@@ -24,7 +24,9 @@ use crate::record;
 use crate::retention::{Retention, Shape};
 
 const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
-const IDS: TableDefinition<'_, &str, u64> = TableDefinition::new("ids");
+/// id → every retained position carrying it, in order: a reused id resolves
+/// to its earliest retained use, also once older uses are discarded.
+const IDS: MultimapTableDefinition<'_, &str, u64> = MultimapTableDefinition::new("ids");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The marker naming the on-disk format, checked at every start.
@@ -252,9 +254,14 @@ impl Log for DurableLog {
         let id = id.to_owned();
         self.blocking(move |db, path| {
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
-            let ids = txn.open_table(IDS).map_err(|e| failure(path, &e))?;
-            let found = ids.get(id.as_str()).map_err(|e| failure(path, &e))?;
-            Ok(found.map(|p| p.value()))
+            let ids = txn
+                .open_multimap_table(IDS)
+                .map_err(|e| failure(path, &e))?;
+            let mut positions = ids.get(id.as_str()).map_err(|e| failure(path, &e))?;
+            match positions.next() {
+                Some(first) => Ok(Some(first.map_err(|e| failure(path, &e))?.value())),
+                None => Ok(None),
+            }
         })
     }
 
@@ -358,7 +365,7 @@ fn initialize(db: &Database) -> Result<State, redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(ENTRIES)?;
-        txn.open_table(IDS)?;
+        txn.open_multimap_table(IDS)?;
         txn.open_table(META)?;
     }
     txn.commit()?;
@@ -459,15 +466,13 @@ impl Committer {
             })?;
             {
                 let mut entries = txn.open_table(ENTRIES)?;
-                let mut ids = txn.open_table(IDS)?;
+                let mut ids = txn.open_multimap_table(IDS)?;
                 for (entry, _) in batch.iter() {
                     self.state.last_position += 1;
                     let entry = entry.clone().at_position(self.state.last_position);
                     let stored = record::encode(&entry);
                     entries.insert(entry.position(), stored.as_slice())?;
-                    if ids.get(entry.id())?.is_none() {
-                        ids.insert(entry.id(), entry.position())?;
-                    }
+                    ids.insert(entry.id(), entry.position())?;
                     self.state.count += 1;
                     self.state.bytes += stored.len() as u64;
                     committed.push(Arc::new(entry));
@@ -542,7 +547,7 @@ impl Committer {
             let mut discarded = 0;
             {
                 let mut entries = txn.open_table(ENTRIES)?;
-                let mut ids = txn.open_table(IDS)?;
+                let mut ids = txn.open_multimap_table(IDS)?;
                 while discarded < RETENTION_CHUNK {
                     let Some((position, stored)) = entries
                         .first()?
@@ -559,10 +564,8 @@ impl Committer {
                         break;
                     }
                     entries.remove(position)?;
-                    if let Some(id) = record::id(&stored)
-                        && ids.get(id.as_str())?.map(|p| p.value()) == Some(position)
-                    {
-                        ids.remove(id.as_str())?;
+                    if let Some(id) = record::id(&stored) {
+                        ids.remove(id.as_str(), position)?;
                     }
                     self.state.count -= 1;
                     self.state.bytes = self.state.bytes.saturating_sub(stored.len() as u64);

@@ -161,6 +161,30 @@ async fn retention_by_count_keeps_the_newest() {
 }
 
 #[tokio::test]
+async fn a_reused_id_resolves_to_its_earliest_retained_use_after_the_first_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.retention = Retention {
+        max_entries: Some(3),
+        ..Retention::default()
+    };
+    let log = DurableLog::open(config).unwrap();
+    for id in ["dup", "a", "dup", "b", "c"] {
+        log.append(entry(id, SystemTime::now())).await.unwrap();
+    }
+    eventually("count retention", async || {
+        ids_after(&log, 0).await == ["dup", "b", "c"]
+    })
+    .await;
+    assert_eq!(
+        log.find("dup").await.unwrap(),
+        Some(3),
+        "the retained use, not none"
+    );
+    assert_eq!(log.find("a").await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn retention_by_age_follows_the_clock() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
