@@ -87,7 +87,7 @@ impl Publisher {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-www-form-urlencoded"),
             )
-            .body(update.to_form());
+            .body(crate::update::to_form(update));
         if let Some(token) = &self.token {
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| PublishError::InvalidToken)?;
