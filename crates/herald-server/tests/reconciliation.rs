@@ -249,3 +249,29 @@ async fn replay_and_live_have_no_gap_and_no_duplicate_under_concurrent_publishin
     let expected: Vec<String> = (first..TOTAL).map(id).collect();
     assert_eq!(tail, expected);
 }
+
+#[tokio::test]
+async fn a_duplicate_id_resolves_to_its_earliest_retained_occurrence() {
+    let mut config = config();
+    config.log.capacity = 3;
+    let hub = start(config).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "dup"), ("data", "first")]).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "a"), ("data", "a")]).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "dup"), ("data", "second")]).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "b"), ("data", "b")]).await;
+    // The first `dup` is discarded; the second one is still in the history.
+    let mut stream = open(get(&hub, &q()).header("last-event-id", "dup")).await;
+    assert_eq!(
+        stream.header("mercure-last-event-id").as_deref(),
+        Some("dup")
+    );
+    assert_eq!(stream.data(1).await, ["b"]);
+    stream.assert_quiet(Duration::from_millis(200)).await;
+    // Once both are gone, the id is unknown.
+    publish_ids(&hub, &["c", "d"]).await;
+    let stream = open(get(&hub, &q()).header("last-event-id", "dup")).await;
+    assert_eq!(
+        stream.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
+}

@@ -238,17 +238,22 @@ impl Mint {
     }
 }
 
-/// The shared HTTP client (rustls provider installed first).
+/// The HTTP client of the current thread (rustls provider installed first).
+/// Building a client is slow, so each test thread keeps one; it pools no
+/// connections, so nothing ties it to one test's runtime.
 pub fn client() -> reqwest::Client {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    reqwest::Client::builder()
-        .connect_timeout(WAIT)
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("client")
+    thread_local! {
+        static CLIENT: reqwest::Client = reqwest::Client::builder()
+            .connect_timeout(WAIT)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+    }
+    CLIENT.with(Clone::clone)
 }
 
 /// Percent-encodes a form component like `URLSearchParams` would (more eagerly, which is equivalent).
