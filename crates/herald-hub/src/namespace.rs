@@ -56,12 +56,12 @@ fn normalize_path(path: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                    decoded.push(char::from(b));
-                    i += 3;
-                    continue;
-                }
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+                && (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            {
+                decoded.push(char::from(b));
+                i += 3;
+                continue;
             }
         }
         // Safe to push byte-wise: we only ever skip whole ASCII escapes.

@@ -71,10 +71,10 @@ impl Update {
                 });
             }
         }
-        if let Some(event_type) = &self.event_type {
-            if event_type == "mercure" {
-                return Err(HubError::ReservedType);
-            }
+        if let Some(event_type) = &self.event_type
+            && event_type == "mercure"
+        {
+            return Err(HubError::ReservedType);
         }
         Ok(())
     }

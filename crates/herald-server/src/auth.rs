@@ -139,10 +139,11 @@ impl Authenticator {
         for value in headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             for pair in value.split(';') {
-                if let Some((name, token)) = pair.trim().split_once('=') {
-                    if name == self.cookie_name && !token.is_empty() {
-                        return Ok(Some(token.trim_matches('"')));
-                    }
+                if let Some((name, token)) = pair.trim().split_once('=')
+                    && name == self.cookie_name
+                    && !token.is_empty()
+                {
+                    return Ok(Some(token.trim_matches('"')));
                 }
             }
         }

@@ -74,21 +74,21 @@ impl ConnectionCounter {
                 limits.total
             )));
         }
-        if let Some(address) = address {
-            if counts.by_address.get(&address).copied().unwrap_or(0) >= limits.per_address {
-                return Err(ServerError::TooManyConnections(format!(
-                    "the address {address} holds its maximum of {} subscriber connections",
-                    limits.per_address
-                )));
-            }
+        if let Some(address) = address
+            && counts.by_address.get(&address).copied().unwrap_or(0) >= limits.per_address
+        {
+            return Err(ServerError::TooManyConnections(format!(
+                "the address {address} holds its maximum of {} subscriber connections",
+                limits.per_address
+            )));
         }
-        if let Some(subject) = subject {
-            if counts.by_subject.get(subject).copied().unwrap_or(0) >= limits.per_subject {
-                return Err(ServerError::TooManyConnections(format!(
-                    "the token subject holds its maximum of {} subscriber connections",
-                    limits.per_subject
-                )));
-            }
+        if let Some(subject) = subject
+            && counts.by_subject.get(subject).copied().unwrap_or(0) >= limits.per_subject
+        {
+            return Err(ServerError::TooManyConnections(format!(
+                "the token subject holds its maximum of {} subscriber connections",
+                limits.per_subject
+            )));
         }
         counts.total += 1;
         if let Some(address) = address {
@@ -109,20 +109,20 @@ impl Drop for Admission {
     fn drop(&mut self) {
         let mut counts = self.counter.state.lock();
         counts.total -= 1;
-        if let Some(address) = self.address {
-            if let Some(n) = counts.by_address.get_mut(&address) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.by_address.remove(&address);
-                }
+        if let Some(address) = self.address
+            && let Some(n) = counts.by_address.get_mut(&address)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_address.remove(&address);
             }
         }
-        if let Some(subject) = &self.subject {
-            if let Some(n) = counts.by_subject.get_mut(subject) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.by_subject.remove(subject);
-                }
+        if let Some(subject) = &self.subject
+            && let Some(n) = counts.by_subject.get_mut(subject)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_subject.remove(subject);
             }
         }
     }

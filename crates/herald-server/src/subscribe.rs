@@ -56,10 +56,10 @@ pub(crate) async fn subscribe(
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .header("x-accel-buffering", "no");
-    if let Some(after) = subscription.resumed_after() {
-        if let Ok(value) = HeaderValue::from_str(after) {
-            response = response.header("mercure-last-event-id", value);
-        }
+    if let Some(after) = subscription.resumed_after()
+        && let Ok(value) = HeaderValue::from_str(after)
+    {
+        response = response.header("mercure-last-event-id", value);
     }
     let deadline = close_at(client.expires_at, herald.settings().max_connection_lifetime);
     let stream = EventStream {

@@ -77,8 +77,8 @@ async fn alternate_topics_reach_their_subscribers() {
         &[("topic", BOOK), ("topic", alternate), ("data", "both")],
     )
     .await;
-    assert_eq!(canonical.ids(1).await, [id.clone()]);
-    assert_eq!(by_alternate.ids(1).await, [id]);
+    assert_eq!(canonical.ids(1).await, [id.as_str()]);
+    assert_eq!(by_alternate.ids(1).await, [id.as_str()]);
     unrelated.assert_quiet(Duration::from_millis(200)).await;
 }
 

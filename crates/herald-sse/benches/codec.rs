@@ -1,1 +1,3 @@
+//! Codec benchmarks (to be written).
+
 fn main() {}

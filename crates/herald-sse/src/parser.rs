@@ -239,18 +239,16 @@ fn process_line(line: &[u8], block: &mut Block, retry: &mut Option<u64>) -> Line
             block.event_type.clear();
             block.event_type.push_str(&decode(value));
         }
-        b"id" => {
-            if !value.contains(&0) {
-                block.last_event_id.clear();
-                block.last_event_id.push_str(&decode(value));
-            }
+        // An id containing NUL is ignored.
+        b"id" if !value.contains(&0) => {
+            block.last_event_id.clear();
+            block.last_event_id.push_str(&decode(value));
         }
-        b"retry" => {
-            if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                *retry = Some(value.iter().fold(0u64, |n, d| {
-                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                }));
-            }
+        // A retry that is not all ASCII digits is ignored.
+        b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+            *retry = Some(value.iter().fold(0u64, |n, d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            }));
         }
         _ => {} // unknown fields are ignored
     }

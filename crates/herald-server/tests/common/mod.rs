@@ -33,8 +33,10 @@ pub const COOKIE: &str = "__Secure-mercure_access_token";
 
 /// A configuration listening on 127.0.0.1:0 and trusting [`ISSUER`].
 pub fn config() -> Config {
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    };
     config.auth.issuers = vec![IssuerConfig {
         id: ISSUER.into(),
         hs256_secrets: vec![SECRET.into()],
