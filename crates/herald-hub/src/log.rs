@@ -25,6 +25,11 @@ pub trait Log: Send + Sync + 'static {
     /// Called once, before the first append.
     fn attach(&self, target: Arc<dyn Dispatch>);
 
+    /// The position of the newest committed entry (0 for an empty log). A hub
+    /// starts dispatching after it, so that a subscriber resuming before the
+    /// first new update still replays everything committed before.
+    fn head(&self) -> Position;
+
     /// Appends an entry. Resolves once it is committed and dispatched, with the
     /// entry at its position.
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>>;
@@ -61,6 +66,9 @@ struct Store {
     first: Position,
     /// id → earliest retained position with that id.
     ids: HashMap<Box<str>, Position>,
+    /// id → the later retained positions of a reused id, oldest first, so
+    /// that discarding the earliest occurrence promotes the next one.
+    reused: HashMap<Box<str>, VecDeque<Position>>,
 }
 
 impl MemoryLog {
@@ -84,17 +92,12 @@ impl MemoryLog {
         {
             let mut store = self.store.write();
             if store.entries.len() == self.capacity {
-                if let Some(old) = store.entries.pop_front()
-                    && store.ids.get(old.id()) == Some(&old.position())
-                {
-                    store.ids.remove(old.id());
+                if let Some(old) = store.entries.pop_front() {
+                    store.forget(&old);
                 }
                 store.first += 1;
             }
-            store
-                .ids
-                .entry(entry.id().into())
-                .or_insert(entry.position());
+            store.remember(&entry);
             store.entries.push_back(Arc::clone(&entry));
         }
         if let Some(target) = self.target.get() {
@@ -104,9 +107,45 @@ impl MemoryLog {
     }
 }
 
+impl Store {
+    fn remember(&mut self, entry: &Entry) {
+        if self.ids.contains_key(entry.id()) {
+            self.reused
+                .entry(entry.id().into())
+                .or_default()
+                .push_back(entry.position());
+        } else {
+            self.ids.insert(entry.id().into(), entry.position());
+        }
+    }
+
+    /// Called when `old`, the oldest entry, is discarded.
+    fn forget(&mut self, old: &Entry) {
+        if self.ids.get(old.id()) != Some(&old.position()) {
+            return;
+        }
+        let next = self.reused.get_mut(old.id()).and_then(VecDeque::pop_front);
+        match next {
+            Some(position) => {
+                self.ids.insert(old.id().into(), position);
+                if self.reused.get(old.id()).is_some_and(VecDeque::is_empty) {
+                    self.reused.remove(old.id());
+                }
+            }
+            None => {
+                self.ids.remove(old.id());
+            }
+        }
+    }
+}
+
 impl Log for MemoryLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
         let _ = self.target.set(target);
+    }
+
+    fn head(&self) -> Position {
+        *self.sequencer.lock()
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {

@@ -128,6 +128,15 @@ impl Registry {
         })
     }
 
+    /// Starts dispatch after `position`, the head of the log the registry is
+    /// attached to: subscribers joining now replay up to there.
+    pub fn start_after(&self, position: Position) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            shard.dispatched = shard.dispatched.max(position);
+        }
+    }
+
     /// The registry's counters.
     pub fn stats(&self) -> &RegistryStats {
         &self.stats

@@ -177,6 +177,44 @@ async fn a_duplicate_id_resolves_to_its_earliest_use() {
     }
 }
 
+#[tokio::test]
+async fn a_duplicate_id_resolves_to_its_earliest_retained_use() {
+    let hub = Hub::builder(
+        "https://hub.example.com/.well-known/mercure"
+            .parse()
+            .unwrap(),
+    )
+    .memory_log_capacity(4)
+    .build();
+    // The first `dup` is discarded by the last publication; the two later ones remain.
+    for id in ["dup", "a", "dup", "dup", "b"] {
+        hub.publish(Update::new(TOPIC, "x").with_id(id))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("dup".into())).await;
+    assert_eq!(s.resumed_after(), Some("dup"));
+    for expected in ["dup", "b"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+    // Discarding the second promotes the third.
+    for id in ["c", "d"] {
+        hub.publish(Update::new(TOPIC, "x").with_id(id))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("dup".into())).await;
+    for expected in ["b", "c", "d"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+    // Once every `dup` is gone, the id is unknown.
+    hub.publish(Update::new(TOPIC, "x").with_id("e"))
+        .await
+        .unwrap();
+    let s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("dup".into())).await;
+    assert_eq!(s.resumed_after(), Some("earliest"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_and_live_join_without_gap_or_duplicate_while_publishing() {
     for round in 0..20 {

@@ -98,6 +98,8 @@ type Reply = oneshot::Sender<Result<Arc<Entry>, HubError>>;
 /// The durable [`Log`].
 pub struct DurableLog {
     commits: Arc<AtomicU64>,
+    /// The newest committed position, published by the committer.
+    head: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -158,8 +160,10 @@ impl DurableLog {
         let target: Arc<OnceLock<Arc<dyn Dispatch>>> = Arc::new(OnceLock::new());
         let (sender, receiver) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
+        let head = Arc::new(AtomicU64::new(state.last_position));
         let committer = Committer {
             commits: Arc::clone(&commits),
+            head: Arc::clone(&head),
             db: Arc::clone(&db),
             path: path.clone(),
             target: Arc::clone(&target),
@@ -173,6 +177,7 @@ impl DurableLog {
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
             commits,
+            head,
             db,
             path,
             target,
@@ -230,6 +235,10 @@ impl Drop for DurableLog {
 impl Log for DurableLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
         let _ = self.target.set(target);
+    }
+
+    fn head(&self) -> Position {
+        self.head.load(Ordering::Acquire)
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {
@@ -412,6 +421,7 @@ fn check_tail(db: &Database, path: &Path, last_position: Position) -> Result<(),
 
 struct Committer {
     commits: Arc<AtomicU64>,
+    head: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -485,6 +495,7 @@ impl Committer {
         match result {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
+                self.head.store(self.state.last_position, Ordering::Release);
                 if !strict && self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }

@@ -88,6 +88,39 @@ async fn ids_and_order_continue_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_subscriber_resuming_right_after_a_restart_replays_what_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+        let hub = hub_on(Arc::clone(&log));
+        for id in ["one", "two", "three"] {
+            hub.publish(Update::new(TOPIC, id).with_id(id))
+                .await
+                .unwrap();
+        }
+        drop(hub);
+        log.close();
+    }
+    // Nothing is published after the restart before the subscriber resumes.
+    let hub = hub_on(Arc::new(
+        DurableLog::open(StoreConfig::new(dir.path())).unwrap(),
+    ));
+    let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
+    let mut s = hub
+        .subscribe(vec![matcher], Grants::none(), Resume::After("one".into()))
+        .await
+        .unwrap();
+    for expected in ["two", "three"] {
+        let e = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.id(), expected);
+    }
+}
+
+#[tokio::test]
 async fn concurrent_appends_share_commits() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());

@@ -4,6 +4,8 @@
 //! its last event id.
 
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -144,9 +146,11 @@ async fn every_acknowledged_update_survives_sigkill_exactly_once_in_order() {
                 (id, got)
             })
         };
+        let acks = Arc::new(AtomicUsize::new(0));
         let publisher = {
             let address = address.clone();
             let start_at = next;
+            let acks = Arc::clone(&acks);
             tokio::spawn(async move {
                 let hub = format!("http://{address}/.well-known/mercure")
                     .parse()
@@ -160,13 +164,25 @@ async fn every_acknowledged_update_survives_sigkill_exactly_once_in_order() {
                     let outcome = publisher.publish(&Update::new(TOPIC, n.to_string())).await;
                     n += 1;
                     match outcome {
-                        Ok(_) => acked.push(n - 1),
+                        Ok(_) => {
+                            acked.push(n - 1);
+                            acks.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(_) => return (acked, n),
                     }
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(dice.between(150, 600))).await;
+        // Kill at a random moment once this round has made progress, so a
+        // slow machine cannot turn the test into twenty empty rounds.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while acks.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("a publish is acknowledged within 20 s of the hub starting");
+        tokio::time::sleep(Duration::from_millis(dice.between(0, 400))).await;
         hub.start_kill().unwrap(); // SIGKILL
         hub.wait().await.unwrap();
 

@@ -1,0 +1,351 @@
+//! Publication over loopback: the response, topics, generated ids, every
+//! validation rule, the size limits, and the accepted body formats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+
+const BOOK: &str = "https://example.com/books/1";
+
+#[tokio::test]
+async fn a_form_post_answers_200_with_the_id_as_utf8_text() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let response = publish(
+        &hub,
+        Some(&hub.publisher()),
+        &[
+            ("topic", BOOK),
+            ("data", "{\"title\":\"Dune\"}"),
+            ("id", "urn:example:dune-1"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(text(response).await, "urn:example:dune-1");
+    let event = stream.event().await;
+    assert_eq!(event.data, "{\"title\":\"Dune\"}");
+    assert_eq!(event.last_event_id, "urn:example:dune-1");
+    assert_eq!(event.event_type, "message");
+}
+
+#[tokio::test]
+async fn sse_fields_type_retry_and_multiline_data_reach_the_subscriber() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    publish_ok(
+        &hub,
+        &[
+            ("topic", BOOK),
+            ("data", "line 1\nline 2\r\nline 3"),
+            ("type", "book-updated"),
+            ("retry", "1500"),
+        ],
+    )
+    .await;
+    let event = stream.event().await;
+    assert_eq!(event.event_type, "book-updated");
+    assert_eq!(event.data, "line 1\nline 2\nline 3");
+    let blocks = event_blocks(&stream.raw);
+    assert_eq!(blocks.len(), 1);
+    assert!(
+        blocks[0].contains("retry: 1500") || blocks[0].contains("retry:1500"),
+        "{}",
+        blocks[0]
+    );
+}
+
+#[tokio::test]
+async fn alternate_topics_reach_their_subscribers() {
+    let hub = start_default().await;
+    let alternate = "urn:example:book:1";
+    let mut canonical = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let mut by_alternate = subscribe(&hub, &format!("match={}", enc(alternate))).await;
+    let mut unrelated = subscribe(&hub, "match=urn%3Aexample%3Aunrelated").await;
+    let id = publish_ok(
+        &hub,
+        &[("topic", BOOK), ("topic", alternate), ("data", "both")],
+    )
+    .await;
+    assert_eq!(canonical.ids(1).await, [id.as_str()]);
+    assert_eq!(by_alternate.ids(1).await, [id.as_str()]);
+    unrelated.assert_quiet(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn a_generated_id_is_a_urn_uuid() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, "match=x").await;
+    let first = publish_ok(&hub, &[("topic", "x")]).await;
+    let second = publish_ok(&hub, &[("topic", "x")]).await;
+    for id in [&first, &second] {
+        let uuid = id
+            .strip_prefix("urn:uuid:")
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(uuid.len(), 36, "{id}");
+        assert!(
+            uuid.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+            "{id}"
+        );
+    }
+    assert_ne!(first, second);
+    assert_eq!(stream.ids(2).await, [first, second]);
+}
+
+async fn assert_publish_refused(hub: &TestHub, pairs: &[(&str, &str)], status: StatusCode) {
+    let response = publish(hub, Some(&hub.publisher()), pairs).await;
+    let actual = response.status();
+    let body = text(response).await;
+    assert_eq!(actual, status, "{pairs:?}: {body}");
+}
+
+#[tokio::test]
+async fn every_publication_rule_is_a_400() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, "match=*").await;
+    let host = hub.addr.to_string();
+    let absolute = format!("http://{host}/.well-known/mercure/subscriptions/x");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("topic", "a\u{1}b")],
+        vec![("topic", "a\nb")],
+        vec![("topic", "a\u{7f}")],
+        vec![("topic", "a\u{200B}b")],
+        vec![("topic", BOOK), ("topic", "b\u{85}")],
+        vec![("topic", "*")],
+        vec![("topic", BOOK), ("topic", "*")],
+        vec![("topic", "/.well-known/mercure")],
+        vec![("topic", "/.well-known/mercure/subscriptions/x")],
+        vec![("topic", "/.well-known/%6Dercure/x")],
+        vec![("topic", "/.well-known/mercure/../mercure/x")],
+        vec![("topic", absolute.as_str())],
+        vec![("topic", BOOK), ("topic", "/.well-known/mercure/x")],
+        vec![("topic", BOOK), ("id", "#1")],
+        vec![("topic", BOOK), ("id", "earliest")],
+        vec![("topic", BOOK), ("id", "a\u{1}b")],
+        vec![("topic", BOOK), ("id", "a\u{9f}")],
+        vec![("topic", BOOK), ("id", "a\u{FEFF}")],
+        vec![("topic", BOOK), ("type", "mercure")],
+        vec![("topic", BOOK), ("type", "a\rb")],
+        vec![("topic", BOOK), ("retry", "-1")],
+        vec![("topic", BOOK), ("retry", "1.5")],
+        vec![("topic", BOOK), ("retry", "1e3")],
+        vec![("topic", BOOK), ("retry", "")],
+        vec![("data", "no topic")],
+        vec![],
+    ];
+    for pairs in &cases {
+        assert_publish_refused(&hub, pairs, StatusCode::BAD_REQUEST).await;
+    }
+    // Invalid UTF-8 in the body.
+    let response = send(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("topic=%FF"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // None of them was dispatched; close neighbours are fine.
+    let ok: Vec<Vec<(&str, &str)>> = vec![
+        vec![("topic", "/.well-known/mercurex"), ("data", "ok 1")],
+        vec![
+            ("topic", "https://example.com/.well-known/mercure-ish"),
+            ("data", "ok 2"),
+        ],
+        vec![("topic", BOOK), ("id", "a#1"), ("data", "ok 3")],
+        vec![("topic", BOOK), ("id", "earliest-ish"), ("data", "ok 4")],
+        vec![
+            ("topic", BOOK),
+            ("type", "mercure2"),
+            ("retry", "0"),
+            ("data", "ok 5"),
+        ],
+    ];
+    for pairs in &ok {
+        publish_ok(&hub, pairs).await;
+    }
+    assert_eq!(
+        stream.data(5).await,
+        ["ok 1", "ok 2", "ok 3", "ok 4", "ok 5"]
+    );
+}
+
+#[tokio::test]
+async fn a_body_larger_than_the_limit_is_a_413() {
+    let mut config = config();
+    config.limits.max_body_bytes = 1024;
+    let hub = start(config).await;
+    let fits = "x".repeat(900);
+    publish_ok(&hub, &[("topic", BOOK), ("data", &fits)]).await;
+    let too_big = "x".repeat(2000);
+    assert_publish_refused(
+        &hub,
+        &[("topic", BOOK), ("data", &too_big)],
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn too_many_topics_are_a_413() {
+    let mut config = config();
+    config.limits.max_topics = 3;
+    let hub = start(config).await;
+    publish_ok(&hub, &[("topic", "a"), ("topic", "b"), ("topic", "c")]).await;
+    assert_publish_refused(
+        &hub,
+        &[
+            ("topic", "a"),
+            ("topic", "b"),
+            ("topic", "c"),
+            ("topic", "d"),
+        ],
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_field_longer_than_the_limit_is_a_413() {
+    let mut config = config();
+    config.limits.max_field_length = 64;
+    let hub = start(config).await;
+    let fits = "t".repeat(64);
+    let long = "t".repeat(65);
+    publish_ok(&hub, &[("topic", &fits), ("id", &fits), ("type", &fits)]).await;
+    for pairs in [
+        vec![("topic", long.as_str())],
+        vec![("topic", "a"), ("topic", long.as_str())],
+        vec![("topic", "a"), ("id", long.as_str())],
+        vec![("topic", "a"), ("type", long.as_str())],
+    ] {
+        assert_publish_refused(&hub, &pairs, StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    publish_ok(
+        &hub,
+        &[
+            ("topic", BOOK),
+            ("future_extension", "1"),
+            ("data", "kept"),
+            ("match", "not a publish field"),
+        ],
+    )
+    .await;
+    assert_eq!(stream.data(1).await, ["kept"]);
+}
+
+#[tokio::test]
+async fn a_json_body_is_accepted_with_the_same_fields() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, "match=urn%3Aalt").await;
+    let body = serde_json::json!({
+        "topic": [BOOK, "urn:alt"],
+        "data": "from json",
+        "id": "json-1",
+        "type": "jsonish",
+        "retry": 10,
+        "unknown": {"ignored": true},
+    });
+    let response = send(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "json-1");
+    let event = stream.event().await;
+    assert_eq!(
+        (
+            event.data.as_str(),
+            event.last_event_id.as_str(),
+            event.event_type.as_str()
+        ),
+        ("from json", "json-1", "jsonish")
+    );
+
+    // The same rules apply.
+    for bad in [
+        serde_json::json!({"topic": "*"}),
+        serde_json::json!({"topic": BOOK, "type": "mercure"}),
+        serde_json::json!({"topic": BOOK, "id": "#x"}),
+        serde_json::json!({"topic": BOOK, "retry": "soon"}),
+        serde_json::json!({"data": "no topic"}),
+    ] {
+        let response = send(
+            client()
+                .post(&hub.url)
+                .bearer_auth(hub.publisher())
+                .header("content-type", "application/json")
+                .body(bad.to_string()),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn other_content_types_are_a_415() {
+    let hub = start_default().await;
+    for content_type in [
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut request = client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .body(form(&[("topic", BOOK)]));
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        refused(request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    }
+    // Parameters and case do not matter for the accepted types.
+    let response = send(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header(
+                "content-type",
+                "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+            )
+            .body(form(&[("topic", BOOK)])),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_private_field_marks_an_update_private_whatever_its_value() {
+    let hub = start_default().await;
+    let mut anonymous = subscribe(&hub, "match=x").await;
+    for value in ["on", "", "false", "0"] {
+        publish_ok(
+            &hub,
+            &[("topic", "x"), ("private", value), ("data", "secret")],
+        )
+        .await;
+    }
+    publish_ok(&hub, &[("topic", "x"), ("data", "public")]).await;
+    assert_eq!(anonymous.data(1).await, ["public"]);
+}

@@ -1,0 +1,167 @@
+//! A subscriber that does not read: it is disconnected, while publishers and
+//! other subscribers carry on unaffected.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use herald_sse::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+const UPDATES: usize = 256;
+const DATA_BYTES: usize = 64 * 1024;
+
+/// Opens a raw HTTP/1.1 subscription with a tiny receive buffer and reads
+/// just its response head.
+async fn raw_subscription(hub: &TestHub, query: &str) -> (TcpStream, Vec<u8>) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = tokio::time::timeout(WAIT, socket.connect(hub.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let request = format!(
+        "GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        hub.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("a response head in time")
+            .expect("read");
+        assert!(n > 0, "closed before the response head");
+        received.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&received).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (stream, received.split_off(split))
+}
+
+/// Decodes a complete chunked body.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return (body, false);
+        };
+        let size_text = String::from_utf8_lossy(&raw[..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return (body, true);
+        }
+        if raw.len() < size + 2 {
+            return (body, false);
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone() {
+    let mut config = config();
+    config.subscribers.queue_capacity = 32;
+    config.subscribers.heartbeat = Duration::from_secs(60);
+    let hub = start(config).await;
+
+    let (mut stalled, mut stalled_bytes) = raw_subscription(&hub, "match=big").await;
+
+    // A healthy subscriber reads everything, concurrently.
+    let mut healthy = subscribe(&hub, "match=big").await;
+    let reader = tokio::spawn(async move {
+        let mut ids = Vec::with_capacity(UPDATES);
+        while ids.len() < UPDATES {
+            match healthy.next_within(WAIT).await {
+                Next::Event(event) => {
+                    assert_eq!(event.data.len(), DATA_BYTES);
+                    ids.push(event.last_event_id);
+                }
+                other => panic!(
+                    "the healthy subscriber got {other:?} after {} events",
+                    ids.len()
+                ),
+            }
+        }
+        ids
+    });
+
+    let data = "x".repeat(DATA_BYTES);
+    let token = hub.publisher();
+    let mut slowest = Duration::ZERO;
+    let mut published = Vec::with_capacity(UPDATES);
+    for i in 0..UPDATES {
+        let id = format!("u{i:03}");
+        let started = Instant::now();
+        let response = publish(
+            &hub,
+            Some(&token),
+            &[("topic", "big"), ("id", &id), ("data", &data)],
+        )
+        .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        published.push(id);
+    }
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a publish took {slowest:?}"
+    );
+
+    let ids = tokio::time::timeout(WAIT * 3, reader)
+        .await
+        .expect("the healthy subscriber keeps up")
+        .expect("the healthy subscriber's task");
+    assert_eq!(ids, published);
+    assert!(
+        hub.herald
+            .hub()
+            .stats()
+            .slow_disconnects
+            .load(Ordering::Relaxed)
+            >= 1,
+        "the stalled subscriber was not dropped"
+    );
+    // Now the stalled subscriber reads: it gets what was already on its way,
+    // in order and without gaps, then the end of the stream.
+    let deadline = Instant::now() + WAIT * 3;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stalled.read(&mut buf))
+            .await
+            .expect("the stalled subscriber's stream ends in time")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        stalled_bytes.extend_from_slice(&buf[..n]);
+    }
+    let (body, complete) = dechunk(&stalled_bytes);
+    assert!(complete, "the stream was cut without its last chunk");
+    let mut parser = Parser::new();
+    parser.feed(&body);
+    let mut received = Vec::new();
+    while let Some(event) = parser.next_event().expect("a valid stream") {
+        received.push(event.last_event_id);
+    }
+    assert!(
+        received.len() < UPDATES,
+        "the stalled subscriber received all {} updates",
+        received.len()
+    );
+    assert_eq!(received, published[..received.len()]);
+}

@@ -1,0 +1,205 @@
+//! `herald serve` as a real process: the development mode's banner and
+//! tokens, and configuration errors.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use herald_sse::Parser;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        // The durable default would write ./herald-data; these tests are about the CLI.
+        .env("HERALD_LOG_KIND", "memory")
+        .env_remove("HERALD_CONFIG")
+        .env_remove("HERALD_LISTEN")
+        .env_remove("HERALD_HUB_URL")
+        .env_remove("HERALD_CORS_ORIGINS")
+        .env_remove("HERALD_DEV_SECRET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(WAIT)
+        .build()
+        .expect("client")
+}
+
+struct Banner {
+    hub_url: String,
+    publisher: String,
+    subscriber: String,
+}
+
+/// Reads stdout until the development banner has printed the hub URL and both tokens.
+async fn read_banner(child: &mut Child) -> Banner {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut hub_url, mut publisher, mut subscriber) = (None, None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout is text") {
+            if let Some(rest) = line.split("(hub URL ").nth(1) {
+                hub_url = Some(rest.trim_end_matches(')').to_owned());
+            } else if let Some(token) = line.trim().strip_prefix("publisher token:") {
+                publisher = Some(token.trim().to_owned());
+            } else if let Some(token) = line.trim().strip_prefix("subscriber token:") {
+                subscriber = Some(token.trim().to_owned());
+            }
+            if hub_url.is_some() && publisher.is_some() && subscriber.is_some() {
+                return;
+            }
+        }
+        panic!("stdout ended before the banner was complete");
+    };
+    tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the banner is printed in time");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Banner {
+        hub_url: hub_url.expect("hub URL"),
+        publisher: publisher.expect("publisher token"),
+        subscriber: subscriber.expect("subscriber token"),
+    }
+}
+
+#[tokio::test]
+async fn serve_dev_prints_a_hub_url_and_tokens_that_work() {
+    let mut child = herald()
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("herald starts");
+    let banner = read_banner(&mut child).await;
+    assert!(
+        banner.hub_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        banner.hub_url
+    );
+    assert!(
+        !banner.hub_url.starts_with("http://127.0.0.1:0/"),
+        "{}",
+        banner.hub_url
+    );
+    assert!(
+        banner.hub_url.ends_with("/.well-known/mercure"),
+        "{}",
+        banner.hub_url
+    );
+
+    let client = client();
+    let send = |request: reqwest::RequestBuilder| async move {
+        tokio::time::timeout(WAIT, request.send())
+            .await
+            .expect("a response in time")
+            .expect("a response")
+    };
+    let response = send(
+        client
+            .get(format!("{}?match=*", banner.hub_url))
+            .bearer_auth(&banner.subscriber),
+    )
+    .await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let mut body = response.bytes_stream();
+
+    let publish = |token: &str, data: &str| {
+        client
+            .post(&banner.hub_url)
+            .bearer_auth(token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1&private=on&data={data}"
+            ))
+    };
+    // The subscriber token cannot publish; the publisher token can.
+    let refused = send(publish(&banner.subscriber, "nope")).await;
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let accepted = send(publish(&banner.publisher, "dune")).await;
+    assert_eq!(accepted.status(), reqwest::StatusCode::OK);
+    let id = accepted.text().await.expect("the id");
+    assert!(id.starts_with("urn:uuid:"), "{id}");
+
+    // The subscriber token reads the private update.
+    let mut parser = Parser::new();
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(event) = parser.next_event().expect("a valid stream") {
+                return event;
+            }
+            let chunk = body
+                .next()
+                .await
+                .expect("the stream stays open")
+                .expect("a chunk");
+            parser.feed(&chunk);
+        }
+    })
+    .await
+    .expect("the update arrives in time");
+    assert_eq!(event.data, "dune");
+    assert_eq!(event.last_event_id, id);
+
+    child.start_kill().expect("stop herald");
+    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+}
+
+#[tokio::test]
+async fn serve_with_an_unknown_configuration_key_exits_2_naming_the_line_and_key() {
+    let path = std::env::temp_dir().join(format!("herald-bad-config-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n\n[subscribers]\nheartbeet = \"1s\"\n",
+    )
+    .expect("write the configuration");
+    let output = tokio::time::timeout(
+        WAIT,
+        herald().args(["serve", "--config"]).arg(&path).output(),
+    )
+    .await
+    .expect("herald exits in time")
+    .expect("herald runs");
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(stderr.contains("heartbeet"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+
+    // The same file without the typo starts (and is stopped).
+    let good = std::env::temp_dir().join(format!("herald-good-config-{}.toml", std::process::id()));
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:0\"\n\n[subscribers]\nheartbeat = \"1s\"\n",
+    )
+    .expect("write the configuration");
+    let mut child = herald()
+        .args(["serve", "--config"])
+        .arg(&good)
+        .spawn()
+        .expect("herald starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a first line in time")
+        .expect("stdout is text")
+        .expect("a first line");
+    let _ = std::fs::remove_file(&good);
+    assert!(
+        first.starts_with("herald listening on 127.0.0.1:"),
+        "{first}"
+    );
+    child.start_kill().expect("stop herald");
+    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+}
