@@ -148,6 +148,10 @@ fn parse(
         ),
         None => None,
     };
+    // An empty id means "no id": browsers never send one, since an empty
+    // `id:` field resets the last event ID.
+    let header_id = header_id.filter(|id| !id.is_empty());
+    let last_event_id = last_event_id.filter(|id| !id.is_empty());
     Ok(Request {
         matchers,
         last_event_id: header_id.or(last_event_id),

@@ -275,3 +275,25 @@ async fn a_duplicate_id_resolves_to_its_earliest_retained_occurrence() {
         Some("earliest")
     );
 }
+
+#[tokio::test]
+async fn an_empty_last_event_id_means_no_id() {
+    let hub = start_default().await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "before")]).await;
+    for (round, request) in [
+        get(&hub, "match=*").header("last-event-id", ""),
+        get(&hub, "match=*&last_event_id="),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut stream = open(request).await;
+        assert!(
+            stream.headers.get("mercure-last-event-id").is_none(),
+            "not a resume"
+        );
+        let id = format!("after-{round}");
+        publish_ok(&hub, &[("topic", TOPIC), ("id", &id)]).await;
+        assert_eq!(stream.ids(1).await, [id], "no replay of `before`");
+    }
+}
