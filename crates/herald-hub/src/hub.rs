@@ -187,6 +187,16 @@ impl Hub {
         self.inner.registry.stats()
     }
 
+    /// What the log holds.
+    pub fn log_stats(&self) -> crate::LogStats {
+        self.inner.log.stats()
+    }
+
+    /// Whether the log can take appends now.
+    pub async fn check_ready(&self) -> Result<(), HubError> {
+        self.inner.log.check_ready().await
+    }
+
     /// Validates and publishes an update. Resolves once it is committed to the
     /// log and queued for every matching subscriber; never waits on a subscriber.
     ///

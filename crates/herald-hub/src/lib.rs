@@ -28,7 +28,7 @@ pub use entry::{Entry, EntryParts, Position};
 pub use error::{ErrorKind, HubError};
 pub use grants::{Grants, SubscribeGrant};
 pub use hub::{Hub, HubBuilder, IdScheme};
-pub use log::{Dispatch, Log, MemoryLog};
+pub use log::{Dispatch, Log, LogStats, MemoryLog};
 pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern};
 pub use namespace::Namespace;
 pub use registry::{Registration, Registry, RegistryStats, SubscriberState};

@@ -13,6 +13,17 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::{Entry, HubError, Position};
 
+/// What a log holds, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Entries retained.
+    pub entries: u64,
+    /// Bytes of retained entries (encoded frames, or stored records).
+    pub bytes: u64,
+    /// Entries discarded by retention since the log was opened.
+    pub discarded: u64,
+}
+
 /// Receives committed entries in log order (the registry of local subscribers).
 pub trait Dispatch: Send + Sync + 'static {
     /// Delivers one committed entry. Called in position order, never concurrently.
@@ -48,6 +59,15 @@ pub trait Log: Send + Sync + 'static {
     /// The entry just before `position` that is still retained, if any: the
     /// cursor a subscriber resumed after (`Mercure-Last-Event-ID`).
     fn id_before(&self, position: Position) -> BoxFuture<'_, Result<Option<String>, HubError>>;
+
+    /// What the log holds now.
+    fn stats(&self) -> LogStats;
+
+    /// Whether the log can take appends now (its storage is present and
+    /// writable); the error says what is wrong.
+    fn check_ready(&self) -> BoxFuture<'_, Result<(), HubError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A bounded in-memory log: the newest `capacity` entries are kept.
@@ -62,6 +82,10 @@ pub struct MemoryLog {
 #[derive(Default)]
 struct Store {
     entries: VecDeque<Arc<Entry>>,
+    /// Bytes of the retained frames.
+    bytes: u64,
+    /// Entries evicted since the log was created.
+    discarded: u64,
     /// Position of `entries[0]`.
     first: Position,
     /// id → earliest retained position with that id.
@@ -93,11 +117,14 @@ impl MemoryLog {
             let mut store = self.store.write();
             if store.entries.len() == self.capacity {
                 if let Some(old) = store.entries.pop_front() {
+                    store.bytes -= old.frame().len() as u64;
+                    store.discarded += 1;
                     store.forget(&old);
                 }
                 store.first += 1;
             }
             store.remember(&entry);
+            store.bytes += entry.frame().len() as u64;
             store.entries.push_back(Arc::clone(&entry));
         }
         if let Some(target) = self.target.get() {
@@ -146,6 +173,15 @@ impl Log for MemoryLog {
 
     fn head(&self) -> Position {
         *self.sequencer.lock()
+    }
+
+    fn stats(&self) -> LogStats {
+        let store = self.store.read();
+        LogStats {
+            entries: store.entries.len() as u64,
+            bytes: store.bytes,
+            discarded: store.discarded,
+        }
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {

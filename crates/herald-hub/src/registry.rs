@@ -26,6 +26,31 @@ pub struct RegistryStats {
     pub slow_disconnects: AtomicU64,
     /// Entries handed to subscriber queues.
     pub delivered: AtomicU64,
+    /// Entries replayed from the log to resuming subscribers.
+    pub replayed: AtomicU64,
+    /// Active subscriptions (one per matcher of a connection) with an exact topic.
+    pub exact_subscriptions: AtomicUsize,
+    /// Active subscriptions with a URL pattern.
+    pub urlpattern_subscriptions: AtomicUsize,
+    /// Active subscriptions with the `*` wildcard.
+    pub wildcard_subscriptions: AtomicUsize,
+}
+
+impl RegistryStats {
+    fn count_subscriptions(&self, matchers: &[Matcher], added: bool) {
+        for matcher in matchers {
+            let counter = match matcher {
+                Matcher::Wildcard => &self.wildcard_subscriptions,
+                Matcher::Exact(_) => &self.exact_subscriptions,
+                Matcher::UrlPattern(_) => &self.urlpattern_subscriptions,
+            };
+            if added {
+                counter.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counter.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// All subscribers of one hub process.
@@ -106,6 +131,14 @@ impl Registration {
     pub fn was_too_slow(&self) -> bool {
         self.state.was_too_slow()
     }
+
+    /// Counts entries replayed to this subscriber from the log.
+    pub(crate) fn count_replayed(&self, entries: usize) {
+        self.registry
+            .stats
+            .replayed
+            .fetch_add(entries as u64, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Registration {
@@ -148,6 +181,7 @@ impl Registry {
         let (sender, receiver) = mpsc::channel(self.queue_capacity);
         let state = Arc::new(SubscriberState::default());
         let matchers: Arc<[Matcher]> = matchers.into();
+        self.stats.count_subscriptions(&matchers, true);
         let position = {
             let mut shard = self.shard(id).lock();
             for matcher in matchers.iter() {
@@ -196,18 +230,17 @@ impl Registry {
     }
 
     fn remove(&self, id: u64) {
-        let removed = self.shard(id).lock().remove(id);
-        if removed {
+        if let Some(matchers) = self.shard(id).lock().remove(id) {
             self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            self.stats.count_subscriptions(&matchers, false);
         }
     }
 }
 
 impl Shard {
-    fn remove(&mut self, id: u64) -> bool {
-        let Some(slot) = self.subscribers.remove(&id) else {
-            return false;
-        };
+    /// Removes a subscriber; returns its matchers if it was present.
+    fn remove(&mut self, id: u64) -> Option<Arc<[Matcher]>> {
+        let slot = self.subscribers.remove(&id)?;
         let forget = |ids: &mut Vec<u64>| {
             if let Some(i) = ids.iter().position(|x| *x == id) {
                 ids.swap_remove(i);
@@ -235,13 +268,13 @@ impl Shard {
                 }
             }
         }
-        true
+        Some(slot.matchers)
     }
 
     /// Queues `entry` for every matching, authorized subscriber; returns how
     /// many received it, how many were dropped for being too slow, and how
     /// many were removed in all.
-    fn dispatch(&mut self, entry: &Arc<Entry>) -> (u64, u64, usize) {
+    fn dispatch(&mut self, entry: &Arc<Entry>) -> (u64, u64, Vec<Arc<[Matcher]>>) {
         self.dispatched = entry.position();
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
@@ -294,26 +327,29 @@ impl Shard {
         }
         // `scratch` now lists subscribers to drop; `candidates` is reused next time.
         let dropped = std::mem::replace(&mut self.scratch, candidates);
-        let removed = dropped.into_iter().filter(|id| self.remove(*id)).count();
+        let removed = dropped
+            .into_iter()
+            .filter_map(|id| self.remove(id))
+            .collect();
         (delivered, slow, removed)
     }
 }
 
 impl Dispatch for Registry {
     fn dispatch(&self, entry: &Arc<Entry>) {
-        let (mut delivered, mut slow, mut removed) = (0, 0, 0);
+        let (mut delivered, mut slow) = (0, 0);
         for shard in self.shards.iter() {
-            let (d, s, r) = shard.lock().dispatch(entry);
+            let (d, s, removed) = shard.lock().dispatch(entry);
             delivered += d;
             slow += s;
-            removed += r;
+            for matchers in removed {
+                self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+                self.stats.count_subscriptions(&matchers, false);
+            }
         }
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
-        if removed > 0 {
-            self.stats
-                .slow_disconnects
-                .fetch_add(slow, Ordering::Relaxed);
-            self.stats.connected.fetch_sub(removed, Ordering::Relaxed);
-        }
+        self.stats
+            .slow_disconnects
+            .fetch_add(slow, Ordering::Relaxed);
     }
 }

@@ -121,6 +121,7 @@ impl Subscription {
                 _ => self.replay = None,
             }
             self.buffered = batch.into_iter().filter(|e| self.wants(e)).collect();
+            self.registration.count_replayed(self.buffered.len());
         }
         loop {
             let Some(entry) = self.registration.recv().await else {

@@ -76,14 +76,22 @@ impl Authenticator {
             return Ok(None);
         };
         let Some(verifier) = &self.verifier else {
-            return Err(invalid_token("this hub trusts no token issuer"));
+            return Err(invalid_token(
+                "no_issuer",
+                "this hub trusts no token issuer",
+            ));
         };
         let verified = verifier.verify(token).map_err(|e| match e.oauth_error() {
             Some(OAuthError::InvalidRequest) => ServerError::Bearer {
                 error: BearerError::InvalidRequest,
+                reason: e.reason(),
                 detail: e.to_string(),
             },
-            _ => invalid_token(&e.to_string()),
+            _ => ServerError::Bearer {
+                error: BearerError::InvalidToken,
+                reason: e.reason(),
+                detail: e.to_string(),
+            },
         })?;
         let mut grants = Grants::default();
         for detail in &verified.details {
@@ -121,7 +129,12 @@ impl Authenticator {
         };
         self.hub
             .matcher("authorization_details", matcher_type, &topic.pattern)
-            .map_err(|e| invalid_token(&format!("a topic matcher of the token is invalid: {e}")))
+            .map_err(|e| {
+                invalid_token(
+                    "invalid_authorization_details",
+                    &format!("a topic matcher of the token is invalid: {e}"),
+                )
+            })
     }
 
     /// The token and whether it came from the cookie.
@@ -130,18 +143,22 @@ impl Authenticator {
         headers: &'h HeaderMap,
     ) -> Result<Option<(&'h str, bool)>, ServerError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let value = value
-                .to_str()
-                .map_err(|_| invalid_request("the Authorization header is not ASCII"))?;
+            let value = value.to_str().map_err(|_| {
+                invalid_request("malformed_header", "the Authorization header is not ASCII")
+            })?;
             let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(invalid_request(
+                    "malformed_header",
                     "the Authorization header must use the Bearer scheme",
                 ));
             }
             let token = token.trim();
             if token.is_empty() {
-                return Err(invalid_request("the Authorization header carries no token"));
+                return Err(invalid_request(
+                    "malformed_header",
+                    "the Authorization header carries no token",
+                ));
             }
             return Ok(Some((token, false)));
         }
@@ -160,16 +177,18 @@ impl Authenticator {
     }
 }
 
-fn invalid_token(detail: &str) -> ServerError {
+fn invalid_token(reason: &'static str, detail: &str) -> ServerError {
     ServerError::Bearer {
         error: BearerError::InvalidToken,
+        reason,
         detail: detail.to_owned(),
     }
 }
 
-fn invalid_request(detail: &str) -> ServerError {
+fn invalid_request(reason: &'static str, detail: &str) -> ServerError {
     ServerError::Bearer {
         error: BearerError::InvalidRequest,
+        reason,
         detail: detail.to_owned(),
     }
 }

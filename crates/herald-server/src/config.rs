@@ -68,6 +68,16 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The update log.
     pub log: LogConfig,
+    /// The admin listener: metrics and health.
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[subscribers]`.
@@ -180,6 +190,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

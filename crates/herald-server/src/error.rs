@@ -51,6 +51,8 @@ pub enum ServerError {
     Bearer {
         /// Which RFC 6750 error.
         error: BearerError,
+        /// A short stable label for metrics (never a token or claim value).
+        reason: &'static str,
         /// What exactly was wrong (logged and sent as `error_description`).
         detail: String,
     },
@@ -70,8 +72,13 @@ pub enum ServerError {
     #[error("{0}")]
     Forbidden(String),
     /// A connection limit was reached.
-    #[error("{0}")]
-    TooManyConnections(String),
+    #[error("{detail}")]
+    TooManyConnections {
+        /// Which limit: `total`, `address` or `subject`.
+        limit: &'static str,
+        /// What was refused.
+        detail: String,
+    },
     /// The resource does not exist.
     #[error("not found")]
     NotFound,
@@ -133,7 +140,9 @@ impl IntoResponse for ErrorResponse {
                 response
             }
             ServerError::Forbidden(_) => problem(StatusCode::FORBIDDEN, &detail),
-            ServerError::TooManyConnections(_) => problem(StatusCode::TOO_MANY_REQUESTS, &detail),
+            ServerError::TooManyConnections { .. } => {
+                problem(StatusCode::TOO_MANY_REQUESTS, &detail)
+            }
             ServerError::NotFound => problem(StatusCode::NOT_FOUND, &detail),
         }
     }

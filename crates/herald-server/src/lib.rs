@@ -16,6 +16,7 @@ pub mod error;
 mod form;
 pub mod limits;
 pub mod metadata;
+pub mod metrics;
 mod publish;
 mod settings;
 mod subscribe;
@@ -59,6 +60,9 @@ struct Inner {
     metadata_url: String,
     authorization_servers: Vec<String>,
     shutdown: CancellationToken,
+    metrics: Arc<metrics::Metrics>,
+    /// Set while `serve` accepts connections; readiness reports it.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Herald {
@@ -74,6 +78,7 @@ impl Herald {
     /// trusted, so nobody can publish and only public updates are served).
     pub fn new(hub: Hub, verifier: Option<Arc<Verifier>>, settings: Settings) -> Self {
         let auth = Authenticator::new(verifier, settings.cookie_name.clone(), hub.clone());
+        let metrics = metrics::Metrics::new(hub.clone());
         Self {
             inner: Arc::new(Inner {
                 metadata_url: metadata::metadata_url(hub.url()),
@@ -83,6 +88,8 @@ impl Herald {
                 settings,
                 authorization_servers: Vec::new(),
                 shutdown: CancellationToken::new(),
+                metrics,
+                serving: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -107,6 +114,34 @@ impl Herald {
 
     pub(crate) fn authorization_servers(&self) -> &[String] {
         &self.inner.authorization_servers
+    }
+
+    /// The edge's metrics.
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Whether the hub is ready for traffic: serving, and its log writable.
+    /// The error says what is not ready.
+    pub async fn ready(&self) -> Result<(), String> {
+        if !self
+            .inner
+            .serving
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err("the hub is not serving (starting or shutting down)".into());
+        }
+        self.hub().check_ready().await.map_err(|e| e.to_string())
+    }
+
+    /// The admin routes, for a separate listener: `/metrics` (Prometheus),
+    /// `/healthz` (the process is alive) and `/readyz` (ready for traffic).
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics_endpoint))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(ready_endpoint))
+            .with_state(self.clone())
     }
 
     /// Cancelled to end every open subscription (graceful shutdown).
@@ -179,6 +214,13 @@ impl Herald {
 
     fn error(&self, error: ServerError) -> Response {
         tracing::info!(%error, "request refused");
+        match &error {
+            ServerError::Bearer { reason, .. } => self.metrics().auth_failed(reason),
+            ServerError::TooManyConnections { limit, .. } => {
+                self.metrics().connection_refused(limit);
+            }
+            _ => {}
+        }
         ErrorResponse {
             error,
             resource_metadata: self.inner.metadata_url.clone(),
@@ -229,9 +271,36 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         )
         .await
     } else {
-        publish::publish(&herald, &parts.headers, body).await
+        let started = std::time::Instant::now();
+        let result = publish::publish(&herald, &parts.headers, body).await;
+        if result.is_ok() {
+            herald.metrics().published(started.elapsed().as_secs_f64());
+        }
+        result
     };
     result.unwrap_or_else(|error| herald.error(error))
+}
+
+async fn metrics_endpoint(State(herald): State<Herald>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        herald.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn ready_endpoint(State(herald): State<Herald>) -> Response {
+    match herald.ready().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
@@ -247,8 +316,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = herald.shutdown_token().clone();
+    let edge = herald.clone();
+    edge.inner
+        .serving
+        .store(true, std::sync::atomic::Ordering::Release);
     let signal = async move {
         shutdown.await;
+        // Not ready from the first moment of a shutdown, so balancers stop sending.
+        edge.inner
+            .serving
+            .store(false, std::sync::atomic::Ordering::Release);
         token.cancel();
     };
     axum::serve(

@@ -69,26 +69,35 @@ impl ConnectionCounter {
         let limits = self.limits.unwrap_or_default();
         let mut counts = self.state.lock();
         if counts.total >= limits.total {
-            return Err(ServerError::TooManyConnections(format!(
-                "the hub holds its maximum of {} subscriber connections",
-                limits.total
-            )));
+            return Err(ServerError::TooManyConnections {
+                limit: "total",
+                detail: format!(
+                    "the hub holds its maximum of {} subscriber connections",
+                    limits.total
+                ),
+            });
         }
         if let Some(address) = address
             && counts.by_address.get(&address).copied().unwrap_or(0) >= limits.per_address
         {
-            return Err(ServerError::TooManyConnections(format!(
-                "the address {address} holds its maximum of {} subscriber connections",
-                limits.per_address
-            )));
+            return Err(ServerError::TooManyConnections {
+                limit: "address",
+                detail: format!(
+                    "the address {address} holds its maximum of {} subscriber connections",
+                    limits.per_address
+                ),
+            });
         }
         if let Some(subject) = subject
             && counts.by_subject.get(subject).copied().unwrap_or(0) >= limits.per_subject
         {
-            return Err(ServerError::TooManyConnections(format!(
-                "the token subject holds its maximum of {} subscriber connections",
-                limits.per_subject
-            )));
+            return Err(ServerError::TooManyConnections {
+                limit: "subject",
+                detail: format!(
+                    "the token subject holds its maximum of {} subscriber connections",
+                    limits.per_subject
+                ),
+            });
         }
         counts.total += 1;
         if let Some(address) = address {

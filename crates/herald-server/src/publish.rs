@@ -31,6 +31,7 @@ pub(crate) async fn publish(
     let Some(client) = herald.auth().authenticate(headers)? else {
         return Err(ServerError::Bearer {
             error: BearerError::Missing,
+            reason: "missing",
             detail: "publishing requires an access token".into(),
         });
     };
@@ -48,6 +49,7 @@ pub(crate) async fn publish(
             .unwrap_or_default();
         return Err(ServerError::Bearer {
             error: BearerError::InsufficientScope,
+            reason: "insufficient_scope",
             detail: format!("the token does not grant `publish` on the topic `{denied}`"),
         });
     }

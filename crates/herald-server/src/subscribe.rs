@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Client;
 use crate::error::{BearerError, ServerError};
 use crate::limits::Admission;
+use crate::metrics::Metrics;
 use crate::{Herald, form};
+use std::sync::Arc;
 
 /// The parsed subscription request.
 struct Request {
@@ -39,6 +41,7 @@ pub(crate) async fn subscribe(
         None => {
             return Err(ServerError::Bearer {
                 error: BearerError::Missing,
+                reason: "missing",
                 detail: "this hub requires an access token to subscribe".into(),
             });
         }
@@ -68,6 +71,7 @@ pub(crate) async fn subscribe(
         idle: Box::pin(sleep_until(Instant::now() + herald.settings().heartbeat)),
         deadline: Box::pin(sleep_until(deadline)),
         shutdown: herald.shutdown_token().clone(),
+        metrics: Arc::clone(herald.metrics()),
         opened: false,
         closing: false,
         ended: false,
@@ -117,6 +121,7 @@ fn parse(
         if name == "access_token" {
             return Err(ServerError::Bearer {
                 error: BearerError::InvalidRequest,
+                reason: "token_in_url",
                 detail: "access tokens are not accepted in the URL or body; use the Authorization header or the cookie".into(),
             });
         }
@@ -201,6 +206,7 @@ struct EventStream {
     idle: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
     opened: bool,
     /// The final `retry:` hint was sent; the next poll ends the stream.
     closing: bool,
@@ -263,6 +269,11 @@ impl EventStream {
                 next = s.subscription.next() => match next {
                     Ok(Some(entry)) => {
                         s.idle.as_mut().reset(Instant::now() + s.heartbeat);
+                        let since = SystemTime::now()
+                            .duration_since(entry.published_at())
+                            .ok()
+                            .map(|d| d.as_secs_f64());
+                        s.metrics.written(entry.frame().len(), since);
                         Some((Ok(entry.frame().clone()), s))
                     }
                     Ok(None) => {

@@ -25,10 +25,11 @@ fn keys(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
 }
 
 fn code_keys() -> BTreeSet<String> {
-    let config = Config {
+    let mut config = Config {
         hub_url: Some("http://127.0.0.1:3000/.well-known/mercure".parse().unwrap()),
         ..Config::default()
     };
+    config.admin.listen = Some("127.0.0.1:9464".parse().unwrap());
     let mut out = BTreeSet::new();
     keys("", &toml::Value::try_from(&config).unwrap(), &mut out);
     let issuer = IssuerConfig {

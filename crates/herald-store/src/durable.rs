@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
-use herald_hub::{Dispatch, Entry, HubError, Log, Position};
+use herald_hub::{Dispatch, Entry, HubError, Log, LogStats, Position};
 use parking_lot::Mutex;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
@@ -95,8 +95,25 @@ const RETENTION_TICK: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<Arc<Entry>, HubError>>;
 
+#[derive(Debug, Default)]
+struct Counters {
+    entries: AtomicU64,
+    bytes: AtomicU64,
+    discarded: AtomicU64,
+}
+
+impl Counters {
+    fn publish(&self, state: &State) {
+        self.entries.store(state.count, Ordering::Relaxed);
+        self.bytes.store(state.bytes, Ordering::Relaxed);
+    }
+}
+
 /// The durable [`Log`].
 pub struct DurableLog {
+    dir: PathBuf,
+    /// Entries, bytes and discards, published by the committer.
+    counters: Arc<Counters>,
     commits: Arc<AtomicU64>,
     /// The newest committed position, published by the committer.
     head: Arc<AtomicU64>,
@@ -161,7 +178,10 @@ impl DurableLog {
         let (sender, receiver) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let head = Arc::new(AtomicU64::new(state.last_position));
+        let counters = Arc::new(Counters::default());
+        counters.publish(&state);
         let committer = Committer {
+            counters: Arc::clone(&counters),
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
             db: Arc::clone(&db),
@@ -176,6 +196,8 @@ impl DurableLog {
             .spawn(move || committer.run(&receiver))
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
+            dir: dir.clone(),
+            counters,
             commits,
             head,
             db,
@@ -239,6 +261,44 @@ impl Log for DurableLog {
 
     fn head(&self) -> Position {
         self.head.load(Ordering::Acquire)
+    }
+
+    fn stats(&self) -> LogStats {
+        LogStats {
+            entries: self.counters.entries.load(Ordering::Relaxed),
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            discarded: self.counters.discarded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ready when the committer is running and a file can be created, synced
+    /// and removed in the data directory.
+    fn check_ready(&self) -> BoxFuture<'_, Result<(), HubError>> {
+        let running = self
+            .committer
+            .lock()
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        let dir = self.dir.clone();
+        Box::pin(async move {
+            if !running {
+                return Err(HubError::Log("the log's committer has stopped".into()));
+            }
+            tokio::task::spawn_blocking(move || {
+                let probe = dir.join(".ready-probe");
+                let result = fs::File::create(&probe)
+                    .and_then(|file| file.sync_all())
+                    .and_then(|()| fs::remove_file(&probe));
+                result.map_err(|e| {
+                    HubError::Log(format!(
+                        "the data directory {} is not writable: {e}",
+                        dir.display()
+                    ))
+                })
+            })
+            .await
+            .map_err(|e| HubError::Log(format!("the readiness probe failed: {e}")))?
+        })
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {
@@ -420,6 +480,7 @@ fn check_tail(db: &Database, path: &Path, last_position: Position) -> Result<(),
 }
 
 struct Committer {
+    counters: Arc<Counters>,
     commits: Arc<AtomicU64>,
     head: Arc<AtomicU64>,
     db: Arc<Database>,
@@ -496,6 +557,7 @@ impl Committer {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.head.store(self.state.last_position, Ordering::Release);
+                self.counters.publish(&self.state);
                 if !strict && self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }
@@ -596,6 +658,10 @@ impl Committer {
         match result {
             Ok(0) => {}
             Ok(discarded) => {
+                self.counters.publish(&self.state);
+                self.counters
+                    .discarded
+                    .fetch_add(discarded as u64, Ordering::Relaxed);
                 if self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }

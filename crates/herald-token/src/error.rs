@@ -206,6 +206,34 @@ impl OAuthError {
 }
 
 impl Error {
+    /// A short, stable label for the reason, for metrics and logs (never the
+    /// token or a claim value).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed",
+            Error::TokenTooLong { .. } => "too_long",
+            Error::AlgorithmNone => "alg_none",
+            Error::DisallowedAlgorithm { .. } => "disallowed_algorithm",
+            Error::WrongType { .. } => "wrong_type",
+            Error::UnsupportedCritical(_) => "unsupported_critical",
+            Error::UnknownIssuer { .. } => "unknown_issuer",
+            Error::UnknownKey { .. } => "unknown_key",
+            Error::BadSignature { .. } => "bad_signature",
+            Error::MissingClaim(_) | Error::InvalidClaim { .. } => "invalid_claims",
+            Error::Expired { .. } => "expired",
+            Error::NotYetValid { .. } | Error::IssuedInFuture { .. } => "not_yet_valid",
+            Error::WrongAudience { .. } => "wrong_audience",
+            Error::AuthorizationDetailsNotArray
+            | Error::InvalidAuthorizationDetail { .. }
+            | Error::LimitExceeded { .. } => "invalid_authorization_details",
+            Error::InvalidKey(_)
+            | Error::Config(_)
+            | Error::Mint(_)
+            | Error::Signing(_)
+            | Error::Jwks { .. } => "hub_error",
+        }
+    }
+
     /// The spec's error response for this rejection, or `None` when the error is not about a
     /// presented token (key loading, configuration, minting, JWK Set fetching), which a hub
     /// treats as its own failure.

@@ -36,6 +36,9 @@ pub struct Overrides {
     /// Where updates are kept: `durable` (on disk) or `memory`.
     #[arg(long, env = "HERALD_LOG_KIND")]
     pub log_kind: Option<String>,
+    /// Address of the admin listener (metrics, health); off when unset.
+    #[arg(long, env = "HERALD_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Where one configuration value came from.
@@ -132,6 +135,15 @@ impl Overrides {
         if let Some(kind) = &self.log_kind {
             set("log.kind", "HERALD_LOG_KIND", "log-kind", kind);
             config.log.kind.clone_from(kind);
+        }
+        if let Some(admin) = self.admin_listen {
+            set(
+                "admin.listen",
+                "HERALD_ADMIN_LISTEN",
+                "admin-listen",
+                &admin.to_string(),
+            );
+            config.admin.listen = Some(admin);
         }
         Ok(Loaded { config, sources })
     }

@@ -78,6 +78,27 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         ),
         None => {}
     }
+    if let Some(address) = config.admin.listen {
+        let admin = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            CliError::Runtime(format!(
+                "cannot listen on {address} for the admin routes: {e}"
+            ))
+        })?;
+        let local = admin
+            .local_addr()
+            .map_err(|e| CliError::Runtime(format!("cannot read the admin address: {e}")))?;
+        println!("herald admin listening on {local} (/metrics, /healthz, /readyz)");
+        let routes = herald.admin_router();
+        let stop = herald.shutdown_token().clone();
+        tokio::spawn(async move {
+            let served = axum::serve(admin, routes)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the admin listener failed");
+            }
+        });
+    }
     let router = herald.router();
     serve(listener, &herald, router, shutdown_signal())
         .await

@@ -1,0 +1,228 @@
+//! Prometheus metrics and health, served on the admin listener.
+//!
+//! Counts the hub already keeps (subscribers, dispatches, the log) are read
+//! when scraped, so they cost nothing on the hot path; the edge's own events
+//! (publishes, bytes written, refusals, latencies) are counters and histograms.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use herald_hub::Hub;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A label naming why something was refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// The reason.
+    pub reason: String,
+}
+
+/// The edge's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    published: Counter,
+    bytes_written: Counter,
+    connections_refused: Family<Reason, Counter>,
+    auth_failures: Family<Reason, Counter>,
+    publish_seconds: Histogram,
+    publish_to_write_seconds: Histogram,
+}
+
+impl Metrics {
+    /// Metrics for the edge of `hub`.
+    pub fn new(hub: Hub) -> Arc<Self> {
+        let mut registry = Registry::with_prefix("herald");
+        let published = Counter::default();
+        registry.register(
+            "updates_published",
+            "Updates accepted by the publish endpoint",
+            published.clone(),
+        );
+        let bytes_written = Counter::default();
+        registry.register(
+            "bytes_written",
+            "Bytes of events and keep-alives handed to subscriber connections",
+            bytes_written.clone(),
+        );
+        let connections_refused = Family::<Reason, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Subscriber connections refused by a limit (reason: total, address, subject)",
+            connections_refused.clone(),
+        );
+        let auth_failures = Family::<Reason, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Requests refused for their access token, by reason",
+            auth_failures.clone(),
+        );
+        // 100 µs to ~6.5 s.
+        let publish_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        registry.register(
+            "publish_seconds",
+            "Time to answer a publish request, durable commit included",
+            publish_seconds.clone(),
+        );
+        let publish_to_write_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        registry.register(
+            "publish_to_write_seconds",
+            "Time from an update's acceptance to its hand-off to a subscriber connection",
+            publish_to_write_seconds.clone(),
+        );
+        registry.register_collector(Box::new(HubCollector { hub }));
+        Arc::new(Self {
+            registry,
+            published,
+            bytes_written,
+            connections_refused,
+            auth_failures,
+            publish_seconds,
+            publish_to_write_seconds,
+        })
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            let _ = writeln!(out, "# the metrics could not be encoded");
+        }
+        out
+    }
+
+    pub(crate) fn published(&self, seconds: f64) {
+        self.published.inc();
+        self.publish_seconds.observe(seconds);
+    }
+
+    pub(crate) fn written(&self, bytes: usize, since_publish: Option<f64>) {
+        self.bytes_written.inc_by(bytes as u64);
+        if let Some(seconds) = since_publish {
+            self.publish_to_write_seconds.observe(seconds);
+        }
+    }
+
+    pub(crate) fn connection_refused(&self, reason: &str) {
+        self.connections_refused
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn auth_failed(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+}
+
+/// Reads the hub's own counters at scrape time.
+#[derive(Debug)]
+struct HubCollector {
+    hub: Hub,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MatcherTypeLabel {
+    matcher_type: &'static str,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(metric)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)
+}
+
+impl Collector for HubCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let stats = self.hub.stats();
+        let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed) as u64;
+        gauge(
+            &mut encoder,
+            "subscribers",
+            "Subscriber connections registered now",
+            load(&stats.connected),
+        )?;
+        {
+            let mut metric = encoder.encode_descriptor(
+                "subscriptions",
+                "Active subscriptions (one per matcher of a connection), by matcher type",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (matcher_type, value) in [
+                ("exact", load(&stats.exact_subscriptions)),
+                ("urlpattern", load(&stats.urlpattern_subscriptions)),
+                ("wildcard", load(&stats.wildcard_subscriptions)),
+            ] {
+                let label = MatcherTypeLabel { matcher_type };
+                let family = metric.encode_family(&label)?;
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(family)?;
+            }
+        }
+        counter(
+            &mut encoder,
+            "updates_dispatched",
+            "Updates queued to subscribers (one per update and subscriber)",
+            stats.delivered.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "replayed_events",
+            "Updates replayed from the log to resuming subscribers",
+            stats.replayed.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "slow_subscriber_disconnects",
+            "Subscribers disconnected because their queue was full",
+            stats.slow_disconnects.load(Ordering::Relaxed),
+        )?;
+        let log = self.hub.log_stats();
+        gauge(
+            &mut encoder,
+            "log_entries",
+            "Updates retained in the log",
+            log.entries,
+        )?;
+        gauge(
+            &mut encoder,
+            "log_bytes",
+            "Bytes of updates retained in the log",
+            log.bytes,
+        )?;
+        counter(
+            &mut encoder,
+            "log_discarded",
+            "Updates discarded by retention since start",
+            log.discarded,
+        )?;
+        Ok(())
+    }
+}

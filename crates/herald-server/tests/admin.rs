@@ -1,0 +1,274 @@
+//! The admin listener: every metric moves when its event happens, and the
+//! health endpoints tell the truth.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use herald_hub::{Grants, MatcherType, Resume, Update};
+use herald_server::Herald;
+use reqwest::StatusCode;
+use tokio::net::TcpListener;
+
+const TOPIC: &str = "https://example.com/books/1";
+
+/// Serves the admin routes of `herald` on a fresh loopback port.
+async fn admin(herald: &Herald) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let routes = herald.admin_router();
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    format!("http://{address}")
+}
+
+async fn scrape(admin: &str) -> String {
+    let response = client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// The value of the sample named `name` (with its labels, if any, as written).
+fn value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (sample, value) = l.rsplit_once(' ')?;
+            (sample == name).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no sample `{name}` in:\n{metrics}"))
+}
+
+async fn eventually(what: &str, admin: &str, check: impl Fn(&str) -> bool) {
+    for _ in 0..100 {
+        if check(&scrape(admin).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not seen within 5 s:\n{}", scrape(admin).await);
+}
+
+#[tokio::test]
+async fn subscriber_and_subscription_gauges_follow_connections() {
+    let hub = start_default().await;
+    let admin = admin(&hub.herald).await;
+    let before = scrape(&admin).await;
+    assert_eq!(value(&before, "herald_subscribers"), 0.0);
+    let stream = open(get(
+        &hub,
+        "match=urn%3Aa&match=*&match_urlpattern=https://example.com/:x",
+    ))
+    .await;
+    let during = scrape(&admin).await;
+    assert_eq!(value(&during, "herald_subscribers"), 1.0);
+    for kind in ["exact", "wildcard", "urlpattern"] {
+        assert_eq!(
+            value(
+                &during,
+                &format!("herald_subscriptions{{matcher_type=\"{kind}\"}}")
+            ),
+            1.0,
+            "{kind}"
+        );
+    }
+    drop(stream);
+    eventually("the subscriber leaves", &admin, |m| {
+        value(m, "herald_subscribers") == 0.0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn publishing_moves_the_publish_dispatch_write_and_log_metrics() {
+    let hub = start_default().await;
+    let admin = admin(&hub.herald).await;
+    let mut stream = open(get(&hub, &format!("match={TOPIC}"))).await;
+    let before = scrape(&admin).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("data", "hello")]).await;
+    assert_eq!(stream.data(1).await, ["hello"]);
+    let after = scrape(&admin).await;
+    for name in [
+        "herald_updates_published_total",
+        "herald_publish_seconds_count",
+        "herald_updates_dispatched_total",
+        "herald_publish_to_write_seconds_count",
+        "herald_log_entries",
+    ] {
+        assert_eq!(value(&after, name) - value(&before, name), 1.0, "{name}");
+    }
+    assert!(
+        value(&after, "herald_bytes_written_total") > value(&before, "herald_bytes_written_total")
+    );
+    assert!(value(&after, "herald_log_bytes") > value(&before, "herald_log_bytes"));
+}
+
+#[tokio::test]
+async fn replays_and_retention_are_counted() {
+    let mut config = config();
+    config.log.max_entries = 2;
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    for id in ["a", "b", "c"] {
+        publish_ok(&hub, &[("topic", TOPIC), ("id", id)]).await;
+    }
+    let metrics = scrape(&admin).await;
+    assert_eq!(value(&metrics, "herald_log_discarded_total"), 1.0);
+    assert_eq!(value(&metrics, "herald_log_entries"), 2.0);
+    let mut stream = open(get(&hub, &format!("match={TOPIC}")).header("last-event-id", "b")).await;
+    assert_eq!(stream.ids(1).await, ["c"]);
+    assert_eq!(
+        value(&scrape(&admin).await, "herald_replayed_events_total"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn refusals_are_counted_by_reason() {
+    let mut config = config();
+    config.limits.max_connections = 1;
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    let _first = open(get(&hub, "match=*")).await;
+    let refused = send(get(&hub, "match=*")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let expired = hub
+        .token()
+        .publish(&["*"])
+        .ttl(Duration::from_secs(1))
+        .issued_at(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .sign();
+    let response = publish(&hub, Some(&expired), &[("topic", TOPIC)]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = publish(&hub, None, &[("topic", TOPIC)]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let metrics = scrape(&admin).await;
+    assert_eq!(
+        value(
+            &metrics,
+            "herald_connections_refused_total{reason=\"total\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "herald_auth_failures_total{reason=\"expired\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "herald_auth_failures_total{reason=\"missing\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn slow_subscriber_disconnects_are_counted() {
+    let mut config = config();
+    config.subscribers.queue_capacity = 2;
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    let matcher = hub
+        .herald
+        .hub()
+        .matcher("match", MatcherType::Exact, TOPIC)
+        .unwrap();
+    // A subscriber that never reads its queue.
+    let _stalled = hub
+        .herald
+        .hub()
+        .subscribe(vec![matcher], Grants::none(), Resume::Live)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        hub.herald
+            .hub()
+            .publish(Update::new(TOPIC, format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        value(
+            &scrape(&admin).await,
+            "herald_slow_subscriber_disconnects_total"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn healthz_is_always_ok_and_readyz_follows_serving() {
+    let hub = start_default().await;
+    let admin = admin(&hub.herald).await;
+    let health = client()
+        .get(format!("{admin}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let herald = hub.herald.clone();
+    drop(hub); // shuts the server down
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = client()
+            .get(format!("{admin}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready once shutting down"
+    );
+    drop(herald);
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_data_directory_is_not_writable() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("log");
+    let mut config = config();
+    config.log.kind = "durable".into();
+    config.log.dir = dir.clone();
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    let ready = client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "{}",
+        ready.text().await.unwrap()
+    );
+    // The directory disappears (an unmounted volume, an operator's mistake).
+    std::fs::remove_dir_all(&dir).unwrap();
+    let ready = client()
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = ready.text().await.unwrap();
+    assert!(
+        body.contains("not writable") && body.contains(dir.to_str().unwrap()),
+        "{body}"
+    );
+}
