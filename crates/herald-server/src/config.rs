@@ -58,6 +58,10 @@ pub struct Config {
     /// The public URL of the hub; also its resource identifier (`aud`).
     /// Default: `http://{listen}/.well-known/mercure`.
     pub hub_url: Option<Url>,
+    /// Longest a graceful shutdown (SIGTERM, SIGINT) waits for open
+    /// connections before exiting; the log is flushed either way.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
     /// Subscriber behaviour.
     pub subscribers: SubscribersConfig,
     /// Request and connection limits.
@@ -185,6 +189,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             hub_url: None,
+            shutdown_timeout: Settings::default().shutdown_timeout,
             subscribers: SubscribersConfig::default(),
             limits: LimitsConfig::default(),
             cors: CorsConfig::default(),
@@ -386,6 +391,7 @@ impl Config {
                 per_address: self.limits.max_connections_per_address,
                 per_subject: self.limits.max_connections_per_subject,
             },
+            shutdown_timeout: self.shutdown_timeout,
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }

@@ -21,7 +21,7 @@ mod publish;
 mod settings;
 mod subscribe;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -328,10 +328,23 @@ pub async fn serve(
             .store(false, std::sync::atomic::Ordering::Release);
         token.cancel();
     };
-    axum::serve(
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(signal)
-    .await
+    .with_graceful_shutdown(signal);
+    // Connections get `shutdown_timeout` to finish once the shutdown starts:
+    // streams end at once after their retry hint, publishes finish committing.
+    let stopping = herald.shutdown_token().clone();
+    let bound = herald.settings().shutdown_timeout;
+    tokio::select! {
+        result = server.into_future() => result,
+        () = async move {
+            stopping.cancelled().await;
+            tokio::time::sleep(bound).await;
+        } => {
+            tracing::warn!(?bound, "connections still open at the end of the shutdown timeout; closing them");
+            Ok(())
+        }
+    }
 }

@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_matchers: usize,
     /// Concurrent connection limits (429 beyond).
     pub connections: ConnectionLimits,
+    /// Longest a graceful shutdown waits for open connections.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             max_body_bytes: 2 * 1024 * 1024,
             max_matchers: 100,
             connections: ConnectionLimits::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

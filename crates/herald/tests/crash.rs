@@ -3,68 +3,18 @@
 //! and a subscriber follows; after every restart the subscriber resumes with
 //! its last event id.
 
-use std::process::Stdio;
+mod hub_process;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use herald_client::{Backoff, EventSource, Item, Publisher, Update};
-use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
-use herald_token::{MintRequest, SigningKey, mint};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use herald_token::claims::Action;
+use hub_process::{TOPIC, start, token};
 
-const HUB_URL: &str = "http://herald.test/.well-known/mercure";
-const SECRET: &str = "crash-test-secret-of-at-least-32-bytes!!";
-const TOPIC: &str = "https://example.com/counter";
 const KILLS: usize = 20;
-
-fn token(action: Action) -> String {
-    let request = MintRequest::new("herald-dev", HUB_URL)
-        .with_ttl(Duration::from_secs(3600))
-        .with_detail(AuthorizationDetail::new(
-            vec![action],
-            vec![TopicMatcher::exact("*")],
-        ));
-    mint(&request, &SigningKey::hs256(SECRET.as_bytes()).unwrap()).unwrap()
-}
-
-/// Starts the hub on a free port over `data_dir`; returns it and its address.
-async fn start(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--hub-url",
-            HUB_URL,
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("HERALD_DEV_SECRET", SECRET)
-        .env("HERALD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the herald binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("herald listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("herald exited before listening");
-    })
-    .await
-    .expect("herald listens within 20 s");
-    // Keep draining stdout so the hub never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
-}
 
 /// A small deterministic generator for kill delays (xorshift).
 struct Dice(u64);

@@ -1,0 +1,151 @@
+//! A graceful shutdown under load: SIGTERM ends every stream with a `retry:`
+//! hint, in-flight publishes finish, the process exits cleanly and quickly, and
+//! subscribers resume on the next hub without losing an acknowledged update.
+
+mod hub_process;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use herald_client::{Publisher, Update};
+use herald_sse::Parser;
+use herald_token::claims::Action;
+use hub_process::{TOPIC, start, token};
+
+const SUBSCRIBERS: usize = 3;
+
+/// What one subscriber saw of one hub: the data of every event, its last
+/// event id, and the reconnection time the stream left it with.
+struct Seen {
+    data: Vec<u64>,
+    last_id: Option<String>,
+    retry: Option<u64>,
+}
+
+/// Reads from `address` (resuming after `last_id`) until the stream ends, or
+/// until `until` is received.
+async fn read(address: &str, last_id: Option<String>, until: Option<u64>) -> Seen {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut request = reqwest::Client::new()
+        .get(format!(
+            "http://{address}/.well-known/mercure?match={TOPIC}"
+        ))
+        .bearer_auth(token(Action::Subscribe));
+    if let Some(id) = &last_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.expect("the hub answers");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut parser = Parser::new();
+    let mut seen = Seen {
+        data: Vec::new(),
+        last_id,
+        retry: None,
+    };
+    while let Some(Ok(chunk)) = body.next().await {
+        parser.feed(&chunk);
+        while let Some(event) = parser.next_event().expect("a well-formed stream") {
+            seen.data.push(event.data.parse().expect("numeric data"));
+            seen.last_id = Some(event.last_event_id);
+        }
+        if until.is_some_and(|n| seen.data.last() == Some(&n)) {
+            break;
+        }
+    }
+    seen.retry = parser.retry();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_nothing_and_sends_subscribers_back_spread_out() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut hub, address) = start(data.path()).await;
+
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let address = address.clone();
+        readers.push(tokio::spawn(async move {
+            read(&address, Some("earliest".into()), None).await
+        }));
+    }
+    let publisher = {
+        let hub_url = format!("http://{address}/.well-known/mercure")
+            .parse()
+            .unwrap();
+        tokio::spawn(async move {
+            let publisher = Publisher::new(hub_url).with_token(token(Action::Publish));
+            let mut acknowledged = Vec::new();
+            for n in 0u64.. {
+                match publisher.publish(&Update::new(TOPIC, n.to_string())).await {
+                    Ok(_) => acknowledged.push(n),
+                    Err(_) => break, // the hub stopped accepting
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = hub.id().expect("the hub runs");
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits within its shutdown timeout")
+        .unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+
+    let acknowledged = publisher.await.unwrap();
+    assert!(
+        !acknowledged.is_empty(),
+        "updates were acknowledged before the shutdown"
+    );
+    let mut seen = Vec::new();
+    for reader in readers {
+        seen.push(
+            tokio::time::timeout(Duration::from_secs(10), reader)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let hints: Vec<u64> = seen
+        .iter()
+        .map(|s| s.retry.expect("a retry hint before the close"))
+        .collect();
+    assert!(hints.iter().all(|h| (500..=5000).contains(h)), "{hints:?}");
+
+    // The next hub, on the same data: every subscriber resumes and gets the rest.
+    let (_next, address) = start(data.path()).await;
+    let last = *acknowledged.last().unwrap();
+    for before in seen {
+        let rest = if before.data.last().is_some_and(|n| *n >= last) {
+            Vec::new() // it had everything before the shutdown
+        } else {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                read(&address, before.last_id.clone(), Some(last)),
+            )
+            .await
+            .expect("the subscriber catches up within 10 s")
+            .data
+        };
+        let all: Vec<u64> = before.data.into_iter().chain(rest).collect();
+        assert!(
+            all.windows(2).all(|w| w[0] < w[1]),
+            "in order, no duplicate: {all:?}"
+        );
+        let missing: Vec<_> = acknowledged
+            .iter()
+            .filter(|n| all.binary_search(n).is_err())
+            .collect();
+        assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    }
+}
