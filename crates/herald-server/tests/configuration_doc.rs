@@ -25,10 +25,12 @@ fn keys(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
 }
 
 fn code_keys() -> BTreeSet<String> {
-    let config = Config {
+    let mut config = Config {
         hub_url: Some("http://127.0.0.1:3000/.well-known/mercure".parse().unwrap()),
         ..Config::default()
     };
+    config.tls.cert_file = Some("cert.pem".into());
+    config.tls.key_file = Some("key.pem".into());
     let mut out = BTreeSet::new();
     keys("", &toml::Value::try_from(&config).unwrap(), &mut out);
     let issuer = IssuerConfig {
@@ -123,6 +125,7 @@ fn documented_defaults_match_the_code() {
         ("auth.jwks_refresh", config.auth.jwks_refresh),
         ("log.flush_interval", config.log.flush_interval),
         ("log.max_age", config.log.max_age),
+        ("tls.reload_interval", config.tls.reload_interval),
     ] {
         let prefix = format!("| `{key}` | `");
         let documented = DOC

@@ -36,6 +36,12 @@ pub struct Overrides {
     /// Where updates are kept: `durable` (on disk) or `memory`.
     #[arg(long, env = "HERALD_LOG_KIND")]
     pub log_kind: Option<String>,
+    /// TLS certificate chain (PEM, leaf first); with --tls-key, serves HTTPS.
+    #[arg(long, env = "HERALD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the TLS certificate (PEM).
+    #[arg(long, env = "HERALD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where one configuration value came from.
@@ -132,6 +138,24 @@ impl Overrides {
         if let Some(kind) = &self.log_kind {
             set("log.kind", "HERALD_LOG_KIND", "log-kind", kind);
             config.log.kind.clone_from(kind);
+        }
+        if let Some(cert) = &self.tls_cert {
+            set(
+                "tls.cert_file",
+                "HERALD_TLS_CERT",
+                "tls-cert",
+                &cert.display().to_string(),
+            );
+            config.tls.cert_file = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            set(
+                "tls.key_file",
+                "HERALD_TLS_KEY",
+                "tls-key",
+                &key.display().to_string(),
+            );
+            config.tls.key_file = Some(key.clone());
         }
         Ok(Loaded { config, sources })
     }
