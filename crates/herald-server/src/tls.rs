@@ -357,6 +357,10 @@ pub(crate) async fn serve(
                 }
             },
         };
+        // Events are small writes that must leave at once: no Nagle delay.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         // Held from the start of the handshake, so shutdown waits for it too.

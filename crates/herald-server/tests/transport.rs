@@ -277,7 +277,14 @@ fn tls(files: &Files, reload: Duration) -> Arc<Tls> {
 
 #[tokio::test]
 async fn clear_text_serves_http1_and_h2c_prior_knowledge_on_one_port() {
-    let server = Server::start(None, Settings::default()).await;
+    let settings = Settings {
+        connections: ConnectionLimits {
+            per_address: 2,
+            ..ConnectionLimits::default()
+        },
+        ..Settings::default()
+    };
+    let server = Server::start(None, settings).await;
     let url = server.url("http");
 
     let h2c = reqwest::Client::builder()
@@ -296,7 +303,16 @@ async fn clear_text_serves_http1_and_h2c_prior_knowledge_on_one_port() {
     server.publish("over both").await;
     over_h2c.expect("data: over both\n\n").await;
     over_http1.expect("data: over both\n\n").await;
+
+    // A third stream from 127.0.0.1 is over the per-address limit.
+    let third = tokio::time::timeout(WAIT, h2c.get(&url).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.status(), 429, "ConnectInfo reaches the handlers");
     server.stop().await;
+    over_h2c.expect_end().await;
+    assert!(over_h2c.text.contains("retry:"), "{:?}", over_h2c.text);
 }
 
 #[tokio::test]
