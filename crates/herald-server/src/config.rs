@@ -15,6 +15,7 @@ use herald_token::{Issuer, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::tls::{Tls, TlsError};
 use crate::{ConnectionLimits, Herald, Settings};
 
 /// Why a configuration cannot be used.
@@ -39,6 +40,9 @@ pub enum ConfigError {
     /// The durable log cannot be opened (the message names the file and the problem).
     #[error("cannot open the update log: {0}")]
     Store(String),
+    /// The TLS certificate or key cannot be used (the message names the file).
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// A value is well-formed but unusable.
     #[error("configuration key `{key}`: {reason}")]
     Invalid {
@@ -56,7 +60,7 @@ pub struct Config {
     /// The address to listen on.
     pub listen: SocketAddr,
     /// The public URL of the hub; also its resource identifier (`aud`).
-    /// Default: `http://{listen}/.well-known/mercure`.
+    /// Default: `http://{listen}/.well-known/mercure` (`https` with TLS).
     pub hub_url: Option<Url>,
     /// Longest a graceful shutdown (SIGTERM, SIGINT) waits for open
     /// connections before exiting; the log is flushed either way.
@@ -72,6 +76,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The update log.
     pub log: LogConfig,
+    /// TLS (off unless a certificate is configured).
+    pub tls: TlsConfig,
     /// The admin listener: metrics and health.
     pub admin: AdminConfig,
 }
@@ -184,6 +190,53 @@ pub struct LogConfig {
     pub max_bytes: u64,
 }
 
+/// `[tls]`: off unless `cert_file` and `key_file` are set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the private key of the leaf certificate.
+    pub key_file: Option<PathBuf>,
+    /// How often both files are checked for a new certificate (`0s`: never).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured (both files, or one of them: an error).
+    pub fn is_enabled(&self) -> bool {
+        self.cert_file.is_some() || self.key_file.is_some()
+    }
+
+    /// Loads the certificate and key: `None` when TLS is off. The error
+    /// names the key or the file.
+    pub fn load(&self) -> Result<Option<Tls>, ConfigError> {
+        let missing = |key: &str, other: &str| ConfigError::Invalid {
+            key: format!("tls.{key}"),
+            reason: format!("`tls.{other}` is set, so `tls.{key}` is needed too"),
+        };
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(missing("key_file", "cert_file")),
+            (None, Some(_)) => Err(missing("cert_file", "key_file")),
+            (Some(cert), Some(key)) => Ok(Some(
+                Tls::load(cert, key)?.with_reload_interval(self.reload_interval),
+            )),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -196,6 +249,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -350,10 +404,16 @@ impl Config {
         })
     }
 
-    /// The hub URL: configured, or derived from the listen address.
+    /// The hub URL: configured, or derived from the listen address (and
+    /// `https` when TLS is on).
     pub fn hub_url(&self) -> Url {
+        let scheme = if self.tls.is_enabled() {
+            "https"
+        } else {
+            "http"
+        };
         self.hub_url.clone().unwrap_or_else(|| {
-            Url::parse(&format!("http://{}/.well-known/mercure", self.listen)).unwrap_or_else(
+            Url::parse(&format!("{scheme}://{}/.well-known/mercure", self.listen)).unwrap_or_else(
                 |_| Url::parse("http://127.0.0.1:3000/.well-known/mercure").expect("static URL"),
             )
         })
@@ -397,7 +457,7 @@ impl Config {
     }
 
     /// Checks every value without side effects: nothing is created or
-    /// opened, but key files are read and parsed.
+    /// opened, but key files and TLS certificates are read and parsed.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for origin in &self.cors.origins {
             if origin == "*" || Url::parse(origin).is_err() {
@@ -410,6 +470,7 @@ impl Config {
             }
         }
         self.log.check()?;
+        self.tls.load()?;
         // A throwaway in-memory hub compiles the issuers' matchers like the real one.
         let hub = Hub::builder(self.hub_url()).build();
         self.verifier(&hub).map(|_| ())

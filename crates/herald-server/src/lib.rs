@@ -8,7 +8,9 @@
 //! - [`metadata`]: protected resource metadata and `Link` header helpers.
 //! - [`error`]: every refusal, as a status, a `WWW-Authenticate` challenge or a problem document.
 //! - [`limits`], [`Settings`]: connection limits and the other knobs, with defaults.
-//! - [`serve`]: runs a router on a listener until a shutdown future resolves.
+//! - [`serve`]: runs a router on a listener until a shutdown future resolves
+//!   (HTTP/1.1 and h2c); [`serve_tls`] does the same over TLS (ALPN `h2` and
+//!   `http/1.1`) with certificates from [`tls::Tls`], reloaded from disk.
 
 pub mod auth;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod metrics;
 mod publish;
 mod settings;
 mod subscribe;
+pub mod tls;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -45,6 +48,7 @@ pub use error::{ErrorResponse, ServerError};
 pub use limits::{ConnectionCounter, ConnectionLimits};
 pub use metadata::link_header;
 pub use settings::Settings;
+pub use tls::{Tls, TlsError};
 
 /// The HTTP edge around one hub. Cheap to clone.
 #[derive(Clone)]
@@ -328,6 +332,12 @@ pub async fn serve(
             .store(false, std::sync::atomic::Ordering::Release);
         token.cancel();
     };
+    // Events are small writes that must leave at once: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -347,4 +357,31 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, with the
+/// same shutdown as [`serve`]: stop accepting, end every subscription of
+/// `herald` (each sends its final `retry:` hint), wait for connections to close.
+///
+/// ALPN offers `h2` and `http/1.1`; a client that negotiates neither may still
+/// speak either (the protocol is detected from the first bytes). Handlers see
+/// the peer as [`ConnectInfo<SocketAddr>`], like with [`serve`]. While this
+/// runs, the certificate files are checked every [`Tls::reload_interval`] and
+/// a changed, valid pair is used for new connections. A failed handshake is
+/// logged at debug level and never stops the server.
+pub async fn serve_tls(
+    listener: TcpListener,
+    herald: &Herald,
+    router: Router,
+    tls: Arc<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tls::serve(
+        listener,
+        herald.shutdown_token().clone(),
+        router,
+        tls,
+        shutdown,
+    )
+    .await
 }

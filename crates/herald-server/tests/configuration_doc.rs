@@ -30,6 +30,8 @@ fn code_keys() -> BTreeSet<String> {
         ..Config::default()
     };
     config.admin.listen = Some("127.0.0.1:9464".parse().unwrap());
+    config.tls.cert_file = Some("cert.pem".into());
+    config.tls.key_file = Some("key.pem".into());
     let mut out = BTreeSet::new();
     keys("", &toml::Value::try_from(&config).unwrap(), &mut out);
     let issuer = IssuerConfig {
@@ -125,6 +127,7 @@ fn documented_defaults_match_the_code() {
         ("auth.jwks_refresh", config.auth.jwks_refresh),
         ("log.flush_interval", config.log.flush_interval),
         ("log.max_age", config.log.max_age),
+        ("tls.reload_interval", config.tls.reload_interval),
     ] {
         let prefix = format!("| `{key}` | `");
         let documented = DOC

@@ -15,6 +15,8 @@ fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         "HERALD_CORS_ORIGINS",
         "HERALD_DATA_DIR",
         "HERALD_LOG_KIND",
+        "HERALD_TLS_CERT",
+        "HERALD_TLS_KEY",
     ] {
         command.env_remove(key);
     }

@@ -39,6 +39,12 @@ pub struct Overrides {
     /// Address of the admin listener (metrics, health); off when unset.
     #[arg(long, env = "HERALD_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM, leaf first); with --tls-key, serves HTTPS.
+    #[arg(long, env = "HERALD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the TLS certificate (PEM).
+    #[arg(long, env = "HERALD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where one configuration value came from.
@@ -144,6 +150,24 @@ impl Overrides {
                 &admin.to_string(),
             );
             config.admin.listen = Some(admin);
+        }
+        if let Some(cert) = &self.tls_cert {
+            set(
+                "tls.cert_file",
+                "HERALD_TLS_CERT",
+                "tls-cert",
+                &cert.display().to_string(),
+            );
+            config.tls.cert_file = Some(cert.clone());
+        }
+        if let Some(key) = &self.tls_key {
+            set(
+                "tls.key_file",
+                "HERALD_TLS_KEY",
+                "tls-key",
+                &key.display().to_string(),
+            );
+            config.tls.key_file = Some(key.clone());
         }
         Ok(Loaded { config, sources })
     }

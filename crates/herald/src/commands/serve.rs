@@ -1,9 +1,10 @@
 //! `herald serve`: runs the hub.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use herald_server::config::IssuerConfig;
-use herald_server::serve;
+use herald_server::{serve, serve_tls};
 use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
 use herald_token::{MintRequest, SigningKey, mint};
 use url::Url;
@@ -45,6 +46,12 @@ pub enum LogFormat {
 /// Runs `herald serve`.
 pub async fn run(args: Args) -> Result<(), CliError> {
     let mut config = args.overrides.load(None)?.config;
+    // Before listening: a bad certificate is a usage error naming the file.
+    let tls = config
+        .tls
+        .load()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map(Arc::new);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -70,7 +77,14 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let (herald, verifier) = config.build().map_err(|e| CliError::Usage(e.to_string()))?;
     let _jwks = verifier.as_ref().map(|v| v.spawn_jwks_refresh());
     let hub_url = herald.hub().url().clone();
+    let transport = if tls.is_some() {
+        "HTTPS: HTTP/2 and HTTP/1.1"
+    } else {
+        "HTTP/1.1 and h2c"
+    };
+    // Scripts parse this first line: keep its shape.
     println!("herald listening on {} (hub URL {hub_url})", config.listen);
+    println!("transport: {transport}");
     match dev_secret {
         Some(secret) => print_dev_banner(&hub_url, &secret)?,
         None if verifier.is_none() => tracing::warn!(
@@ -100,9 +114,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         });
     }
     let router = herald.router();
-    serve(listener, &herald, router, shutdown_signal())
-        .await
-        .map_err(|e| CliError::Runtime(format!("the server failed: {e}")))
+    let served = match tls {
+        Some(tls) => serve_tls(listener, &herald, router, tls, shutdown_signal()).await,
+        None => serve(listener, &herald, router, shutdown_signal()).await,
+    };
+    served.map_err(|e| CliError::Runtime(format!("the server failed: {e}")))
 }
 
 fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {

@@ -1,0 +1,509 @@
+//! The transports on a real socket (127.0.0.1:0): HTTP/1.1 and h2c on one
+//! clear-text port; HTTPS with ALPN `h2` and `http/1.1`; certificate rotation
+//! from disk without a restart; bad certificate files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use herald_hub::{Hub, Update};
+use herald_server::{ConnectionLimits, Herald, Settings, Tls, TlsError, serve, serve_tls};
+use http::Version;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for anything before failing.
+const WAIT: Duration = Duration::from_secs(10);
+const TOPIC: &str = "https://example.com/books/1";
+
+fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A test certificate authority issuing `localhost` leaves.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+}
+
+/// One leaf certificate and its key, as PEM, and the DER the server presents.
+struct Leaf {
+    cert_pem: String,
+    key_pem: String,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "herald test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn leaf(&self, name: &str, serial: u64) -> Leaf {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.serial_number = Some(serial.into());
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    fn reqwest_certificate(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_der(&self.der).unwrap()
+    }
+}
+
+/// The certificate and key files in a temporary directory.
+struct Files {
+    _dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Files {
+    fn new(leaf: &Leaf) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Self {
+            cert: dir.path().join("fullchain.pem"),
+            key: dir.path().join("privkey.pem"),
+            _dir: dir,
+        };
+        files.install(leaf);
+        files
+    }
+
+    /// Replaces both files atomically, like a renewal client does.
+    fn install(&self, leaf: &Leaf) {
+        replace(&self.key, leaf.key_pem.as_bytes());
+        replace(&self.cert, leaf.cert_pem.as_bytes());
+    }
+}
+
+fn replace(path: &Path, contents: &[u8]) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, contents).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// A hub served on 127.0.0.1:0 until [`Server::stop`].
+struct Server {
+    addr: SocketAddr,
+    herald: Herald,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(tls: Option<Arc<Tls>>, settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://localhost:{}/.well-known/mercure", addr.port());
+        let herald = Herald::new(Hub::builder(url.parse().unwrap()).build(), None, settings);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let served = herald.clone();
+        let task = tokio::spawn(async move {
+            let router = served.router();
+            match tls {
+                Some(tls) => serve_tls(listener, &served, router, tls, shutdown).await,
+                None => serve(listener, &served, router, shutdown).await,
+            }
+        });
+        Self {
+            addr,
+            herald,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!(
+            "{scheme}://localhost:{}/.well-known/mercure?match={TOPIC}",
+            self.addr.port()
+        )
+    }
+
+    async fn publish(&self, data: &str) {
+        self.herald
+            .hub()
+            .publish(Update::new(TOPIC, data))
+            .await
+            .unwrap();
+    }
+
+    /// Shuts down and waits (bounded) for the server to return.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("the server stops within the timeout")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn tls_client(ca: &Ca, addr: SocketAddr) -> reqwest::ClientBuilder {
+    install_provider();
+    reqwest::Client::builder()
+        .tls_certs_only([ca.reqwest_certificate()])
+        .resolve("localhost", addr)
+        .timeout(WAIT * 3)
+}
+
+/// An open event stream and the text read from it so far.
+struct Stream {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    text: String,
+}
+
+impl Stream {
+    async fn open(client: &reqwest::Client, url: &str, version: Version) -> Self {
+        let response = tokio::time::timeout(WAIT, client.get(url).send())
+            .await
+            .expect("response headers within the timeout")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), version);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "an event stream"
+        );
+        Self {
+            body: response.bytes_stream().boxed(),
+            text: String::new(),
+        }
+    }
+
+    /// Reads until the text contains `needle`; fails after [`WAIT`].
+    async fn expect(&mut self, needle: &str) {
+        let found = tokio::time::timeout(WAIT, async {
+            while !self.text.contains(needle) {
+                match self.body.next().await {
+                    Some(chunk) => self
+                        .text
+                        .push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+                    None => return false,
+                }
+            }
+            true
+        })
+        .await;
+        assert!(
+            matches!(found, Ok(true)),
+            "`{needle}` not received; got {:?}",
+            self.text
+        );
+    }
+
+    /// Reads to the end of the stream; fails after [`WAIT`].
+    async fn expect_end(&mut self) {
+        tokio::time::timeout(WAIT, async {
+            while let Some(chunk) = self.body.next().await {
+                match chunk {
+                    Ok(chunk) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                    Err(_) => break,
+                }
+            }
+        })
+        .await
+        .expect("the stream ends within the timeout");
+    }
+}
+
+/// The leaf certificate a new TLS connection is served (raw rustls client).
+async fn served_leaf(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let stream = tokio::time::timeout(WAIT, async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    })
+    .await
+    .expect("handshake within the timeout");
+    stream.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+/// Waits (bounded) until new connections are served `leaf`.
+async fn wait_for_leaf(addr: SocketAddr, ca: &Ca, leaf: &Leaf) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while served_leaf(addr, ca).await != leaf.der {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was not picked up within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn tls(files: &Files, reload: Duration) -> Arc<Tls> {
+    Arc::new(
+        Tls::load(&files.cert, &files.key)
+            .unwrap()
+            .with_reload_interval(reload),
+    )
+}
+
+#[tokio::test]
+async fn clear_text_serves_http1_and_h2c_prior_knowledge_on_one_port() {
+    let settings = Settings {
+        connections: ConnectionLimits {
+            per_address: 2,
+            ..ConnectionLimits::default()
+        },
+        ..Settings::default()
+    };
+    let server = Server::start(None, settings).await;
+    let url = server.url("http");
+
+    install_provider();
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("localhost", server.addr)
+        .build()
+        .unwrap();
+    let mut over_h2c = Stream::open(&h2c, &url, Version::HTTP_2).await;
+    let http1 = reqwest::Client::builder()
+        .http1_only()
+        .resolve("localhost", server.addr)
+        .build()
+        .unwrap();
+    let mut over_http1 = Stream::open(&http1, &url, Version::HTTP_11).await;
+
+    server.publish("over both").await;
+    over_h2c.expect("data: over both\n\n").await;
+    over_http1.expect("data: over both\n\n").await;
+
+    // A third stream from 127.0.0.1 is over the per-address limit.
+    let third = tokio::time::timeout(WAIT, h2c.get(&url).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.status(), 429, "ConnectInfo reaches the handlers");
+    server.stop().await;
+    over_h2c.expect_end().await;
+    assert!(over_h2c.text.contains("retry:"), "{:?}", over_h2c.text);
+}
+
+#[tokio::test]
+async fn tls_negotiates_h2_with_alpn_and_also_serves_http1() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("herald one", 1);
+    let files = Files::new(&leaf);
+    // Two subscribers per address: a third refused proves the handlers see
+    // the peer address under TLS.
+    let settings = Settings {
+        connections: ConnectionLimits {
+            per_address: 2,
+            ..ConnectionLimits::default()
+        },
+        ..Settings::default()
+    };
+    let server = Server::start(Some(tls(&files, Duration::ZERO)), settings).await;
+    let url = server.url("https");
+
+    let h2 = tls_client(&ca, server.addr).build().unwrap();
+    let mut over_h2 = Stream::open(&h2, &url, Version::HTTP_2).await;
+    let http1 = tls_client(&ca, server.addr).http1_only().build().unwrap();
+    let mut over_http1 = Stream::open(&http1, &url, Version::HTTP_11).await;
+
+    server.publish("secret handshake").await;
+    over_h2.expect(":\n").await;
+    over_h2.expect("data: secret handshake\n\n").await;
+    over_http1.expect("data: secret handshake\n\n").await;
+
+    // A third stream from 127.0.0.1 is over the per-address limit.
+    let third = tokio::time::timeout(WAIT, h2.get(&url).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.status(), 429, "ConnectInfo reaches the handlers");
+
+    // A failed handshake (plain HTTP on the TLS port) does not stop the server.
+    let plain = reqwest::Client::builder()
+        .resolve("localhost", server.addr)
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    assert!(plain.get(server.url("http")).send().await.is_err());
+    assert_eq!(served_leaf(server.addr, &ca).await, leaf.der);
+
+    // Graceful shutdown: each stream gets its final retry hint and ends.
+    server.stop().await;
+    over_h2.expect_end().await;
+    over_http1.expect_end().await;
+    assert!(over_h2.text.contains("retry:"), "{:?}", over_h2.text);
+    assert!(over_http1.text.contains("retry:"), "{:?}", over_http1.text);
+}
+
+#[tokio::test]
+async fn a_certificate_replaced_on_disk_is_served_to_new_connections() {
+    let ca = Ca::new();
+    let first = ca.leaf("herald first", 1);
+    let second = ca.leaf("herald second", 2);
+    let files = Files::new(&first);
+    let server = Server::start(
+        Some(tls(&files, Duration::from_millis(50))),
+        Settings::default(),
+    )
+    .await;
+    assert_eq!(served_leaf(server.addr, &ca).await, first.der);
+
+    let client = tls_client(&ca, server.addr).build().unwrap();
+    let mut stream = Stream::open(&client, &server.url("https"), Version::HTTP_2).await;
+    stream.expect(":\n").await;
+
+    files.install(&second);
+    wait_for_leaf(server.addr, &ca, &second).await;
+
+    // The stream opened under the first certificate goes on.
+    server.publish("after rotation").await;
+    stream.expect("data: after rotation\n\n").await;
+    // And a new client gets the new certificate, over h2.
+    let fresh = tls_client(&ca, server.addr).build().unwrap();
+    let mut fresh_stream = Stream::open(&fresh, &server.url("https"), Version::HTTP_2).await;
+    fresh_stream.expect(":\n").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_replacement_keeps_the_current_certificate() {
+    let ca = Ca::new();
+    let first = ca.leaf("herald first", 1);
+    let second = ca.leaf("herald second", 2);
+    let files = Files::new(&first);
+    let server = Server::start(
+        Some(tls(&files, Duration::from_millis(50))),
+        Settings::default(),
+    )
+    .await;
+
+    replace(
+        &files.cert,
+        b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+    );
+    // Several reload intervals later the first certificate is still served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(served_leaf(server.addr, &ca).await, first.der);
+
+    // A certificate with another leaf's key is refused as well.
+    replace(&files.cert, second.cert_pem.as_bytes());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(served_leaf(server.addr, &ca).await, first.der);
+
+    // The matching key arrives: the pair is picked up.
+    replace(&files.key, second.key_pem.as_bytes());
+    wait_for_leaf(server.addr, &ca, &second).await;
+    server.stop().await;
+}
+
+#[test]
+fn reload_reports_a_bad_file_by_name_and_keeps_the_certificate() {
+    let ca = Ca::new();
+    let first = ca.leaf("herald first", 1);
+    let files = Files::new(&first);
+    let tls = Tls::load(&files.cert, &files.key).unwrap();
+    assert!(!tls.reload().unwrap(), "unchanged files are not reloaded");
+
+    replace(&files.cert, b"not a certificate");
+    let error = tls.reload().unwrap_err();
+    assert!(
+        matches!(&error, TlsError::Invalid { path, .. } if *path == files.cert),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&files.cert.display().to_string()),
+        "{error}"
+    );
+    assert_eq!(tls.current().cert[0], first.der);
+    assert!(!tls.reload().unwrap(), "a bad file is reported once");
+
+    std::fs::remove_file(&files.key).unwrap();
+    let error = tls.reload().unwrap_err();
+    assert!(
+        matches!(&error, TlsError::Read { path, .. } if *path == files.key),
+        "{error:?}"
+    );
+    assert_eq!(tls.current().cert[0], first.der);
+
+    let second = ca.leaf("herald second", 2);
+    files.install(&second);
+    assert!(tls.reload().unwrap());
+    assert_eq!(tls.current().cert[0], second.der);
+}
+
+#[test]
+fn bad_files_at_start_are_errors_naming_the_file() {
+    let ca = Ca::new();
+    let first = ca.leaf("herald first", 1);
+    let second = ca.leaf("herald second", 2);
+    let files = Files::new(&first);
+    let garbage = files.cert.with_file_name("garbage.pem");
+    std::fs::write(&garbage, "this is not PEM\n").unwrap();
+    let missing = files.cert.with_file_name("missing.pem");
+
+    let named = |result: Result<Tls, TlsError>, file: &Path| {
+        let error = result.unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        message
+    };
+    let message = named(Tls::load(&garbage, &files.key), &garbage);
+    assert!(message.contains("no certificate found"), "{message}");
+    let message = named(Tls::load(&files.cert, &garbage), &garbage);
+    assert!(message.contains("no private key found"), "{message}");
+    let message = named(Tls::load(&missing, &files.key), &missing);
+    assert!(message.contains("cannot read"), "{message}");
+    let other_key = files.cert.with_file_name("other-key.pem");
+    std::fs::write(&other_key, &second.key_pem).unwrap();
+    let message = named(Tls::load(&files.cert, &other_key), &other_key);
+    assert!(message.contains("does not match"), "{message}");
+
+    // Through the configuration, as `herald serve` and `config check` see it.
+    let mut config = herald_server::Config::default();
+    config.log.kind = "memory".into();
+    config.tls.cert_file = Some(garbage.clone());
+    config.tls.key_file = Some(files.key.clone());
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains(&garbage.display().to_string()), "{error}");
+    config.tls.key_file = None;
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("tls.key_file"), "{error}");
+    config.tls.cert_file = Some(files.cert.clone());
+    config.tls.key_file = Some(files.key.clone());
+    config.validate().unwrap();
+    assert_eq!(config.hub_url().scheme(), "https");
+}
