@@ -126,6 +126,9 @@ pub struct LimitsConfig {
     pub max_connections_per_address: usize,
     /// Subscriber connections per token subject (429).
     pub max_connections_per_subject: usize,
+    /// A connection whose writes make no progress this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
 }
 
 /// `[cors]`.
@@ -279,6 +282,7 @@ impl Default for LimitsConfig {
             max_connections: settings.connections.total,
             max_connections_per_address: settings.connections.per_address,
             max_connections_per_subject: settings.connections.per_subject,
+            write_timeout: settings.write_timeout,
         }
     }
 }
@@ -452,6 +456,7 @@ impl Config {
                 per_subject: self.limits.max_connections_per_subject,
             },
             shutdown_timeout: self.shutdown_timeout,
+            write_timeout: self.limits.write_timeout,
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }

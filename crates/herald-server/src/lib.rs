@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 mod form;
 pub mod limits;
+mod listener;
 pub mod metadata;
 pub mod metrics;
 mod publish;
@@ -24,7 +25,7 @@ mod settings;
 mod subscribe;
 pub mod tls;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -311,64 +312,20 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
     metadata::document(&herald).await
 }
 
-/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves,
-/// then ends every subscription of `herald` and waits for connections to close.
+/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`
+/// resolves, then ends every subscription of `herald` (each gets a reconnect
+/// hint) and waits for connections at most `shutdown_timeout`.
 pub async fn serve(
     listener: TcpListener,
     herald: &Herald,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let token = herald.shutdown_token().clone();
-    let edge = herald.clone();
-    edge.inner
-        .serving
-        .store(true, std::sync::atomic::Ordering::Release);
-    let signal = async move {
-        shutdown.await;
-        // Not ready from the first moment of a shutdown, so balancers stop sending.
-        edge.inner
-            .serving
-            .store(false, std::sync::atomic::Ordering::Release);
-        token.cancel();
-    };
-    // Events are small writes that must leave at once: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    // Connections get `shutdown_timeout` to finish once the shutdown starts:
-    // streams end at once after their retry hint, publishes finish committing.
-    let stopping = herald.shutdown_token().clone();
-    let bound = herald.settings().shutdown_timeout;
-    tokio::select! {
-        result = server.into_future() => result,
-        () = async move {
-            stopping.cancelled().await;
-            tokio::time::sleep(bound).await;
-        } => {
-            tracing::warn!(?bound, "connections still open at the end of the shutdown timeout; closing them");
-            Ok(())
-        }
-    }
+    listener::run(listener, herald, router, None, shutdown).await
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves, with the
-/// same shutdown as [`serve`]: stop accepting, end every subscription of
-/// `herald` (each sends its final `retry:` hint), wait for connections to close.
-///
-/// ALPN offers `h2` and `http/1.1`; a client that negotiates neither may still
-/// speak either (the protocol is detected from the first bytes). Handlers see
-/// the peer as [`ConnectInfo<SocketAddr>`], like with [`serve`]. While this
-/// runs, the certificate files are checked every [`Tls::reload_interval`] and
-/// a changed, valid pair is used for new connections. A failed handshake is
-/// logged at debug level and never stops the server.
+/// Like [`serve`], over TLS: ALPN offers `h2` and `http/1.1`, and the
+/// certificate is reloaded when its files change.
 pub async fn serve_tls(
     listener: TcpListener,
     herald: &Herald,
@@ -376,12 +333,5 @@ pub async fn serve_tls(
     tls: Arc<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tls::serve(
-        listener,
-        herald.shutdown_token().clone(),
-        router,
-        tls,
-        shutdown,
-    )
-    .await
+    listener::run(listener, herald, router, Some(tls), shutdown).await
 }

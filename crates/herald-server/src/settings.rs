@@ -26,6 +26,8 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Longest a graceful shutdown waits for open connections.
     pub shutdown_timeout: Duration,
+    /// A connection whose writes make no progress this long is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             max_matchers: 100,
             connections: ConnectionLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -124,6 +124,7 @@ fn documented_defaults_match_the_code() {
         ("subscribers.max_lifetime", config.subscribers.max_lifetime),
         ("auth.leeway", config.auth.leeway),
         ("shutdown_timeout", config.shutdown_timeout),
+        ("limits.write_timeout", config.limits.write_timeout),
         ("auth.jwks_refresh", config.auth.jwks_refresh),
         ("log.flush_interval", config.log.flush_interval),
         ("log.max_age", config.log.max_age),

@@ -165,3 +165,50 @@ async fn a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone(
     );
     assert_eq!(received, published[..received.len()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
+    let mut config = config();
+    config.subscribers.queue_capacity = 8;
+    config.subscribers.heartbeat = Duration::from_secs(60);
+    config.limits.write_timeout = Duration::from_millis(500);
+    config.limits.max_connections = 1;
+    let hub = start(config).await;
+    let (_stalled, _) = raw_subscription(&hub, "match=big").await;
+    let refused = send(get(&hub, "match=other")).await;
+    assert_eq!(
+        refused.status(),
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "the only slot is taken"
+    );
+
+    // Enough data to fill every buffer between the hub and the stalled reader.
+    let data = "x".repeat(DATA_BYTES);
+    let token = hub.publisher();
+    for i in 0..UPDATES {
+        let id = format!("u{i:03}");
+        let response = publish(
+            &hub,
+            Some(&token),
+            &[("topic", "big"), ("id", &id), ("data", &data)],
+        )
+        .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+
+    // The stalled connection is closed once its writes make no progress for
+    // 500 ms, which frees the slot for someone else.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = send(get(&hub, "match=other")).await;
+        if response.status() == reqwest::StatusCode::OK {
+            break;
+        }
+        assert_eq!(response.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection still holds its slot"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
