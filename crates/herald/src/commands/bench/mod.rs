@@ -229,10 +229,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         let after = ServerReading::take(Some(pid));
         let server = report.server.get_or_insert_with(|| Server {
             pid,
-            rss_kib_before: before.rss_kib,
-            rss_kib_after: after.as_ref().and_then(|a| a.rss_kib),
-            cpu_s: None,
+            ..Server::default()
         });
+        server.rss_kib_before = server.rss_kib_before.or(before.rss_kib);
+        if server.rss_kib_after.is_none() {
+            server.rss_kib_after = after.as_ref().and_then(|a| a.rss_kib);
+        }
         server.cpu_s = match (before.cpu, after.and_then(|a| a.cpu)) {
             (Some(before), Some(after)) => Some(after.saturating_sub(before).as_secs_f64()),
             _ => None,
@@ -318,6 +320,7 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
         timeout: common.timeout,
         drain_timeout: common.drain_timeout,
         connect_concurrency: common.connect_concurrency,
+        server_pid: common.server_pid,
         progress,
     })
 }
@@ -372,12 +375,27 @@ async fn fanout(ctx: &Ctx, a: FanoutArgs, base: &str) -> Result<(Report, String)
 /// Publishes, drains and fills the report; returns when done.
 async fn deliver(ctx: &Ctx, live: Live, jobs: Vec<Job>, report: &mut Report) {
     let published = live.publish(ctx, jobs).await;
-    let drained = live
-        .drain(ctx, &published.published, published.clock.started())
+    note_server_rss(ctx, report);
+    let (drained, phase) = live
+        .drain(ctx, &published.published, &published.clock, "deliver")
         .await;
-    report.phases.push(published.clock.phase("deliver"));
+    report.phases.push(phase);
     add_publish(report, published.report);
     drained.into_report(report);
+}
+
+/// Reads the hub's memory while every subscriber is still connected
+/// (`idle` reads it earlier, after its settle time).
+fn note_server_rss(ctx: &Ctx, report: &mut Report) {
+    if let Some(pid) = ctx.server_pid
+        && report.server.is_none()
+    {
+        report.server = Some(Server {
+            pid,
+            rss_kib_after: rss_kib(&pid.to_string()),
+            ..Server::default()
+        });
+    }
 }
 
 fn add_publish(report: &mut Report, publish: report::Publish) {
@@ -572,8 +590,10 @@ async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), 
         churn(ctx, &topics[0], a.connects, a.concurrency, a.steady)
     );
     report.phases.push(churn_clock.phase("storm"));
-    let drained = live
-        .drain(ctx, &published.published, published.clock.started())
+    note_server_rss(ctx, &mut report);
+    // The storm phase already covers the publishing.
+    let (drained, _) = live
+        .drain(ctx, &published.published, &published.clock, "deliver")
         .await;
     add_publish(&mut report, published.report);
     drained.into_report(&mut report);

@@ -126,7 +126,8 @@ pub struct Server {
     pub pid: u32,
     /// VmRSS at the start, KiB.
     pub rss_kib_before: Option<u64>,
-    /// VmRSS at the end (for `idle`: with every subscriber connected), KiB.
+    /// VmRSS with every subscriber still connected (after the publishing;
+    /// for `idle`, after the settle time), KiB.
     pub rss_kib_after: Option<u64>,
     /// Its CPU time during the run (user + system), seconds.
     pub cpu_s: Option<f64>,

@@ -38,6 +38,8 @@ pub struct Ctx {
     pub drain_timeout: Duration,
     /// Concurrent connection attempts while connecting.
     pub connect_concurrency: usize,
+    /// The hub's process, with `--server-pid`.
+    pub server_pid: Option<u32>,
     /// The progress bar (stderr).
     pub progress: ProgressBar,
 }
@@ -259,8 +261,17 @@ impl Live {
 
     /// Waits until every acknowledged event reached every connected subscriber
     /// (or the drain timeout), stops the subscribers and accounts for them.
-    /// `since` is when publishing started, for the delivery rate.
-    pub async fn drain(self, ctx: &Ctx, published: &[Published], since: Instant) -> Drained {
+    /// `clock` started with publishing: the delivery rate counts from then, and
+    /// the returned phase ends when the last expected event arrived (or the
+    /// drain timeout), before the grace period and the accounting.
+    pub async fn drain(
+        self,
+        ctx: &Ctx,
+        published: &[Published],
+        clock: &Clock,
+        phase: &'static str,
+    ) -> (Drained, Phase) {
+        let since = clock.started();
         let per_topic = {
             let mut per_topic = Vec::new();
             for (stream, &topic) in self.stream_topics.iter().enumerate() {
@@ -293,8 +304,9 @@ impl Live {
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(GRACE).await;
         }
+        let phase = clock.phase(phase);
+        tokio::time::sleep(GRACE).await;
         let _ = self.stop.send(true);
         let mut counts = Counts::default();
         let mut details = Vec::new();
@@ -346,7 +358,7 @@ impl Live {
             .unwrap_or_default()
             .as_secs_f64();
         subscribers.connect_latency = Summary::of(&self.shared.connect_latency.merged());
-        Drained {
+        let drained = Drained {
             subscribers,
             delivery: Delivery {
                 expected,
@@ -365,7 +377,8 @@ impl Live {
                 subscribers: affected,
                 details,
             },
-        }
+        };
+        (drained, phase)
     }
 }
 

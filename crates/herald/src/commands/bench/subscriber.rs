@@ -57,8 +57,9 @@ impl Target {
     }
 }
 
-/// The buffer a subscriber starts with, and the most a frame may grow it to.
-const BUFFER: usize = 16 * 1024;
+/// The buffer a subscriber starts with (busy ones grow it to
+/// [`BodyBuffer::BUSY`]), and the most a long frame may grow it to.
+const BUFFER: usize = 4 * 1024;
 const MAX_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Why a subscription could not be opened.

@@ -225,6 +225,11 @@ pub struct BodyBuffer {
     end: usize,
     chunked: Option<Dechunker>,
     max: usize,
+    /// The last read filled all the spare room: a busy connection, worth a
+    /// larger buffer (up to [`BodyBuffer::BUSY`]) so each read takes more.
+    busy: bool,
+    /// The size of the spare room last handed out.
+    offered: usize,
 }
 
 impl BodyBuffer {
@@ -238,13 +243,24 @@ impl BodyBuffer {
             end: 0,
             chunked: None,
             max: max.max(capacity),
+            busy: false,
+            offered: 0,
         }
     }
+
+    /// How far a busy connection's buffer grows on its own.
+    pub const BUSY: usize = 64 * 1024;
 
     /// The free tail to read raw bytes into; makes room first (compacting,
     /// then growing up to the limit).
     pub fn spare(&mut self) -> Result<&mut [u8], WireError> {
         const MIN_READ: usize = 1024;
+        if self.busy && self.buf.len() < Self::BUSY.min(self.max) {
+            self.busy = false;
+            self.compact();
+            let grown = (self.buf.len() * 2).min(Self::BUSY.min(self.max));
+            self.buf.resize(grown, 0);
+        }
         if self.buf.len() - self.end < MIN_READ {
             self.compact();
             if self.buf.len() - self.end < MIN_READ {
@@ -255,6 +271,7 @@ impl BodyBuffer {
                 self.buf.resize(grown, 0);
             }
         }
+        self.offered = self.buf.len() - self.end;
         Ok(&mut self.buf[self.end..])
     }
 
@@ -275,6 +292,7 @@ impl BodyBuffer {
 
     /// Records that `n` bytes were read into [`BodyBuffer::spare`].
     pub fn filled(&mut self, n: usize) -> Result<(), WireError> {
+        self.busy = n > 0 && n >= self.offered;
         self.end += n;
         match &mut self.chunked {
             Some(dechunker) => {
