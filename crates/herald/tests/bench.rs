@@ -377,6 +377,63 @@ async fn a_clean_run_prints_a_table_and_exits_zero() {
 }
 
 #[tokio::test]
+async fn events_of_other_topics_are_unexpected() {
+    // The scripted hub ignores topics: every subscriber gets every stream.
+    let hub = scripted_hub(Script::new(), true).await;
+    let run = bench(&[
+        "throughput",
+        "--hub",
+        &hub,
+        "--publishers",
+        "2",
+        "--topics",
+        "2",
+        "--events",
+        "5",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    let report = json(&run);
+    let counts = &report["violations"]["counts"];
+    assert_eq!(counts["unexpected"], 10);
+    assert_eq!(counts["lost"], 0);
+    assert_eq!(counts["reordered"], 0);
+    assert_eq!(report["delivery"]["expected"], 10);
+    assert_eq!(report["delivery"]["delivered"], 10);
+    assert_eq!(report["publish"]["acknowledged"], 10);
+}
+
+#[tokio::test]
+async fn a_storm_counts_its_connects_while_steady_subscribers_receive() {
+    let hub = scripted_hub(Script::new(), false).await;
+    let run = bench(&[
+        "storm",
+        "--hub",
+        &hub,
+        "--connects",
+        "200",
+        "--concurrency",
+        "10",
+        "--steady",
+        "3",
+        "--events",
+        "20",
+        "--rate",
+        "200",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["storm"]["connects"], 200);
+    assert_eq!(report["storm"]["succeeded"], 200);
+    assert_eq!(report["storm"]["latency"]["count"], 200);
+    assert_eq!(report["delivery"]["delivered"], 60);
+    assert_eq!(report["violations"]["total"], 0);
+}
+
+#[tokio::test]
 async fn bad_command_lines_exit_2() {
     let run = bench(&["idle", "--hub", "http://127.0.0.1:9/"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
