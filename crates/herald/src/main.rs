@@ -31,6 +31,8 @@ enum Command {
     Config(commands::config::Args),
     /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
     Token(Box<commands::token::Args>),
+    /// Measure a Mercure hub: fan-out, throughput, idle memory, connection storms.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
             runtime().and_then(|rt| rt.block_on(commands::publish::run(args)))
         }
         Command::Token(args) => commands::token::run(*args),
+        Command::Bench(args) => runtime().and_then(|rt| rt.block_on(commands::bench::run(args))),
         Command::Config(args) => commands::config::run(args),
     };
     match result {

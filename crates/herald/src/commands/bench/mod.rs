@@ -1,0 +1,670 @@
+//! `herald bench`: a load generator and checker for any Mercure hub.
+//!
+//! Map: [`wire`] reads responses without I/O (head, de-chunker, frame ends,
+//! the payload's `seq=`/`t=`/`s=` fields); [`tally`] is the per-subscriber
+//! loss/duplicate/reorder accounting; [`stats`] the histograms and `/proc`
+//! readings; [`subscriber`] the raw-TCP subscriber task; [`publish`] the
+//! publisher task; [`run`] the steps scenarios are made of (connect, publish,
+//! drain); [`report`] the table and the JSON document. The scenarios
+//! themselves (`fanout`, `throughput`, `idle`, `storm`) are at the bottom of
+//! this file.
+
+pub mod publish;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod subscriber;
+pub mod tally;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use herald_client::Publisher;
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use serde_json::json;
+use tokio::time::Instant;
+
+use self::publish::{Job, Limit};
+use self::report::{Idle, Report, Server, Storm};
+use self::run::{Clock, Ctx, Live};
+use self::stats::{Summary, cpu_time, histogram, micros, rss_kib};
+use self::subscriber::Target;
+use crate::commands::subscribe::parse_url;
+use crate::error::CliError;
+
+/// Arguments of `herald bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// N subscribers on one topic receive M events from one publisher.
+    Fanout(FanoutArgs),
+    /// K publishers over T topics, one subscriber (or more) per topic.
+    Throughput(ThroughputArgs),
+    /// Memory per idle subscriber, read from the server's VmRSS.
+    Idle(IdleArgs),
+    /// Connect/disconnect churn, while a few steady subscribers measure delivery.
+    Storm(StormArgs),
+}
+
+/// Flags every scenario takes.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The hub URL (plain http: subscribers speak HTTP/1.1 over raw TCP).
+    #[arg(long, value_name = "URL")]
+    hub: String,
+    /// A JWT with publish rights.
+    #[arg(
+        long,
+        value_name = "JWT",
+        env = "HERALD_PUBLISHER_TOKEN",
+        hide_env_values = true
+    )]
+    publisher_token: Option<String>,
+    /// A JWT with subscribe rights (subscribers are anonymous without one).
+    #[arg(
+        long,
+        value_name = "JWT",
+        env = "HERALD_SUBSCRIBER_TOKEN",
+        hide_env_values = true
+    )]
+    subscriber_token: Option<String>,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// The hub's process id, to report its CPU time and memory (VmRSS) from /proc.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// The subscription query parameter naming a topic: `match` (herald,
+    /// current drafts) or `topic` (older hubs).
+    #[arg(long, value_name = "NAME", default_value = "match")]
+    match_param: String,
+    /// Topics are `<PREFIX>/<run id>/<n>`.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "https://herald.bench/topics"
+    )]
+    topic_prefix: String,
+    /// Connection attempts in flight at once while subscribers connect.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Longest wait for a connection's response head (and for a publish).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Longest wait, after the last publish, for outstanding deliveries.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Subscribers on the topic.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    subscribers: usize,
+    /// Events to publish.
+    #[arg(long, value_name = "M", default_value_t = 200)]
+    events: u64,
+    /// Bytes of data per event (at least the payload's own fields).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    /// Events per second (as fast as possible when omitted).
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ThroughputArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Publishers (each publishes its topics in turn, one request at a time).
+    #[arg(long, value_name = "K", default_value_t = 4)]
+    publishers: usize,
+    /// Topics.
+    #[arg(long, value_name = "T", default_value_t = 4)]
+    topics: usize,
+    /// Subscribers per topic.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    subscribers_per_topic: usize,
+    /// How long to publish (default 10s unless --events is given).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "events")]
+    duration: Option<Duration>,
+    /// Events per publisher, instead of a duration.
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// Bytes of data per event.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+    /// Events per second, all publishers together (as fast as possible when omitted).
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Idle subscribers to connect.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    subscribers: usize,
+    /// How long to wait after connecting before reading the server's memory.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Events published afterwards, to check every subscriber is still live.
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    events: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct StormArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open and close, in total.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    connects: u64,
+    /// Connections in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 50)]
+    concurrency: usize,
+    /// Steady subscribers measuring delivery during the storm (0 for none).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    steady: usize,
+    /// Events published to the steady subscribers during the storm.
+    #[arg(long, value_name = "M", default_value_t = 200)]
+    events: u64,
+    /// Events per second to the steady subscribers.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0)]
+    rate: f64,
+    /// Bytes of data per event.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    size: usize,
+}
+
+/// Sockets beyond the subscribers: publishers' pool, the runtime, stdio.
+const FILE_HEADROOM: u64 = 128;
+
+/// Runs `herald bench`.
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let (common, sockets) = match &args.scenario {
+        Scenario::Fanout(a) => (&a.common, a.subscribers as u64),
+        Scenario::Throughput(a) => (
+            &a.common,
+            (a.topics * a.subscribers_per_topic + a.publishers) as u64,
+        ),
+        Scenario::Idle(a) => (&a.common, a.subscribers as u64),
+        Scenario::Storm(a) => (&a.common, (a.steady + a.concurrency) as u64),
+    };
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    if sockets + FILE_HEADROOM > limit {
+        return Err(CliError::Usage(format!(
+            "this run needs about {} open files but the limit is {limit}; raise it (ulimit -n) or use fewer connections",
+            sockets + FILE_HEADROOM
+        )));
+    }
+    let ctx = context(common).await?;
+    let json = common.json;
+    let server_pid = common.server_pid;
+    let topic_base = format!(
+        "{}/{}",
+        common.topic_prefix.trim_end_matches('/'),
+        uuid::Uuid::new_v4().simple()
+    );
+    let server_before = ServerReading::take(server_pid);
+    let (mut report, title) = match args.scenario {
+        Scenario::Fanout(a) => fanout(&ctx, a, &topic_base).await?,
+        Scenario::Throughput(a) => throughput(&ctx, a, &topic_base).await?,
+        Scenario::Idle(a) => idle(&ctx, a, &topic_base, server_before.as_ref()).await?,
+        Scenario::Storm(a) => storm(&ctx, a, &topic_base).await?,
+    };
+    ctx.progress.finish_and_clear();
+    if let (Some(pid), Some(before)) = (server_pid, &server_before) {
+        let after = ServerReading::take(Some(pid));
+        let server = report.server.get_or_insert_with(|| Server {
+            pid,
+            ..Server::default()
+        });
+        server.rss_kib_before = server.rss_kib_before.or(before.rss_kib);
+        if server.rss_kib_after.is_none() {
+            server.rss_kib_after = after.as_ref().and_then(|a| a.rss_kib);
+        }
+        server.cpu_s = match (before.cpu, after.and_then(|a| a.cpu)) {
+            (Some(before), Some(after)) => Some(after.saturating_sub(before).as_secs_f64()),
+            _ => None,
+        };
+    } else if let Some(pid) = server_pid {
+        report.problems.push(format!(
+            "cannot read /proc/{pid}: is --server-pid a running process on this machine?"
+        ));
+    }
+    report.hub = ctx.target.hub.to_string();
+    report.cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    report.ok = report.problems.is_empty();
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Runtime(format!("cannot encode the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", report.table(&title));
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(format!(
+            "the run failed: {}",
+            report.problems.join("; ")
+        )))
+    }
+}
+
+/// The hub's CPU time and memory at one moment.
+struct ServerReading {
+    cpu: Option<Duration>,
+    rss_kib: Option<u64>,
+}
+
+impl ServerReading {
+    fn take(pid: Option<u32>) -> Option<Self> {
+        let pid = pid?.to_string();
+        let reading = Self {
+            cpu: cpu_time(&pid),
+            rss_kib: rss_kib(&pid),
+        };
+        (reading.cpu.is_some() || reading.rss_kib.is_some()).then_some(reading)
+    }
+}
+
+async fn context(common: &Common) -> Result<Ctx, CliError> {
+    let hub = parse_url(&common.hub, "--hub")?;
+    if hub.scheme() != "http" {
+        return Err(CliError::Usage(format!(
+            "invalid --hub '{hub}': bench subscribers speak plain HTTP/1.1; use an http:// URL"
+        )));
+    }
+    if common.match_param.is_empty() {
+        return Err(CliError::Usage("--match-param cannot be empty".into()));
+    }
+    let host = hub.host_str().unwrap_or_default().to_owned();
+    let port = hub.port_or_known_default().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot resolve {host}: {e}")))?
+        .next()
+        .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?;
+    let host_header = match hub.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    };
+    let mut publisher = Publisher::new(hub.clone()).with_timeout(common.timeout);
+    if let Some(token) = &common.publisher_token {
+        publisher = publisher.with_token(token.clone());
+    }
+    // Drawn only when stderr is a terminal, a few times a second (cheap).
+    let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+    Ok(Ctx {
+        target: Arc::new(Target {
+            addr,
+            host: host_header,
+            hub,
+            match_param: common.match_param.clone(),
+            token: common.subscriber_token.clone(),
+        }),
+        publisher: Arc::new(publisher),
+        timeout: common.timeout,
+        drain_timeout: common.drain_timeout,
+        connect_concurrency: common.connect_concurrency,
+        server_pid: common.server_pid,
+        progress,
+    })
+}
+
+fn positive(value: f64, flag: &str) -> Result<f64, CliError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(CliError::Usage(format!(
+            "invalid {flag} '{value}': expected a positive number"
+        )))
+    }
+}
+
+fn rate_text(rate: Option<f64>) -> String {
+    rate.map_or("as fast as possible".to_owned(), |r| format!("at {r}/s"))
+}
+
+/// `fanout`: N subscribers on one topic, M events from one publisher.
+async fn fanout(ctx: &Ctx, a: FanoutArgs, base: &str) -> Result<(Report, String), CliError> {
+    let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
+    let topics = vec![format!("{base}/0")];
+    let mut report = Report {
+        scenario: "fanout",
+        parameters: BTreeMap::from([
+            ("subscribers", json!(a.subscribers)),
+            ("events", json!(a.events)),
+            ("size", json!(a.size)),
+            ("rate", json!(rate)),
+        ]),
+        ..Report::default()
+    };
+    let title = format!(
+        "{} subscribers × {} events of {} bytes, {}",
+        a.subscribers,
+        a.events,
+        a.size,
+        rate_text(rate)
+    );
+    let (live, connect) = Live::connect(ctx, &topics, vec![0; a.subscribers], vec![0]).await;
+    report.phases.push(connect);
+    let job = Job {
+        streams: vec![(0, topics[0].clone())],
+        size: a.size,
+        rate,
+        limit: Limit::Events(a.events),
+    };
+    deliver(ctx, live, vec![job], &mut report).await;
+    Ok((report, title))
+}
+
+/// Publishes, drains and fills the report; returns when done.
+async fn deliver(ctx: &Ctx, live: Live, jobs: Vec<Job>, report: &mut Report) {
+    let published = live.publish(ctx, jobs).await;
+    note_server_rss(ctx, report);
+    let (drained, phase) = live
+        .drain(ctx, &published.published, &published.clock, "deliver")
+        .await;
+    report.phases.push(phase);
+    add_publish(report, published.report);
+    drained.into_report(report);
+}
+
+/// Reads the hub's memory while every subscriber is still connected
+/// (`idle` reads it earlier, after its settle time).
+fn note_server_rss(ctx: &Ctx, report: &mut Report) {
+    if let Some(pid) = ctx.server_pid
+        && report.server.is_none()
+    {
+        report.server = Some(Server {
+            pid,
+            rss_kib_after: rss_kib(&pid.to_string()),
+            ..Server::default()
+        });
+    }
+}
+
+fn add_publish(report: &mut Report, publish: report::Publish) {
+    if publish.errors > 0 {
+        report.problems.push(format!(
+            "{} publishes failed (first: {})",
+            publish.errors,
+            publish.first_error.as_deref().unwrap_or("?")
+        ));
+    }
+    report.publish = Some(publish);
+}
+
+/// `throughput`: K publishers over T topics.
+async fn throughput(
+    ctx: &Ctx,
+    a: ThroughputArgs,
+    base: &str,
+) -> Result<(Report, String), CliError> {
+    if a.publishers == 0 || a.topics == 0 || a.subscribers_per_topic == 0 {
+        return Err(CliError::Usage(
+            "--publishers, --topics and --subscribers-per-topic must be at least 1".into(),
+        ));
+    }
+    let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
+    let limit = match (a.events, a.duration) {
+        (Some(events), _) => Limit::Events(events),
+        (None, Some(duration)) => Limit::Duration(duration),
+        (None, None) => Limit::Duration(Duration::from_secs(10)),
+    };
+    let topics: Vec<String> = (0..a.topics).map(|t| format!("{base}/{t}")).collect();
+    // A stream is one publisher on one topic: topic t belongs to publisher
+    // t % K when there are at least as many topics as publishers; otherwise
+    // publisher p publishes topic p % T (several publishers per topic, each
+    // its own stream).
+    let streams = a.topics.max(a.publishers);
+    let stream_topics: Vec<usize> = (0..streams).map(|s| s % a.topics).collect();
+    let jobs: Vec<Job> = (0..a.publishers)
+        .map(|p| Job {
+            streams: (0..streams)
+                .filter(|s| s % a.publishers == p)
+                .map(|s| (s as u32, topics[stream_topics[s]].clone()))
+                .collect(),
+            size: a.size,
+            rate: rate.map(|r| r / a.publishers as f64),
+            limit,
+        })
+        .collect();
+    let subscriber_topics: Vec<usize> = (0..a.topics)
+        .flat_map(|t| std::iter::repeat_n(t, a.subscribers_per_topic))
+        .collect();
+    let mut report = Report {
+        scenario: "throughput",
+        parameters: BTreeMap::from([
+            ("publishers", json!(a.publishers)),
+            ("topics", json!(a.topics)),
+            ("subscribers_per_topic", json!(a.subscribers_per_topic)),
+            ("events", json!(a.events)),
+            (
+                "duration_s",
+                json!(match limit {
+                    Limit::Duration(d) => Some(d.as_secs_f64()),
+                    Limit::Events(_) => None,
+                }),
+            ),
+            ("size", json!(a.size)),
+            ("rate", json!(rate)),
+        ]),
+        ..Report::default()
+    };
+    let title = format!(
+        "{} publishers over {} topics ({} subscriber{} each), {}, events of {} bytes, {}",
+        a.publishers,
+        a.topics,
+        a.subscribers_per_topic,
+        if a.subscribers_per_topic == 1 {
+            ""
+        } else {
+            "s"
+        },
+        match limit {
+            Limit::Events(n) => format!("{n} events per publisher"),
+            Limit::Duration(d) => format!("for {}", humantime::format_duration(d)),
+        },
+        a.size,
+        rate_text(rate)
+    );
+    let (live, connect) = Live::connect(ctx, &topics, subscriber_topics, stream_topics).await;
+    report.phases.push(connect);
+    deliver(ctx, live, jobs, &mut report).await;
+    Ok((report, title))
+}
+
+/// `idle`: memory per idle subscriber.
+async fn idle(
+    ctx: &Ctx,
+    a: IdleArgs,
+    base: &str,
+    server_before: Option<&ServerReading>,
+) -> Result<(Report, String), CliError> {
+    let Some(pid) = a.common.server_pid else {
+        return Err(CliError::Usage(
+            "idle needs --server-pid (the hub's process id, to read its memory)".into(),
+        ));
+    };
+    let Some(before) = server_before.and_then(|b| b.rss_kib) else {
+        return Err(CliError::Runtime(format!(
+            "cannot read VmRSS from /proc/{pid}/status: is the hub running on this machine?"
+        )));
+    };
+    let tool_before = rss_kib("self");
+    let topics = vec![format!("{base}/0")];
+    let mut report = Report {
+        scenario: "idle",
+        parameters: BTreeMap::from([
+            ("subscribers", json!(a.subscribers)),
+            ("settle_s", json!(a.settle.as_secs_f64())),
+            ("events", json!(a.events)),
+        ]),
+        ..Report::default()
+    };
+    let title = format!(
+        "{} idle subscribers, memory read {} after connecting",
+        a.subscribers,
+        humantime::format_duration(a.settle)
+    );
+    let (live, connect) = Live::connect(ctx, &topics, vec![0; a.subscribers], vec![0]).await;
+    report.phases.push(connect);
+    ctx.progress.set_message("settle");
+    tokio::time::sleep(a.settle).await;
+    let after = rss_kib(&pid.to_string());
+    let tool_after = rss_kib("self");
+    let connected = live.connected();
+    let per = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) if connected > 0 => Some((a as f64 - b as f64) / connected as f64),
+        _ => None,
+    };
+    report.idle = Some(Idle {
+        server_kib_per_subscriber: per(Some(before), after),
+        tool_kib_per_subscriber: per(tool_before, tool_after),
+    });
+    report.server = Some(Server {
+        pid,
+        rss_kib_before: Some(before),
+        rss_kib_after: after,
+        cpu_s: None,
+    });
+    let job = Job {
+        streams: vec![(0, topics[0].clone())],
+        size: 64,
+        rate: None,
+        limit: Limit::Events(a.events),
+    };
+    deliver(ctx, live, vec![job], &mut report).await;
+    Ok((report, title))
+}
+
+/// `storm`: connect/disconnect churn, with steady subscribers measuring delivery.
+async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), CliError> {
+    if a.concurrency == 0 {
+        return Err(CliError::Usage("--concurrency must be at least 1".into()));
+    }
+    let rate = positive(a.rate, "--rate")?;
+    let topics = vec![format!("{base}/0")];
+    let mut report = Report {
+        scenario: "storm",
+        parameters: BTreeMap::from([
+            ("connects", json!(a.connects)),
+            ("concurrency", json!(a.concurrency)),
+            ("steady", json!(a.steady)),
+            ("events", json!(a.events)),
+            ("rate", json!(rate)),
+            ("size", json!(a.size)),
+        ]),
+        ..Report::default()
+    };
+    let title = format!(
+        "{} connects, {} at a time, while {} steady subscribers receive {} events at {}/s",
+        a.connects, a.concurrency, a.steady, a.events, rate
+    );
+    let (live, connect) = Live::connect(ctx, &topics, vec![0; a.steady], vec![0]).await;
+    report.phases.push(connect);
+    let job = Job {
+        streams: vec![(0, topics[0].clone())],
+        size: a.size,
+        rate: Some(rate),
+        limit: Limit::Events(if a.steady == 0 { 0 } else { a.events }),
+    };
+    let churn_clock = Clock::start();
+    let (published, storm) = tokio::join!(
+        live.publish(ctx, vec![job]),
+        churn(ctx, &topics[0], a.connects, a.concurrency, a.steady)
+    );
+    report.phases.push(churn_clock.phase("storm"));
+    note_server_rss(ctx, &mut report);
+    // The storm phase already covers the publishing.
+    let (drained, _) = live
+        .drain(ctx, &published.published, &published.clock, "deliver")
+        .await;
+    add_publish(&mut report, published.report);
+    drained.into_report(&mut report);
+    if storm.succeeded == 0 && storm.connects > 0 {
+        report
+            .problems
+            .push("no storm connection succeeded".to_owned());
+    }
+    report.storm = Some(storm);
+    Ok((report, title))
+}
+
+/// Opens and closes `connects` subscriptions, `concurrency` at a time.
+async fn churn(ctx: &Ctx, topic: &str, connects: u64, concurrency: usize, first: usize) -> Storm {
+    let issued = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let _tracker = {
+        let done = done.clone();
+        ctx.track("storm", connects, move || done.load(Ordering::Relaxed))
+    };
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (issued, done) = (issued.clone(), done.clone());
+            let target = ctx.target.clone();
+            let timeout = ctx.timeout;
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                let mut latency = histogram();
+                let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+                loop {
+                    let n = issued.fetch_add(1, Ordering::Relaxed);
+                    if n >= connects {
+                        break;
+                    }
+                    let request = target.request(first + n as usize, &topic);
+                    let attempt = Instant::now();
+                    match subscriber::open(target.addr, &request, timeout).await {
+                        Ok((stream, _, _)) => {
+                            latency.saturating_record(micros(attempt.elapsed()));
+                            drop(stream);
+                        }
+                        Err(error) => *errors.entry(error.label()).or_default() += 1,
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (latency, errors)
+            })
+        })
+        .collect();
+    let mut latency = histogram();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for worker in workers {
+        if let Ok((worker_latency, worker_errors)) = worker.await {
+            let _ = latency.add(&worker_latency);
+            for (kind, count) in worker_errors {
+                *errors.entry(kind).or_default() += count;
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let attempted = done.load(Ordering::Relaxed);
+    Storm {
+        connects: attempted,
+        succeeded: latency.len(),
+        per_second: if wall > 0.0 {
+            attempted as f64 / wall
+        } else {
+            0.0
+        },
+        latency: Summary::of(&latency),
+        errors,
+    }
+}

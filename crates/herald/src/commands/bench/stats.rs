@@ -1,0 +1,178 @@
+//! Measurements: latency histograms (`hdrhistogram`, in microseconds), the
+//! CPU time of this process and the memory and CPU time of another one (the
+//! server) from `/proc`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// The largest latency recorded, in microseconds (one hour); longer ones are
+/// recorded as this.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
+}
+
+/// Histograms split into shards, so that many tasks record without waiting on
+/// one lock; each task records a whole batch under one lock.
+#[derive(Debug)]
+pub struct Shards {
+    shards: Vec<Mutex<Histogram<u64>>>,
+}
+
+impl Shards {
+    /// `count` empty shards.
+    pub fn new(count: usize) -> Self {
+        Self {
+            shards: (0..count.max(1)).map(|_| Mutex::new(histogram())).collect(),
+        }
+    }
+
+    /// Records every value of `batch` (microseconds) in the shard of `key`.
+    pub fn record(&self, key: usize, batch: &[u64]) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut shard = self.shards[key % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for &value in batch {
+            shard.saturating_record(value);
+        }
+    }
+
+    /// All shards merged into one histogram.
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = histogram();
+        for shard in &self.shards {
+            let shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            all.add(&*shard).expect("histograms with the same bounds");
+        }
+        all
+    }
+}
+
+/// A latency distribution as reported, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Summary {
+    /// How many values were recorded.
+    pub count: u64,
+    /// The median.
+    pub p50_ms: f64,
+    /// The 90th percentile.
+    pub p90_ms: f64,
+    /// The 99th percentile.
+    pub p99_ms: f64,
+    /// The largest value.
+    pub max_ms: f64,
+    /// The mean.
+    pub mean_ms: f64,
+}
+
+impl Summary {
+    /// The summary of a histogram in microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p90_ms: ms(histogram.value_at_quantile(0.90)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            max_ms: ms(histogram.max()),
+            mean_ms: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// Microseconds in a duration, saturated to what a histogram takes.
+pub fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(MAX_MICROS)
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The user + system CPU time of process `pid` (`self` for this one), from
+/// `/proc/PID/stat`; `None` where there is no such file.
+pub fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_from_stat(&stat)
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line.
+fn cpu_from_stat(stat: &str) -> Option<Duration> {
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name come state (3) … so utime (14) is the 12th field here.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / TICKS_PER_SECOND,
+    ))
+}
+
+/// The resident set size of process `pid` in KiB, from `VmRSS` in `/proc/PID/status`.
+pub fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    rss_from_status(&status)
+}
+
+fn rss_from_status(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    line["VmRSS:".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU time as a share of wall time, in percent of one core.
+pub fn percent(cpu: Duration, wall: Duration) -> f64 {
+    if wall.is_zero() {
+        0.0
+    } else {
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(cpu_from_stat(stat), Some(Duration::from_millis(3250)));
+        assert!(cpu_time("self").is_some());
+    }
+
+    #[test]
+    fn rss_is_read_from_vmrss() {
+        let status = "Name:\therald\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t3\n";
+        assert_eq!(rss_from_status(status), Some(5120));
+        assert!(rss_kib("self").is_some_and(|kib| kib > 0));
+        assert_eq!(rss_from_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn shards_merge_into_one_summary() {
+        let shards = Shards::new(4);
+        shards.record(0, &[1000, 2000]);
+        shards.record(5, &[3000]);
+        shards.record(2, &[]);
+        let summary = Summary::of(&shards.merged());
+        assert_eq!(summary.count, 3);
+        assert!((summary.p50_ms - 2.0).abs() < 0.01, "{summary:?}");
+        assert!((summary.max_ms - 3.0).abs() < 0.01, "{summary:?}");
+        assert_eq!(Summary::of(&histogram()), Summary::default());
+    }
+}

@@ -1,0 +1,325 @@
+//! The load generator's subscribers: plain tokio tasks over raw `TcpStream`s
+//! speaking just enough HTTP/1.1 (one GET, one response head), each reading
+//! as much as the socket has into its one [`BodyBuffer`] and looking only at
+//! frame ends and the bench payload's fields.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use url::Url;
+
+use super::stats::{Shards, micros};
+use super::tally::{Outcome, Tally};
+use super::wire::{BodyBuffer, Head, WireError, parse_mark};
+
+/// Where subscribers connect and what they ask for.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The hub's address (resolved once).
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// The hub URL, whose path and query every subscription starts from.
+    pub hub: Url,
+    /// The query parameter naming a topic (`match` for herald, `topic` for older hubs).
+    pub match_param: String,
+    /// The subscriber token, if any.
+    pub token: Option<String>,
+}
+
+impl Target {
+    /// The request of subscriber `index` to `topic`.
+    pub fn request(&self, index: usize, topic: &str) -> Vec<u8> {
+        let mut url = self.hub.clone();
+        url.query_pairs_mut().append_pair(&self.match_param, topic);
+        let mut target = url.path().to_owned();
+        if let Some(query) = url.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let mut request = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber {index})\r\n",
+            self.host
+        );
+        if let Some(token) = &self.token {
+            request.push_str("Authorization: Bearer ");
+            request.push_str(token);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        request.into_bytes()
+    }
+}
+
+/// The buffer a subscriber starts with (busy ones grow it to
+/// [`BodyBuffer::BUSY`]), and the most a long frame may grow it to.
+const BUFFER: usize = 4 * 1024;
+const MAX_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Why a subscription could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The TCP connection failed.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// Writing the request or reading the head failed.
+    #[error("i/o: {0}")]
+    Io(std::io::Error),
+    /// The hub answered something else than 200.
+    #[error("status {0}")]
+    Status(u16),
+    /// The hub answered 200 with another content type.
+    #[error("content type {0}")]
+    ContentType(String),
+    /// The hub closed before a whole head.
+    #[error("closed before the response head")]
+    Closed,
+    /// No head within the timeout.
+    #[error("timeout")]
+    Timeout,
+    /// The head is not HTTP/1.x.
+    #[error("{0}")]
+    Wire(#[from] WireError),
+}
+
+impl OpenError {
+    /// A short label for grouping errors in reports (`status 429`, `connect: refused`).
+    pub fn label(&self) -> String {
+        match self {
+            OpenError::Connect(error) => format!("connect: {}", error.kind()),
+            OpenError::Io(error) => format!("i/o: {}", error.kind()),
+            OpenError::ContentType(_) => "content type".into(),
+            OpenError::Wire(_) => "malformed response".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Connects, sends `request` and reads the response head (all within `timeout`).
+pub async fn open(
+    addr: SocketAddr,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<(TcpStream, BodyBuffer, Head), OpenError> {
+    tokio::time::timeout(timeout, async {
+        let mut stream = TcpStream::connect(addr).await.map_err(OpenError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        stream.write_all(request).await.map_err(OpenError::Io)?;
+        let mut buffer = BodyBuffer::new(BUFFER, MAX_BUFFER);
+        loop {
+            let spare = buffer.spare()?;
+            let n = stream.read(spare).await.map_err(OpenError::Io)?;
+            if n == 0 {
+                return Err(OpenError::Closed);
+            }
+            buffer.filled(n)?;
+            if let Some(head) = buffer.take_head()? {
+                if head.status != 200 {
+                    return Err(OpenError::Status(head.status));
+                }
+                if let Some(content_type) = &head.content_type
+                    && !content_type
+                        .to_ascii_lowercase()
+                        .starts_with("text/event-stream")
+                {
+                    return Err(OpenError::ContentType(content_type.clone()));
+                }
+                return Ok((stream, buffer, head));
+            }
+        }
+    })
+    .await
+    .unwrap_or(Err(OpenError::Timeout))
+}
+
+/// What every subscriber task shares with the coordinator.
+#[derive(Debug)]
+pub struct Shared {
+    /// Subscribers whose head arrived.
+    pub connected: AtomicUsize,
+    /// The same, per topic index.
+    pub connected_per_topic: Vec<AtomicUsize>,
+    /// Subscribers that could not open.
+    pub failed: AtomicUsize,
+    /// First receipts of events, all subscribers together.
+    pub delivered: AtomicU64,
+    /// Publish → receive latency of first receipts, µs.
+    pub latency: Shards,
+    /// Connect → response head latency, µs.
+    pub connect_latency: Shards,
+    /// Bounds how many subscribers connect at once.
+    pub connecting: Semaphore,
+}
+
+impl Shared {
+    /// Counters at zero for `topics` topics; at most `connect_concurrency`
+    /// connection attempts at once.
+    pub fn new(topics: usize, connect_concurrency: usize) -> Self {
+        Self {
+            connected: AtomicUsize::new(0),
+            connected_per_topic: (0..topics).map(|_| AtomicUsize::new(0)).collect(),
+            failed: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
+            latency: Shards::new(16),
+            connect_latency: Shards::new(16),
+            connecting: Semaphore::new(connect_concurrency.max(1)),
+        }
+    }
+}
+
+/// How a subscriber task ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// Its accounting (`None` if it never connected).
+    pub tally: Option<Tally>,
+    /// Why it could not connect, or why its stream ended before the stop.
+    pub error: Option<String>,
+    /// When it last received an event for the first time.
+    pub last_delivery: Option<Instant>,
+}
+
+/// Runs subscriber `index`: opens `request`, then follows the stream until
+/// `stop` turns true, recording into `tally` and `shared`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    index: usize,
+    topic: usize,
+    target: Arc<Target>,
+    request: Vec<u8>,
+    mut tally: Tally,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> Ended {
+    let opened = {
+        let _permit = shared.connecting.acquire().await;
+        let started = Instant::now();
+        let opened = open(target.addr, &request, timeout).await;
+        if opened.is_ok() {
+            shared
+                .connect_latency
+                .record(index, &[micros(started.elapsed())]);
+        }
+        opened
+    };
+    let (mut stream, mut buffer, _) = match opened {
+        Ok(opened) => {
+            shared.connected_per_topic[topic].fetch_add(1, Ordering::Relaxed);
+            shared.connected.fetch_add(1, Ordering::Relaxed);
+            opened
+        }
+        Err(error) => {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            return Ended {
+                tally: None,
+                error: Some(error.to_string()),
+                last_delivery: None,
+            };
+        }
+    };
+    drop(request);
+    let mut latencies: Vec<u64> = Vec::with_capacity(64);
+    let mut last_delivery = None;
+    let mut error = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        // Frames already buffered (e.g. read with the head) come first.
+        let mut firsts = 0u64;
+        let now = unix_nanos();
+        while let Some(frame) = buffer.next_frame() {
+            let Some(mark) = parse_mark(frame) else {
+                continue;
+            };
+            match tally.record(mark.stream, mark.seq) {
+                Outcome::First | Outcome::Reordered => {
+                    firsts += 1;
+                    latencies.push(now.saturating_sub(mark.sent_at) / 1000);
+                }
+                Outcome::Duplicate | Outcome::Unexpected => {}
+            }
+        }
+        buffer.rewind_if_empty();
+        if firsts > 0 {
+            shared.delivered.fetch_add(firsts, Ordering::Relaxed);
+            shared.latency.record(index, &latencies);
+            latencies.clear();
+            last_delivery = Some(Instant::now());
+        }
+        if buffer.body_ended() {
+            error = Some("the hub ended the stream".to_owned());
+            break;
+        }
+        let spare = match buffer.spare() {
+            Ok(spare) => spare,
+            Err(wire) => {
+                error = Some(wire.to_string());
+                break;
+            }
+        };
+        let read = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            read = stream.read(spare) => read,
+        };
+        match read {
+            Ok(0) => {
+                error = Some("the hub closed the connection".to_owned());
+                break;
+            }
+            Ok(n) => {
+                if let Err(wire) = buffer.filled(n) {
+                    error = Some(wire.to_string());
+                    break;
+                }
+            }
+            Err(io) => {
+                error = Some(format!("read: {io}"));
+                break;
+            }
+        }
+    }
+    Ended {
+        tally: Some(tally),
+        error,
+        last_delivery,
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (the clock payloads carry).
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_adds_the_topic_to_the_hub_query_and_names_the_subscriber() {
+        let target = Target {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "127.0.0.1:1".into(),
+            hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
+            match_param: "topic".into(),
+            token: Some("jwt".into()),
+        };
+        let request = String::from_utf8(target.request(3, "https://e.com/a b")).unwrap();
+        assert_eq!(
+            request,
+            "GET /.well-known/mercure?x=1&topic=https%3A%2F%2Fe.com%2Fa+b HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\
+             Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber 3)\r\n\
+             Authorization: Bearer jwt\r\n\r\n"
+        );
+    }
+}

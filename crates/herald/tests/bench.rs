@@ -1,0 +1,545 @@
+//! `herald bench` checked against a scripted hub (a raw TCP server that plays
+//! a Mercure hub and deliberately drops, duplicates, reorders or delays given
+//! events for given subscribers), and once end to end against the real
+//! `herald serve`.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+/// How long one bench run may take in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+/// What the scripted hub does to one subscriber's copy of one event.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    /// Never sends it.
+    Drop,
+    /// Sends it twice.
+    Duplicate,
+    /// Holds it back and sends it right after the next event.
+    Swap,
+    /// Waits this long before sending it (and so everything after it).
+    Delay(Duration),
+}
+
+/// (subscriber index, sequence) → what to do instead of a plain send.
+type Script = HashMap<(usize, u64), Act>;
+
+enum Out {
+    Frame(Vec<u8>),
+    Sleep(Duration),
+}
+
+#[derive(Default)]
+struct Hub {
+    subscribers: Mutex<Vec<(usize, mpsc::UnboundedSender<Out>)>>,
+    /// Frames held back by [`Act::Swap`], per subscriber.
+    held: Mutex<HashMap<usize, Vec<u8>>>,
+}
+
+/// Starts a scripted hub on 127.0.0.1:0; returns its hub URL.
+async fn scripted_hub(script: Script, chunked: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    let hub = Arc::new(Hub::default());
+    let script = Arc::new(script);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (hub, script) = (hub.clone(), script.clone());
+            tokio::spawn(connection(stream, hub, script, chunked));
+        }
+    });
+    url
+}
+
+/// Reads one request (head and Content-Length body); `None` at end of stream.
+async fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<String>, Vec<u8>)> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).await.ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.ok()?;
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        headers.push(line);
+    }
+    let length = headers
+        .iter()
+        .find_map(|h| {
+            let (name, value) = h.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    Some((request_line, headers, body))
+}
+
+async fn connection(stream: TcpStream, hub: Arc<Hub>, script: Arc<Script>, chunked: bool) {
+    let mut reader = BufReader::new(stream);
+    while let Some((request_line, headers, body)) = read_request(&mut reader).await {
+        if request_line.starts_with("GET ") {
+            let index: usize = headers
+                .iter()
+                .find_map(|h| h.strip_prefix("User-Agent: herald-bench (subscriber "))
+                .and_then(|rest| rest.strip_suffix(')'))
+                .expect("the bench names its subscribers")
+                .parse()
+                .unwrap();
+            let (sender, receiver) = mpsc::unbounded_channel();
+            hub.subscribers.lock().unwrap().push((index, sender));
+            follow(reader.into_inner(), receiver, chunked).await;
+            return;
+        }
+        // A publish: decode the form, fan the event out as scripted, answer 200.
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let data = form.get("data").expect("a data field");
+        let seq: u64 = data
+            .strip_prefix("seq=")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let frame = format!("id: urn:seq:{seq}\ndata: {data}\n\n").into_bytes();
+        for (index, sender) in hub.subscribers.lock().unwrap().iter() {
+            let held = hub.held.lock().unwrap().remove(index);
+            match script.get(&(*index, seq)) {
+                None => {
+                    let _ = sender.send(Out::Frame(frame.clone()));
+                }
+                Some(Act::Drop) => {}
+                Some(Act::Duplicate) => {
+                    let _ = sender.send(Out::Frame(frame.clone()));
+                    let _ = sender.send(Out::Frame(frame.clone()));
+                }
+                Some(Act::Swap) => {
+                    hub.held.lock().unwrap().insert(*index, frame.clone());
+                }
+                Some(Act::Delay(pause)) => {
+                    let _ = sender.send(Out::Sleep(*pause));
+                    let _ = sender.send(Out::Frame(frame.clone()));
+                }
+            }
+            if let Some(held) = held {
+                let _ = sender.send(Out::Frame(held));
+            }
+        }
+        let id = format!("urn:seq:{seq}");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{id}",
+            id.len()
+        );
+        if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes a subscriber's stream: chunked with every frame split over two
+/// chunks, or close-delimited.
+async fn follow(mut stream: TcpStream, mut frames: mpsc::UnboundedReceiver<Out>, chunked: bool) {
+    let head: &[u8] = if chunked {
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    } else {
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    };
+    if stream.write_all(head).await.is_err() {
+        return;
+    }
+    while let Some(out) = frames.recv().await {
+        let frame = match out {
+            Out::Sleep(pause) => {
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            Out::Frame(frame) => frame,
+        };
+        let bytes = if chunked {
+            let (a, b) = frame.split_at(frame.len() / 2 + 1);
+            let mut out = Vec::new();
+            for part in [a, b] {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        } else {
+            frame
+        };
+        if stream.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn bench(args: &[&str]) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("bench")
+        .args(args)
+        .env_remove("HERALD_PUBLISHER_TOKEN")
+        .env_remove("HERALD_SUBSCRIBER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start herald bench");
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("herald bench did not finish in time")
+        .expect("herald bench ran");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not one JSON document ({error}):\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    })
+}
+
+/// (subscriber, kind, seq, count) of every listed violation, sorted.
+fn violations(report: &Value) -> Vec<(u64, String, u64, u64)> {
+    let mut list: Vec<_> = report["violations"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["subscriber"].as_u64().unwrap(),
+                v["kind"].as_str().unwrap().to_owned(),
+                v["seq"].as_u64().unwrap(),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+#[tokio::test]
+async fn scripted_losses_duplicates_and_reorders_are_reported_exactly() {
+    let script = Script::from([
+        ((1, 5), Act::Drop),
+        ((2, 7), Act::Duplicate),
+        ((3, 10), Act::Swap),
+        ((4, 19), Act::Drop),
+        ((4, 12), Act::Drop),
+        ((4, 13), Act::Drop),
+    ]);
+    let hub = scripted_hub(script, true).await;
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--subscribers",
+        "5",
+        "--events",
+        "20",
+        "--drain-timeout",
+        "1s",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("delivery violations"), "{}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        violations(&report),
+        vec![
+            (1, "lost".into(), 5, 1),
+            (2, "duplicated".into(), 7, 1),
+            (3, "reordered".into(), 10, 1),
+            (4, "lost".into(), 12, 2),
+            (4, "lost".into(), 19, 1),
+        ]
+    );
+    let counts = &report["violations"]["counts"];
+    assert_eq!(
+        (
+            &counts["lost"],
+            &counts["duplicated"],
+            &counts["reordered"],
+            &counts["unexpected"]
+        ),
+        (
+            &Value::from(4),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0)
+        )
+    );
+    assert_eq!(report["violations"]["subscribers"], 4);
+    assert_eq!(report["delivery"]["expected"], 100);
+    assert_eq!(report["delivery"]["delivered"], 96);
+    assert_eq!(report["publish"]["acknowledged"], 20);
+    assert_eq!(report["subscribers"]["connected"], 5);
+}
+
+#[tokio::test]
+async fn a_delayed_event_shows_in_the_latency_and_is_not_a_violation() {
+    let delay = Duration::from_millis(400);
+    let script = Script::from([((0, 10), Act::Delay(delay))]);
+    let hub = scripted_hub(script, false).await;
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--subscribers",
+        "8",
+        "--events",
+        "40",
+        "--rate",
+        "100",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["delivery"]["delivered"], 320);
+    let latency = &report["delivery"]["latency"];
+    let max = latency["max_ms"].as_f64().unwrap();
+    let p50 = latency["p50_ms"].as_f64().unwrap();
+    assert_eq!(latency["count"], 320);
+    // The one delayed event waited the whole delay (histogram precision aside).
+    assert!((399.0..1400.0).contains(&max), "max {max} ms");
+    // Seven subscribers of eight were never delayed.
+    assert!(p50 < 100.0, "p50 {p50} ms");
+    assert!(report["publish"]["request_latency"]["count"] == 40);
+}
+
+#[tokio::test]
+async fn a_clean_run_prints_a_table_and_exits_zero() {
+    let hub = scripted_hub(Script::new(), true).await;
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--subscribers",
+        "20",
+        "--events",
+        "30",
+        "--size",
+        "256",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    for expected in [
+        "herald bench fanout: 20 subscribers × 30 events of 256 bytes, as fast as possible",
+        "tool CPU / wall",
+        "20 of 20 connected, 0 failed, 0 dropped",
+        "600 of 600 expected",
+        "none (0 lost, 0 duplicated, 0 reordered, 0 unexpected)",
+        "result: ok",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_of_other_topics_are_unexpected() {
+    // The scripted hub ignores topics: every subscriber gets every stream.
+    let hub = scripted_hub(Script::new(), true).await;
+    let run = bench(&[
+        "throughput",
+        "--hub",
+        &hub,
+        "--publishers",
+        "2",
+        "--topics",
+        "2",
+        "--events",
+        "5",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    let report = json(&run);
+    let counts = &report["violations"]["counts"];
+    assert_eq!(counts["unexpected"], 10);
+    assert_eq!(counts["lost"], 0);
+    assert_eq!(counts["reordered"], 0);
+    assert_eq!(report["delivery"]["expected"], 10);
+    assert_eq!(report["delivery"]["delivered"], 10);
+    assert_eq!(report["publish"]["acknowledged"], 10);
+}
+
+#[tokio::test]
+async fn a_storm_counts_its_connects_while_steady_subscribers_receive() {
+    let hub = scripted_hub(Script::new(), false).await;
+    let run = bench(&[
+        "storm",
+        "--hub",
+        &hub,
+        "--connects",
+        "200",
+        "--concurrency",
+        "10",
+        "--steady",
+        "3",
+        "--events",
+        "20",
+        "--rate",
+        "200",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["storm"]["connects"], 200);
+    assert_eq!(report["storm"]["succeeded"], 200);
+    assert_eq!(report["storm"]["latency"]["count"], 200);
+    assert_eq!(report["delivery"]["delivered"], 60);
+    assert_eq!(report["violations"]["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_command_lines_exit_2() {
+    let run = bench(&["idle", "--hub", "http://127.0.0.1:9/"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--server-pid"), "{}", run.stderr);
+    let run = bench(&["fanout", "--hub", "https://127.0.0.1:9/"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let run = bench(&["fanout", "--hub", "http://127.0.0.1:9/", "--rate", "0"]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn an_unreachable_hub_fails_the_run() {
+    // Nothing listens on a port the OS just released.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hub = format!("http://127.0.0.1:{port}/.well-known/mercure");
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--subscribers",
+        "3",
+        "--events",
+        "2",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["subscribers"]["failed"], 3);
+    assert_eq!(report["ok"], false);
+}
+
+/// The real hub, in memory, with development tokens: a small fan-out must
+/// come back with every event, in order, exactly once.
+#[tokio::test]
+async fn a_fanout_against_herald_serve_has_no_violation() {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "serve",
+            "--dev",
+            "--log-kind",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("HERALD_LOG", "warn")
+        .env_remove("HERALD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start herald serve");
+    let pid = server.id().unwrap().to_string();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let (mut hub, mut publisher, mut subscriber) = (None, None, None);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split_once("(hub URL ").map(|(_, r)| r) {
+                hub = Some(rest.trim_end_matches(')').to_owned());
+            } else if let Some(token) = line.trim().strip_prefix("publisher token:") {
+                publisher = Some(token.trim().to_owned());
+            } else if let Some(token) = line.trim().strip_prefix("subscriber token:") {
+                subscriber = Some(token.trim().to_owned());
+                break;
+            }
+        }
+    })
+    .await
+    .expect("herald serve printed its banner");
+    let (hub, publisher, subscriber) = (hub.unwrap(), publisher.unwrap(), subscriber.unwrap());
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--publisher-token",
+        &publisher,
+        "--subscriber-token",
+        &subscriber,
+        "--subscribers",
+        "50",
+        "--events",
+        "100",
+        "--server-pid",
+        &pid,
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    let report = json(&run);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["subscribers"]["connected"], 50);
+    assert_eq!(report["delivery"]["expected"], 5000);
+    assert_eq!(report["delivery"]["delivered"], 5000);
+    assert!(report["server"]["rss_kib_after"].as_u64().unwrap() > 0);
+    assert!(report["phases"].as_array().unwrap().len() == 2);
+    server.kill().await.unwrap();
+}
