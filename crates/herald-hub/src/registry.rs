@@ -8,7 +8,7 @@
 //! log before draining the queue is gap-free and duplicate-free.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ pub struct Registry {
     next_id: AtomicU64,
     queue_capacity: usize,
     stats: RegistryStats,
+    /// The position of the last entry dispatched to every shard.
+    last_dispatched: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -65,15 +67,40 @@ struct Slot {
 }
 
 /// State shared between a subscriber's registry slot and its connection.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SubscriberState {
     slow: AtomicBool,
+    /// Run once when the registry drops the subscriber for being too slow,
+    /// after the shard lock is released (ends its active subscriptions).
+    on_slow: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SubscriberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriberState")
+            .field("slow", &self.slow)
+            .finish()
+    }
 }
 
 impl SubscriberState {
     /// Whether the registry dropped this subscriber for not keeping up.
     pub fn was_too_slow(&self) -> bool {
         self.slow.load(Ordering::Acquire)
+    }
+
+    /// Sets what to run when the registry drops this subscriber for being too
+    /// slow. Runs it at once if that already happened.
+    pub(crate) fn on_slow(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        if self.on_slow.set(hook).is_ok() && self.was_too_slow() {
+            self.fire();
+        }
+    }
+
+    fn fire(&self) {
+        if let Some(hook) = self.on_slow.get() {
+            hook();
+        }
     }
 }
 
@@ -106,6 +133,11 @@ impl Registration {
     pub fn was_too_slow(&self) -> bool {
         self.state.was_too_slow()
     }
+
+    /// The state shared with the registry.
+    pub(crate) fn state(&self) -> &Arc<SubscriberState> {
+        &self.state
+    }
 }
 
 impl Drop for Registration {
@@ -125,12 +157,18 @@ impl Registry {
             next_id: AtomicU64::new(1),
             queue_capacity: queue_capacity.max(1),
             stats: RegistryStats::default(),
+            last_dispatched: AtomicU64::new(0),
         })
     }
 
     /// The registry's counters.
     pub fn stats(&self) -> &RegistryStats {
         &self.stats
+    }
+
+    /// The position of the last entry dispatched to every subscriber (0: none yet).
+    pub fn last_dispatched(&self) -> Position {
+        self.last_dispatched.load(Ordering::Acquire)
     }
 
     /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
@@ -232,7 +270,11 @@ impl Shard {
     /// Queues `entry` for every matching, authorized subscriber; returns how
     /// many received it, how many were dropped for being too slow, and how
     /// many were removed in all.
-    fn dispatch(&mut self, entry: &Arc<Entry>) -> (u64, u64, usize) {
+    fn dispatch(
+        &mut self,
+        entry: &Arc<Entry>,
+        slow_states: &mut Vec<Arc<SubscriberState>>,
+    ) -> (u64, u64, usize) {
         self.dispatched = entry.position();
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
@@ -277,6 +319,9 @@ impl Shard {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.state.slow.store(true, Ordering::Release);
+                    if slot.state.on_slow.get().is_some() {
+                        slow_states.push(Arc::clone(&slot.state));
+                    }
                     slow += 1;
                     self.scratch.push(id);
                 }
@@ -293,11 +338,18 @@ impl Shard {
 impl Dispatch for Registry {
     fn dispatch(&self, entry: &Arc<Entry>) {
         let (mut delivered, mut slow, mut removed) = (0, 0, 0);
+        let mut slow_states = Vec::new();
         for shard in self.shards.iter() {
-            let (d, s, r) = shard.lock().dispatch(entry);
+            let (d, s, r) = shard.lock().dispatch(entry, &mut slow_states);
             delivered += d;
             slow += s;
             removed += r;
+        }
+        self.last_dispatched
+            .store(entry.position(), Ordering::Release);
+        // Outside every shard lock.
+        for state in slow_states {
+            state.fire();
         }
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
         if removed > 0 {

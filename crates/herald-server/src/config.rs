@@ -68,6 +68,27 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The update log.
     pub log: LogConfig,
+    /// Active subscriptions: subscription events and the subscription API.
+    pub subscriptions: SubscriptionsConfig,
+}
+
+/// `[subscriptions]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Publish subscription events and serve the subscription API.
+    pub enabled: bool,
+    /// Most subscriptions in one page of a collection.
+    pub page_size: usize,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            page_size: Settings::default().subscriptions_page_size,
+        }
+    }
 }
 
 /// `[subscribers]`.
@@ -180,6 +201,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
         }
     }
 }
@@ -338,6 +360,7 @@ impl Config {
         let hub = Hub::builder(self.hub_url())
             .log(log)
             .queue_capacity(self.subscribers.queue_capacity)
+            .subscriptions(self.subscriptions.enabled)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,
                 max_field_length: self.limits.max_field_length,
@@ -362,6 +385,7 @@ impl Config {
                 per_address: self.limits.max_connections_per_address,
                 per_subject: self.limits.max_connections_per_subject,
             },
+            subscriptions_page_size: self.subscriptions.page_size.max(1),
         };
         for origin in &settings.cors_origins {
             if origin == "*" || Url::parse(origin).is_err() {

@@ -4,6 +4,7 @@
 //! - [`Herald`]: the edge's state (hub, token verifier, settings, limits) and
 //!   [`Herald::router`], the axum routes an application mounts.
 //! - `subscribe` and `publish`: the two uses of the hub URL.
+//! - `subscriptions`: the subscription API, when active subscriptions are on.
 //! - [`auth`]: the token in the `Authorization` header or the cookie, verified into grants.
 //! - [`metadata`]: protected resource metadata and `Link` header helpers.
 //! - [`error`]: every refusal, as a status, a `WWW-Authenticate` challenge or a problem document.
@@ -19,6 +20,7 @@ pub mod metadata;
 mod publish;
 mod settings;
 mod subscribe;
+mod subscriptions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -117,13 +119,19 @@ impl Herald {
     /// in an application's own router with `merge`.
     pub fn router(&self) -> Router {
         let hub_path = self.hub().url().path().to_owned();
-        let router = Router::new()
+        let mut router = Router::new()
             .route(&hub_path, any(hub_endpoint))
             .route(
                 &metadata::metadata_path(self.hub().url()),
                 get(metadata_endpoint),
-            )
-            .with_state(self.clone());
+            );
+        if let Some(presence) = self.hub().presence() {
+            let collection = presence.collection_path().to_owned();
+            router = router
+                .route(&collection, any(subscriptions_endpoint))
+                .route(&format!("{collection}/{{*rest}}"), any(subscriptions_endpoint));
+        }
+        let router = router.with_state(self.clone());
         match self.cors() {
             Some(cors) => router.layer(cors),
             None => router,
@@ -150,11 +158,13 @@ impl Herald {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::CACHE_CONTROL,
+                    header::IF_NONE_MATCH,
                     HeaderName::from_static("last-event-id"),
                 ])
                 .expose_headers([
                     HeaderName::from_static("mercure-last-event-id"),
                     header::LINK,
+                    header::ETAG,
                     header::WWW_AUTHENTICATE,
                 ]),
         )
@@ -199,6 +209,19 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         publish::publish(&herald, &parts.headers, body).await
     };
     result.unwrap_or_else(|error| herald.error(error))
+}
+
+async fn subscriptions_endpoint(State(herald): State<Herald>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    subscriptions::endpoint(
+        &herald,
+        &parts.method,
+        &parts.headers,
+        parts.uri.path(),
+        parts.uri.query(),
+    )
+    .await
+    .unwrap_or_else(|error| herald.error(error))
 }
 
 async fn metadata_endpoint(State(herald): State<Herald>) -> Response {

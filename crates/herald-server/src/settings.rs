@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_matchers: usize,
     /// Concurrent connection limits (429 beyond).
     pub connections: ConnectionLimits,
+    /// Most subscriptions in one page of a subscription API collection.
+    pub subscriptions_page_size: usize,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             max_body_bytes: 2 * 1024 * 1024,
             max_matchers: 100,
             connections: ConnectionLimits::default(),
+            subscriptions_page_size: 1000,
         }
     }
 }
