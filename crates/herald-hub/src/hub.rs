@@ -243,7 +243,10 @@ impl Hub {
         grants: Arc<Grants>,
         resume: Resume,
     ) -> Result<Subscription, HubError> {
-        let typed = matchers.into_iter().map(|m| (m.matcher_type(), m)).collect();
+        let typed = matchers
+            .into_iter()
+            .map(|m| (m.matcher_type(), m))
+            .collect();
         self.subscribe_typed(typed, grants, resume).await
     }
 

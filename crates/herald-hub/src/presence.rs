@@ -43,8 +43,10 @@ pub fn encode_variable(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
-/// How many queued events the publishing task appends at once.
-const BATCH: usize = 512;
+/// How many queued events the publishing task appends at once; it yields to
+/// the runtime between batches so that a storm of connections does not hold a
+/// worker thread for long stretches.
+const BATCH: usize = 64;
 
 /// One active subscription: one matcher of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +236,11 @@ impl Presence {
     }
 
     /// The active subscriptions of one matcher, in no particular order.
-    pub fn of_matcher(&self, match_type: MatcherType, matcher: &str) -> Vec<Arc<ActiveSubscription>> {
+    pub fn of_matcher(
+        &self,
+        match_type: MatcherType,
+        matcher: &str,
+    ) -> Vec<Arc<ActiveSubscription>> {
         let key: Key = (match_type, matcher.into());
         let mut out = Vec::new();
         for shard in self.shards.iter() {
@@ -265,7 +271,13 @@ impl Presence {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().by_matcher.values().map(HashMap::len).sum::<usize>())
+            .map(|s| {
+                s.lock()
+                    .by_matcher
+                    .values()
+                    .map(HashMap::len)
+                    .sum::<usize>()
+            })
             .sum()
     }
 
@@ -358,6 +370,7 @@ async fn publish_events(
             }
             pending = later;
         }
+        tokio::task::yield_now().await;
     }
 }
 

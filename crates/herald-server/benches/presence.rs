@@ -7,12 +7,14 @@
 //! ```
 //!
 //! Everything runs in this process over loopback: the hub (memory log), 20
-//! listeners on a tick topic, 5 watchers of subscription events (authorized
-//! with a token; with the feature off they receive nothing), the storm, and
+//! listeners on a tick topic, the storm, and
 //! an in-process publisher sending a tick every 5 ms with its send time in the
 //! data. Latency is measured per (tick, listener) from `publish` to the
-//! listener's parser. Modes alternate (off, on, off, on…) to share the drift
-//! of a busy machine. `PRESENCE_BENCH_ROUNDS` (default 2) sets the pairs,
+//! listener's parser. Three modes alternate to share the drift of a busy
+//! machine: the feature off (5 idle watchers connected, receiving nothing),
+//! on with nobody reading subscription events (the cost of the bookkeeping
+//! and of the events going through the log), and on with 5 watchers
+//! receiving every event (adds the cost of delivering them). `PRESENCE_BENCH_ROUNDS` (default 2) sets the pairs,
 //! `PRESENCE_BENCH_SUBSCRIBERS` (default 10000) the storm size.
 
 use std::sync::Arc;
@@ -42,6 +44,26 @@ struct Outcome {
     storm: Duration,
     events_seen: u64,
     failed_connects: u64,
+    slow_disconnects: u64,
+}
+
+/// What runs: the feature off, on with nobody reading subscription events,
+/// or on with watchers that receive every event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Off,
+    On,
+    OnWatched,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::On => "on",
+            Mode::OnWatched => "on + 5 watchers",
+        }
+    }
 }
 
 fn main() {
@@ -62,25 +84,29 @@ fn main() {
         "presence bench: {storm_size} subscribers connect and disconnect, at most {CONCURRENT} at a time; \
          {LISTENERS} listeners, {WATCHERS} event watchers, a tick every {TICK:?}"
     );
-    println!("| round | presence | ticks×listeners | p50 µs | p99 µs | max µs | storm s | events seen by watchers |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut p99 = [Vec::new(), Vec::new()];
-    let mut p50 = [Vec::new(), Vec::new()];
+    println!(
+        "| round | presence | ticks×listeners | p50 µs | p99 µs | max µs | storm s | events seen by watchers | slow disconnects |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let modes = [Mode::Off, Mode::On, Mode::OnWatched];
+    let mut p99 = [Vec::new(), Vec::new(), Vec::new()];
+    let mut p50 = [Vec::new(), Vec::new(), Vec::new()];
     for round in 1..=rounds {
-        for enabled in [false, true] {
-            let outcome = runtime.block_on(run(enabled, storm_size));
+        for (index, mode) in modes.into_iter().enumerate() {
+            let outcome = runtime.block_on(run(mode, storm_size));
             let mut l = outcome.latencies_us;
             l.sort_unstable();
             let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)];
             let (a, b, m) = (pct(0.50), pct(0.99), *l.last().unwrap_or(&0));
-            p50[usize::from(enabled)].push(a);
-            p99[usize::from(enabled)].push(b);
+            p50[index].push(a);
+            p99[index].push(b);
             println!(
-                "| {round} | {} | {} | {a} | {b} | {m} | {:.2} | {} |",
-                if enabled { "on" } else { "off" },
+                "| {round} | {} | {} | {a} | {b} | {m} | {:.2} | {} | {} |",
+                mode.name(),
                 l.len(),
                 outcome.storm.as_secs_f64(),
                 outcome.events_seen,
+                outcome.slow_disconnects,
             );
             if outcome.failed_connects > 0 {
                 println!("  ({} storm connections failed)", outcome.failed_connects);
@@ -93,16 +119,21 @@ fn main() {
         v.sort_unstable();
         v[v.len() / 2]
     };
-    let (off99, on99) = (median(&mut p99[0]), median(&mut p99[1]));
-    let (off50, on50) = (median(&mut p50[0]), median(&mut p50[1]));
-    println!(
-        "median over rounds: p50 off {off50} µs, on {on50} µs (on ÷ off {:.2}); p99 off {off99} µs, on {on99} µs (on ÷ off {:.2})",
-        on50 as f64 / off50.max(1) as f64,
-        on99 as f64 / off99.max(1) as f64
-    );
+    let off = (median(&mut p50[0]), median(&mut p99[0]));
+    for (index, mode) in modes.into_iter().enumerate().skip(1) {
+        let (on50, on99) = (median(&mut p50[index]), median(&mut p99[index]));
+        println!(
+            "median over rounds, {} vs off: p50 {on50} vs {} µs ({:.2}×), p99 {on99} vs {} µs ({:.2}×)",
+            mode.name(),
+            off.0,
+            on50 as f64 / off.0.max(1) as f64,
+            off.1,
+            on99 as f64 / off.1.max(1) as f64
+        );
+    }
 }
 
-async fn run(enabled: bool, storm_size: usize) -> Outcome {
+async fn run(mode: Mode, storm_size: usize) -> Outcome {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -112,7 +143,7 @@ async fn run(enabled: bool, storm_size: usize) -> Outcome {
         ..Config::default()
     };
     config.log.kind = "memory".into();
-    config.subscriptions.enabled = enabled;
+    config.subscriptions.enabled = mode != Mode::Off;
     config.limits.max_connections = 18_000;
     config.auth.issuers.push(IssuerConfig {
         id: "bench".into(),
@@ -153,7 +184,8 @@ async fn run(enabled: bool, storm_size: usize) -> Outcome {
             }
         })));
     }
-    for _ in 0..WATCHERS {
+    let watchers = if mode == Mode::On { 0 } else { WATCHERS };
+    for _ in 0..watchers {
         let stream = open(
             addr,
             "match_urlpattern=%2F.well-known%2Fmercure%2Fsubscriptions%2F*",
@@ -191,7 +223,10 @@ async fn run(enabled: bool, storm_size: usize) -> Outcome {
     let failed = Arc::new(AtomicU64::new(0));
     let mut storm = Vec::with_capacity(storm_size);
     for i in 0..storm_size {
-        let permit = Arc::clone(&permits).acquire_owned().await.expect("semaphore");
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .expect("semaphore");
         let failed = Arc::clone(&failed);
         storm.push(tokio::spawn(async move {
             let query = format!("match=https%3A%2F%2Fexample.com%2Frooms%2F{}", i % 100);
@@ -219,6 +254,11 @@ async fn run(enabled: bool, storm_size: usize) -> Outcome {
     for reader in &readers {
         reader.abort();
     }
+    let slow_disconnects = herald
+        .hub()
+        .stats()
+        .slow_disconnects
+        .load(Ordering::Relaxed);
     let _ = stop.send(());
     drop(herald);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
@@ -228,6 +268,7 @@ async fn run(enabled: bool, storm_size: usize) -> Outcome {
         storm: storm_time,
         events_seen: events_seen.load(Ordering::Relaxed),
         failed_connects: failed.load(Ordering::Relaxed),
+        slow_disconnects,
     }
 }
 
@@ -244,7 +285,10 @@ async fn open(
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     stream
-        .write_all(format!("GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n").as_bytes())
+        .write_all(
+            format!("GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n")
+                .as_bytes(),
+        )
         .await?;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 4096];
@@ -258,7 +302,9 @@ async fn open(
         head.extend_from_slice(&buf[..n]);
         if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             if !head.starts_with(b"HTTP/1.1 200") {
-                return Err(std::io::Error::other(String::from_utf8_lossy(&head).into_owned()));
+                return Err(std::io::Error::other(
+                    String::from_utf8_lossy(&head).into_owned(),
+                ));
             }
             // Wait for the opening comment, so the subscriber is registered.
             if head.len() > end + 4 {

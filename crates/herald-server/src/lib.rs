@@ -119,17 +119,18 @@ impl Herald {
     /// in an application's own router with `merge`.
     pub fn router(&self) -> Router {
         let hub_path = self.hub().url().path().to_owned();
-        let mut router = Router::new()
-            .route(&hub_path, any(hub_endpoint))
-            .route(
-                &metadata::metadata_path(self.hub().url()),
-                get(metadata_endpoint),
-            );
+        let mut router = Router::new().route(&hub_path, any(hub_endpoint)).route(
+            &metadata::metadata_path(self.hub().url()),
+            get(metadata_endpoint),
+        );
         if let Some(presence) = self.hub().presence() {
             let collection = presence.collection_path().to_owned();
             router = router
                 .route(&collection, any(subscriptions_endpoint))
-                .route(&format!("{collection}/{{*rest}}"), any(subscriptions_endpoint));
+                .route(
+                    &format!("{collection}/{{*rest}}"),
+                    any(subscriptions_endpoint),
+                );
         }
         let router = router.with_state(self.clone());
         match self.cors() {

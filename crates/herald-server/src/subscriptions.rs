@@ -224,14 +224,20 @@ mod tests {
         let base = "/.well-known/mercure/subscriptions";
         assert_eq!(parse_path(&p, base), Some(Target::All));
         assert_eq!(
-            parse_path(&p, &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b")),
+            parse_path(
+                &p,
+                &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b")
+            ),
             Some(Target::Matcher(
                 MatcherType::Exact,
                 "https://example.com/a b".into()
             ))
         );
         assert_eq!(
-            parse_path(&p, &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1")),
+            parse_path(
+                &p,
+                &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1")
+            ),
             Some(Target::One(
                 MatcherType::UrlPattern,
                 "/x/:id".into(),

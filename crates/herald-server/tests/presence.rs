@@ -286,7 +286,10 @@ async fn connect_and_disconnect_publish_active_then_inactive_events() {
     assert_eq!(ended[0]["id"], expected_a);
     drop(other);
     let d = watcher.next_about("https://example.com/a").await;
-    assert_eq!((d["active"].clone(), d["subscriber"].clone()), (json!(false), c["subscriber"].clone()));
+    assert_eq!(
+        (d["active"].clone(), d["subscriber"].clone()),
+        (json!(false), c["subscriber"].clone())
+    );
 }
 
 #[tokio::test]
@@ -296,7 +299,9 @@ async fn events_are_private_and_typed_mercure() {
     let mut anonymous = hub.subscribe(&[("match", "*")], None).await;
     // A token for other topics cannot either.
     let narrow = hub.token(
-        vec![subscribe(vec![TopicMatcher::exact("https://example.com/x")])],
+        vec![subscribe(vec![TopicMatcher::exact(
+            "https://example.com/x",
+        )])],
         hour(),
     );
     let mut unauthorized = hub.subscribe(&[("match", "*")], Some(&narrow)).await;
@@ -369,7 +374,14 @@ async fn a_slow_subscriber_dropped_by_the_hub_ends_its_subscriptions() {
     assert_eq!(ended["active"], false);
     assert_eq!(ended["subscriber"], started["subscriber"]);
     flooding.await.unwrap();
-    assert!(hub.herald.hub().stats().slow_disconnects.load(Ordering::Relaxed) > 0);
+    assert!(
+        hub.herald
+            .hub()
+            .stats()
+            .slow_disconnects
+            .load(Ordering::Relaxed)
+            > 0
+    );
     drop(stuck);
 }
 
@@ -380,8 +392,10 @@ async fn the_payload_comes_from_the_first_subscribe_grant_matching_the_matcher()
         vec![
             subscribe(vec![TopicMatcher::exact("https://example.com/foo")])
                 .with_payload(json!({"custom1": 1})),
-            subscribe(vec![TopicMatcher::urlpattern("https://example.com/bar/:id")])
-                .with_payload(json!({"custom2": 2})),
+            subscribe(vec![TopicMatcher::urlpattern(
+                "https://example.com/bar/:id",
+            )])
+            .with_payload(json!({"custom2": 2})),
             // Never used: the first grant already matches `https://example.com/foo`.
             subscribe(vec![TopicMatcher::exact("https://example.com/foo")])
                 .with_payload(json!({"masked": true})),
@@ -402,8 +416,12 @@ async fn the_payload_comes_from_the_first_subscribe_grant_matching_the_matcher()
             Some(&token),
         )
         .await;
-    let no_payload = hub
-        .token(vec![subscribe(vec![TopicMatcher::exact("https://example.com/plain")])], hour());
+    let no_payload = hub.token(
+        vec![subscribe(vec![TopicMatcher::exact(
+            "https://example.com/plain",
+        )])],
+        hour(),
+    );
     let _p = hub
         .subscribe(&[("match", "https://example.com/plain")], Some(&no_payload))
         .await;
@@ -415,10 +433,22 @@ async fn the_payload_comes_from_the_first_subscribe_grant_matching_the_matcher()
             .get("payload")
             .cloned()
     };
-    assert_eq!(payload("https://example.com/foo"), Some(json!({"custom1": 1})));
-    assert_eq!(payload("https://example.com/bar/1"), Some(json!({"custom2": 2})));
-    assert_eq!(payload("https://example.com/bar/:id"), Some(json!({"custom2": 2})));
-    assert_eq!(payload("https://example.com/other"), Some(json!({"custom3": 3})));
+    assert_eq!(
+        payload("https://example.com/foo"),
+        Some(json!({"custom1": 1}))
+    );
+    assert_eq!(
+        payload("https://example.com/bar/1"),
+        Some(json!({"custom2": 2}))
+    );
+    assert_eq!(
+        payload("https://example.com/bar/:id"),
+        Some(json!({"custom2": 2}))
+    );
+    assert_eq!(
+        payload("https://example.com/other"),
+        Some(json!({"custom3": 3}))
+    );
     assert_eq!(payload("https://example.com/plain"), None);
 }
 
@@ -433,14 +463,16 @@ async fn reserved_characters_are_percent_encoded_exactly_once() {
     let _s = hub.subscribe(&[("match", matcher)], None).await;
     let doc = watcher.next_about(matcher).await;
     let subscriber = doc["subscriber"].as_str().unwrap();
-    let encoded =
-        "https%3A%2F%2Fexample.com%2Fa%20b%2Fc%3Fq%3D1%26r%3D%252F%23frag%20%C3%A9";
+    let encoded = "https%3A%2F%2Fexample.com%2Fa%20b%2Fc%3Fq%3D1%26r%3D%252F%23frag%20%C3%A9";
     let topic = format!(
         "{PREFIX}/exact/{encoded}/{}",
         subscriber.replace(':', "%3A")
     );
     assert_eq!(doc["id"], topic);
-    assert_eq!(doc["match"], matcher, "the document carries the raw matcher");
+    assert_eq!(
+        doc["match"], matcher,
+        "the document carries the raw matcher"
+    );
 
     // The same URL serves the subscription; the per-matcher collection lists it.
     let (one, _) = hub.get_json(&topic, &reader).await;
@@ -483,7 +515,10 @@ async fn the_api_endpoints_and_their_headers() {
     let etag = headers["etag"].to_str().unwrap().to_owned();
     let link = headers["link"].to_str().unwrap();
     assert!(
-        link.starts_with(&format!("<{}>; rel=\"mercure\"; last-event-id=\"", hub.hub_url)),
+        link.starts_with(&format!(
+            "<{}>; rel=\"mercure\"; last-event-id=\"",
+            hub.hub_url
+        )),
         "{link}"
     );
     assert!(
@@ -494,7 +529,12 @@ async fn the_api_endpoints_and_their_headers() {
     assert_eq!(page["id"], PREFIX);
     assert_eq!(page["type"], "subscriptions");
     assert_eq!(page["subscriptions"].as_array().unwrap().len(), 2);
-    assert!(page["next"].as_str().unwrap().starts_with(&format!("{PREFIX}?after=")));
+    assert!(
+        page["next"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{PREFIX}?after="))
+    );
     let (all, _) = hub.snapshot(&reader).await;
     assert_eq!(all.len(), 5);
 
@@ -541,8 +581,20 @@ async fn the_api_endpoints_and_their_headers() {
         assert_eq!(hub.get(&path, Some(&reader)).await.status(), 404, "{path}");
     }
     // An ended subscription is gone.
-    assert_eq!(hub.get(&format!("{room}/x"), Some(&reader)).await.status(), 404);
-    assert_eq!(hub.http.post(hub.url(PREFIX)).bearer_auth(&reader).send().await.unwrap().status(), 405);
+    assert_eq!(
+        hub.get(&format!("{room}/x"), Some(&reader)).await.status(),
+        404
+    );
+    assert_eq!(
+        hub.http
+            .post(hub.url(PREFIX))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
 }
 
 #[tokio::test]
@@ -552,7 +604,9 @@ async fn the_api_authorizes_the_relative_url_as_a_topic() {
     let mut watcher = hub
         .subscribe(&[("match_urlpattern", ALL_EVENTS)], Some(&reader))
         .await;
-    let _s = hub.subscribe(&[("match", "https://example.com/t")], None).await;
+    let _s = hub
+        .subscribe(&[("match", "https://example.com/t")], None)
+        .await;
     let doc = watcher.next_about("https://example.com/t").await;
     let single = doc["id"].as_str().unwrap().to_owned();
     let by_matcher = format!("{PREFIX}/exact/https%3A%2F%2Fexample.com%2Ft");
@@ -560,12 +614,19 @@ async fn the_api_authorizes_the_relative_url_as_a_topic() {
     // No token: 401 with the Bearer challenge.
     let response = hub.get(PREFIX, None).await;
     assert_eq!(response.status(), 401);
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer "));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
     assert_eq!(hub.get(&single, None).await.status(), 401);
 
     // A token for application topics only: 403 everywhere.
     let app = hub.token(
-        vec![subscribe(vec![TopicMatcher::exact("https://example.com/t")])],
+        vec![subscribe(vec![TopicMatcher::exact(
+            "https://example.com/t",
+        )])],
         hour(),
     );
     for path in [PREFIX, &by_matcher, &single] {
@@ -580,9 +641,17 @@ async fn the_api_authorizes_the_relative_url_as_a_topic() {
     }
 
     // An exact grant on the per-matcher collection opens that URL only.
-    let exact = hub.token(vec![subscribe(vec![TopicMatcher::exact(&by_matcher)])], hour());
+    let exact = hub.token(
+        vec![subscribe(vec![TopicMatcher::exact(&by_matcher)])],
+        hour(),
+    );
     assert_eq!(hub.get(&by_matcher, Some(&exact)).await.status(), 200);
-    assert_eq!(hub.get(&format!("{by_matcher}?x=1"), Some(&exact)).await.status(), 200);
+    assert_eq!(
+        hub.get(&format!("{by_matcher}?x=1"), Some(&exact))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(hub.get(PREFIX, Some(&exact)).await.status(), 403);
     assert_eq!(hub.get(&single, Some(&exact)).await.status(), 403);
 
@@ -604,7 +673,10 @@ async fn the_api_authorizes_the_relative_url_as_a_topic() {
 
 #[tokio::test]
 async fn metadata_advertises_the_feature_and_cors_exposes_link() {
-    let hub = start(true, |c| c.cors.origins = vec!["https://app.example.com".into()]).await;
+    let hub = start(true, |c| {
+        c.cors.origins = vec!["https://app.example.com".into()]
+    })
+    .await;
     let metadata: Value = hub
         .http
         .get(hub.url("/.well-known/oauth-protected-resource/.well-known/mercure"))
@@ -664,7 +736,10 @@ async fn api_then_events_from_its_cursor_miss_nothing_while_others_come_and_go()
         let (mut state, cursor) = hub.snapshot(&reader).await;
         let mut follower = hub
             .subscribe(
-                &[("match_urlpattern", ALL_EVENTS), ("last_event_id", cursor.as_str())],
+                &[
+                    ("match_urlpattern", ALL_EVENTS),
+                    ("last_event_id", cursor.as_str()),
+                ],
                 Some(&reader),
             )
             .await;
@@ -681,7 +756,8 @@ async fn api_then_events_from_its_cursor_miss_nothing_while_others_come_and_go()
             let event = tokio::time::timeout_at(deadline, follower.events.recv())
                 .await
                 .unwrap_or_else(|_| {
-                    let missing: Vec<_> = truth.keys().filter(|k| !state.contains_key(*k)).collect();
+                    let missing: Vec<_> =
+                        truth.keys().filter(|k| !state.contains_key(*k)).collect();
                     let extra: Vec<_> = state.keys().filter(|k| !truth.contains_key(*k)).collect();
                     panic!("the follower never converged: missing {missing:?}, extra {extra:?}")
                 })
@@ -747,11 +823,16 @@ async fn turned_off_there_are_no_endpoints_and_no_events() {
         .json()
         .await
         .unwrap();
-    assert!(metadata.get("mercure_subscriptions").is_none(), "{metadata}");
+    assert!(
+        metadata.get("mercure_subscriptions").is_none(),
+        "{metadata}"
+    );
     assert!(hub.herald.hub().presence().is_none());
 
     let mut watcher = hub.subscribe(&[("match", "*")], Some(&reader)).await;
-    let s = hub.subscribe(&[("match", "https://example.com/a")], None).await;
+    let s = hub
+        .subscribe(&[("match", "https://example.com/a")], None)
+        .await;
     drop(s);
     watcher.assert_quiet(Duration::from_millis(300)).await;
     hub.herald
