@@ -93,6 +93,9 @@ impl ActiveSubscription {
 
 type Key = (MatcherType, Arc<str>);
 
+/// A queued subscription event: the subscription and whether it is active.
+type Event = (Arc<ActiveSubscription>, bool);
+
 #[derive(Default)]
 struct Shard {
     /// (match type, match) → subscriber → subscription.
@@ -105,8 +108,8 @@ pub struct Presence {
     /// Sharded by subscriber, so connects and disconnects spread over the locks.
     shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
-    events: mpsc::UnboundedSender<(Arc<ActiveSubscription>, bool)>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<(Arc<ActiveSubscription>, bool)>>>,
+    events: mpsc::UnboundedSender<Event>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     log: Arc<dyn Log>,
     started: OnceLock<()>,
 }
@@ -340,10 +343,7 @@ impl Membership {
 /// Appends queued subscription events to the log, in batches. Two events of
 /// one subscription are never in flight together, so their log order is the
 /// order they were queued in.
-async fn publish_events(
-    mut receiver: mpsc::UnboundedReceiver<(Arc<ActiveSubscription>, bool)>,
-    log: Arc<dyn Log>,
-) {
+async fn publish_events(mut receiver: mpsc::UnboundedReceiver<Event>, log: Arc<dyn Log>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let mut pending = std::mem::take(&mut batch);
