@@ -115,7 +115,8 @@ impl Herald {
     }
 
     /// The hub's routes: the hub URL's path (subscribe with `GET`/`QUERY`,
-    /// publish with `POST`) and the protected resource metadata. Mount them
+    /// publish with `POST`), the protected resource metadata and, when active
+    /// subscriptions are on, the subscription API. Mount them
     /// in an application's own router with `merge`.
     pub fn router(&self) -> Router {
         let hub_path = self.hub().url().path().to_owned();
