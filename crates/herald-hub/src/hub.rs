@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use url::Url;
 
 use crate::log::{Dispatch, Log, MemoryLog};
+use crate::presence::Presence;
 use crate::registry::{Registry, RegistryStats};
 use crate::subscription::{Resume, Subscription};
 use crate::{
@@ -35,9 +36,17 @@ pub struct HubBuilder {
     update_limits: UpdateLimits,
     matcher_limits: MatcherLimits,
     id_scheme: IdScheme,
+    subscriptions: bool,
 }
 
 impl HubBuilder {
+    /// Turns on active subscriptions: the index behind the subscription API
+    /// and the subscription events (default off).
+    pub fn subscriptions(mut self, enabled: bool) -> Self {
+        self.subscriptions = enabled;
+        self
+    }
+
     /// Uses this log instead of the default in-memory one.
     pub fn log(mut self, log: Arc<dyn Log>) -> Self {
         self.log = Some(log);
@@ -89,9 +98,14 @@ impl HubBuilder {
             .unwrap_or_else(|| Arc::new(MemoryLog::new(self.memory_log_capacity)));
         registry.start_after(log.head());
         log.attach(Arc::clone(&registry) as Arc<dyn Dispatch>);
+        let namespace = Namespace::new(self.hub_url.clone());
+        let presence = self
+            .subscriptions
+            .then(|| Presence::new(namespace.path(), self.shards, Arc::clone(&log)));
         Hub {
             inner: Arc::new(Inner {
-                namespace: Namespace::new(self.hub_url.clone()),
+                presence,
+                namespace,
                 matchers: Matchers::new(self.hub_url, self.matcher_limits),
                 registry,
                 log,
@@ -124,6 +138,7 @@ pub struct Hub {
 }
 
 struct Inner {
+    presence: Option<Arc<Presence>>,
     namespace: Namespace,
     matchers: Matchers,
     registry: Arc<Registry>,
@@ -154,6 +169,7 @@ impl Hub {
             update_limits: UpdateLimits::default(),
             matcher_limits: MatcherLimits::default(),
             id_scheme: IdScheme::default(),
+            subscriptions: false,
         }
     }
 
@@ -238,17 +254,63 @@ impl Hub {
         grants: Arc<Grants>,
         resume: Resume,
     ) -> Result<Subscription, HubError> {
+        let typed = matchers
+            .into_iter()
+            .map(|m| (m.matcher_type(), m))
+            .collect();
+        self.subscribe_typed(typed, grants, resume).await
+    }
+
+    /// Like [`Hub::subscribe`], with each matcher's type as the subscriber
+    /// wrote it (`match_urlpattern=*` is a `urlpattern` subscription even
+    /// though `*` matches everything): the type named in subscription events.
+    pub async fn subscribe_typed(
+        &self,
+        matchers: Vec<(MatcherType, Matcher)>,
+        grants: Arc<Grants>,
+        resume: Resume,
+    ) -> Result<Subscription, HubError> {
+        let plain: Vec<Matcher> = matchers.iter().map(|(_, m)| m.clone()).collect();
         let registration = self
             .inner
             .registry
-            .register(matchers.clone(), Arc::clone(&grants));
-        Subscription::start(
+            .register(plain.clone(), Arc::clone(&grants));
+        let state = Arc::clone(registration.state());
+        let mut subscription = Subscription::start(
             registration,
-            matchers,
-            grants,
+            plain,
+            Arc::clone(&grants),
             Arc::clone(&self.inner.log),
             resume,
         )
-        .await
+        .await?;
+        if let Some(presence) = &self.inner.presence {
+            let membership = presence.join(&matchers, &grants);
+            let on_slow = Arc::clone(&membership);
+            state.on_slow(Box::new(move || on_slow.end()));
+            subscription.set_membership(membership);
+        }
+        Ok(subscription)
+    }
+
+    /// The index of active subscriptions, when they are turned on.
+    pub fn presence(&self) -> Option<&Arc<Presence>> {
+        self.inner.presence.as_ref()
+    }
+
+    /// The id of the last update dispatched to subscribers, or `earliest`
+    /// when there is none (or it is no longer retained): the reconciliation
+    /// cursor of the subscription API.
+    pub async fn last_event_id(&self) -> Result<String, HubError> {
+        let position = self.inner.registry.last_dispatched();
+        if position == 0 {
+            return Ok("earliest".to_owned());
+        }
+        Ok(self
+            .inner
+            .log
+            .id_before(position + 1)
+            .await?
+            .unwrap_or_else(|| "earliest".to_owned()))
     }
 }

@@ -10,6 +10,8 @@
 //! - [`Log`] and [`MemoryLog`]: the ordered, position-indexed log.
 //! - [`Registry`]: connected subscribers, indexed by topic and pattern, sharded.
 //! - [`Subscription`]: replay from the log, then live updates, without gap or duplicate.
+//! - [`Presence`]: the index of active subscriptions and the subscription
+//!   events published when one starts or ends (optional).
 //! - [`Hub`]: ties them together; what an application embeds.
 
 mod entry;
@@ -19,6 +21,7 @@ mod hub;
 mod log;
 mod matcher;
 mod namespace;
+mod presence;
 mod registry;
 mod subscription;
 pub mod text;
@@ -31,6 +34,7 @@ pub use hub::{Hub, HubBuilder, IdScheme};
 pub use log::{Dispatch, Log, LogStats, MemoryLog};
 pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern};
 pub use namespace::Namespace;
+pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
 pub use registry::{Registration, Registry, RegistryStats, SubscriberState};
 pub use subscription::{Resume, Subscription};
 pub use update::{Update, UpdateLimits, parse_retry};

@@ -8,8 +8,8 @@
 //! log before draining the queue is gap-free and duplicate-free.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -59,6 +59,8 @@ pub struct Registry {
     next_id: AtomicU64,
     queue_capacity: usize,
     stats: RegistryStats,
+    /// The position of the last entry dispatched to every shard.
+    last_dispatched: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -90,15 +92,40 @@ struct Slot {
 }
 
 /// State shared between a subscriber's registry slot and its connection.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SubscriberState {
     slow: AtomicBool,
+    /// Run once when the registry drops the subscriber for being too slow,
+    /// after the shard lock is released (ends its active subscriptions).
+    on_slow: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for SubscriberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriberState")
+            .field("slow", &self.slow)
+            .finish()
+    }
 }
 
 impl SubscriberState {
     /// Whether the registry dropped this subscriber for not keeping up.
     pub fn was_too_slow(&self) -> bool {
         self.slow.load(Ordering::Acquire)
+    }
+
+    /// Sets what to run when the registry drops this subscriber for being too
+    /// slow. Runs it at once if that already happened.
+    pub(crate) fn on_slow(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        if self.on_slow.set(hook).is_ok() && self.was_too_slow() {
+            self.fire();
+        }
+    }
+
+    fn fire(&self) {
+        if let Some(hook) = self.on_slow.get() {
+            hook();
+        }
     }
 }
 
@@ -139,6 +166,11 @@ impl Registration {
             .replayed
             .fetch_add(entries as u64, Ordering::Relaxed);
     }
+
+    /// The state shared with the registry.
+    pub(crate) fn state(&self) -> &Arc<SubscriberState> {
+        &self.state
+    }
 }
 
 impl Drop for Registration {
@@ -158,6 +190,7 @@ impl Registry {
             next_id: AtomicU64::new(1),
             queue_capacity: queue_capacity.max(1),
             stats: RegistryStats::default(),
+            last_dispatched: AtomicU64::new(0),
         })
     }
 
@@ -168,11 +201,17 @@ impl Registry {
             let mut shard = shard.lock();
             shard.dispatched = shard.dispatched.max(position);
         }
+        self.last_dispatched.fetch_max(position, Ordering::AcqRel);
     }
 
     /// The registry's counters.
     pub fn stats(&self) -> &RegistryStats {
         &self.stats
+    }
+
+    /// The position of the last entry dispatched to every subscriber (0: none yet).
+    pub fn last_dispatched(&self) -> Position {
+        self.last_dispatched.load(Ordering::Acquire)
     }
 
     /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
@@ -274,7 +313,11 @@ impl Shard {
     /// Queues `entry` for every matching, authorized subscriber; returns how
     /// many received it, how many were dropped for being too slow, and how
     /// many were removed in all.
-    fn dispatch(&mut self, entry: &Arc<Entry>) -> (u64, u64, Vec<Arc<[Matcher]>>) {
+    fn dispatch(
+        &mut self,
+        entry: &Arc<Entry>,
+        slow_states: &mut Vec<Arc<SubscriberState>>,
+    ) -> (u64, u64, Vec<Arc<[Matcher]>>) {
         self.dispatched = entry.position();
         let mut candidates = std::mem::take(&mut self.scratch);
         candidates.clear();
@@ -319,6 +362,9 @@ impl Shard {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.state.slow.store(true, Ordering::Release);
+                    if slot.state.on_slow.get().is_some() {
+                        slow_states.push(Arc::clone(&slot.state));
+                    }
                     slow += 1;
                     self.scratch.push(id);
                 }
@@ -338,14 +384,21 @@ impl Shard {
 impl Dispatch for Registry {
     fn dispatch(&self, entry: &Arc<Entry>) {
         let (mut delivered, mut slow) = (0, 0);
+        let mut slow_states = Vec::new();
         for shard in self.shards.iter() {
-            let (d, s, removed) = shard.lock().dispatch(entry);
+            let (d, s, removed) = shard.lock().dispatch(entry, &mut slow_states);
             delivered += d;
             slow += s;
             for matchers in removed {
                 self.stats.connected.fetch_sub(1, Ordering::Relaxed);
                 self.stats.count_subscriptions(&matchers, false);
             }
+        }
+        self.last_dispatched
+            .store(entry.position(), Ordering::Release);
+        // Outside every shard lock.
+        for state in slow_states {
+            state.fire();
         }
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
         self.stats

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::log::Log;
+use crate::presence::Membership;
 use crate::registry::Registration;
 use crate::{Entry, Grants, HubError, Matcher, Position};
 
@@ -47,6 +48,16 @@ pub struct Subscription {
     /// older than the resume point.
     skip_through: Position,
     resumed_after: Option<String>,
+    /// This connection's entries in the index of active subscriptions.
+    membership: Option<Arc<Membership>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(membership) = &self.membership {
+            membership.end();
+        }
+    }
 }
 
 impl Subscription {
@@ -76,6 +87,7 @@ impl Subscription {
             buffered: VecDeque::new(),
             skip_through: after.max(joined_at),
             resumed_after,
+            membership: None,
         })
     }
 
@@ -83,6 +95,16 @@ impl Subscription {
     /// subscriber asked to resume: the id it resumes after, or `earliest`.
     pub fn resumed_after(&self) -> Option<&str> {
         self.resumed_after.as_deref()
+    }
+
+    pub(crate) fn set_membership(&mut self, membership: Arc<Membership>) {
+        self.membership = Some(membership);
+    }
+
+    /// The subscriber identifier of subscription events (`urn:uuid:…`), when
+    /// the hub tracks active subscriptions.
+    pub fn subscriber(&self) -> Option<&str> {
+        self.membership.as_deref().map(Membership::subscriber)
     }
 
     /// The hub-assigned subscriber number.

@@ -80,6 +80,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The admin listener: metrics and health.
     pub admin: AdminConfig,
+    /// Active subscriptions: subscription events and the subscription API.
+    pub subscriptions: SubscriptionsConfig,
 }
 
 /// `[admin]`.
@@ -88,6 +90,25 @@ pub struct Config {
 pub struct AdminConfig {
     /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`); off when unset.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[subscriptions]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Publish subscription events and serve the subscription API.
+    pub enabled: bool,
+    /// Most subscriptions in one page of a collection.
+    pub page_size: usize,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            page_size: Settings::default().subscriptions_page_size,
+        }
+    }
 }
 
 /// `[subscribers]`.
@@ -253,6 +274,7 @@ impl Default for Config {
             log: LogConfig::default(),
             admin: AdminConfig::default(),
             tls: TlsConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
         }
     }
 }
@@ -431,6 +453,7 @@ impl Config {
         let hub = Hub::builder(self.hub_url())
             .log(log)
             .queue_capacity(self.subscribers.queue_capacity)
+            .subscriptions(self.subscriptions.enabled)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,
                 max_field_length: self.limits.max_field_length,
@@ -457,6 +480,7 @@ impl Config {
             },
             shutdown_timeout: self.shutdown_timeout,
             write_timeout: self.limits.write_timeout,
+            subscriptions_page_size: self.subscriptions.page_size.max(1),
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }

@@ -4,6 +4,7 @@
 //! - [`Herald`]: the edge's state (hub, token verifier, settings, limits) and
 //!   [`Herald::router`], the axum routes an application mounts.
 //! - `subscribe` and `publish`: the two uses of the hub URL.
+//! - `subscriptions`: the subscription API, when active subscriptions are on.
 //! - [`auth`]: the token in the `Authorization` header or the cookie, verified into grants.
 //! - [`metadata`]: protected resource metadata and `Link` header helpers.
 //! - [`error`]: every refusal, as a status, a `WWW-Authenticate` challenge or a problem document.
@@ -23,6 +24,7 @@ pub mod metrics;
 mod publish;
 mod settings;
 mod subscribe;
+mod subscriptions;
 pub mod tls;
 
 use std::future::Future;
@@ -155,17 +157,25 @@ impl Herald {
     }
 
     /// The hub's routes: the hub URL's path (subscribe with `GET`/`QUERY`,
-    /// publish with `POST`) and the protected resource metadata. Mount them
+    /// publish with `POST`), the protected resource metadata and, when active
+    /// subscriptions are on, the subscription API. Mount them
     /// in an application's own router with `merge`.
     pub fn router(&self) -> Router {
         let hub_path = self.hub().url().path().to_owned();
-        let router = Router::new()
-            .route(&hub_path, any(hub_endpoint))
-            .route(
-                &metadata::metadata_path(self.hub().url()),
-                get(metadata_endpoint),
-            )
-            .with_state(self.clone());
+        let mut router = Router::new().route(&hub_path, any(hub_endpoint)).route(
+            &metadata::metadata_path(self.hub().url()),
+            get(metadata_endpoint),
+        );
+        if let Some(presence) = self.hub().presence() {
+            let collection = presence.collection_path().to_owned();
+            router = router
+                .route(&collection, any(subscriptions_endpoint))
+                .route(
+                    &format!("{collection}/{{*rest}}"),
+                    any(subscriptions_endpoint),
+                );
+        }
+        let router = router.with_state(self.clone());
         let router = match self.cors() {
             Some(cors) => router.layer(cors),
             None => router,
@@ -207,11 +217,13 @@ impl Herald {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::CACHE_CONTROL,
+                    header::IF_NONE_MATCH,
                     HeaderName::from_static("last-event-id"),
                 ])
                 .expose_headers([
                     HeaderName::from_static("mercure-last-event-id"),
                     header::LINK,
+                    header::ETAG,
                     header::WWW_AUTHENTICATE,
                 ]),
         )
@@ -306,6 +318,19 @@ async fn ready_endpoint(State(herald): State<Herald>) -> Response {
         )
             .into_response(),
     }
+}
+
+async fn subscriptions_endpoint(State(herald): State<Herald>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    subscriptions::endpoint(
+        &herald,
+        &parts.method,
+        &parts.headers,
+        parts.uri.path(),
+        parts.uri.query(),
+    )
+    .await
+    .unwrap_or_else(|error| herald.error(error))
 }
 
 async fn metadata_endpoint(State(herald): State<Herald>) -> Response {

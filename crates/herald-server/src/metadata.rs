@@ -33,6 +33,9 @@ pub(crate) async fn document(herald: &Herald) -> Response {
         "mercure_cookie": herald.auth().cookie_name(),
         "mercure_matcher_types_supported": ["exact", "urlpattern"],
     });
+    if herald.hub().presence().is_some() {
+        doc["mercure_subscriptions"] = serde_json::json!(true);
+    }
     if !herald.authorization_servers().is_empty() {
         doc["authorization_servers"] = serde_json::json!(herald.authorization_servers());
     }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// A connection whose writes make no progress this long is closed.
     pub write_timeout: Duration,
+    /// Most subscriptions in one page of a subscription API collection.
+    pub subscriptions_page_size: usize,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            subscriptions_page_size: 1000,
         }
     }
 }

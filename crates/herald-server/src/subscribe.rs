@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 /// The parsed subscription request.
 struct Request {
-    matchers: Vec<herald_hub::Matcher>,
+    /// Each matcher with the type its parameter named.
+    matchers: Vec<(MatcherType, herald_hub::Matcher)>,
     last_event_id: Option<String>,
 }
 
@@ -52,7 +53,7 @@ pub(crate) async fn subscribe(
     let resume = Resume::from_last_event_id(request.last_event_id.as_deref());
     let subscription = herald
         .hub()
-        .subscribe(request.matchers, client.grants, resume)
+        .subscribe_typed(request.matchers, client.grants, resume)
         .await?;
 
     let mut response = Response::builder()
@@ -134,7 +135,10 @@ fn parse(
                 herald.settings().max_matchers
             )));
         }
-        matchers.push(herald.hub().matcher(name, matcher_type, value)?);
+        matchers.push((
+            matcher_type,
+            herald.hub().matcher(name, matcher_type, value)?,
+        ));
     }
     if matchers.is_empty() {
         return Err(ServerError::BadRequest(

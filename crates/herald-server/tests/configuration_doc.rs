@@ -112,6 +112,14 @@ fn documented_defaults_match_the_code() {
         ("log.dir", config.log.dir.display().to_string()),
         ("log.durability", config.log.durability.clone()),
         ("auth.cookie_name", config.auth.cookie_name.clone()),
+        (
+            "subscriptions.enabled",
+            config.subscriptions.enabled.to_string(),
+        ),
+        (
+            "subscriptions.page_size",
+            config.subscriptions.page_size.to_string(),
+        ),
     ] {
         let row = format!("| `{key}` | `{value}` |");
         assert!(

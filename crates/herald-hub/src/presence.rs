@@ -1,0 +1,431 @@
+//! Active subscriptions ("presence"): the index of who is subscribed to what,
+//! and the subscription events the hub publishes when that changes.
+//!
+//! Every matcher of a connection is one subscription, named by the topic
+//! `{hub path}/subscriptions/{match_type}/{match}/{subscriber}` where each
+//! variable is percent-encoded once (RFC 6570 simple expansion) and the
+//! subscriber is a random `urn:uuid:` generated per connection.
+//!
+//! Ordering, which the subscription API relies on:
+//! - a subscription enters the index, *then* its `active` event is queued;
+//! - it leaves the index, *then* its inactive event is queued;
+//! - the API reads the log's last id, *then* takes its snapshot of the index.
+//!
+//! So every change the snapshot does not show has its event after that id, and
+//! a client that replays from it and applies the events in log order converges
+//! on the true set. Events are appended by one background task, off the
+//! dispatch path and outside every registry lock; within a batch, two events
+//! of the same subscription are never appended concurrently, so `active`
+//! always precedes its inactive event in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::sync::mpsc;
+
+use crate::log::Log;
+use crate::{Entry, Grants, Matcher, MatcherType, Update};
+
+/// Characters RFC 6570 simple expansion leaves alone: the unreserved set.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `value` once, as a whole (a `%` in it becomes `%25`).
+pub fn encode_variable(value: &str) -> String {
+    utf8_percent_encode(value, UNRESERVED).to_string()
+}
+
+/// How many queued events the publishing task appends at once; it yields to
+/// the runtime between batches so that a storm of connections does not hold a
+/// worker thread for long stretches.
+const BATCH: usize = 64;
+
+/// One active subscription: one matcher of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSubscription {
+    /// The topic (and `id`) of this subscription, relative to the hub's origin.
+    pub topic: Box<str>,
+    /// The matcher type as the subscriber wrote it.
+    pub match_type: MatcherType,
+    /// The matcher as the subscriber wrote it.
+    pub matcher: Arc<str>,
+    /// The hub-generated subscriber identifier, shared by the connection's subscriptions.
+    pub subscriber: Arc<str>,
+    /// The `payload` of the first `subscribe` grant matching the matcher, as JSON.
+    pub payload: Option<Arc<str>>,
+}
+
+impl ActiveSubscription {
+    /// The subscription document of the spec, with `active` as given.
+    pub fn document(&self, active: bool) -> String {
+        let mut out = String::with_capacity(self.topic.len() * 2 + 128);
+        self.write_document(&mut out, active);
+        out
+    }
+
+    /// Appends the subscription document to `out`.
+    pub fn write_document(&self, out: &mut String, active: bool) {
+        let json = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+        let _ = write!(
+            out,
+            "{{\"id\":{},\"type\":\"subscription\",\"match_type\":\"{}\",\"match\":{},\"subscriber\":{},\"active\":{}",
+            json(&self.topic),
+            self.match_type.name(),
+            json(&self.matcher),
+            json(&self.subscriber),
+            active
+        );
+        if let Some(payload) = &self.payload {
+            out.push_str(",\"payload\":");
+            out.push_str(payload);
+        }
+        out.push('}');
+    }
+}
+
+type Key = (MatcherType, Arc<str>);
+
+/// A queued subscription event: the subscription and whether it is active.
+type Event = (Arc<ActiveSubscription>, bool);
+
+#[derive(Default)]
+struct Shard {
+    /// (match type, match) → subscriber → subscription.
+    by_matcher: HashMap<Key, HashMap<Arc<str>, Arc<ActiveSubscription>>>,
+}
+
+/// The index of active subscriptions and the queue of subscription events.
+pub struct Presence {
+    prefix: String,
+    /// Sharded by subscriber, so connects and disconnects spread over the locks.
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::collections::hash_map::RandomState,
+    events: mpsc::UnboundedSender<Event>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    log: Arc<dyn Log>,
+    started: OnceLock<()>,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Presence {
+    pub(crate) fn new(namespace_path: &str, shards: usize, log: Arc<dyn Log>) -> Arc<Self> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        Arc::new(Self {
+            prefix: format!("{namespace_path}/subscriptions"),
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            events,
+            receiver: Mutex::new(Some(receiver)),
+            log,
+            started: OnceLock::new(),
+        })
+    }
+
+    /// The path of the subscription collection, e.g. `/.well-known/mercure/subscriptions`.
+    pub fn collection_path(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The topic of the subscriptions of one matcher (the per-matcher collection).
+    pub fn matcher_topic(&self, match_type: MatcherType, matcher: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.prefix,
+            match_type.name(),
+            encode_variable(matcher)
+        )
+    }
+
+    /// The topic of one subscription.
+    pub fn subscription_topic(
+        &self,
+        match_type: MatcherType,
+        matcher: &str,
+        subscriber: &str,
+    ) -> String {
+        format!(
+            "{}/{}",
+            self.matcher_topic(match_type, matcher),
+            encode_variable(subscriber)
+        )
+    }
+
+    fn shard(&self, subscriber: &str) -> &Mutex<Shard> {
+        let index = usize::try_from(self.hasher.hash_one(subscriber)).unwrap_or(0);
+        &self.shards[index % self.shards.len()]
+    }
+
+    /// Starts the publishing task on the current runtime, once.
+    fn start(&self) {
+        self.started.get_or_init(|| {
+            if let Some(receiver) = self.receiver.lock().take() {
+                tokio::spawn(publish_events(receiver, Arc::clone(&self.log)));
+            }
+        });
+    }
+
+    /// Adds the subscriptions of one connection to the index and queues their
+    /// `active` events. Identical (type, matcher) pairs are one subscription.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        matchers: &[(MatcherType, Matcher)],
+        grants: &Grants,
+    ) -> Arc<Membership> {
+        self.start();
+        let subscriber: Arc<str> = format!("urn:uuid:{}", uuid::Uuid::new_v4()).into();
+        let mut seen = HashSet::new();
+        let mut records = Vec::with_capacity(matchers.len());
+        for (match_type, matcher) in matchers {
+            let source = matcher.source();
+            if !seen.insert((*match_type, source)) {
+                continue;
+            }
+            records.push(Arc::new(ActiveSubscription {
+                topic: self
+                    .subscription_topic(*match_type, source, &subscriber)
+                    .into(),
+                match_type: *match_type,
+                matcher: source.into(),
+                subscriber: Arc::clone(&subscriber),
+                payload: grants.payload_for(source).cloned(),
+            }));
+        }
+        {
+            let mut shard = self.shard(&subscriber).lock();
+            for record in &records {
+                shard
+                    .by_matcher
+                    .entry((record.match_type, Arc::clone(&record.matcher)))
+                    .or_default()
+                    .insert(Arc::clone(&subscriber), Arc::clone(record));
+            }
+        }
+        // In the index first, then the event: see the module documentation.
+        for record in &records {
+            let _ = self.events.send((Arc::clone(record), true));
+        }
+        Arc::new(Membership {
+            presence: Arc::clone(self),
+            subscriber,
+            records: Mutex::new(Some(records)),
+        })
+    }
+
+    /// Every active subscription, in no particular order.
+    pub fn all(&self) -> Vec<Arc<ActiveSubscription>> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            for subscribers in shard.by_matcher.values() {
+                out.extend(subscribers.values().cloned());
+            }
+        }
+        out
+    }
+
+    /// The active subscriptions of one matcher, in no particular order.
+    pub fn of_matcher(
+        &self,
+        match_type: MatcherType,
+        matcher: &str,
+    ) -> Vec<Arc<ActiveSubscription>> {
+        let key: Key = (match_type, matcher.into());
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            if let Some(subscribers) = shard.lock().by_matcher.get(&key) {
+                out.extend(subscribers.values().cloned());
+            }
+        }
+        out
+    }
+
+    /// One active subscription.
+    pub fn get(
+        &self,
+        match_type: MatcherType,
+        matcher: &str,
+        subscriber: &str,
+    ) -> Option<Arc<ActiveSubscription>> {
+        let key: Key = (match_type, matcher.into());
+        self.shard(subscriber)
+            .lock()
+            .by_matcher
+            .get(&key)
+            .and_then(|s| s.get(subscriber))
+            .cloned()
+    }
+
+    /// How many subscriptions are active.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .by_matcher
+                    .values()
+                    .map(HashMap::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Whether no subscription is active.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn leave(&self, subscriber: &Arc<str>, records: Vec<Arc<ActiveSubscription>>) {
+        {
+            let mut shard = self.shard(subscriber).lock();
+            for record in &records {
+                let key = (record.match_type, Arc::clone(&record.matcher));
+                if let Some(subscribers) = shard.by_matcher.get_mut(&key) {
+                    subscribers.remove(subscriber);
+                    if subscribers.is_empty() {
+                        shard.by_matcher.remove(&key);
+                    }
+                }
+            }
+        }
+        // Out of the index first, then the event.
+        for record in records {
+            let _ = self.events.send((record, false));
+        }
+    }
+}
+
+/// One connection's subscriptions in the index; they end (once) when the
+/// connection ends or the registry drops it for being too slow.
+pub struct Membership {
+    presence: Arc<Presence>,
+    subscriber: Arc<str>,
+    records: Mutex<Option<Vec<Arc<ActiveSubscription>>>>,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("subscriber", &self.subscriber)
+            .finish()
+    }
+}
+
+impl Membership {
+    /// The hub-generated subscriber identifier.
+    pub fn subscriber(&self) -> &str {
+        &self.subscriber
+    }
+
+    /// Ends every subscription of the connection; later calls do nothing.
+    pub fn end(&self) {
+        let records = self.records.lock().take();
+        if let Some(records) = records {
+            self.presence.leave(&self.subscriber, records);
+        }
+    }
+}
+
+/// Appends queued subscription events to the log, in batches. Two events of
+/// one subscription are never in flight together, so their log order is the
+/// order they were queued in.
+async fn publish_events(mut receiver: mpsc::UnboundedReceiver<Event>, log: Arc<dyn Log>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pending = std::mem::take(&mut batch);
+        while !pending.is_empty() {
+            let mut in_flight: HashSet<usize> = HashSet::new();
+            let mut later = Vec::new();
+            let mut appends = Vec::with_capacity(pending.len());
+            for (record, active) in pending {
+                if !in_flight.insert(Arc::as_ptr(&record) as usize) {
+                    later.push((record, active));
+                    continue;
+                }
+                match event_entry(&record, active) {
+                    Ok(entry) => appends.push(log.append(entry)),
+                    Err(error) => {
+                        tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
+                    }
+                }
+            }
+            for result in futures_util::future::join_all(appends).await {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "cannot append a subscription event");
+                }
+            }
+            pending = later;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+fn event_entry(record: &ActiveSubscription, active: bool) -> Result<Entry, crate::HubError> {
+    let update = Update {
+        topics: vec![record.topic.to_string()],
+        data: record.document(active),
+        id: None,
+        event_type: Some("mercure".to_owned()),
+        retry: None,
+        private: true,
+    };
+    let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+    Entry::encode(update, id, SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_encoded_exactly_once() {
+        assert_eq!(
+            encode_variable("https://example.com/:selector"),
+            "https%3A%2F%2Fexample.com%2F%3Aselector"
+        );
+        assert_eq!(
+            encode_variable("urn:uuid:bb3de268-05b0-4c65-b44e-8f9acefc29d6"),
+            "urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6"
+        );
+        assert_eq!(encode_variable("a%2Fb c?d#e"), "a%252Fb%20c%3Fd%23e");
+        assert_eq!(encode_variable("é~_."), "%C3%A9~_.");
+    }
+
+    #[test]
+    fn the_document_has_every_field_of_the_spec() {
+        let record = ActiveSubscription {
+            topic: "/.well-known/mercure/subscriptions/exact/a/urn%3Ax".into(),
+            match_type: MatcherType::Exact,
+            matcher: "a".into(),
+            subscriber: "urn:x".into(),
+            payload: Some("{\"foo\":\"bar\"}".into()),
+        };
+        let doc: serde_json::Value = serde_json::from_str(&record.document(false)).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "id": "/.well-known/mercure/subscriptions/exact/a/urn%3Ax",
+                "type": "subscription",
+                "match_type": "exact",
+                "match": "a",
+                "subscriber": "urn:x",
+                "active": false,
+                "payload": {"foo": "bar"},
+            })
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The subscription API: `GET {hub path}/subscriptions[/{match_type}/{match}[/{subscriber}]]`.
+//!
+//! Every answer carries the reconciliation cursor in the `rel="mercure"` Link
+//! header. The cursor is read *before* the index is read, so replaying the log
+//! after it and applying the subscription events on top of the answer misses
+//! nothing (see `herald_hub::Presence`).
+//!
+//! Collections are sorted by subscription `id` and cut into pages of at most
+//! `Settings::subscriptions_page_size` subscriptions; a cut page has a `next`
+//! member, the URL of the following page (`?after={last id}`). See `docs/presence.md`.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herald_hub::{ActiveSubscription, MatcherType, Presence, encode_variable};
+use percent_encoding::percent_decode_str;
+
+use crate::error::{BearerError, ServerError};
+use crate::{Herald, form};
+
+/// What the request path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    All,
+    Matcher(MatcherType, String),
+    One(MatcherType, String, String),
+}
+
+pub(crate) async fn endpoint(
+    herald: &Herald,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response, ServerError> {
+    let Some(presence) = herald.hub().presence() else {
+        return Err(ServerError::NotFound);
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ServerError::MethodNotAllowed(method.to_string()));
+    }
+    let target = parse_path(presence, path).ok_or(ServerError::NotFound)?;
+    let topic = match &target {
+        Target::All => presence.collection_path().to_owned(),
+        Target::Matcher(t, m) => presence.matcher_topic(*t, m),
+        Target::One(t, m, s) => presence.subscription_topic(*t, m, s),
+    };
+    let Some(client) = herald.auth().authenticate(headers)? else {
+        return Err(ServerError::Bearer {
+            error: BearerError::Missing,
+            reason: "missing",
+            detail: "the subscription API requires an access token".into(),
+        });
+    };
+    if !client.grants.can_read(&[topic.as_str()]) {
+        return Err(ServerError::Bearer {
+            error: BearerError::InsufficientScope,
+            reason: "insufficient_scope",
+            detail: format!("the token grants no `subscribe` action on `{topic}`"),
+        });
+    }
+    let after = match query {
+        Some(q) => form::parse(q.as_bytes())
+            .map_err(ServerError::BadRequest)?
+            .into_iter()
+            .find(|(name, _)| name == "after")
+            .map(|(_, value)| value),
+        None => None,
+    };
+
+    // The cursor first, then the snapshot.
+    let cursor = herald.hub().last_event_id().await?;
+    let body = match target {
+        Target::One(t, m, s) => {
+            let found = presence.get(t, &m, &s).ok_or(ServerError::NotFound)?;
+            found.document(true)
+        }
+        Target::All => collection(
+            &topic,
+            presence.all(),
+            after.as_deref(),
+            herald.settings().subscriptions_page_size,
+        ),
+        Target::Matcher(t, m) => collection(
+            &topic,
+            presence.of_matcher(t, &m),
+            after.as_deref(),
+            herald.settings().subscriptions_page_size,
+        ),
+    };
+    Ok(respond(herald, headers, &cursor, body))
+}
+
+/// Parses the path below the hub path; `None` for anything that names no resource.
+fn parse_path(presence: &Presence, path: &str) -> Option<Target> {
+    let rest = path.strip_prefix(presence.collection_path())?;
+    if rest.is_empty() {
+        return Some(Target::All);
+    }
+    let rest = rest.strip_prefix('/')?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let decode = |s: &str| -> Option<String> {
+        let decoded = percent_decode_str(s).decode_utf8().ok()?.into_owned();
+        (!decoded.is_empty()).then_some(decoded)
+    };
+    match segments.as_slice() {
+        [match_type, matcher] => Some(Target::Matcher(
+            MatcherType::from_name(&decode(match_type)?)?,
+            decode(matcher)?,
+        )),
+        [match_type, matcher, subscriber] => Some(Target::One(
+            MatcherType::from_name(&decode(match_type)?)?,
+            decode(matcher)?,
+            decode(subscriber)?,
+        )),
+        _ => None,
+    }
+}
+
+/// A collection document: the page of `subscriptions` after `after`, sorted by id.
+fn collection(
+    topic: &str,
+    mut subscriptions: Vec<Arc<ActiveSubscription>>,
+    after: Option<&str>,
+    page_size: usize,
+) -> String {
+    if let Some(after) = after {
+        subscriptions.retain(|s| &*s.topic > after);
+    }
+    let page_size = page_size.max(1);
+    let truncated = subscriptions.len() > page_size;
+    if truncated {
+        subscriptions.select_nth_unstable_by(page_size - 1, |a, b| a.topic.cmp(&b.topic));
+        subscriptions.truncate(page_size);
+    }
+    subscriptions.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
+    let id = match after {
+        Some(after) => format!("{topic}?after={}", encode_variable(after)),
+        None => topic.to_owned(),
+    };
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::with_capacity(64 + subscriptions.len() * 256);
+    out.push_str(&format!(
+        "{{\"id\":{},\"type\":\"subscriptions\",\"subscriptions\":[",
+        json(&id)
+    ));
+    for (i, subscription) in subscriptions.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        subscription.write_document(&mut out, true);
+    }
+    out.push(']');
+    if truncated && let Some(last) = subscriptions.last() {
+        let next = format!("{topic}?after={}", encode_variable(&last.topic));
+        out.push_str(&format!(",\"next\":{}", json(&next)));
+    }
+    out.push('}');
+    out
+}
+
+fn respond(herald: &Herald, headers: &HeaderMap, cursor: &str, body: String) -> Response {
+    let mut hasher = DefaultHasher::new();
+    cursor.hash(&mut hasher);
+    body.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let link = format!(
+        "<{}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
+        herald.hub().url(),
+        quote(cursor)
+    );
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&link) {
+        h.insert(header::LINK, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, value);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("must-revalidate"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence() -> Arc<Presence> {
+        herald_hub::Hub::builder(
+            "https://hub.example.com/.well-known/mercure"
+                .parse()
+                .unwrap(),
+        )
+        .subscriptions(true)
+        .build()
+        .presence()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn paths_name_the_three_resources() {
+        let p = presence();
+        let base = "/.well-known/mercure/subscriptions";
+        assert_eq!(parse_path(&p, base), Some(Target::All));
+        assert_eq!(
+            parse_path(
+                &p,
+                &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b")
+            ),
+            Some(Target::Matcher(
+                MatcherType::Exact,
+                "https://example.com/a b".into()
+            ))
+        );
+        assert_eq!(
+            parse_path(
+                &p,
+                &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1")
+            ),
+            Some(Target::One(
+                MatcherType::UrlPattern,
+                "/x/:id".into(),
+                "urn:uuid:1".into()
+            ))
+        );
+        for bad in [
+            format!("{base}/"),
+            format!("{base}/exact"),
+            format!("{base}/regex/a"),
+            format!("{base}/exact//s"),
+            format!("{base}/exact/a/b/c"),
+            format!("{base}x"),
+            format!("{base}/exact/%FF"),
+        ] {
+            assert_eq!(parse_path(&p, &bad), None, "{bad}");
+        }
+    }
+}
