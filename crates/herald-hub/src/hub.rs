@@ -87,6 +87,7 @@ impl HubBuilder {
         let log = self
             .log
             .unwrap_or_else(|| Arc::new(MemoryLog::new(self.memory_log_capacity)));
+        registry.start_after(log.last_position());
         log.attach(Arc::clone(&registry) as Arc<dyn Dispatch>);
         Hub {
             inner: Arc::new(Inner {

@@ -25,6 +25,12 @@ pub trait Log: Send + Sync + 'static {
     /// Called once, before the first append.
     fn attach(&self, target: Arc<dyn Dispatch>);
 
+    /// The position of the newest committed entry (0 when nothing was ever
+    /// appended). The hub starts dispatch there, so a subscriber that joins
+    /// before the first append of this process (e.g. after a restart of a
+    /// durable log) still replays what the log holds.
+    fn last_position(&self) -> Position;
+
     /// Appends an entry. Resolves once it is committed and dispatched, with the
     /// entry at its position.
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>>;
@@ -107,6 +113,10 @@ impl MemoryLog {
 impl Log for MemoryLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
         let _ = self.target.set(target);
+    }
+
+    fn last_position(&self) -> Position {
+        *self.sequencer.lock()
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {

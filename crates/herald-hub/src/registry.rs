@@ -128,6 +128,16 @@ impl Registry {
         })
     }
 
+    /// Starts dispatch after `position`, the log's newest entry: subscribers
+    /// joining before the next dispatch replay up to it. Called once, before
+    /// the log is attached.
+    pub fn start_after(&self, position: Position) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            shard.dispatched = shard.dispatched.max(position);
+        }
+    }
+
     /// The registry's counters.
     pub fn stats(&self) -> &RegistryStats {
         &self.stats

@@ -96,6 +96,7 @@ type Reply = oneshot::Sender<Result<Arc<Entry>, HubError>>;
 /// The durable [`Log`].
 pub struct DurableLog {
     commits: Arc<AtomicU64>,
+    last_position: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -156,8 +157,10 @@ impl DurableLog {
         let target: Arc<OnceLock<Arc<dyn Dispatch>>> = Arc::new(OnceLock::new());
         let (sender, receiver) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
+        let last_position = Arc::new(AtomicU64::new(state.last_position));
         let committer = Committer {
             commits: Arc::clone(&commits),
+            last_position: Arc::clone(&last_position),
             db: Arc::clone(&db),
             path: path.clone(),
             target: Arc::clone(&target),
@@ -171,6 +174,7 @@ impl DurableLog {
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
             commits,
+            last_position,
             db,
             path,
             target,
@@ -228,6 +232,10 @@ impl Drop for DurableLog {
 impl Log for DurableLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
         let _ = self.target.set(target);
+    }
+
+    fn last_position(&self) -> Position {
+        self.last_position.load(Ordering::Acquire)
     }
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {
@@ -405,6 +413,7 @@ fn check_tail(db: &Database, path: &Path, last_position: Position) -> Result<(),
 
 struct Committer {
     commits: Arc<AtomicU64>,
+    last_position: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
     target: Arc<OnceLock<Arc<dyn Dispatch>>>,
@@ -480,6 +489,8 @@ impl Committer {
         match result {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
+                self.last_position
+                    .store(self.state.last_position, Ordering::Release);
                 if !strict && self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }

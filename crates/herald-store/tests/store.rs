@@ -88,6 +88,58 @@ async fn ids_and_order_continue_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_subscriber_replays_after_a_restart_before_any_new_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+        let hub = hub_on(Arc::clone(&log));
+        for id in ["one", "two", "three"] {
+            hub.publish(Update::new(TOPIC, id).with_id(id))
+                .await
+                .unwrap();
+        }
+        drop(hub);
+        log.close();
+    }
+    let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+    assert_eq!(log.last_position(), 3);
+    let hub = hub_on(Arc::clone(&log));
+    for (resume, expected) in [
+        (Resume::Earliest, &["one", "two", "three"][..]),
+        (Resume::After("one".into()), &["two", "three"][..]),
+    ] {
+        let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
+        let mut s = hub
+            .subscribe(vec![matcher], Grants::none(), resume.clone())
+            .await
+            .unwrap();
+        for id in expected {
+            let e = tokio::time::timeout(Duration::from_secs(5), s.next())
+                .await
+                .unwrap_or_else(|_| panic!("{resume:?}: {id} was not replayed"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(e.id(), *id);
+        }
+    }
+    // And the next publish still arrives live, once.
+    let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
+    let mut s = hub
+        .subscribe(vec![matcher], Grants::none(), Resume::After("three".into()))
+        .await
+        .unwrap();
+    hub.publish(Update::new(TOPIC, "4").with_id("four"))
+        .await
+        .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.id(), e.position()), ("four", 4));
+}
+
+#[tokio::test]
 async fn concurrent_appends_share_commits() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
