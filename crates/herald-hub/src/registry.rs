@@ -154,6 +154,11 @@ impl Registration {
         self.receiver.recv().await
     }
 
+    /// The next live entry if one is already queued; never waits.
+    pub fn try_recv(&mut self) -> Option<Arc<Entry>> {
+        self.receiver.try_recv().ok()
+    }
+
     /// Whether the registry dropped this subscriber for being too slow.
     pub fn was_too_slow(&self) -> bool {
         self.state.was_too_slow()

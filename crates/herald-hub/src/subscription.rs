@@ -125,6 +125,27 @@ impl Subscription {
             && (!entry.is_private() || self.grants.can_read(topics))
     }
 
+    /// The next entry if it is ready without waiting: a replayed entry already
+    /// read from the log, or a live entry already queued. Never reads the log;
+    /// `None` does not mean the end (call [`Subscription::next`] for that).
+    ///
+    /// A connection writer drains these after [`Subscription::next`] to send
+    /// a backlog in one write instead of one write per entry.
+    pub fn next_ready(&mut self) -> Option<Arc<Entry>> {
+        if let Some(entry) = self.buffered.pop_front() {
+            return Some(entry);
+        }
+        if self.replay.is_some() {
+            return None;
+        }
+        while let Some(entry) = self.registration.try_recv() {
+            if entry.position() > self.skip_through {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
     /// The next entry, or `Ok(None)` when the hub ended the subscription.
     ///
     /// Cancel-safe: dropping the future loses nothing.

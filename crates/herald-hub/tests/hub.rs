@@ -319,3 +319,34 @@ async fn urlpattern_and_wildcard_subscriptions_receive_once() {
         "1 was delivered once despite three matchers"
     );
 }
+
+#[tokio::test]
+async fn next_ready_drains_what_is_ready_without_waiting_in_order() {
+    let hub = hub();
+    for id in ["a", "b", "c"] {
+        hub.publish(Update::new(TOPIC, id).with_id(id))
+            .await
+            .unwrap();
+    }
+    let mut s = subscribe(&hub, TOPIC, Grants::none(), Resume::After("a".into())).await;
+    assert!(s.next_ready().is_none(), "nothing is read before next()");
+    assert_eq!(next_id(&mut s).await, "b");
+    assert_eq!(
+        s.next_ready().unwrap().id(),
+        "c",
+        "the rest of the replay batch"
+    );
+    assert!(s.next_ready().is_none());
+    for id in ["d", "e"] {
+        hub.publish(Update::new(TOPIC, id).with_id(id))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.next_ready().unwrap().id(), "d", "queued live entries");
+    assert_eq!(s.next_ready().unwrap().id(), "e");
+    assert!(s.next_ready().is_none());
+    hub.publish(Update::new(TOPIC, "f").with_id("f"))
+        .await
+        .unwrap();
+    assert_eq!(next_id(&mut s).await, "f");
+}

@@ -449,7 +449,16 @@ impl Config {
     /// [`Verifier::spawn_jwks_refresh`] on the returned verifier.
     pub fn build(&self) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
         self.validate()?;
-        let log = self.log.open()?;
+        self.build_with_log(self.log.open()?)
+    }
+
+    /// Builds the hub and its HTTP edge like [`Config::build`], on a log the
+    /// caller opened (and may keep a handle to, e.g. to read a
+    /// [`DurableLog`]'s counters); the `[log]` table is not used.
+    pub fn build_with_log(
+        &self,
+        log: Arc<dyn herald_hub::Log>,
+    ) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
         let hub = Hub::builder(self.hub_url())
             .log(log)
             .queue_capacity(self.subscribers.queue_capacity)

@@ -2,13 +2,14 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
-use bytes::Bytes;
-use herald_hub::{MatcherType, Resume, Subscription};
+use bytes::{Bytes, BytesMut};
+use herald_hub::{Entry, MatcherType, Resume, Subscription};
 use herald_sse::encode::KEEP_ALIVE;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,6 @@ use crate::error::{BearerError, ServerError};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
 use crate::{Herald, form};
-use std::sync::Arc;
 
 /// The parsed subscription request.
 struct Request {
@@ -203,6 +203,9 @@ fn reconnect_hint(subscriber: u64) -> Bytes {
     frame.freeze()
 }
 
+/// The most bytes of ready entries coalesced into one body chunk (one write).
+const MAX_CHUNK: usize = 64 * 1024;
+
 /// Writes a subscription to the wire: entries, keep-alives, and the close.
 struct EventStream {
     subscription: Subscription,
@@ -248,6 +251,26 @@ impl Drop for EventStream {
 }
 
 impl EventStream {
+    /// `first`'s frame, followed by the frames of every entry already ready
+    /// (a replay batch, a queued backlog) up to [`MAX_CHUNK`] bytes: one body
+    /// chunk and one write for many events. A lone entry's shared frame is
+    /// sent as is, without a copy.
+    fn coalesce(&mut self, first: &Arc<Entry>) -> Bytes {
+        let Some(second) = self.subscription.next_ready() else {
+            return first.frame().clone();
+        };
+        let mut chunk = BytesMut::with_capacity(MAX_CHUNK);
+        chunk.extend_from_slice(first.frame());
+        chunk.extend_from_slice(second.frame());
+        while chunk.len() < MAX_CHUNK {
+            let Some(entry) = self.subscription.next_ready() else {
+                break;
+            };
+            chunk.extend_from_slice(entry.frame());
+        }
+        chunk.freeze()
+    }
+
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(self, |mut s| async move {
             if s.closing {
@@ -277,8 +300,9 @@ impl EventStream {
                             .duration_since(entry.published_at())
                             .ok()
                             .map(|d| d.as_secs_f64());
-                        s.metrics.written(entry.frame().len(), since);
-                        Some((Ok(entry.frame().clone()), s))
+                        let chunk = s.coalesce(&entry);
+                        s.metrics.written(chunk.len(), since);
+                        Some((Ok(chunk), s))
                     }
                     Ok(None) => {
                         let reason = if s.subscription.was_too_slow() {
