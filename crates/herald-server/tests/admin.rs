@@ -272,3 +272,41 @@ async fn readyz_fails_when_the_data_directory_is_not_writable() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn per_address_and_per_subject_refusals_are_counted_by_their_reason() {
+    let mut by_address = config();
+    by_address.limits.max_connections_per_address = 1;
+    let hub = start(by_address).await;
+    let url = admin(&hub.herald).await;
+    let _first = open(get(&hub, "match=*")).await;
+    assert_eq!(
+        send(get(&hub, "match=*")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let metrics = scrape(&url).await;
+    assert_eq!(
+        value(
+            &metrics,
+            "herald_connections_refused_total{reason=\"address\"}"
+        ),
+        1.0
+    );
+
+    let mut by_subject = config();
+    by_subject.limits.max_connections_per_subject = 1;
+    let hub = start(by_subject).await;
+    let url = admin(&hub.herald).await;
+    let token = hub.token().subscribe(&["*"]).subject("alice").sign();
+    let _first = open(get(&hub, "match=*").bearer_auth(&token)).await;
+    let refused = send(get(&hub, "match=*").bearer_auth(&token)).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let metrics = scrape(&url).await;
+    assert_eq!(
+        value(
+            &metrics,
+            "herald_connections_refused_total{reason=\"subject\"}"
+        ),
+        1.0
+    );
+}
