@@ -71,7 +71,7 @@ async fn sends_the_eventsource_headers_and_yields_open_with_the_response_headers
     assert_eq!(conn.request.header("authorization"), Some("Bearer abc"));
     assert_eq!(conn.request.header_values("x-twice"), ["1", "2"]);
 
-    conn.open_stream("Mercure-Last-Event-ID: urn:uuid:7\r\n")
+    conn.open_stream_with("Mercure-Last-Event-ID: urn:uuid:7\r\n")
         .await;
     let (item, mut source) = open.await.expect("task");
     match item {
@@ -110,7 +110,7 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
     assert_eq!(first.request.method, "QUERY");
     assert_eq!(first.request.body, b"match=a");
     assert_eq!(first.request.header("last-event-id"), None);
-    first.open_stream("").await;
+    first.open_stream().await;
     first
         .write(b"id: 1\ndata: one\n\nid: 2\ndata: unfinished")
         .await;
@@ -124,7 +124,7 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(second.request.header("last-event-id"), Some("1"));
-    second.open_stream("").await;
+    second.open_stream().await;
     second
         .write(b"data: no id of its own\n\n:comment\nid: 3\ndata: three\n\n")
         .await;
@@ -171,13 +171,13 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
         first.request.header("last-event-id"),
         Some("from-the-builder")
     );
-    first.open_stream("").await;
+    first.open_stream().await;
     first
         .write(b"id: a\ndata: ok\n\ndata: 0123456789abcdefghij\n\n")
         .await;
     let mut second = server.accept().await;
     assert_eq!(second.request.header("last-event-id"), Some("a"));
-    second.open_stream("").await;
+    second.open_stream().await;
     second.write(b"data: ok again\n\n").await;
 
     let items = tokio::time::timeout(WAIT, reader)
