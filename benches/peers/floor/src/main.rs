@@ -4,20 +4,28 @@
 //! response head (no chunking: the body runs until the connection closes)
 //! and joins those topics. A `POST` form `topic` + `data` is formatted once
 //! into `data: …\n\n`, appended to the pending bytes of every subscriber of
-//! the topic, and answered `200` (keep-alive). Pending bytes are written once
-//! per socket per loop turn, so frames that arrive while a socket is busy
-//! are coalesced into one write.
+//! the topic, and answered `200` (keep-alive) at once. Subscribers with
+//! pending bytes are written in FIFO slices of 256 sockets per loop turn,
+//! each socket everything it has in one write, and new requests are read
+//! between slices: frames published while a socket waits for its turn (or
+//! for the kernel to take more) are coalesced into its next write.
 //!
 //! Usage: `floor [ADDR]` (default `127.0.0.1:8082`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 const LISTENER: Token = Token(usize::MAX);
+/// Subscriber sockets written per loop turn before looking for new requests
+/// again: publishes are acknowledged between slices, and a socket still
+/// waiting for its turn gathers every frame published meanwhile into its
+/// one write.
+const WRITES_PER_TURN: usize = 256;
 /// A subscriber with this much unwritten is too slow and is dropped.
 const MAX_PENDING: usize = 4 << 20;
 /// The longest request head (and body) accepted.
@@ -43,8 +51,10 @@ struct Conn {
 struct Server {
     conns: Slab<Conn>,
     topics: HashMap<String, Vec<usize>>,
-    /// Connections with output to flush at the end of this turn.
-    dirty: Vec<usize>,
+    /// Subscribers with frames to write, in the order they got them.
+    dirty: VecDeque<usize>,
+    /// Connections with a response to write at the end of this turn.
+    urgent: Vec<usize>,
     next_id: u64,
 }
 
@@ -161,7 +171,7 @@ impl Server {
                         }
                         if !conn.queued {
                             conn.queued = true;
-                            self.dirty.push(sub);
+                            self.dirty.push_back(sub);
                         }
                         conn.output.extend_from_slice(&frame);
                         if conn.output.len() > MAX_PENDING {
@@ -189,7 +199,7 @@ impl Server {
     }
 
     fn respond(&mut self, key: usize, bytes: &[u8]) {
-        self.mark(key);
+        self.urgent.push(key);
         self.conns[key].output.extend_from_slice(bytes);
     }
 
@@ -199,7 +209,7 @@ impl Server {
             && !conn.queued
         {
             conn.queued = true;
-            self.dirty.push(key);
+            self.dirty.push_back(key);
         }
     }
 
@@ -268,7 +278,9 @@ fn main() -> io::Result<()> {
     let mut server = Server::default();
     let mut touched = Vec::new();
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        // Frames still to write: only look for new requests, don't wait.
+        let timeout = (!server.dirty.is_empty()).then_some(Duration::ZERO);
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -314,13 +326,21 @@ fn main() -> io::Result<()> {
             }
             touched.push(key);
         }
-        // One write per socket per turn: everything published this turn
-        // (and whatever was still pending) goes out together.
-        let dirty = std::mem::take(&mut server.dirty);
-        for &key in &dirty {
+        // Responses (publish acknowledgements, subscription heads) first.
+        let urgent = std::mem::take(&mut server.urgent);
+        for &key in &urgent {
             server.flush(poll.registry(), key);
         }
-        for key in dirty.into_iter().chain(touched.drain(..)) {
+        // Then a slice of the subscribers with frames, each in one write of
+        // everything it has pending.
+        let slice: Vec<usize> = {
+            let n = server.dirty.len().min(WRITES_PER_TURN);
+            server.dirty.drain(..n).collect()
+        };
+        for &key in &slice {
+            server.flush(poll.registry(), key);
+        }
+        for key in slice.into_iter().chain(urgent).chain(touched.drain(..)) {
             server.close_if_dead(poll.registry(), key);
         }
     }
