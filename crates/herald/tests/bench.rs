@@ -111,10 +111,24 @@ async fn connection(stream: TcpStream, hub: Arc<Hub>, script: Arc<Script>, chunk
             follow(reader.into_inner(), receiver, chunked).await;
             return;
         }
-        // A publish: decode the form, fan the event out as scripted, answer 200.
-        let form: HashMap<String, String> =
-            url::form_urlencoded::parse(&body).into_owned().collect();
-        let data = form.get("data").expect("a data field");
+        // A publish: decode the form (or, for `--publish-format raw`, take
+        // the body as the data, the topic being in the query), fan the event
+        // out as scripted, answer 200.
+        let raw = headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/plain"));
+        let data = if raw {
+            assert!(
+                request_line.starts_with("POST /.well-known/mercure?topic=https%3A%2F%2F"),
+                "a raw publish names its topic in the query: {request_line}"
+            );
+            String::from_utf8(body).unwrap()
+        } else {
+            let mut form: HashMap<String, String> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            form.remove("data").expect("a data field")
+        };
+        let data = &data;
         let seq: u64 = data
             .strip_prefix("seq=")
             .and_then(|rest| rest.split(' ').next())
@@ -374,6 +388,30 @@ async fn a_clean_run_prints_a_table_and_exits_zero() {
             run.stdout
         );
     }
+}
+
+#[tokio::test]
+async fn raw_publishes_send_the_data_as_the_body_and_the_topic_in_the_query() {
+    let hub = scripted_hub(Script::new(), false).await;
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--match-param",
+        "topic",
+        "--publish-format",
+        "raw",
+        "--subscribers",
+        "5",
+        "--events",
+        "20",
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["delivery"]["delivered"], 100);
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::json;
 use tokio::time::Instant;
 
-use self::publish::{Job, Limit};
+use self::publish::{Job, Limit, PublishFormat, Sink};
 use self::report::{Idle, Report, Server, Storm};
 use self::run::{Clock, Ctx, Live};
 use self::stats::{Summary, cpu_time, histogram, micros, rss_kib};
@@ -86,6 +86,10 @@ struct Common {
     /// current drafts) or `topic` (older hubs).
     #[arg(long, value_name = "NAME", default_value = "match")]
     match_param: String,
+    /// How to publish: `mercure` (form `topic` + `data`) or `raw` (the data
+    /// as the body of `POST <hub>?<match-param>=<topic>`, for nchan).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "mercure")]
+    publish_format: PublishFormat,
     /// Topics are `<PREFIX>/<run id>/<n>`.
     #[arg(
         long,
@@ -302,10 +306,30 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
         Some(port) => format!("{host}:{port}"),
         None => host,
     };
-    let mut publisher = Publisher::new(hub.clone()).with_timeout(common.timeout);
-    if let Some(token) = &common.publisher_token {
-        publisher = publisher.with_token(token.clone());
-    }
+    let publisher = match common.publish_format {
+        PublishFormat::Mercure => {
+            let mut publisher = Publisher::new(hub.clone()).with_timeout(common.timeout);
+            if let Some(token) = &common.publisher_token {
+                publisher = publisher.with_token(token.clone());
+            }
+            Sink::Mercure(publisher)
+        }
+        PublishFormat::Raw => {
+            // Fails only when a provider is already installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder()
+                .connect_timeout(common.timeout)
+                .build()
+                .map_err(|e| CliError::Runtime(format!("cannot build an HTTP client: {e}")))?;
+            Sink::Raw {
+                client,
+                hub: hub.clone(),
+                param: common.match_param.clone(),
+                token: common.publisher_token.clone(),
+                timeout: common.timeout,
+            }
+        }
+    };
     // Drawn only when stderr is a terminal, a few times a second (cheap).
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
     Ok(Ctx {

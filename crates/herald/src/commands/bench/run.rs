@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_client::Publisher;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::publish::{self, Job};
+use super::publish::{self, Job, Sink};
 use super::report::{self, Delivery, Phase, Publish, Report, Subscribers, Violations};
 use super::stats::{Summary, cpu_time, histogram, percent};
 use super::subscriber::{self, Ended, Shared, Target};
@@ -30,8 +29,8 @@ const MAX_ERRORS: usize = 5;
 pub struct Ctx {
     /// Where subscribers connect.
     pub target: Arc<Target>,
-    /// The pooled publisher.
-    pub publisher: Arc<Publisher>,
+    /// Where publishers publish (one pooled client).
+    pub publisher: Arc<Sink>,
     /// Connect → head timeout.
     pub timeout: Duration,
     /// How long to wait for outstanding deliveries after the last publish.
