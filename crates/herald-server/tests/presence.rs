@@ -703,6 +703,36 @@ async fn metadata_advertises_the_feature_and_cors_exposes_link() {
     assert!(exposed.contains("link"), "{exposed}");
 }
 
+/// Four tasks that subscribe and drop subscriptions in a bounded loop while
+/// `churning` is set; each ends holding two subscriptions (some stay).
+fn spawn_churners(
+    hub: &Arc<TestHub>,
+    churning: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<std::collections::VecDeque<Sse>>> {
+    (0..4)
+        .map(|worker| {
+            let hub = Arc::clone(hub);
+            let churning = Arc::clone(churning);
+            tokio::spawn(async move {
+                let mut held = std::collections::VecDeque::new();
+                let mut i = 0u64;
+                while churning.load(Ordering::Relaxed) {
+                    let topic = format!("https://example.com/churn/{worker}/{}", i % 7);
+                    held.push_back(hub.subscribe(&[("match", topic.as_str())], None).await);
+                    if held.len() > 5 {
+                        held.pop_front();
+                    }
+                    i += 1;
+                    // Bounded churn: a few hundred connections a second per worker.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                held.truncate(2);
+                held
+            })
+        })
+        .collect()
+}
+
 /// Calls the API, then follows events from its cursor while subscribers come
 /// and go, and checks that the reconstructed set equals the hub's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,28 +742,7 @@ async fn api_then_events_from_its_cursor_miss_nothing_while_others_come_and_go()
     let hub = Arc::new(start(true, |config| config.subscribers.queue_capacity = 1 << 16).await);
     let reader = hub.reader();
     let churning = Arc::new(AtomicBool::new(true));
-    let mut churners = Vec::new();
-    for worker in 0..4 {
-        let hub = Arc::clone(&hub);
-        let churning = Arc::clone(&churning);
-        churners.push(tokio::spawn(async move {
-            let mut held = std::collections::VecDeque::new();
-            let mut i = 0u64;
-            while churning.load(Ordering::Relaxed) {
-                let topic = format!("https://example.com/churn/{worker}/{}", i % 7);
-                held.push_back(hub.subscribe(&[("match", topic.as_str())], None).await);
-                if held.len() > 5 {
-                    held.pop_front();
-                }
-                i += 1;
-                // Bounded churn: a few hundred connections a second per worker.
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            // Some stay connected, some leave after the cut.
-            held.truncate(2);
-            held
-        }));
-    }
+    let mut churners = spawn_churners(&hub, &churning);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     for _round in 0..3 {
@@ -794,24 +803,7 @@ async fn api_then_events_from_its_cursor_miss_nothing_while_others_come_and_go()
         // Next round: churn again.
         tokio::time::sleep(Duration::from_millis(100)).await;
         churning.store(true, Ordering::Relaxed);
-        for worker in 0..4 {
-            let hub = Arc::clone(&hub);
-            let churning = Arc::clone(&churning);
-            churners.push(tokio::spawn(async move {
-                let mut held = std::collections::VecDeque::new();
-                let mut i = 0u64;
-                while churning.load(Ordering::Relaxed) {
-                    let topic = format!("https://example.com/churn/{worker}/{}", i % 7);
-                    held.push_back(hub.subscribe(&[("match", topic.as_str())], None).await);
-                    if held.len() > 5 {
-                        held.pop_front();
-                    }
-                    i += 1;
-                }
-                held.truncate(2);
-                held
-            }));
-        }
+        churners = spawn_churners(&hub, &churning);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     churning.store(false, Ordering::Relaxed);
