@@ -39,6 +39,7 @@
 pub mod claims;
 mod error;
 pub mod jwks;
+mod jws;
 pub mod keys;
 mod mint;
 mod verify;

@@ -9,11 +9,12 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::claims::{Action, AuthorizationDetail, TopicMatcher, json_kind};
+use crate::jws::{
+    Jws, candidate_keys, check_validity, numeric_date, optional_string, unix_seconds,
+};
 use crate::{Algorithm, Error, VerifyingKey};
 
 /// Implementation-defined limits on a token, all checked before any authorization detail is
@@ -413,42 +414,11 @@ impl Verifier {
     /// [`Limits`].
     pub fn verify_at(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, Error> {
         let inner = &*self.inner;
-        if token.len() > inner.limits.max_token_bytes {
-            return Err(Error::TokenTooLong {
-                len: token.len(),
-                limit: inner.limits.max_token_bytes,
-            });
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Error::Malformed(
-                "a JWS in compact serialization has exactly three dot-separated parts".into(),
-            ));
-        };
-        let header = decode_object("header", header_b64)?;
-        let payload = decode_object("payload", payload_b64)?;
-        URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| {
-            Error::Malformed("the signature is not base64url without padding".into())
-        })?;
+        let jws = Jws::decode(token, inner.limits.max_token_bytes)?;
+        let (header, payload) = (&jws.header, &jws.payload);
 
         // Header.
-        let alg = match header.get("alg") {
-            Some(Value::String(alg)) if alg.eq_ignore_ascii_case("none") => {
-                return Err(Error::AlgorithmNone);
-            }
-            Some(Value::String(alg)) => match Algorithm::from_name(alg) {
-                Some(a) if inner.algorithms.contains(&a) => a,
-                _ => return Err(Error::DisallowedAlgorithm { alg: alg.clone() }),
-            },
-            Some(_) => {
-                return Err(Error::Malformed(
-                    "the header's \"alg\" is not a string".into(),
-                ));
-            }
-            None => return Err(Error::Malformed("the header has no \"alg\"".into())),
-        };
+        let alg = jws.algorithm(&inner.algorithms)?;
         match header.get("typ") {
             Some(Value::String(typ)) if is_access_token_type(typ) => {}
             Some(Value::String(typ)) => {
@@ -463,25 +433,8 @@ impl Verifier {
             }
             None => return Err(Error::WrongType { typ: None }),
         }
-        if let Some(crit) = header.get("crit") {
-            let names = match crit {
-                Value::Array(items) => items
-                    .iter()
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .collect(),
-                other => vec![other.to_string()],
-            };
-            return Err(Error::UnsupportedCritical(names));
-        }
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.clone()),
-            Some(_) => {
-                return Err(Error::Malformed(
-                    "the header's \"kid\" is not a string".into(),
-                ));
-            }
-        };
+        jws.reject_critical()?;
+        let kid = jws.key_id()?;
 
         // Issuer, then the signature with that issuer's keys only.
         let issuer = match payload.get("iss") {
@@ -501,50 +454,27 @@ impl Verifier {
             .jwks
             .as_ref()
             .map(|j| Arc::clone(&j.keys.read().unwrap_or_else(|e| e.into_inner())));
-        let candidates: Vec<&VerifyingKey> = state
-            .static_keys
-            .iter()
-            .chain(jwks_keys.iter().flat_map(|keys| keys.iter()))
-            .filter(|key| key.alg == alg)
-            .filter(|key| match (&kid, &key.kid) {
-                (Some(wanted), Some(have)) => wanted == have,
-                _ => true,
-            })
-            .collect();
+        let candidates = candidate_keys(
+            state
+                .static_keys
+                .iter()
+                .chain(jwks_keys.iter().flat_map(|keys| keys.iter())),
+            alg,
+            kid.as_deref(),
+        );
         if candidates.is_empty() {
             return Err(Error::UnknownKey { issuer, alg, kid });
         }
-        let message_len = header_b64.len() + 1 + payload_b64.len();
-        let message = &token.as_bytes()[..message_len];
-        let verified = candidates.iter().any(|key| {
-            jsonwebtoken::crypto::verify(signature_b64, message, &key.key, alg.to_jwt())
-                .unwrap_or(false)
-        });
-        if !verified {
+        if !jws.verifies_with(alg, &candidates) {
             return Err(Error::BadSignature { issuer, alg });
         }
 
         // Time claims.
-        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now_secs = unix_seconds(now);
         let leeway = inner.leeway.as_secs();
-        let exp = numeric_date(&payload, "exp")?.ok_or(Error::MissingClaim("exp"))?;
-        if now_secs >= exp.saturating_add(leeway) {
-            return Err(Error::Expired {
-                exp,
-                now: now_secs,
-                leeway,
-            });
-        }
-        if let Some(nbf) = numeric_date(&payload, "nbf")?
-            && now_secs.saturating_add(leeway) < nbf
-        {
-            return Err(Error::NotYetValid {
-                nbf,
-                now: now_secs,
-                leeway,
-            });
-        }
-        let iat = numeric_date(&payload, "iat")?;
+        let exp =
+            check_validity(payload, now_secs, leeway, true)?.ok_or(Error::MissingClaim("exp"))?;
+        let iat = numeric_date(payload, "iat")?;
         if let Some(iat) = iat
             && iat > now_secs.saturating_add(leeway)
         {
@@ -589,11 +519,11 @@ impl Verifier {
             });
         }
 
-        let subject = optional_string(&payload, "sub")?;
-        let client_id = optional_string(&payload, "client_id")?;
-        let token_id = optional_string(&payload, "jti")?;
+        let subject = optional_string(payload, "sub")?;
+        let client_id = optional_string(payload, "client_id")?;
+        let token_id = optional_string(payload, "jti")?;
 
-        let details = self.authorization_details(&payload)?;
+        let details = self.authorization_details(payload)?;
         let mut publish = Vec::new();
         let mut subscribe = Vec::new();
         for detail in &details {
@@ -680,55 +610,4 @@ impl Verifier {
 fn is_access_token_type(typ: &str) -> bool {
     let lower = typ.to_ascii_lowercase();
     lower.strip_prefix("application/").unwrap_or(&lower) == "at+jwt"
-}
-
-fn decode_object(part: &str, b64: &str) -> Result<Map<String, Value>, Error> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|_| Error::Malformed(format!("the {part} is not base64url without padding")))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(other) => Err(Error::Malformed(format!(
-            "the {part} is {}, not a JSON object",
-            json_kind(&other)
-        ))),
-        Err(e) => Err(Error::Malformed(format!("the {part} is not JSON: {e}"))),
-    }
-}
-
-/// A NumericDate claim (RFC 7519): a non-negative JSON number of seconds, fractions truncated.
-fn numeric_date(payload: &Map<String, Value>, claim: &'static str) -> Result<Option<u64>, Error> {
-    match payload.get(claim) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(secs) = n.as_u64() {
-                return Ok(Some(secs));
-            }
-            match n.as_f64() {
-                Some(f) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
-                _ => Err(Error::InvalidClaim {
-                    claim,
-                    reason: format!("{n} is not a valid NumericDate"),
-                }),
-            }
-        }
-        Some(other) => Err(Error::InvalidClaim {
-            claim,
-            reason: format!("expected a number, found {}", json_kind(other)),
-        }),
-    }
-}
-
-fn optional_string(
-    payload: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<String>, Error> {
-    match payload.get(claim) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::InvalidClaim {
-            claim,
-            reason: format!("expected a string, found {}", json_kind(other)),
-        }),
-    }
 }
