@@ -150,6 +150,45 @@ pub enum Error {
         limit: usize,
     },
 
+    // ----- Legacy (pre-draft-08) tokens, see `LegacyVerifier` -----
+    /// No key of the [`LegacyVerifier`](crate::LegacyVerifier) is bound to the token's `alg`
+    /// (with the token's `kid`, when both name one).
+    #[error("no trusted {alg} key{}", kid.as_deref().map_or_else(String::new, |k| format!(" with kid {k:?}")))]
+    LegacyUnknownKey {
+        /// The token's `alg`.
+        alg: Algorithm,
+        /// The token's `kid`, if any.
+        kid: Option<String>,
+    },
+    /// No key of the [`LegacyVerifier`](crate::LegacyVerifier) verifies the signature.
+    #[error("the signature does not verify with any trusted {alg} key")]
+    LegacyBadSignature {
+        /// The token's `alg`.
+        alg: Algorithm,
+    },
+    /// The `mercure` claim (or its namespaced fallback `https://mercure.rocks/`) has the
+    /// wrong shape: not an object, or a `publish` / `subscribe` that is not an array of
+    /// strings. The message reads like `mercure.subscribe[2] is not a string (found a number)`.
+    #[error("{path} {problem}")]
+    InvalidMercureClaim {
+        /// The faulty value, as a path from the claim (`mercure`, `mercure.publish`,
+        /// `mercure.subscribe[2]`).
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The `mercure` claim exceeds one of the verifier's [`Limits`](crate::Limits) (selectors
+    /// per list, selector length).
+    #[error("{what}: {actual} exceeds the limit of {limit}")]
+    MercureLimitExceeded {
+        /// Which limit, with the position of the faulty value.
+        what: String,
+        /// The value found in the token.
+        actual: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
     // ----- Keys, configuration, minting, key sets (not token rejections) -----
     /// A key could not be loaded (bad PEM, wrong key kind, unsupported curve, weak secret).
     #[error("invalid key: {0}")]
@@ -157,7 +196,8 @@ pub enum Error {
     /// The verifier configuration is inconsistent.
     #[error("invalid verifier configuration: {0}")]
     Config(String),
-    /// A [`MintRequest`](crate::MintRequest) cannot make a valid token (empty issuer, no
+    /// A [`MintRequest`](crate::MintRequest) or
+    /// [`LegacyMintRequest`](crate::LegacyMintRequest) cannot make a valid token (empty issuer, no
     /// audience, zero lifetime, ...).
     #[error("cannot mint the token: {0}")]
     Mint(String),
@@ -217,8 +257,8 @@ impl Error {
             Error::WrongType { .. } => "wrong_type",
             Error::UnsupportedCritical(_) => "unsupported_critical",
             Error::UnknownIssuer { .. } => "unknown_issuer",
-            Error::UnknownKey { .. } => "unknown_key",
-            Error::BadSignature { .. } => "bad_signature",
+            Error::UnknownKey { .. } | Error::LegacyUnknownKey { .. } => "unknown_key",
+            Error::BadSignature { .. } | Error::LegacyBadSignature { .. } => "bad_signature",
             Error::MissingClaim(_) | Error::InvalidClaim { .. } => "invalid_claims",
             Error::Expired { .. } => "expired",
             Error::NotYetValid { .. } | Error::IssuedInFuture { .. } => "not_yet_valid",
@@ -226,6 +266,9 @@ impl Error {
             Error::AuthorizationDetailsNotArray
             | Error::InvalidAuthorizationDetail { .. }
             | Error::LimitExceeded { .. } => "invalid_authorization_details",
+            Error::InvalidMercureClaim { .. } | Error::MercureLimitExceeded { .. } => {
+                "invalid_mercure_claim"
+            }
             Error::InvalidKey(_)
             | Error::Config(_)
             | Error::Mint(_)
@@ -259,7 +302,11 @@ impl Error {
             | Error::WrongAudience { .. }
             | Error::AuthorizationDetailsNotArray
             | Error::InvalidAuthorizationDetail { .. }
-            | Error::LimitExceeded { .. } => Some(OAuthError::InvalidToken),
+            | Error::LimitExceeded { .. }
+            | Error::LegacyUnknownKey { .. }
+            | Error::LegacyBadSignature { .. }
+            | Error::InvalidMercureClaim { .. }
+            | Error::MercureLimitExceeded { .. } => Some(OAuthError::InvalidToken),
             Error::InvalidKey(_)
             | Error::Config(_)
             | Error::Mint(_)

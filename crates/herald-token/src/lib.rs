@@ -11,6 +11,9 @@
 //! - [`Verifier`]: checks a presented token against the hub's resource identifier, an
 //!   algorithm allowlist and trusted issuers, and yields a [`VerifiedToken`]; its core,
 //!   [`Verifier::verify_at`], takes the time as an argument.
+//! - [`LegacyVerifier`]: checks a pre-draft-08 ("legacy") token, authorized by its `mercure`
+//!   claim and signed with one of the hub's keys, and yields a [`LegacyToken`];
+//!   [`mint_legacy`] signs one from a [`LegacyMintRequest`].
 //! - [`jwks`]: issuers' JWK Sets, fetched and refreshed in the background.
 //! - [`Error`]: every failure, with [`Error::oauth_error`] giving the spec's error response.
 //!
@@ -41,6 +44,7 @@ mod error;
 pub mod jwks;
 mod jws;
 pub mod keys;
+mod legacy;
 mod mint;
 mod verify;
 
@@ -53,10 +57,16 @@ pub use jwks::JwksRefresh;
 pub use keys::{
     Algorithm, DevKeyPair, SigningKey, VerifyingKey, generate_ed25519, generate_hs256_secret,
 };
+pub use legacy::{
+    LEGACY_CLAIM, LEGACY_NAMESPACED_CLAIM, LegacyMintRequest, LegacyToken, LegacyVerifier,
+    LegacyVerifierBuilder, mint_legacy, mint_legacy_at,
+};
 pub use mint::{MintRequest, claims_at, mint, mint_at};
 pub use verify::{
     DEFAULT_JWKS_REFRESH, DEFAULT_LEEWAY, Issuer, Limits, VerifiedToken, Verifier, VerifierBuilder,
 };
 
+#[cfg(test)]
+mod legacy_tests;
 #[cfg(test)]
 mod tests;

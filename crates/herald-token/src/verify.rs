@@ -25,9 +25,12 @@ pub struct Limits {
     pub max_token_bytes: usize,
     /// Maximum number of Mercure authorization details. Default 64.
     pub max_details: usize,
-    /// Maximum number of entries in one detail's `topics`. Default 256.
+    /// Maximum number of entries in one detail's `topics` (and, for a
+    /// [`LegacyVerifier`](crate::LegacyVerifier), in `mercure.publish` and in
+    /// `mercure.subscribe`). Default 256.
     pub max_topics_per_detail: usize,
-    /// Maximum length of one `match` value, in bytes. Default 2048.
+    /// Maximum length of one `match` value (and, for a
+    /// [`LegacyVerifier`](crate::LegacyVerifier), of one topic selector), in bytes. Default 2048.
     pub max_match_bytes: usize,
 }
 
