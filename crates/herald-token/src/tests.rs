@@ -11,27 +11,27 @@ use crate::*;
 
 const HUB: &str = "https://hub.example.com/.well-known/mercure";
 const ISS: &str = "https://example.com";
-const NOW: u64 = 1_767_225_300;
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-hs256";
+pub(crate) const NOW: u64 = 1_767_225_300;
+pub(crate) const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-hs256";
 
-const RSA_PRIVATE: &str = include_str!("../tests/keys/rsa-private.pem");
-const RSA_PUBLIC: &str = include_str!("../tests/keys/rsa-public.pem");
-const RSA2_PRIVATE: &str = include_str!("../tests/keys/rsa2-private.pem");
-const EC_PRIVATE: &str = include_str!("../tests/keys/ec-private.pem");
-const EC_PUBLIC: &str = include_str!("../tests/keys/ec-public.pem");
-const ED_PRIVATE: &str = include_str!("../tests/keys/ed-private.pem");
-const ED_PUBLIC: &str = include_str!("../tests/keys/ed-public.pem");
+pub(crate) const RSA_PRIVATE: &str = include_str!("../tests/keys/rsa-private.pem");
+pub(crate) const RSA_PUBLIC: &str = include_str!("../tests/keys/rsa-public.pem");
+pub(crate) const RSA2_PRIVATE: &str = include_str!("../tests/keys/rsa2-private.pem");
+pub(crate) const EC_PRIVATE: &str = include_str!("../tests/keys/ec-private.pem");
+pub(crate) const EC_PUBLIC: &str = include_str!("../tests/keys/ec-public.pem");
+pub(crate) const ED_PRIVATE: &str = include_str!("../tests/keys/ed-private.pem");
+pub(crate) const ED_PUBLIC: &str = include_str!("../tests/keys/ed-public.pem");
 
-fn now() -> SystemTime {
+pub(crate) fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW)
 }
 
-fn b64(value: &Value) -> String {
+pub(crate) fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
 /// A token with exactly this header and these claims, signed by jsonwebtoken with `key`.
-fn raw_token(
+pub(crate) fn raw_token(
     header: &Value,
     claims: &Value,
     key: &EncodingKey,
