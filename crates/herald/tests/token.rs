@@ -1,11 +1,13 @@
-//! `herald token`: runs the real binary and verifies what it prints with herald-token's Verifier.
+//! `herald token`: runs the real binary and verifies what it prints with herald-token's Verifier
+//! (and, for `--legacy`, its LegacyVerifier).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use herald_token::{
-    Algorithm, Issuer, MatchType, TopicMatcher, Verifier, VerifyingKey, generate_ed25519,
+    Algorithm, Issuer, LegacyVerifier, MatchType, TopicMatcher, Verifier, VerifyingKey,
+    generate_ed25519,
 };
 
 const HUB: &str = "https://hub.example.com/.well-known/mercure";
@@ -463,4 +465,142 @@ fn missing_required_flags_exit_with_2() {
     let output = herald(&["--issuer", ISS, "--hs256-secret", SECRET]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--audience"));
+}
+
+// ----- --legacy -----
+
+fn legacy_verifier(key: VerifyingKey) -> LegacyVerifier {
+    LegacyVerifier::builder(Algorithm::ALL)
+        .key(key)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn legacy_hs256_token_with_payload() {
+    let output = herald(&[
+        "--legacy",
+        "--publish",
+        "*",
+        "--subscribe",
+        "https://example.com/users/42",
+        "https://example.com/books/{id}",
+        "--payload",
+        r#"{"user": 42, "groups": ["admin"]}"#,
+        "--subject",
+        "alice",
+        "--ttl",
+        "10m",
+        "--hs256-secret",
+        SECRET,
+    ]);
+    let token = token_of(&output);
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let verified = legacy_verifier(VerifyingKey::hs256(SECRET.as_bytes()).unwrap())
+        .verify(&token)
+        .unwrap();
+    assert_eq!(verified.algorithm, Algorithm::HS256);
+    assert_eq!(verified.publish, ["*"]);
+    assert_eq!(
+        verified.subscribe,
+        [
+            "https://example.com/users/42",
+            "https://example.com/books/{id}"
+        ]
+    );
+    assert_eq!(
+        verified.payload,
+        Some(serde_json::json!({"user": 42, "groups": ["admin"]}))
+    );
+    assert_eq!(verified.subject.as_deref(), Some("alice"));
+    let left = verified
+        .expires_in(std::time::SystemTime::now())
+        .expect("the CLI always sets exp");
+    assert!(
+        left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+        "{left:?}"
+    );
+    // A legacy token is not an access token.
+    assert!(
+        verifier(VerifyingKey::hs256(SECRET.as_bytes()).unwrap())
+            .verify(&token)
+            .is_err()
+    );
+}
+
+#[test]
+fn legacy_rs256_token_from_a_key_file() {
+    let output = herald(&[
+        "--legacy",
+        "--subscribe",
+        "https://example.com/books/1",
+        "--key",
+        &key_file("rsa-private.pem"),
+        "--kid",
+        "rsa-1",
+    ]);
+    let token = token_of(&output);
+    let public = VerifyingKey::from_pem(&read_key("rsa-public.pem"), None).unwrap();
+    let verified = legacy_verifier(public).verify(&token).unwrap();
+    assert_eq!(verified.algorithm, Algorithm::RS256);
+    assert_eq!(verified.key_id.as_deref(), Some("rsa-1"));
+    assert!(verified.publish.is_empty());
+    assert_eq!(verified.subscribe, ["https://example.com/books/1"]);
+    assert_eq!(verified.payload, None);
+    assert_eq!(verified.subject, None);
+    // The other RSA key does not verify it.
+    let other = VerifyingKey::from_pem(&read_key("rsa2-public.pem"), None).unwrap();
+    assert!(legacy_verifier(other).verify(&token).is_err());
+}
+
+#[test]
+fn legacy_refuses_access_token_options() {
+    for extra in [
+        &["--issuer", ISS][..],
+        &["--audience", HUB],
+        &["--client-id", "app"],
+        &["--urlpattern"],
+    ] {
+        let mut args = vec!["--legacy", "--hs256-secret", SECRET];
+        args.extend_from_slice(extra);
+        let output = herald(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(output.stdout.is_empty());
+        assert!(
+            stderr.contains("cannot be used with") && stderr.contains(extra[0]),
+            "{extra:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn payload_needs_legacy_and_valid_json() {
+    let output = herald(&[
+        "--issuer",
+        ISS,
+        "--audience",
+        HUB,
+        "--payload",
+        "{}",
+        "--hs256-secret",
+        SECRET,
+    ]);
+    assert_fails(
+        &output,
+        2,
+        "--payload is only for legacy tokens: add --legacy",
+    );
+    assert_fails(
+        &herald(&[
+            "--legacy",
+            "--payload",
+            "{user: 42}",
+            "--hs256-secret",
+            SECRET,
+        ]),
+        2,
+        "invalid --payload: not JSON",
+    );
 }

@@ -1,14 +1,18 @@
 //! `herald token`: mints an RFC 9068 access token for a Mercure hub (development and tests).
 //!
 //! The token carries one Mercure authorization detail for `--publish` matchers and one for
-//! `--subscribe` matchers. Usage errors (a bad ttl, algorithm or key, a missing or doubled key
-//! option) exit with 2; failures to read the key file or to sign exit with 1.
+//! `--subscribe` matchers. With `--legacy`, it mints a pre-draft-08 token instead: a plain JWT
+//! whose `mercure` claim lists the `--publish` and `--subscribe` selectors and the `--payload`
+//! (options that only make sense for access tokens, such as `--issuer`, are refused).
+//! Usage errors (a bad ttl, algorithm, key or payload, a missing or doubled key option)
+//! exit with 2; failures to read the key file or to sign exit with 1.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_token::{
-    Action, Algorithm, AuthorizationDetail, MintRequest, SigningKey, TopicMatcher, WILDCARD,
+    Action, Algorithm, AuthorizationDetail, LegacyMintRequest, MintRequest, SigningKey,
+    TopicMatcher, WILDCARD,
 };
 
 use crate::error::CliError;
@@ -16,27 +20,46 @@ use crate::error::CliError;
 /// Arguments of `herald token`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Mint a pre-draft-08 ("legacy") token: a plain JWT whose `mercure` claim carries the
+    /// `--publish` and `--subscribe` selectors and the `--payload`.
+    #[arg(long)]
+    legacy: bool,
     /// The issuer identifier (`iss`) the hub trusts the key under.
-    #[arg(long, value_name = "ISSUER")]
-    issuer: String,
+    #[arg(
+        long,
+        value_name = "ISSUER",
+        required_unless_present = "legacy",
+        conflicts_with = "legacy"
+    )]
+    issuer: Option<String>,
     /// The hub's resource identifier (`aud`); repeat for several hubs.
-    #[arg(long, value_name = "RESOURCE", required = true)]
+    #[arg(
+        long,
+        value_name = "RESOURCE",
+        required_unless_present = "legacy",
+        conflicts_with = "legacy"
+    )]
     audience: Vec<String>,
-    /// The subject (`sub`); a random `urn:uuid:` by default.
+    /// The subject (`sub`); a random `urn:uuid:` by default (none with `--legacy`).
     #[arg(long, value_name = "SUBJECT")]
     subject: Option<String>,
     /// The client identifier (`client_id`); the issuer by default.
-    #[arg(long, value_name = "CLIENT_ID")]
+    #[arg(long, value_name = "CLIENT_ID", conflicts_with = "legacy")]
     client_id: Option<String>,
-    /// Topic matchers the token may publish to (`*` is the wildcard).
+    /// Topic matchers the token may publish to (`*` is the wildcard); with `--legacy`, the
+    /// topic selectors of `mercure.publish`.
     #[arg(long, value_name = "MATCHER", num_args = 1..)]
     publish: Vec<String>,
-    /// Topic matchers the token may receive private updates for (`*` is the wildcard).
+    /// Topic matchers the token may receive private updates for (`*` is the wildcard); with
+    /// `--legacy`, the topic selectors of `mercure.subscribe`.
     #[arg(long, value_name = "MATCHER", num_args = 1..)]
     subscribe: Vec<String>,
     /// Write the matchers as `urlpattern` matchers instead of `exact` ones.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "legacy")]
     urlpattern: bool,
+    /// With `--legacy`: the JSON value of `mercure.payload`.
+    #[arg(long, value_name = "JSON")]
+    payload: Option<String>,
     /// The token's lifetime, e.g. `30s`, `15m`, `1h`.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     ttl: String,
@@ -62,6 +85,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
 }
 
 fn mint_token(args: &Args) -> Result<String, CliError> {
+    // Checked here rather than with clap's `requires`, which a flag's default value satisfies.
+    if args.payload.is_some() && !args.legacy {
+        return Err(CliError::Usage(
+            "--payload is only for legacy tokens: add --legacy".into(),
+        ));
+    }
     let ttl = parse_ttl(&args.ttl)?;
     let alg = args
         .alg
@@ -77,7 +106,16 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
         None => key,
     };
 
-    let mut request = MintRequest::new(&args.issuer, args.audience[0].clone()).with_ttl(ttl);
+    if args.legacy {
+        return mint_legacy_token(args, ttl, &key);
+    }
+    // clap requires both without --legacy.
+    let (Some(issuer), Some(audience)) = (&args.issuer, args.audience.first()) else {
+        return Err(CliError::Usage(
+            "--issuer and --audience are required (or pass --legacy)".into(),
+        ));
+    };
+    let mut request = MintRequest::new(issuer, audience.clone()).with_ttl(ttl);
     request.audience = args.audience.clone();
     if let Some(subject) = &args.subject {
         request.subject = subject.clone();
@@ -100,6 +138,28 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
         }
     }
     herald_token::mint(&request, &key).map_err(|e| match e {
+        herald_token::Error::Mint(_) => CliError::Usage(e.to_string()),
+        e => CliError::Runtime(e.to_string()),
+    })
+}
+
+fn mint_legacy_token(args: &Args, ttl: Duration, key: &SigningKey) -> Result<String, CliError> {
+    let payload = args
+        .payload
+        .as_deref()
+        .map(|text| {
+            serde_json::from_str(text)
+                .map_err(|e| CliError::Usage(format!("invalid --payload: not JSON: {e}")))
+        })
+        .transpose()?;
+    let request = LegacyMintRequest {
+        publish: args.publish.clone(),
+        subscribe: args.subscribe.clone(),
+        payload,
+        subject: args.subject.clone(),
+        ttl: Some(ttl),
+    };
+    herald_token::mint_legacy(&request, key).map_err(|e| match e {
         herald_token::Error::Mint(_) => CliError::Usage(e.to_string()),
         e => CliError::Runtime(e.to_string()),
     })
