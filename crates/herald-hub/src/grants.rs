@@ -20,6 +20,9 @@ pub struct Grants {
     pub publish: Vec<Matcher>,
     /// Every detail with the `subscribe` action, in token order.
     pub subscribe: Vec<SubscribeGrant>,
+    /// A payload attached to every subscription that no `subscribe` grant
+    /// gives one: the pre-draft-08 `mercure.payload`, which was per token.
+    pub payload: Option<Arc<str>>,
 }
 
 impl Grants {
@@ -46,12 +49,14 @@ impl Grants {
     }
 
     /// The payload of the first `subscribe` grant that matches the
-    /// subscription's own matcher string, treated as a topic.
+    /// subscription's own matcher string, treated as a topic; else the
+    /// token-wide payload.
     pub fn payload_for(&self, subscription_matcher: &str) -> Option<&Arc<str>> {
         self.subscribe
             .iter()
             .find(|g| g.topics.iter().any(|m| m.matches(subscription_matcher)))
             .and_then(|g| g.payload.as_ref())
+            .or(self.payload.as_ref())
     }
 }
 
@@ -76,6 +81,7 @@ mod tests {
         let grants = Grants {
             publish: vec![m(MatcherType::Exact, "a")],
             subscribe: vec![],
+            payload: None,
         };
         assert!(grants.can_publish(&["a"]));
         assert!(!grants.can_publish(&["a", "b"]));
@@ -90,6 +96,7 @@ mod tests {
                 topics: vec![m(MatcherType::UrlPattern, "https://example.com/users/42/*")],
                 payload: None,
             }],
+            payload: None,
         };
         assert!(grants.can_read(&[
             "https://example.com/books/1",
@@ -112,6 +119,7 @@ mod tests {
                 grant(MatcherType::UrlPattern, "https://example.com/bar/:id", "2"),
                 grant(MatcherType::Exact, "*", "3"),
             ],
+            payload: None,
         };
         assert_eq!(
             grants.payload_for("https://example.com/foo").map(|p| &**p),

@@ -5,6 +5,10 @@
 //! `{hub path}/subscriptions/{match_type}/{match}/{subscriber}` where each
 //! variable is percent-encoded once (RFC 6570 simple expansion) and the
 //! subscriber is a random `urn:uuid:` generated per connection.
+//! A subscription made with a pre-draft-08 `topic=` selector keeps that
+//! revision's shapes instead: the topic `{hub path}/subscriptions/{topic}/{subscriber}`,
+//! a JSON-LD document, and no `event: mercure` field, so the older clients
+//! that follow these events keep working.
 //!
 //! Ordering, which the subscription API relies on:
 //! - a subscription enters the index, *then* its `active` event is queued;
@@ -64,16 +68,19 @@ pub struct ActiveSubscription {
 }
 
 impl ActiveSubscription {
-    /// The subscription document of the spec, with `active` as given.
+    /// The subscription document, with `active` as given: draft-08's, or the
+    /// older JSON-LD one for a `topic=` selector.
     pub fn document(&self, active: bool) -> String {
         let mut out = String::with_capacity(self.topic.len() * 2 + 128);
         self.write_document(&mut out, active);
         out
     }
 
-    /// Appends the subscription document to `out`.
+    /// Appends the subscription document to `out` (see [`Self::document`]).
     pub fn write_document(&self, out: &mut String, active: bool) {
-        let json = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+        if self.match_type == MatcherType::Selector {
+            return self.write_legacy_document(out, active, true);
+        }
         let _ = write!(
             out,
             "{{\"id\":{},\"type\":\"subscription\",\"match_type\":\"{}\",\"match\":{},\"subscriber\":{},\"active\":{}",
@@ -83,12 +90,41 @@ impl ActiveSubscription {
             json(&self.subscriber),
             active
         );
+        self.write_payload_and_close(out);
+    }
+
+    /// Appends the pre-draft-08 JSON-LD document (`type: Subscription`, the
+    /// matcher as `topic`) to `out`, with the `@context` member when the
+    /// document is not nested in one that has it.
+    pub fn write_legacy_document(&self, out: &mut String, active: bool, with_context: bool) {
+        if with_context {
+            out.push_str("{\"@context\":\"https://mercure.rocks/\",");
+        } else {
+            out.push('{');
+        }
+        let _ = write!(
+            out,
+            "\"id\":{},\"type\":\"Subscription\",\"topic\":{},\"subscriber\":{},\"active\":{}",
+            json(&self.topic),
+            json(&self.matcher),
+            json(&self.subscriber),
+            active
+        );
+        self.write_payload_and_close(out);
+    }
+
+    fn write_payload_and_close(&self, out: &mut String) {
         if let Some(payload) = &self.payload {
             out.push_str(",\"payload\":");
             out.push_str(payload);
         }
         out.push('}');
     }
+}
+
+/// `s` as a JSON string.
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
 type Key = (MatcherType, Arc<str>);
@@ -141,8 +177,12 @@ impl Presence {
         &self.prefix
     }
 
-    /// The topic of the subscriptions of one matcher (the per-matcher collection).
+    /// The topic of the subscriptions of one matcher (the per-matcher
+    /// collection); without the type segment for a pre-draft-08 selector.
     pub fn matcher_topic(&self, match_type: MatcherType, matcher: &str) -> String {
+        if match_type == MatcherType::Selector {
+            return format!("{}/{}", self.prefix, encode_variable(matcher));
+        }
         format!(
             "{}/{}/{}",
             self.prefix,
@@ -379,7 +419,8 @@ fn event_entry(record: &ActiveSubscription, active: bool) -> Result<Entry, crate
         topics: vec![record.topic.to_string()],
         data: record.document(active),
         id: None,
-        event_type: Some("mercure".to_owned()),
+        // Older clients follow subscription events with `onmessage`.
+        event_type: (record.match_type != MatcherType::Selector).then(|| "mercure".to_owned()),
         retry: None,
         private: true,
     };

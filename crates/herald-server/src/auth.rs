@@ -6,9 +6,11 @@ use std::time::SystemTime;
 use axum::http::{HeaderMap, header};
 use herald_hub::{Grants, Hub, Matcher, MatcherType, SubscribeGrant};
 use herald_token::claims::{Action, MatchType, TopicMatcher};
-use herald_token::{OAuthError, Verifier};
+use herald_token::{LegacyToken, OAuthError, Verifier};
 
+use crate::compat::{Compatibility, Purpose};
 use crate::error::{BearerError, ServerError};
+use crate::form;
 
 /// Who made a request, as far as its token says.
 #[derive(Debug, Clone)]
@@ -22,6 +24,9 @@ pub struct Client {
     /// Whether the token came from the cookie (an ambient credential, so
     /// cross-site request forgery must be guarded against).
     pub via_cookie: bool,
+    /// Whether the token was a pre-draft-08 one (the `mercure` claim), so
+    /// answers take the older revision's shapes.
+    pub legacy: bool,
 }
 
 impl Client {
@@ -32,8 +37,17 @@ impl Client {
             subject: None,
             expires_at: None,
             via_cookie: false,
+            legacy: false,
         }
     }
+}
+
+/// Where a token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Header,
+    Query,
+    Cookie,
 }
 
 /// Verifies tokens presented in the `Authorization` header or the cookie.
@@ -41,6 +55,7 @@ impl Client {
 pub struct Authenticator {
     verifier: Option<Arc<Verifier>>,
     cookie_name: String,
+    compatibility: Option<Arc<Compatibility>>,
     hub: Hub,
 }
 
@@ -49,6 +64,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("verifier", &self.verifier.is_some())
             .field("cookie_name", &self.cookie_name)
+            .field("compatibility", &self.compatibility.is_some())
             .finish()
     }
 }
@@ -59,8 +75,15 @@ impl Authenticator {
         Self {
             verifier,
             cookie_name,
+            compatibility: None,
             hub,
         }
+    }
+
+    /// Also accepts the pre-draft-08 presentations and tokens.
+    pub fn with_compatibility(mut self, compatibility: Option<Arc<Compatibility>>) -> Self {
+        self.compatibility = compatibility;
+        self
     }
 
     /// The cookie name the token may be presented in.
@@ -70,29 +93,44 @@ impl Authenticator {
 
     /// The client behind the request, `None` when it presented no token.
     ///
-    /// The `Authorization` header wins; the cookie is used only without it.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Client>, ServerError> {
-        let Some((token, via_cookie)) = self.find_token(headers)? else {
+    /// The `Authorization` header wins; then, in compatibility mode, the
+    /// `authorization` query parameter; then the cookie. `purpose` picks the
+    /// key set a pre-draft-08 token must be signed with.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<Option<Client>, ServerError> {
+        let Some((token, source)) = self.find_token(headers, query)? else {
             return Ok(None);
         };
+        let via_cookie = source == Source::Cookie;
+        if let Some(compatibility) = &self.compatibility
+            && !herald_token::declares_access_token(&token)
+        {
+            let Some(legacy) = compatibility.verifier(purpose) else {
+                let role = match purpose {
+                    Purpose::Publish => "publisher",
+                    Purpose::Subscribe => "subscriber",
+                };
+                return Err(invalid_token(
+                    "no_legacy_key",
+                    &format!(
+                        "the token is not an access token (`typ: at+jwt`) and no legacy {role} key is configured"
+                    ),
+                ));
+            };
+            let verified = legacy.verify(&token).map_err(token_error)?;
+            return self.legacy_client(&verified, via_cookie).map(Some);
+        }
         let Some(verifier) = &self.verifier else {
             return Err(invalid_token(
                 "no_issuer",
                 "this hub trusts no token issuer",
             ));
         };
-        let verified = verifier.verify(token).map_err(|e| match e.oauth_error() {
-            Some(OAuthError::InvalidRequest) => ServerError::Bearer {
-                error: BearerError::InvalidRequest,
-                reason: e.reason(),
-                detail: e.to_string(),
-            },
-            _ => ServerError::Bearer {
-                error: BearerError::InvalidToken,
-                reason: e.reason(),
-                detail: e.to_string(),
-            },
-        })?;
+        let verified = verifier.verify(&token).map_err(token_error)?;
         let mut grants = Grants::default();
         for detail in &verified.details {
             let matchers = detail
@@ -119,7 +157,47 @@ impl Authenticator {
             subject,
             expires_at: Some(verified.expires_at),
             via_cookie,
+            legacy: false,
         }))
+    }
+
+    /// The grants of a `mercure` claim: its selectors, and its payload
+    /// attached to every subscription as the older revision did.
+    fn legacy_client(&self, token: &LegacyToken, via_cookie: bool) -> Result<Client, ServerError> {
+        let selectors = |name: &str, values: &[String]| {
+            values
+                .iter()
+                .map(|value| {
+                    self.hub
+                        .matcher(name, MatcherType::Selector, value)
+                        .map_err(|e| {
+                            invalid_token(
+                                "invalid_mercure_claim",
+                                &format!("a topic selector of the token is invalid: {e}"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let payload: Option<Arc<str>> = token.payload.as_ref().map(|p| p.to_string().into());
+        let mut grants = Grants {
+            publish: selectors("mercure.publish", &token.publish)?,
+            subscribe: Vec::new(),
+            payload: payload.clone(),
+        };
+        if !token.subscribe.is_empty() {
+            grants.subscribe.push(SubscribeGrant {
+                topics: selectors("mercure.subscribe", &token.subscribe)?,
+                payload,
+            });
+        }
+        Ok(Client {
+            grants: Arc::new(grants),
+            subject: token.subject.as_ref().map(|sub| format!("mercure {sub}")),
+            expires_at: token.expires_at,
+            via_cookie,
+            legacy: true,
+        })
     }
 
     fn matcher(&self, topic: &TopicMatcher) -> Result<Matcher, ServerError> {
@@ -137,11 +215,12 @@ impl Authenticator {
             })
     }
 
-    /// The token and whether it came from the cookie.
-    fn find_token<'h>(
+    /// The token and where it was found.
+    fn find_token<'r>(
         &self,
-        headers: &'h HeaderMap,
-    ) -> Result<Option<(&'h str, bool)>, ServerError> {
+        headers: &'r HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<(std::borrow::Cow<'r, str>, Source)>, ServerError> {
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().map_err(|_| {
                 invalid_request("malformed_header", "the Authorization header is not ASCII")
@@ -160,20 +239,65 @@ impl Authenticator {
                     "the Authorization header carries no token",
                 ));
             }
-            return Ok(Some((token, false)));
+            return Ok(Some((token.into(), Source::Header)));
         }
-        for value in headers.get_all(header::COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            for pair in value.split(';') {
-                if let Some((name, token)) = pair.trim().split_once('=')
-                    && name == self.cookie_name
-                    && !token.is_empty()
-                {
-                    return Ok(Some((token.trim_matches('"'), true)));
+        if self.compatibility.is_some()
+            && let Some(query) = query
+        {
+            let pairs = form::parse(query.as_bytes()).map_err(ServerError::BadRequest)?;
+            if let Some((_, token)) = pairs.into_iter().find(|(name, _)| name == "authorization") {
+                if token.is_empty() {
+                    return Err(invalid_request(
+                        "malformed_query",
+                        "the `authorization` query parameter carries no token",
+                    ));
                 }
+                return Ok(Some((token.into(), Source::Query)));
+            }
+        }
+        let legacy_cookie = self
+            .compatibility
+            .as_deref()
+            .map(Compatibility::cookie_name);
+        for name in std::iter::once(self.cookie_name.as_str()).chain(legacy_cookie) {
+            if let Some(token) = cookie(headers, name) {
+                return Ok(Some((token.into(), Source::Cookie)));
             }
         }
         Ok(None)
+    }
+}
+
+/// The value of the cookie `name`, if the request carries a non-empty one.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some((n, token)) = pair.trim().split_once('=')
+                && n == name
+                && !token.is_empty()
+            {
+                return Some(token.trim_matches('"'));
+            }
+        }
+    }
+    None
+}
+
+/// A token the verifier refused: `400 invalid_request` when it is not a JWS
+/// at all (as RFC 6750 says), `401 invalid_token` otherwise.
+fn token_error(e: herald_token::Error) -> ServerError {
+    match e.oauth_error() {
+        Some(OAuthError::InvalidRequest) => ServerError::Bearer {
+            error: BearerError::InvalidRequest,
+            reason: e.reason(),
+            detail: e.to_string(),
+        },
+        _ => ServerError::Bearer {
+            error: BearerError::InvalidToken,
+            reason: e.reason(),
+            detail: e.to_string(),
+        },
     }
 }
 

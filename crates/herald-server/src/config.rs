@@ -11,12 +11,12 @@ use std::time::Duration;
 use herald_hub::{Hub, MatcherLimits, UpdateLimits};
 use herald_store::{Durability, DurableLog, Retention, StoreConfig};
 use herald_token::keys::Algorithm;
-use herald_token::{Issuer, Verifier, VerifyingKey};
+use herald_token::{Issuer, LegacyVerifier, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::tls::{Tls, TlsError};
-use crate::{ConnectionLimits, Herald, Settings};
+use crate::{Compatibility, ConnectionLimits, Herald, Settings};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,39 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Active subscriptions: subscription events and the subscription API.
     pub subscriptions: SubscriptionsConfig,
+    /// `[compatibility]`: the pre-draft-08 protocol next to draft-08.
+    pub compatibility: CompatibilityConfig,
+}
+
+/// `[compatibility]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompatibilityConfig {
+    /// Whether the pre-draft-08 protocol is served too.
+    pub enabled: bool,
+    /// HS256 secrets legacy publisher tokens may be signed with.
+    pub publisher_hs256_secrets: Vec<String>,
+    /// PEM public keys (RS256, ES256, EdDSA) for legacy publisher tokens.
+    pub publisher_public_key_files: Vec<PathBuf>,
+    /// HS256 secrets legacy subscriber tokens may be signed with.
+    pub subscriber_hs256_secrets: Vec<String>,
+    /// PEM public keys (RS256, ES256, EdDSA) for legacy subscriber tokens.
+    pub subscriber_public_key_files: Vec<PathBuf>,
+    /// The cookie older browsers present the token in.
+    pub cookie_name: String,
+}
+
+impl Default for CompatibilityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            publisher_hs256_secrets: Vec::new(),
+            publisher_public_key_files: Vec::new(),
+            subscriber_hs256_secrets: Vec::new(),
+            subscriber_public_key_files: Vec::new(),
+            cookie_name: crate::compat::LEGACY_COOKIE_NAME.to_owned(),
+        }
+    }
 }
 
 /// `[admin]`.
@@ -275,6 +308,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             tls: TlsConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            compatibility: CompatibilityConfig::default(),
         }
     }
 }
@@ -490,6 +524,7 @@ impl Config {
             shutdown_timeout: self.shutdown_timeout,
             write_timeout: self.limits.write_timeout,
             subscriptions_page_size: self.subscriptions.page_size.max(1),
+            compatibility: self.compatibility()?.map(Arc::new),
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }
@@ -511,7 +546,79 @@ impl Config {
         self.tls.load()?;
         // A throwaway in-memory hub compiles the issuers' matchers like the real one.
         let hub = Hub::builder(self.hub_url()).build();
+        self.compatibility()?;
         self.verifier(&hub).map(|_| ())
+    }
+
+    /// The algorithms of `auth.algorithms`.
+    fn algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
+        self.auth
+            .algorithms
+            .iter()
+            .map(|name| {
+                Algorithm::from_name(name).ok_or_else(|| ConfigError::Invalid {
+                    key: "auth.algorithms".into(),
+                    reason: format!(
+                        "unsupported algorithm `{name}` (supported: EdDSA, ES256, RS256, HS256)"
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// The pre-draft-08 protocol's key sets, when `[compatibility]` is on.
+    fn compatibility(&self) -> Result<Option<Compatibility>, ConfigError> {
+        let c = &self.compatibility;
+        let has_keys = !(c.publisher_hs256_secrets.is_empty()
+            && c.publisher_public_key_files.is_empty()
+            && c.subscriber_hs256_secrets.is_empty()
+            && c.subscriber_public_key_files.is_empty());
+        if !c.enabled {
+            if has_keys {
+                return Err(ConfigError::Invalid {
+                    key: "compatibility.enabled".into(),
+                    reason: "legacy token keys are set but the pre-draft-08 protocol is off; \
+                             set `enabled = true` (accepting its weaker token checks) or remove the keys"
+                        .into(),
+                });
+            }
+            return Ok(None);
+        }
+        if c.cookie_name.is_empty() || c.cookie_name.contains([';', '=', ' ', ',']) {
+            return Err(ConfigError::Invalid {
+                key: "compatibility.cookie_name".into(),
+                reason: format!("`{}` is not a cookie name", c.cookie_name),
+            });
+        }
+        let algorithms = self.algorithms()?;
+        let verifier = |role: &str, secrets: &[String], files: &[PathBuf]| {
+            let keys = read_keys(&format!("compatibility.{role}"), secrets, files)?;
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            LegacyVerifier::builder(algorithms.iter().copied())
+                .keys(keys)
+                .leeway(self.auth.leeway)
+                .build()
+                .map(Some)
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("compatibility ({role} keys)"),
+                    reason: e.to_string(),
+                })
+        };
+        Ok(Some(Compatibility::new(
+            verifier(
+                "publisher",
+                &c.publisher_hs256_secrets,
+                &c.publisher_public_key_files,
+            )?,
+            verifier(
+                "subscriber",
+                &c.subscriber_hs256_secrets,
+                &c.subscriber_public_key_files,
+            )?,
+            c.cookie_name.clone(),
+        )))
     }
 
     fn verifier(&self, hub: &Hub) -> Result<Option<Arc<Verifier>>, ConfigError> {
@@ -522,18 +629,7 @@ impl Config {
             key: key.to_owned(),
             reason,
         };
-        let mut algorithms = Vec::new();
-        for name in &self.auth.algorithms {
-            let algorithm = Algorithm::from_name(name).ok_or_else(|| {
-                invalid(
-                    "auth.algorithms",
-                    format!(
-                        "unsupported algorithm `{name}` (supported: EdDSA, ES256, RS256, HS256)"
-                    ),
-                )
-            })?;
-            algorithms.push(algorithm);
-        }
+        let algorithms = self.algorithms()?;
         let mut builder = Verifier::builder(hub.url().as_str(), algorithms)
             .leeway(self.auth.leeway)
             .jwks_refresh_interval(self.auth.jwks_refresh);
@@ -546,21 +642,11 @@ impl Config {
                 ));
             }
             let mut trusted = Issuer::new(issuer.id.clone());
-            for secret in &issuer.hs256_secrets {
-                let verifying = VerifyingKey::hs256(secret.as_bytes())
-                    .map_err(|e| invalid(&key("hs256_secrets"), e.to_string()))?;
-                trusted = trusted.with_key(verifying);
-            }
-            for file in &issuer.public_key_files {
-                let pem = std::fs::read(file).map_err(|e| {
-                    invalid(
-                        &key("public_key_files"),
-                        format!("cannot read {}: {e}", file.display()),
-                    )
-                })?;
-                let verifying = VerifyingKey::from_pem(&pem, None).map_err(|e| {
-                    invalid(&key("public_key_files"), format!("{}: {e}", file.display()))
-                })?;
+            for verifying in read_keys(
+                &format!("auth.issuers[{index}]"),
+                &issuer.hs256_secrets,
+                &issuer.public_key_files,
+            )? {
                 trusted = trusted.with_key(verifying);
             }
             if let Some(url) = &issuer.jwks_url {
@@ -584,6 +670,37 @@ impl Config {
             .map_err(|e| invalid("auth", e.to_string()))?;
         Ok(Some(Arc::new(verifier)))
     }
+}
+
+/// The keys of one key set: HS256 secrets, then PEM files. Errors name
+/// `{prefix}.hs256_secrets` or `{prefix}.public_key_files`.
+fn read_keys(
+    prefix: &str,
+    secrets: &[String],
+    files: &[PathBuf],
+) -> Result<Vec<VerifyingKey>, ConfigError> {
+    let invalid = |field: &str, reason: String| ConfigError::Invalid {
+        key: format!("{prefix}{field}"),
+        reason,
+    };
+    let separator = if prefix.ends_with(']') { "." } else { "_" };
+    let mut keys = Vec::with_capacity(secrets.len() + files.len());
+    for secret in secrets {
+        keys.push(
+            VerifyingKey::hs256(secret.as_bytes())
+                .map_err(|e| invalid(&format!("{separator}hs256_secrets"), e.to_string()))?,
+        );
+    }
+    for file in files {
+        let field = format!("{separator}public_key_files");
+        let pem = std::fs::read(file)
+            .map_err(|e| invalid(&field, format!("cannot read {}: {e}", file.display())))?;
+        keys.push(
+            VerifyingKey::from_pem(&pem, None)
+                .map_err(|e| invalid(&field, format!("{}: {e}", file.display())))?,
+        );
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

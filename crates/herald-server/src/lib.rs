@@ -14,6 +14,7 @@
 //!   `http/1.1`) with certificates from [`tls::Tls`], reloaded from disk.
 
 pub mod auth;
+pub mod compat;
 pub mod config;
 pub mod error;
 mod form;
@@ -46,6 +47,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use auth::{Authenticator, Client};
+pub use compat::{Compatibility, Purpose};
 pub use config::{Config, ConfigError};
 pub use error::{ErrorResponse, ServerError};
 pub use limits::{ConnectionCounter, ConnectionLimits};
@@ -84,7 +86,8 @@ impl Herald {
     /// The edge for `hub`, checking tokens with `verifier` (`None`: no token is
     /// trusted, so nobody can publish and only public updates are served).
     pub fn new(hub: Hub, verifier: Option<Arc<Verifier>>, settings: Settings) -> Self {
-        let auth = Authenticator::new(verifier, settings.cookie_name.clone(), hub.clone());
+        let auth = Authenticator::new(verifier, settings.cookie_name.clone(), hub.clone())
+            .with_compatibility(settings.compatibility.clone());
         let metrics = metrics::Metrics::new(hub.clone());
         Self {
             inner: Arc::new(Inner {
@@ -208,6 +211,15 @@ impl Herald {
             return None;
         }
         let query = Method::from_bytes(b"QUERY").unwrap_or(Method::GET);
+        let mut exposed = vec![
+            HeaderName::from_static("mercure-last-event-id"),
+            header::LINK,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+        ];
+        if self.settings().compatibility.is_some() {
+            exposed.push(HeaderName::from_static("last-event-id"));
+        }
         Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
@@ -220,12 +232,7 @@ impl Herald {
                     header::IF_NONE_MATCH,
                     HeaderName::from_static("last-event-id"),
                 ])
-                .expose_headers([
-                    HeaderName::from_static("mercure-last-event-id"),
-                    header::LINK,
-                    header::ETAG,
-                    header::WWW_AUTHENTICATE,
-                ]),
+                .expose_headers(exposed),
         )
     }
 
@@ -289,7 +296,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         .await
     } else {
         let started = std::time::Instant::now();
-        let result = publish::publish(&herald, &parts.headers, body).await;
+        let result = publish::publish(&herald, &parts.headers, parts.uri.query(), body).await;
         if result.is_ok() {
             herald.metrics().published(started.elapsed().as_secs_f64());
         }

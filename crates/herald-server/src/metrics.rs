@@ -33,6 +33,7 @@ pub struct Metrics {
     bytes_written: Counter,
     connections_refused: Family<Reason, Counter>,
     auth_failures: Family<Reason, Counter>,
+    legacy_requests: Family<Reason, Counter>,
     publish_seconds: Histogram,
     publish_to_write_seconds: Histogram,
 }
@@ -65,6 +66,12 @@ impl Metrics {
             "Requests refused for their access token, by reason",
             auth_failures.clone(),
         );
+        let legacy_requests = Family::<Reason, Counter>::default();
+        registry.register(
+            "legacy_requests",
+            "Accepted requests that used the pre-draft-08 protocol (reason: token, topic, last_event_id); zero for long means [compatibility] can go",
+            legacy_requests.clone(),
+        );
         // 100 µs to ~6.5 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
         registry.register(
@@ -85,6 +92,7 @@ impl Metrics {
             bytes_written,
             connections_refused,
             auth_failures,
+            legacy_requests,
             publish_seconds,
             publish_to_write_seconds,
         })
@@ -109,6 +117,15 @@ impl Metrics {
         if let Some(seconds) = since_publish {
             self.publish_to_write_seconds.observe(seconds);
         }
+    }
+
+    /// Counts a request that used a pre-draft-08 feature (`what`).
+    pub(crate) fn legacy_request(&self, what: &'static str) {
+        self.legacy_requests
+            .get_or_create(&Reason {
+                reason: what.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn connection_refused(&self, reason: &str) {
@@ -180,6 +197,7 @@ impl Collector for HubCollector {
                 ("exact", load(&stats.exact_subscriptions)),
                 ("urlpattern", load(&stats.urlpattern_subscriptions)),
                 ("wildcard", load(&stats.wildcard_subscriptions)),
+                ("topic", load(&stats.selector_subscriptions)),
             ] {
                 let label = MatcherTypeLabel { matcher_type };
                 let family = metric.encode_family(&label)?;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use herald_hub::{Update, parse_retry};
 use serde::Deserialize;
 
+use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
 use crate::subscribe::is_form;
 use crate::{Herald, form};
@@ -13,6 +14,7 @@ use crate::{Herald, form};
 pub(crate) async fn publish(
     herald: &Herald,
     headers: &HeaderMap,
+    query: Option<&str>,
     body: Bytes,
 ) -> Result<Response, ServerError> {
     let content_type = headers
@@ -28,7 +30,10 @@ pub(crate) async fn publish(
             "publish with application/x-www-form-urlencoded or application/json, not `{content_type}`"
         )));
     };
-    let Some(client) = herald.auth().authenticate(headers)? else {
+    let Some(client) = herald
+        .auth()
+        .authenticate(headers, query, Purpose::Publish)?
+    else {
         return Err(ServerError::Bearer {
             error: BearerError::Missing,
             reason: "missing",
@@ -37,6 +42,9 @@ pub(crate) async fn publish(
     };
     if client.via_cookie {
         check_same_origin(herald, headers)?;
+    }
+    if client.legacy {
+        herald.metrics().legacy_request("token");
     }
     // Topic rules apply whatever the token (400 before 403).
     update.validate(herald.hub().namespace(), herald.hub().update_limits())?;

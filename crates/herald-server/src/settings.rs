@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::compat::Compatibility;
 use crate::limits::ConnectionLimits;
 
 /// How the HTTP edge behaves. Every field has a documented default.
@@ -30,6 +33,8 @@ pub struct Settings {
     pub write_timeout: Duration,
     /// Most subscriptions in one page of a subscription API collection.
     pub subscriptions_page_size: usize,
+    /// The pre-draft-08 protocol next to draft-08 (`None`: draft-08 only).
+    pub compatibility: Option<Arc<Compatibility>>,
 }
 
 impl Default for Settings {
@@ -46,6 +51,7 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             subscriptions_page_size: 1000,
+            compatibility: None,
         }
     }
 }

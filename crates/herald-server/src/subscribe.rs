@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Client;
+use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
@@ -25,6 +26,10 @@ struct Request {
     /// Each matcher with the type its parameter named.
     matchers: Vec<(MatcherType, herald_hub::Matcher)>,
     last_event_id: Option<String>,
+    /// Whether a pre-draft-08 `topic=` selector was used.
+    legacy_topics: bool,
+    /// Whether the id came from the pre-draft-08 `lastEventID` parameter.
+    legacy_last_event_id: bool,
 }
 
 pub(crate) async fn subscribe(
@@ -36,7 +41,10 @@ pub(crate) async fn subscribe(
     peer: Option<IpAddr>,
 ) -> Result<Response, ServerError> {
     let request = parse(herald, method, headers, query, &body)?;
-    let client = match herald.auth().authenticate(headers)? {
+    let client = match herald
+        .auth()
+        .authenticate(headers, query, Purpose::Subscribe)?
+    {
         Some(client) => client,
         None if herald.settings().anonymous_subscribers => Client::anonymous(),
         None => {
@@ -50,6 +58,15 @@ pub(crate) async fn subscribe(
     let admission = herald
         .connections()
         .admit(peer, client.subject.as_deref())?;
+    if client.legacy {
+        herald.metrics().legacy_request("token");
+    }
+    if request.legacy_topics {
+        herald.metrics().legacy_request("topic");
+    }
+    if request.legacy_last_event_id {
+        herald.metrics().legacy_request("last_event_id");
+    }
     let resume = Resume::from_last_event_id(request.last_event_id.as_deref());
     let subscription = herald
         .hub()
@@ -63,6 +80,10 @@ pub(crate) async fn subscribe(
     if let Some(after) = subscription.resumed_after()
         && let Ok(value) = HeaderValue::from_str(after)
     {
+        // The pre-draft-08 name of the same header, for older clients.
+        if herald.settings().compatibility.is_some() {
+            response = response.header("last-event-id", value.clone());
+        }
         response = response.header("mercure-last-event-id", value);
     }
     let deadline = close_at(client.expires_at, herald.settings().max_connection_lifetime);
@@ -111,23 +132,37 @@ fn parse(
         }
         pairs.extend(form::parse(body).map_err(ServerError::BadRequest)?);
     }
-    // `last_event_id` is single-valued: the query component wins over the body.
+    let legacy = herald.settings().compatibility.is_some();
+    // `last_event_id` is single-valued: the query component wins over the
+    // body, and the draft-08 name over the pre-draft-08 `lastEventID`.
     let (from_query, from_body) = pairs.split_at(query_len);
-    let last_event_id = [from_query, from_body]
-        .into_iter()
-        .find_map(|part| part.iter().find(|(n, _)| n == "last_event_id"))
-        .map(|(_, v)| v.clone());
+    let names: &[&str] = if legacy {
+        &["last_event_id", "lastEventID"]
+    } else {
+        &["last_event_id"]
+    };
+    let last_event_id = names
+        .iter()
+        .flat_map(|name| [(from_query, *name), (from_body, *name)])
+        .find_map(|(part, name)| part.iter().find(|(n, _)| n == name))
+        .map(|(n, v)| (n == "lastEventID", v.clone()));
+    let (legacy_last_event_id, last_event_id) = match last_event_id {
+        Some((legacy, id)) => (legacy, Some(id)),
+        None => (false, None),
+    };
     let mut matchers = Vec::new();
     for (name, value) in &pairs {
-        if name == "access_token" {
+        if name == "access_token" || (!legacy && name == "authorization") {
             return Err(ServerError::Bearer {
                 error: BearerError::InvalidRequest,
                 reason: "token_in_url",
                 detail: "access tokens are not accepted in the URL or body; use the Authorization header or the cookie".into(),
             });
         }
-        let Some(matcher_type) = MatcherType::from_param(name)? else {
-            continue;
+        let matcher_type = match MatcherType::from_param(name)? {
+            Some(matcher_type) => matcher_type,
+            None if legacy && name == "topic" => MatcherType::Selector,
+            None => continue,
         };
         if matchers.len() == herald.settings().max_matchers {
             return Err(ServerError::BadRequest(format!(
@@ -141,9 +176,16 @@ fn parse(
         ));
     }
     if matchers.is_empty() {
-        return Err(ServerError::BadRequest(
-            "a subscription needs at least one `match` or `match_urlpattern` parameter".into(),
-        ));
+        let hint = if legacy {
+            "a subscription needs at least one `match`, `match_urlpattern` or `topic` parameter"
+        } else if pairs.iter().any(|(n, _)| n == "topic") {
+            "a subscription needs at least one `match` or `match_urlpattern` parameter; \
+             `topic` belongs to the pre-draft-08 protocol, which this hub does not speak \
+             (see `[compatibility]` in docs/configuration.md)"
+        } else {
+            "a subscription needs at least one `match` or `match_urlpattern` parameter"
+        };
+        return Err(ServerError::BadRequest(hint.into()));
     }
     // The Last-Event-ID header wins over the parameter.
     let header_id = match headers.get("last-event-id") {
@@ -161,9 +203,14 @@ fn parse(
     // `id:` field resets the last event ID.
     let header_id = header_id.filter(|id| !id.is_empty());
     let last_event_id = last_event_id.filter(|id| !id.is_empty());
+    let legacy_topics = matchers.iter().any(|(t, _)| *t == MatcherType::Selector);
     Ok(Request {
         matchers,
+        legacy_last_event_id: header_id.is_none()
+            && legacy_last_event_id
+            && last_event_id.is_some(),
         last_event_id: header_id.or(last_event_id),
+        legacy_topics,
     })
 }
 

@@ -8,6 +8,11 @@
 //! Collections are sorted by subscription `id` and cut into pages of at most
 //! `Settings::subscriptions_page_size` subscriptions; a cut page has a `next`
 //! member, the URL of the following page (`?after={last id}`). See `docs/presence.md`.
+//!
+//! In compatibility mode the pre-draft-08 paths (`…/subscriptions/{topic}` and
+//! `…/{topic}/{subscriber}`) are served too, and a request that uses one of
+//! them or presents a legacy token gets that revision's JSON-LD documents
+//! (with `@context` and `lastEventID`), as `application/ld+json`.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -17,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use herald_hub::{ActiveSubscription, MatcherType, Presence, encode_variable};
 use percent_encoding::percent_decode_str;
 
+use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
 use crate::{Herald, form};
 
@@ -41,13 +47,17 @@ pub(crate) async fn endpoint(
     if method != Method::GET && method != Method::HEAD {
         return Err(ServerError::MethodNotAllowed(method.to_string()));
     }
-    let target = parse_path(presence, path).ok_or(ServerError::NotFound)?;
+    let compatibility = herald.settings().compatibility.is_some();
+    let target = parse_path(presence, path, compatibility).ok_or(ServerError::NotFound)?;
     let topic = match &target {
         Target::All => presence.collection_path().to_owned(),
         Target::Matcher(t, m) => presence.matcher_topic(*t, m),
         Target::One(t, m, s) => presence.subscription_topic(*t, m, s),
     };
-    let Some(client) = herald.auth().authenticate(headers)? else {
+    let Some(client) = herald
+        .auth()
+        .authenticate(headers, query, Purpose::Subscribe)?
+    else {
         return Err(ServerError::Bearer {
             error: BearerError::Missing,
             reason: "missing",
@@ -70,31 +80,75 @@ pub(crate) async fn endpoint(
         None => None,
     };
 
+    let legacy = client.legacy || target.is_legacy();
+
     // The cursor first, then the snapshot.
     let cursor = herald.hub().last_event_id().await?;
+    let page_size = herald.settings().subscriptions_page_size;
+    let shape = if legacy {
+        Shape::Legacy { cursor: &cursor }
+    } else {
+        Shape::Draft08
+    };
     let body = match target {
         Target::One(t, m, s) => {
             let found = presence.get(t, &m, &s).ok_or(ServerError::NotFound)?;
-            found.document(true)
+            let mut out = String::with_capacity(256);
+            match shape {
+                Shape::Draft08 => found.write_document(&mut out, true),
+                Shape::Legacy { cursor } => {
+                    found.write_legacy_document(&mut out, true, true);
+                    out.pop();
+                    out.push_str(&format!(",\"lastEventID\":{}}}", json(cursor)));
+                }
+            }
+            out
         }
-        Target::All => collection(
-            &topic,
-            presence.all(),
-            after.as_deref(),
-            herald.settings().subscriptions_page_size,
-        ),
+        Target::All => collection(&topic, presence.all(), after.as_deref(), page_size, shape),
         Target::Matcher(t, m) => collection(
             &topic,
             presence.of_matcher(t, &m),
             after.as_deref(),
-            herald.settings().subscriptions_page_size,
+            page_size,
+            shape,
         ),
     };
-    Ok(respond(herald, headers, &cursor, body))
+    let content_type = if legacy {
+        "application/ld+json"
+    } else {
+        "application/json"
+    };
+    Ok(respond(herald, headers, &cursor, body, content_type))
 }
 
-/// Parses the path below the hub path; `None` for anything that names no resource.
-fn parse_path(presence: &Presence, path: &str) -> Option<Target> {
+impl Target {
+    /// Whether the path is one only the pre-draft-08 revision has.
+    fn is_legacy(&self) -> bool {
+        matches!(
+            self,
+            Target::Matcher(MatcherType::Selector, _) | Target::One(MatcherType::Selector, _, _)
+        )
+    }
+}
+
+/// Which revision's documents an answer uses.
+#[derive(Debug, Clone, Copy)]
+enum Shape<'c> {
+    Draft08,
+    /// JSON-LD with `@context`, and the reconciliation cursor as `lastEventID`.
+    Legacy {
+        cursor: &'c str,
+    },
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// Parses the path below the hub path; `None` for anything that names no
+/// resource. With `legacy`, the pre-draft-08 `{topic}[/{subscriber}]` forms
+/// are recognized too; a first segment naming a draft-08 matcher type wins.
+fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Option<Target> {
     let rest = path.strip_prefix(presence.collection_path())?;
     if rest.is_empty() {
         return Some(Target::All);
@@ -106,10 +160,16 @@ fn parse_path(presence: &Presence, path: &str) -> Option<Target> {
         (!decoded.is_empty()).then_some(decoded)
     };
     match segments.as_slice() {
-        [match_type, matcher] => Some(Target::Matcher(
-            MatcherType::from_name(&decode(match_type)?)?,
-            decode(matcher)?,
-        )),
+        [topic] if legacy => Some(Target::Matcher(MatcherType::Selector, decode(topic)?)),
+        [first, second] => match MatcherType::from_name(&decode(first)?) {
+            Some(match_type) => Some(Target::Matcher(match_type, decode(second)?)),
+            None if legacy => Some(Target::One(
+                MatcherType::Selector,
+                decode(first)?,
+                decode(second)?,
+            )),
+            None => None,
+        },
         [match_type, matcher, subscriber] => Some(Target::One(
             MatcherType::from_name(&decode(match_type)?)?,
             decode(matcher)?,
@@ -125,6 +185,7 @@ fn collection(
     mut subscriptions: Vec<Arc<ActiveSubscription>>,
     after: Option<&str>,
     page_size: usize,
+    shape: Shape<'_>,
 ) -> String {
     if let Some(after) = after {
         subscriptions.retain(|s| &*s.topic > after);
@@ -140,17 +201,26 @@ fn collection(
         Some(after) => format!("{topic}?after={}", encode_variable(after)),
         None => topic.to_owned(),
     };
-    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = String::with_capacity(64 + subscriptions.len() * 256);
-    out.push_str(&format!(
-        "{{\"id\":{},\"type\":\"subscriptions\",\"subscriptions\":[",
-        json(&id)
-    ));
+    match shape {
+        Shape::Draft08 => out.push_str(&format!(
+            "{{\"id\":{},\"type\":\"subscriptions\",\"subscriptions\":[",
+            json(&id)
+        )),
+        Shape::Legacy { cursor } => out.push_str(&format!(
+            "{{\"@context\":\"https://mercure.rocks/\",\"id\":{},\"type\":\"Subscriptions\",\"lastEventID\":{},\"subscriptions\":[",
+            json(&id),
+            json(cursor)
+        )),
+    }
     for (i, subscription) in subscriptions.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        subscription.write_document(&mut out, true);
+        match shape {
+            Shape::Draft08 => subscription.write_document(&mut out, true),
+            Shape::Legacy { .. } => subscription.write_legacy_document(&mut out, true, false),
+        }
     }
     out.push(']');
     if truncated && let Some(last) = subscriptions.last() {
@@ -161,7 +231,13 @@ fn collection(
     out
 }
 
-fn respond(herald: &Herald, headers: &HeaderMap, cursor: &str, body: String) -> Response {
+fn respond(
+    herald: &Herald,
+    headers: &HeaderMap,
+    cursor: &str,
+    body: String,
+    content_type: &'static str,
+) -> Response {
     let mut hasher = DefaultHasher::new();
     cursor.hash(&mut hasher);
     body.hash(&mut hasher);
@@ -182,12 +258,7 @@ fn respond(herald: &Herald, headers: &HeaderMap, cursor: &str, body: String) -> 
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
+        (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
     };
     let h = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&link) {
@@ -224,11 +295,12 @@ mod tests {
     fn paths_name_the_three_resources() {
         let p = presence();
         let base = "/.well-known/mercure/subscriptions";
-        assert_eq!(parse_path(&p, base), Some(Target::All));
+        assert_eq!(parse_path(&p, base, false), Some(Target::All));
         assert_eq!(
             parse_path(
                 &p,
-                &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b")
+                &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b"),
+                false
             ),
             Some(Target::Matcher(
                 MatcherType::Exact,
@@ -238,7 +310,8 @@ mod tests {
         assert_eq!(
             parse_path(
                 &p,
-                &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1")
+                &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1"),
+                false
             ),
             Some(Target::One(
                 MatcherType::UrlPattern,
@@ -255,7 +328,36 @@ mod tests {
             format!("{base}x"),
             format!("{base}/exact/%FF"),
         ] {
-            assert_eq!(parse_path(&p, &bad), None, "{bad}");
+            assert_eq!(parse_path(&p, &bad, false), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn compatibility_adds_the_older_topic_paths() {
+        let p = presence();
+        let base = "/.well-known/mercure/subscriptions";
+        let selector = format!("{base}/https%3A%2F%2Fexample.com%2F%7Bid%7D");
+        assert_eq!(parse_path(&p, &selector, false), None);
+        assert_eq!(
+            parse_path(&p, &selector, true),
+            Some(Target::Matcher(
+                MatcherType::Selector,
+                "https://example.com/{id}".into()
+            ))
+        );
+        assert_eq!(
+            parse_path(&p, &format!("{selector}/urn%3Auuid%3A1"), true),
+            Some(Target::One(
+                MatcherType::Selector,
+                "https://example.com/{id}".into(),
+                "urn:uuid:1".into()
+            ))
+        );
+        assert_eq!(
+            parse_path(&p, &format!("{base}/exact/a"), true),
+            Some(Target::Matcher(MatcherType::Exact, "a".into())),
+            "a draft-08 matcher type in the first segment wins"
+        );
+        assert_eq!(parse_path(&p, &format!("{base}/a/b/c"), true), None);
     }
 }

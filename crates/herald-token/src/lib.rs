@@ -64,6 +64,7 @@ pub use legacy::{
 pub use mint::{MintRequest, claims_at, mint, mint_at};
 pub use verify::{
     DEFAULT_JWKS_REFRESH, DEFAULT_LEEWAY, Issuer, Limits, VerifiedToken, Verifier, VerifierBuilder,
+    declares_access_token,
 };
 
 #[cfg(test)]

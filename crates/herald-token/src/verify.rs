@@ -609,6 +609,28 @@ impl Verifier {
     }
 }
 
+/// Whether `token`'s JOSE header declares it an access token (`typ: at+jwt`).
+///
+/// A hub speaking both protocol revisions uses this to route a token: one
+/// that declares itself an access token is only ever verified as one, so it
+/// never falls back to the older revision's weaker checks. Nothing is
+/// verified here; a header that cannot be decoded declares nothing.
+pub fn declares_access_token(token: &str) -> bool {
+    let Some(header_b64) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        header_b64,
+    ) else {
+        return false;
+    };
+    let Ok(header) = serde_json::from_slice::<Map<String, Value>>(&bytes) else {
+        return false;
+    };
+    matches!(header.get("typ"), Some(Value::String(typ)) if is_access_token_type(typ))
+}
+
 /// Whether `typ` is `at+jwt`, the `application/` prefix omitted, compared case-insensitively.
 fn is_access_token_type(typ: &str) -> bool {
     let lower = typ.to_ascii_lowercase();
