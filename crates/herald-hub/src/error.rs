@@ -59,6 +59,16 @@ pub enum HubError {
         /// What the URL Pattern parser said.
         reason: String,
     },
+    /// A string is not a URI Template (RFC 6570). A topic selector that is not
+    /// one is still usable, compared byte for byte, so this surfaces only where
+    /// a caller asked for a template explicitly.
+    #[error("`{value}` is not a valid URI template: {reason}")]
+    InvalidTemplate {
+        /// The rejected template.
+        value: String,
+        /// What is wrong, and where (byte offsets into `value`).
+        reason: String,
+    },
     /// A request exceeded a limit whose excess the protocol answers with 400.
     #[error("{0}")]
     LimitExceeded(String),

@@ -6,6 +6,8 @@
 //! - [`text`] and [`Namespace`]: the character rules and the reserved hub namespace.
 //! - [`Matcher`], [`MatcherType`], [`Matchers`]: `exact`, `urlpattern` and `*`,
 //!   compiled once, with cached match results.
+//! - [`UriTemplate`]: RFC 6570 templates compiled for matching, for the topic
+//!   selectors of the Mercure revisions before draft 08.
 //! - [`Grants`]: what a token allows, and the authorization decisions.
 //! - [`Log`] and [`MemoryLog`]: the ordered, position-indexed log.
 //! - [`Registry`]: connected subscribers, indexed by topic and pattern, sharded.
@@ -24,6 +26,7 @@ mod namespace;
 mod presence;
 mod registry;
 mod subscription;
+mod template;
 pub mod text;
 mod update;
 
@@ -37,4 +40,5 @@ pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
 pub use registry::{Registration, Registry, RegistryStats, SubscriberState};
 pub use subscription::{Resume, Subscription};
+pub use template::UriTemplate;
 pub use update::{Update, UpdateLimits, parse_retry};
