@@ -4,8 +4,8 @@
 //! - [`Update`] (what a publisher sends) and its validation rules; [`Entry`]
 //!   (a committed update, its SSE frame encoded once and shared).
 //! - [`text`] and [`Namespace`]: the character rules and the reserved hub namespace.
-//! - [`Matcher`], [`MatcherType`], [`Matchers`]: `exact`, `urlpattern` and `*`,
-//!   compiled once, with cached match results.
+//! - [`Matcher`], [`MatcherType`], [`Matchers`]: `exact`, `urlpattern`, `*`
+//!   and legacy topic [`Selector`]s, compiled once, with cached match results.
 //! - [`UriTemplate`]: RFC 6570 templates compiled for matching, for the topic
 //!   selectors of the Mercure revisions before draft 08.
 //! - [`Grants`]: what a token allows, and the authorization decisions.
@@ -35,7 +35,7 @@ pub use error::{ErrorKind, HubError};
 pub use grants::{Grants, SubscribeGrant};
 pub use hub::{Hub, HubBuilder, IdScheme};
 pub use log::{Dispatch, Log, LogStats, MemoryLog};
-pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern};
+pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern, Selector};
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
 pub use registry::{Registration, Registry, RegistryStats, SubscriberState};

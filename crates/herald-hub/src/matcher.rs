@@ -1,11 +1,14 @@
-//! Topic matchers: `exact`, `urlpattern` and the `*` wildcard.
+//! Topic matchers: `exact`, `urlpattern`, the `*` wildcard, and the topic
+//! selectors of the Mercure revisions before draft 08.
 //!
-//! URL patterns are compiled once per distinct pattern ([`Matchers`] interns
-//! them) with the `regex` crate, whose matching time is linear. Whether a topic
-//! matches a pattern is remembered in one bounded cache shared by all patterns,
-//! so a hot topic costs a hash lookup, not a URL parse and a regex run.
+//! URL patterns and selectors are compiled once per distinct source
+//! ([`Matchers`] interns them) with the `regex` crate, whose matching time is
+//! linear. Whether a topic matches one is remembered in one bounded cache
+//! shared by all of them, so a hot topic costs a hash lookup, not a URL parse
+//! and a regex run.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -15,8 +18,8 @@ use quick_cache::Equivalent;
 use url::Url;
 use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
 
-use crate::HubError;
 use crate::text::check_characters;
+use crate::{HubError, UriTemplate};
 
 /// The matcher types this hub supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,17 +28,24 @@ pub enum MatcherType {
     Exact,
     /// A URL Pattern, evaluated against the topic resolved on the hub URL.
     UrlPattern,
+    /// A topic selector of the Mercure revisions before draft 08: `*`, the
+    /// topic itself, or a URI Template the topic matches. Not a draft-08
+    /// matcher type, so absent from [`MatcherType::ALL`], and neither
+    /// [`MatcherType::from_name`] nor [`MatcherType::from_param`] selects it.
+    Selector,
 }
 
 impl MatcherType {
     /// Every supported type, as advertised in the protected resource metadata.
     pub const ALL: [MatcherType; 2] = [MatcherType::Exact, MatcherType::UrlPattern];
 
-    /// The canonical name (`exact`, `urlpattern`).
+    /// The canonical name (`exact`, `urlpattern`; `topic`, the parameter
+    /// that carries selectors, for [`MatcherType::Selector`]).
     pub fn name(self) -> &'static str {
         match self {
             MatcherType::Exact => "exact",
             MatcherType::UrlPattern => "urlpattern",
+            MatcherType::Selector => "topic",
         }
     }
 
@@ -77,6 +87,8 @@ pub enum Matcher {
     Exact(Arc<str>),
     /// A compiled URL pattern, shared by every matcher with the same source.
     UrlPattern(Arc<Pattern>),
+    /// A legacy topic selector, shared by every matcher with the same source.
+    Selector(Arc<Selector>),
 }
 
 impl Matcher {
@@ -86,6 +98,7 @@ impl Matcher {
             Matcher::Wildcard => true,
             Matcher::Exact(exact) => **exact == *topic,
             Matcher::UrlPattern(pattern) => pattern.matches(topic),
+            Matcher::Selector(selector) => selector.matches(topic),
         }
     }
 
@@ -99,6 +112,7 @@ impl Matcher {
         match self {
             Matcher::Wildcard | Matcher::Exact(_) => MatcherType::Exact,
             Matcher::UrlPattern(_) => MatcherType::UrlPattern,
+            Matcher::Selector(_) => MatcherType::Selector,
         }
     }
 
@@ -108,16 +122,16 @@ impl Matcher {
             Matcher::Wildcard => "*",
             Matcher::Exact(exact) => exact,
             Matcher::UrlPattern(pattern) => &pattern.source,
+            Matcher::Selector(selector) => &selector.source,
         }
     }
 }
 
 /// A compiled URL pattern.
 pub struct Pattern {
-    id: u64,
     source: Box<str>,
     compiled: UrlPattern,
-    owner: Arc<Shared>,
+    memo: Memo,
 }
 
 impl std::fmt::Debug for Pattern {
@@ -137,18 +151,126 @@ impl Pattern {
     /// Whether `topic`, resolved against the hub URL, matches. A topic that is
     /// not a URL reference matches no pattern.
     pub fn matches(&self, topic: &str) -> bool {
+        self.memo.remember(topic, |base| {
+            Url::options()
+                .base_url(Some(base))
+                .parse(topic)
+                .ok()
+                .and_then(|url| self.compiled.test(UrlPatternMatchInput::Url(url)).ok())
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// A topic selector (Mercure before draft 08), compiled.
+///
+/// Legacy subscriptions and tokens write plain topics and URI Templates in
+/// the same field, so a selector that is not a valid template is no error:
+/// it is compared as a string only.
+pub struct Selector {
+    source: Arc<str>,
+    /// `None` when the source is not a valid URI Template.
+    template: Option<UriTemplate>,
+    memo: Memo,
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selector")
+            .field("source", &self.source)
+            .field("template", &self.template.is_some())
+            .finish()
+    }
+}
+
+impl Selector {
+    /// The selector as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The selector as a URI Template, or `None` if it is not a valid one.
+    pub fn template(&self) -> Option<&UriTemplate> {
+        self.template.as_ref()
+    }
+
+    /// Whether `topic` matches: the selector is `*`, or is `topic` itself
+    /// (so a template matches itself), or is a URI Template that `topic`
+    /// matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        if &*self.source == "*" || *self.source == *topic {
+            return true;
+        }
+        match &self.template {
+            Some(template) if self.literal().is_none() => {
+                self.memo.remember(topic, |_| template.is_match(topic))
+            }
+            _ => false,
+        }
+    }
+
+    /// The only topic this selector matches, if it matches one only: it is
+    /// not `*`, and not a template with an expression to match against. The
+    /// registry indexes such selectors like exact topics.
+    pub(crate) fn literal(&self) -> Option<&Arc<str>> {
+        let plain = self.template.as_ref().is_none_or(UriTemplate::is_plain);
+        (plain && &*self.source != "*").then_some(&self.source)
+    }
+}
+
+/// A compiled matcher's entry in the shared `(id, topic) → matched` cache.
+struct Memo {
+    id: u64,
+    owner: Arc<Shared>,
+}
+
+impl Memo {
+    fn new(owner: &Arc<Shared>) -> Self {
+        Self {
+            id: owner.next_id.fetch_add(1, Ordering::Relaxed),
+            owner: Arc::clone(owner),
+        }
+    }
+
+    /// The cached result for `topic`, or `compute(hub URL)`, then cached.
+    fn remember(&self, topic: &str, compute: impl FnOnce(&Url) -> bool) -> bool {
         let key = CacheKeyRef(self.id, topic);
         if let Some(hit) = self.owner.cache.get(&key) {
             return hit;
         }
-        let matched = Url::options()
-            .base_url(Some(&self.owner.base))
-            .parse(topic)
-            .ok()
-            .and_then(|url| self.compiled.test(UrlPatternMatchInput::Url(url)).ok())
-            .unwrap_or(false);
+        let matched = compute(&self.owner.base);
         self.owner.cache.insert((self.id, topic.into()), matched);
         matched
+    }
+}
+
+/// Compiled matchers by source, held weakly: identical sources compile once
+/// (and share cache entries) while any matcher uses them.
+struct Interner<T>(Mutex<HashMap<Box<str>, Weak<T>>>);
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Interner<T> {
+    /// The live value compiled from `source`, or a new one from `build`.
+    fn get_or_build<E>(
+        &self,
+        source: &str,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let mut interned = self.0.lock();
+        if let Some(existing) = interned.get(source).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let value = Arc::new(build()?);
+        if interned.len() > 1024 {
+            interned.retain(|_, weak| weak.strong_count() > 0);
+        }
+        interned.insert(source.into(), Arc::downgrade(&value));
+        Ok(value)
     }
 }
 
@@ -175,7 +297,8 @@ struct Shared {
     base: Url,
     limits: MatcherLimits,
     next_id: AtomicU64,
-    interned: Mutex<HashMap<Box<str>, Weak<Pattern>>>,
+    patterns: Interner<Pattern>,
+    selectors: Interner<Selector>,
     cache: quick_cache::sync::Cache<(u64, Box<str>), bool>,
 }
 
@@ -198,7 +321,8 @@ impl Matchers {
                 base: hub_url,
                 limits,
                 next_id: AtomicU64::new(1),
-                interned: Mutex::new(HashMap::new()),
+                patterns: Interner::default(),
+                selectors: Interner::default(),
                 cache: quick_cache::sync::Cache::new(MATCH_CACHE_CAPACITY),
             }),
         }
@@ -225,14 +349,17 @@ impl Matchers {
         match matcher_type {
             MatcherType::Exact => Ok(Matcher::Exact(value.into())),
             MatcherType::UrlPattern => self.pattern(param, value).map(Matcher::UrlPattern),
+            MatcherType::Selector => Ok(Matcher::Selector(self.selector(value))),
         }
     }
 
     fn pattern(&self, param: &str, value: &str) -> Result<Arc<Pattern>, HubError> {
-        let mut interned = self.shared.interned.lock();
-        if let Some(existing) = interned.get(value).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
+        self.shared
+            .patterns
+            .get_or_build(value, || self.compile_pattern(param, value))
+    }
+
+    fn compile_pattern(&self, param: &str, value: &str) -> Result<Pattern, HubError> {
         let invalid = |reason: String| HubError::InvalidMatcher {
             param: param.to_owned(),
             value: value.to_owned(),
@@ -249,17 +376,28 @@ impl Matchers {
             ..Default::default()
         };
         let compiled = UrlPattern::parse(init, options).map_err(|e| invalid(e.to_string()))?;
-        let pattern = Arc::new(Pattern {
-            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+        Ok(Pattern {
             source: value.into(),
             compiled,
-            owner: Arc::clone(&self.shared),
+            memo: Memo::new(&self.shared),
+        })
+    }
+
+    fn selector(&self, value: &str) -> Arc<Selector> {
+        let built = self.shared.selectors.get_or_build(value, || {
+            let template = UriTemplate::parse(value)
+                .inspect_err(|error| {
+                    tracing::debug!(%error, "topic selector compared as a plain string");
+                })
+                .ok();
+            Ok::<_, Infallible>(Selector {
+                source: value.into(),
+                template,
+                memo: Memo::new(&self.shared),
+            })
         });
-        if interned.len() > 1024 {
-            interned.retain(|_, weak| weak.strong_count() > 0);
-        }
-        interned.insert(value.into(), Arc::downgrade(&pattern));
-        Ok(pattern)
+        let Ok(selector) = built;
+        selector
     }
 
     /// The hub URL relative patterns and topics are resolved against.
@@ -398,6 +536,101 @@ mod tests {
             panic!()
         };
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    fn selector(m: &Matchers, value: &str) -> Matcher {
+        m.parse("topic", MatcherType::Selector, value).unwrap()
+    }
+
+    #[test]
+    fn selector_rules() {
+        let m = matchers();
+        assert!(matches!(selector(&m, "*"), Matcher::Wildcard), "rule 1");
+        let template = selector(&m, "https://example.com/books/{id}");
+        assert_eq!(template.matcher_type(), MatcherType::Selector);
+        assert_eq!(template.source(), "https://example.com/books/{id}");
+        assert!(template.matches("https://example.com/books/1"), "rule 3");
+        assert!(
+            template.matches("https://example.com/books/{id}"),
+            "rule 2: a template matches itself"
+        );
+        assert!(!template.matches("https://example.com/books/1/reviews"));
+        assert!(!template.matches("https://example.com/books/{other}"));
+        // Not a template: compared as a string only, and no error.
+        for invalid in ["https://example.com/{", "https://example.com/{!x}", "{a b}"] {
+            let Matcher::Selector(s) = selector(&m, invalid) else {
+                panic!()
+            };
+            assert!(s.template().is_none(), "{invalid}");
+            assert!(s.matches(invalid));
+            assert!(!s.matches("https://example.com/"));
+            assert_eq!(s.literal().map(|l| &**l), Some(invalid));
+        }
+        let plain = selector(&m, "https://example.com/books/1");
+        assert!(plain.matches("https://example.com/books/1"));
+        assert!(!plain.matches("https://example.com/books/2"));
+        // Relative selectors are not resolved against the hub URL.
+        assert!(!selector(&m, "/books/{id}").matches("https://hub.example.com/books/1"));
+    }
+
+    #[test]
+    fn selectors_are_compiled_once_and_share_the_result_cache() {
+        let m = matchers();
+        let (Matcher::Selector(a), Matcher::Selector(b)) = (
+            selector(&m, "https://example.com/books/{id}"),
+            selector(&m, "https://example.com/books/{id}"),
+        ) else {
+            panic!()
+        };
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(a.matches("https://example.com/books/7"));
+        assert_eq!(
+            m.shared
+                .cache
+                .get(&CacheKeyRef(a.memo.id, "https://example.com/books/7")),
+            Some(true)
+        );
+        // The same source as a URL pattern is a different, separately interned matcher.
+        let pattern = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://example.com/books/{id}",
+            )
+            .unwrap();
+        assert!(matches!(pattern, Matcher::UrlPattern(_)));
+        // Only while in use: a dropped selector is compiled afresh.
+        let id = a.memo.id;
+        drop((a, b));
+        let Matcher::Selector(c) = selector(&m, "https://example.com/books/{id}") else {
+            panic!()
+        };
+        assert_ne!(c.memo.id, id);
+    }
+
+    #[test]
+    fn the_selector_type_is_not_a_draft_08_matcher_type() {
+        assert!(!MatcherType::ALL.contains(&MatcherType::Selector));
+        assert_eq!(MatcherType::Selector.name(), "topic");
+        assert_eq!(MatcherType::from_name("topic"), None);
+        assert_eq!(MatcherType::from_param("topic").unwrap(), None);
+        assert!(MatcherType::from_param("match_topic").is_err());
+    }
+
+    #[test]
+    fn selectors_obey_the_matcher_limits() {
+        let m = Matchers::new(
+            Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
+            MatcherLimits { max_length: 10 },
+        );
+        assert!(matches!(
+            m.parse("topic", MatcherType::Selector, "https://example.com/{id}"),
+            Err(HubError::LimitExceeded(_))
+        ));
+        assert!(matches!(
+            m.parse("topic", MatcherType::Selector, "a\u{7}b"),
+            Err(HubError::ForbiddenCharacter { .. })
+        ));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct RegistryStats {
     pub exact_subscriptions: AtomicUsize,
     /// Active subscriptions with a URL pattern.
     pub urlpattern_subscriptions: AtomicUsize,
+    /// Active subscriptions with a legacy topic selector other than `*`.
+    pub selector_subscriptions: AtomicUsize,
     /// Active subscriptions with the `*` wildcard.
     pub wildcard_subscriptions: AtomicUsize,
 }
@@ -43,6 +45,7 @@ impl RegistryStats {
                 Matcher::Wildcard => &self.wildcard_subscriptions,
                 Matcher::Exact(_) => &self.exact_subscriptions,
                 Matcher::UrlPattern(_) => &self.urlpattern_subscriptions,
+                Matcher::Selector(_) => &self.selector_subscriptions,
             };
             if added {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -77,7 +80,8 @@ struct Shard {
     dispatched: Position,
     subscribers: HashMap<u64, Slot>,
     exact: HashMap<Arc<str>, Vec<u64>>,
-    /// Pattern subscriptions grouped by compiled pattern (keyed by its address).
+    /// Subscriptions tried against every update (URL patterns, templates),
+    /// grouped by compiled matcher (keyed by its address).
     patterns: HashMap<usize, (Matcher, Vec<u64>)>,
     wildcard: Vec<u64>,
     scratch: Vec<u64>,
@@ -229,13 +233,12 @@ impl Registry {
         let position = {
             let mut shard = self.shard(id).lock();
             for matcher in matchers.iter() {
-                match matcher {
-                    Matcher::Wildcard => shard.wildcard.push(id),
-                    Matcher::Exact(topic) => {
+                match Index::of(matcher) {
+                    Index::Wildcard => shard.wildcard.push(id),
+                    Index::Exact(topic) => {
                         shard.exact.entry(Arc::clone(topic)).or_default().push(id);
                     }
-                    Matcher::UrlPattern(pattern) => {
-                        let key = Arc::as_ptr(pattern) as usize;
+                    Index::Scan(key) => {
                         shard
                             .patterns
                             .entry(key)
@@ -281,6 +284,31 @@ impl Registry {
     }
 }
 
+/// Where a shard indexes a matcher.
+enum Index<'a> {
+    Wildcard,
+    /// Matches this one topic only: found by a hash lookup.
+    Exact(&'a Arc<str>),
+    /// Tried against every update; keyed by the address of the compiled
+    /// matcher, which the shard keeps alive while it is indexed.
+    Scan(usize),
+}
+
+impl<'a> Index<'a> {
+    fn of(matcher: &'a Matcher) -> Self {
+        match matcher {
+            Matcher::Wildcard => Index::Wildcard,
+            Matcher::Exact(topic) => Index::Exact(topic),
+            Matcher::UrlPattern(pattern) => Index::Scan(Arc::as_ptr(pattern) as usize),
+            // Most legacy selectors are plain topics.
+            Matcher::Selector(selector) => match selector.literal() {
+                Some(topic) => Index::Exact(topic),
+                None => Index::Scan(Arc::as_ptr(selector) as usize),
+            },
+        }
+    }
+}
+
 impl Shard {
     /// Removes a subscriber; returns its matchers if it was present.
     fn remove(&mut self, id: u64) -> Option<Arc<[Matcher]>> {
@@ -291,9 +319,9 @@ impl Shard {
             }
         };
         for matcher in slot.matchers.iter() {
-            match matcher {
-                Matcher::Wildcard => forget(&mut self.wildcard),
-                Matcher::Exact(topic) => {
+            match Index::of(matcher) {
+                Index::Wildcard => forget(&mut self.wildcard),
+                Index::Exact(topic) => {
                     if let Some(ids) = self.exact.get_mut(&**topic) {
                         forget(ids);
                         if ids.is_empty() {
@@ -301,8 +329,7 @@ impl Shard {
                         }
                     }
                 }
-                Matcher::UrlPattern(pattern) => {
-                    let key = Arc::as_ptr(pattern) as usize;
+                Index::Scan(key) => {
                     if let Some((_, ids)) = self.patterns.get_mut(&key) {
                         forget(ids);
                         if ids.is_empty() {

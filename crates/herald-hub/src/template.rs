@@ -129,6 +129,11 @@ impl UriTemplate {
             None => *self.source == *topic,
         }
     }
+
+    /// Whether the template matches only itself, compared as a string.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.regex.is_none()
+    }
 }
 
 /// An expression operator (RFC 6570 section 3.2, Appendix A).
@@ -979,12 +984,13 @@ mod tests {
     #[test]
     fn templates_without_expressions_match_only_themselves() {
         let template = UriTemplate::parse("https://example.com/a.b").unwrap();
-        assert!(template.regex.is_none());
+        assert!(template.is_plain());
         assert!(template.is_match("https://example.com/a.b"));
         assert!(!template.is_match("https://example.com/aXb"));
         assert_eq!(template.source(), "https://example.com/a.b");
         // Except that a non-ASCII literal also matches its encoded form.
         let template = UriTemplate::parse("https://example.com/café").unwrap();
+        assert!(!template.is_plain());
         assert!(template.is_match("https://example.com/café"));
         assert!(template.is_match("https://example.com/caf%C3%A9"));
     }

@@ -321,6 +321,47 @@ async fn urlpattern_and_wildcard_subscriptions_receive_once() {
 }
 
 #[tokio::test]
+async fn selector_subscriptions_receive_once_and_are_counted() {
+    let hub = hub();
+    let selectors = [
+        "https://example.com/books/{id}",
+        TOPIC,
+        "https://example.com/{!x}",
+    ];
+    let matchers = selectors
+        .iter()
+        .map(|s| hub.matcher("topic", MatcherType::Selector, s).unwrap())
+        .collect();
+    let mut s = hub
+        .subscribe(matchers, Grants::none(), Resume::Live)
+        .await
+        .unwrap();
+    let stats = || {
+        hub.stats()
+            .selector_subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(stats(), 3);
+    for (id, topic) in [
+        ("1", TOPIC),
+        ("2", "https://example.com/authors/1"),
+        ("3", "https://example.com/books/2"),
+        ("4", "https://example.com/{!x}"),
+        ("5", "https://example.com/books/2/reviews"),
+        ("6", "https://example.com/books/3"),
+    ] {
+        hub.publish(Update::new(topic, "x").with_id(id))
+            .await
+            .unwrap();
+    }
+    for expected in ["1", "3", "4", "6"] {
+        assert_eq!(next_id(&mut s).await, expected);
+    }
+    drop(s);
+    assert_eq!(stats(), 0);
+}
+
+#[tokio::test]
 async fn next_ready_drains_what_is_ready_without_waiting_in_order() {
     let hub = hub();
     for id in ["a", "b", "c"] {
