@@ -2,12 +2,32 @@
 //!
 //! Publishers hand entries to the committer and wait. The committer takes
 //! everything queued, writes it in one transaction, makes it durable, then
-//! dispatches the batch in position order and answers the publishers: a `200`
-//! means the update is on disk, and subscribers only ever see committed entries.
+//! hands the batch to the dispatcher, which dispatches it in position order and
+//! answers the publishers: a `200` means the update is on disk, and subscribers
+//! only ever see committed entries.
+//!
+//! The dispatcher is a task on the multi-threaded tokio runtime the log is
+//! used from (started by the first append made on one), not the committer
+//! thread. Woken from outside the runtime, every subscriber task went through
+//! the runtime's global queue, and the publisher after all of them: its answer
+//! waited until the whole fan-out was written, so a publisher sending one
+//! update at a time got one commit, and every subscriber one socket write, per
+//! update. Dispatched from a worker, the publisher answered runs next, and
+//! while a commit is pending the task keeps to its worker's own queue instead
+//! of waiting for a wake from the committer behind the previous fan-out (see
+//! `DispatchTask::run`): the next update is committed and dispatched while the
+//! subscribers are still writing the previous one, and they write both at once.
+//!
+//! Batches reach the task in commit order and it dispatches one batch at a
+//! time, so dispatch order is log order. Without such a runtime (or once the
+//! task is gone with its runtime) the committer dispatches itself; a lock held
+//! around the dispatch of every batch, whoever does it, keeps the order across
+//! the switch.
 
+use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -17,7 +37,7 @@ use futures_util::future::BoxFuture;
 use herald_hub::{Dispatch, Entry, HubError, Log, LogStats, Position};
 use parking_lot::Mutex;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::StoreError;
 use crate::record;
@@ -95,6 +115,192 @@ const RETENTION_TICK: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<Arc<Entry>, HubError>>;
 
+/// A committed batch in position order, each entry with its publisher's reply.
+type Committed = Vec<(Arc<Entry>, Reply)>;
+
+/// Dispatches committed batches and answers their publishers (see the module
+/// documentation).
+struct Dispatcher {
+    target: OnceLock<Arc<dyn Dispatch>>,
+    /// Held around the dispatch of every batch, by whoever dispatches it: the
+    /// runtime task, the task's drain when it is dropped, or the committer.
+    order: Mutex<()>,
+    queue: Mutex<Queue>,
+    /// Appends handed to the committer and not yet committed (or failed).
+    pending: AtomicUsize,
+    /// Wakes the task: notified by the committer after each batch, and by
+    /// every append (from the publisher's task, on a worker).
+    wake: Notify,
+}
+
+struct Queue {
+    /// Committed batches the task has not taken yet, oldest first.
+    batches: VecDeque<Committed>,
+    task: Task,
+}
+
+/// The dispatcher's runtime task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    /// None yet, or the last one is gone: the committer dispatches, and the
+    /// next append made on a runtime starts a task.
+    Idle,
+    /// Running: the committer queues batches for it.
+    Running,
+    /// The log is closed: the task ends once the queue is empty.
+    Closed,
+}
+
+/// What [`Dispatcher::dispatch_next`] did.
+enum Next {
+    Dispatched,
+    Empty,
+    Closed,
+}
+
+impl Dispatcher {
+    fn new() -> Self {
+        Self {
+            target: OnceLock::new(),
+            order: Mutex::new(()),
+            queue: Mutex::new(Queue {
+                batches: VecDeque::new(),
+                task: Task::Idle,
+            }),
+            pending: AtomicUsize::new(0),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Starts the task on the current runtime if none runs and this is a
+    /// multi-threaded one: a current-thread runtime runs its tasks only while
+    /// its owner drives it, and the committer must never wait on that.
+    fn start(self: &Arc<Self>) {
+        let mut queue = self.queue.lock();
+        if queue.task != Task::Idle {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        queue.task = Task::Running;
+        runtime.spawn(
+            DispatchTask {
+                dispatcher: Arc::clone(self),
+                runtime: runtime.clone(),
+            }
+            .run(),
+        );
+    }
+
+    /// Called by the committer with each committed batch, in commit order.
+    fn hand_over(&self, batch: Committed) {
+        {
+            let mut queue = self.queue.lock();
+            if queue.task == Task::Running {
+                queue.batches.push_back(batch);
+                drop(queue);
+                self.wake.notify_one();
+                return;
+            }
+        }
+        // No task: once one was dropped, it dispatched what it had under
+        // `order`, so this batch still comes after.
+        let _order = self.order.lock();
+        self.dispatch(batch);
+    }
+
+    /// Dispatches the oldest queued batch, if any.
+    fn dispatch_next(&self) -> Next {
+        let _order = self.order.lock();
+        let mut queue = self.queue.lock();
+        match queue.batches.pop_front() {
+            Some(batch) => {
+                drop(queue);
+                self.dispatch(batch);
+                Next::Dispatched
+            }
+            None if queue.task == Task::Closed => Next::Closed,
+            None => Next::Empty,
+        }
+    }
+
+    /// Dispatches `batch` in order and answers each publisher once its entry
+    /// is queued for every subscriber. The caller holds `order`.
+    fn dispatch(&self, batch: Committed) {
+        let target = self.target.get();
+        for (entry, reply) in batch {
+            if let Some(target) = target {
+                target.dispatch(&entry);
+            }
+            let _ = reply.send(Ok(entry));
+        }
+    }
+
+    /// Ends the task once it has dispatched what is queued.
+    fn close(&self) {
+        self.queue.lock().task = Task::Closed;
+        self.wake.notify_one();
+    }
+}
+
+/// The dispatcher's task on the runtime. Dropped with its runtime, it
+/// dispatches what is still queued and leaves the dispatching to the
+/// committer (or a task started on another runtime).
+struct DispatchTask {
+    dispatcher: Arc<Dispatcher>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl DispatchTask {
+    async fn run(self) {
+        let dispatcher = &self.dispatcher;
+        loop {
+            match dispatcher.dispatch_next() {
+                Next::Dispatched => {
+                    tokio::task::coop::consume_budget().await;
+                    continue;
+                }
+                Next::Closed => return,
+                Next::Empty => {}
+            }
+            // The committer's wake goes through the runtime's global queue,
+            // behind every task already waiting there: after a large fan-out,
+            // behind the subscribers of the previous update, so the publisher
+            // would be answered only once they all ran. While a commit is
+            // pending and that queue is not empty, stay on this worker's own
+            // queue instead, and look again after its next round of I/O; an
+            // append (made on a worker) wakes this task to start doing so.
+            if dispatcher.pending.load(Ordering::Acquire) > 0
+                && self.runtime.metrics().global_queue_depth() > 0
+            {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            dispatcher.wake.notified().await;
+        }
+    }
+}
+
+impl Drop for DispatchTask {
+    fn drop(&mut self) {
+        let _order = self.dispatcher.order.lock();
+        let batches = {
+            let mut queue = self.dispatcher.queue.lock();
+            if queue.task == Task::Running {
+                queue.task = Task::Idle;
+            }
+            std::mem::take(&mut queue.batches)
+        };
+        for batch in batches {
+            self.dispatcher.dispatch(batch);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     entries: AtomicU64,
@@ -119,7 +325,7 @@ pub struct DurableLog {
     head: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
-    target: Arc<OnceLock<Arc<dyn Dispatch>>>,
+    dispatcher: Arc<Dispatcher>,
     sender: Mutex<Option<mpsc::Sender<(Entry, Reply)>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -174,7 +380,7 @@ impl DurableLog {
             "opened the durable log"
         );
         let db = Arc::new(db);
-        let target: Arc<OnceLock<Arc<dyn Dispatch>>> = Arc::new(OnceLock::new());
+        let dispatcher = Arc::new(Dispatcher::new());
         let (sender, receiver) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let head = Arc::new(AtomicU64::new(state.last_position));
@@ -186,7 +392,7 @@ impl DurableLog {
             head: Arc::clone(&head),
             db: Arc::clone(&db),
             path: path.clone(),
-            target: Arc::clone(&target),
+            dispatcher: Arc::clone(&dispatcher),
             config: config.clone(),
             state,
             unflushed_since: None,
@@ -202,18 +408,20 @@ impl DurableLog {
             head,
             db,
             path,
-            target,
+            dispatcher,
             sender: Mutex::new(Some(sender)),
             committer: Mutex::new(Some(handle)),
         })
     }
 
     /// Stops accepting appends, commits what is queued, flushes, and waits.
+    /// The dispatcher task ends once it has dispatched the last batches.
     pub fn close(&self) {
         drop(self.sender.lock().take());
         if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
+        self.dispatcher.close();
     }
 
     /// How many append transactions were committed since the log was opened;
@@ -256,7 +464,7 @@ impl Drop for DurableLog {
 
 impl Log for DurableLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
-        let _ = self.target.set(target);
+        let _ = self.dispatcher.target.set(target);
     }
 
     fn head(&self) -> Position {
@@ -303,12 +511,19 @@ impl Log for DurableLog {
 
     fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {
         let (reply, answer) = oneshot::channel();
+        self.dispatcher.start();
+        self.dispatcher.pending.fetch_add(1, Ordering::AcqRel);
         let sent = self
             .sender
             .lock()
             .as_ref()
             .map(|s| s.send((entry, reply)).is_ok())
             .unwrap_or(false);
+        if sent {
+            self.dispatcher.wake.notify_one();
+        } else {
+            self.dispatcher.pending.fetch_sub(1, Ordering::AcqRel);
+        }
         Box::pin(async move {
             if !sent {
                 return Err(HubError::Log("the log is closed".into()));
@@ -485,7 +700,7 @@ struct Committer {
     head: Arc<AtomicU64>,
     db: Arc<Database>,
     path: PathBuf,
-    target: Arc<OnceLock<Arc<dyn Dispatch>>>,
+    dispatcher: Arc<Dispatcher>,
     config: StoreConfig,
     state: State,
     /// When a relaxed commit was last left unflushed.
@@ -525,6 +740,7 @@ impl Committer {
     }
 
     fn commit(&mut self, batch: &mut Vec<(Entry, Reply)>) {
+        let appends = batch.len();
         let before = self.state;
         let strict = self.config.durability == Durability::Strict;
         let mut committed = Vec::with_capacity(batch.len());
@@ -561,13 +777,12 @@ impl Committer {
                 if !strict && self.unflushed_since.is_none() {
                     self.unflushed_since = Some(Instant::now());
                 }
-                let target = self.target.get();
-                for ((_, reply), entry) in batch.drain(..).zip(committed) {
-                    if let Some(target) = target {
-                        target.dispatch(&entry);
-                    }
-                    let _ = reply.send(Ok(entry));
-                }
+                let batch = committed
+                    .into_iter()
+                    .zip(batch.drain(..).map(|(_, reply)| reply))
+                    .collect();
+                self.dispatcher.hand_over(batch);
+                self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
             }
             Err(error) => {
                 self.state = before;
@@ -576,6 +791,7 @@ impl Committer {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(HubError::Log(message.clone())));
                 }
+                self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
             }
         }
     }

@@ -146,6 +146,177 @@ async fn concurrent_appends_share_commits() {
     );
 }
 
+async fn next_entry(s: &mut herald_hub::Subscription) -> Arc<Entry> {
+    tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .expect("an entry within 10 s")
+        .unwrap()
+        .expect("subscription still open")
+}
+
+/// Positions `(after, through]` as a subscription resuming after `cursor` yields them.
+async fn resume_and_collect(hub: &Hub, cursor: &str, through: u64) -> (u64, Vec<u64>) {
+    let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
+    let mut s = hub
+        .subscribe(vec![matcher], Grants::none(), Resume::After(cursor.into()))
+        .await
+        .unwrap();
+    assert_eq!(s.resumed_after(), Some(cursor));
+    let mut positions = Vec::new();
+    loop {
+        let position = next_entry(&mut s).await.position();
+        positions.push(position);
+        if position >= through {
+            return (positions[0] - 1, positions);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_resuming_during_concurrent_publishes_see_each_entry_once_in_order() {
+    for round in 0..5 {
+        resume_during_concurrent_publishes(round).await;
+    }
+}
+
+async fn resume_during_concurrent_publishes(round: usize) {
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 60;
+    const HISTORY: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+    let hub = hub_on(Arc::clone(&log));
+    for i in 0..HISTORY {
+        hub.publish(Update::new(TOPIC, "x").with_id(format!("h{i}")))
+            .await
+            .unwrap();
+    }
+    let total = HISTORY + (PUBLISHERS * EACH) as u64;
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for k in 0..EACH {
+                    hub.publish(Update::new(TOPIC, "x").with_id(format!("p{p}-{k}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // Resume from the history, and from ids committed while the others are
+    // still publishing: replay `(cursor, P]` then live, with commits and
+    // dispatches going on at every step.
+    let mut subscribers = Vec::new();
+    for j in 0..4u64 {
+        let hub = hub.clone();
+        subscribers.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(j * 5)).await;
+            let cursor = format!("h{}", j * 5);
+            (j * 5 + 1, resume_and_collect(&hub, &cursor, total).await)
+        }));
+    }
+    for (p, k) in [(0, 5), (1, 20), (2, 40), (3, 55)] {
+        let hub = hub.clone();
+        let log = Arc::clone(&log);
+        subscribers.push(tokio::spawn(async move {
+            let cursor = format!("p{p}-{k}");
+            let mut at = None;
+            while at.is_none() {
+                at = log.find(&cursor).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            (at.unwrap(), resume_and_collect(&hub, &cursor, total).await)
+        }));
+    }
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    for subscriber in subscribers {
+        let (cursor_at, (after, positions)) = subscriber.await.unwrap();
+        assert_eq!(
+            after, cursor_at,
+            "round {round}: the first entry follows the cursor"
+        );
+        assert_eq!(
+            positions,
+            (cursor_at + 1..=total).collect::<Vec<_>>(),
+            "round {round}: no gap, no duplicate, in order"
+        );
+    }
+    log.close();
+}
+
+/// Polls `future` to completion on this thread, outside any async runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn dispatch_goes_on_without_a_runtime_and_after_the_one_that_started_it_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+    let hub = hub_on(Arc::clone(&log));
+    let publish = |id: &str| hub.publish(Update::new(TOPIC, "x").with_id(id));
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let mut s = first.block_on(async {
+        let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
+        let s = hub
+            .subscribe(vec![matcher], Grants::none(), Resume::Live)
+            .await
+            .unwrap();
+        // Starts the dispatcher task on this runtime.
+        publish("one").await.unwrap();
+        s
+    });
+    drop(first);
+    // No runtime: the committer dispatches.
+    block_on(publish("two")).unwrap();
+    // A current-thread runtime gets no task: the committer dispatches.
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    current.block_on(publish("three")).unwrap();
+    let second = runtime();
+    second.block_on(async {
+        // A new task on this runtime.
+        publish("four").await.unwrap();
+        publish("five").await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(next_entry(&mut s).await.id().to_owned());
+        }
+        assert_eq!(ids, ["one", "two", "three", "four", "five"]);
+    });
+    // From outside any runtime while the task runs on `second`.
+    block_on(publish("six")).unwrap();
+    second.block_on(async { assert_eq!(next_entry(&mut s).await.id(), "six") });
+    drop(current);
+    log.close();
+}
+
 fn clock(
     start: SystemTime,
 ) -> (
