@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod metrics;
 mod publish;
 mod settings;
+mod stream_conn;
 mod subscribe;
 mod subscriptions;
 pub mod tls;

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::Herald;
+use crate::stream_conn::{self, Route};
 use crate::tls::Tls;
 
 /// Longest a TLS handshake may take before the connection is dropped.
@@ -54,6 +55,7 @@ pub(crate) async fn run(
         .map(|tls| TlsAcceptor::from(tls.server_config()));
     let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let write_timeout = herald.settings().write_timeout;
+    let hub_path: Arc<str> = herald.hub().url().path().into();
     let graceful = GracefulShutdown::new();
     herald.inner.serving.store(true, Ordering::Release);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -71,46 +73,66 @@ pub(crate) async fn run(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
-        // A connection whose writes make no progress for `write_timeout` (a
-        // subscriber that stopped reading) is closed, freeing its socket and
-        // its connection-limit slot; it resumes from the log when it returns.
-        let mut guarded = TimeoutStream::new(tcp);
-        guarded.set_write_timeout(Some(write_timeout));
-        let guarded = Box::pin(guarded);
-        let service = router
-            .clone()
-            .map_request(move |mut request: http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+        let router = router.clone();
         // Held from the start of a TLS handshake, so shutdown waits for it too.
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        let hub_path = Arc::clone(&hub_path);
         tokio::spawn(async move {
+            let tcp = match acceptor {
+                None => match stream_conn::route(&tcp, &hub_path, peer).await {
+                    Route::Subscription(request, head) => {
+                        // Shutdown waits for this connection while `watcher` lives.
+                        stream_conn::serve(tcp, router, request, head, write_timeout).await;
+                        drop(watcher);
+                        return;
+                    }
+                    Route::Hyper => tcp,
+                },
+                Some(_) => tcp,
+            };
+            // A connection whose writes make no progress for `write_timeout` (a
+            // subscriber that stopped reading) is closed, freeing its socket and
+            // its connection-limit slot; it resumes from the log when it returns.
+            let mut guarded = TimeoutStream::new(tcp);
+            guarded.set_write_timeout(Some(write_timeout));
+            let guarded = Box::pin(guarded);
+            let service = router.map_request(move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
             match acceptor {
                 None => {
                     let connection = serve_connection(guarded, service);
-                    if let Err(error) = watcher.watch(connection).await {
+                    // Boxed: a task is as big as its largest state, and this
+                    // one must not make every hand-served subscriber pay for
+                    // hyper's connection.
+                    if let Err(error) = Box::pin(watcher.watch(connection)).await {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
                 }
                 Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guarded))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(error)) => {
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                    let stream = match Box::pin(tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        acceptor.accept(guarded),
+                    ))
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
                     let connection = serve_connection(stream, service);
-                    if let Err(error) = watcher.watch(connection).await {
+                    // Boxed: a task is as big as its largest state, and this
+                    // one must not make every hand-served subscriber pay for
+                    // hyper's connection.
+                    if let Err(error) = Box::pin(watcher.watch(connection)).await {
                         tracing::debug!(%peer, %error, "connection ended with an error");
                     }
                 }
