@@ -83,7 +83,7 @@ pub(crate) async fn run(
                 None => match stream_conn::route(&tcp, &hub_path, peer).await {
                     Route::Subscription(request, head) => {
                         // Shutdown waits for this connection while `watcher` lives.
-                        stream_conn::serve(tcp, router, request, head, write_timeout).await;
+                        stream_conn::serve(tcp, router, *request, head, write_timeout).await;
                         drop(watcher);
                         return;
                     }

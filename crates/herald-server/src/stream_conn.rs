@@ -36,8 +36,8 @@ const MAX_HEADERS: usize = 64;
 
 /// What to do with a new plain-HTTP connection.
 pub(crate) enum Route {
-    /// A subscription: served here; the head is this many bytes long.
-    Subscription(Request<Body>, Vec<u8>),
+    /// A subscription: served here, with a buffer as long as its head.
+    Subscription(Box<Request<Body>>, Vec<u8>),
     /// Anything else: give the untouched socket to hyper.
     Hyper,
 }
@@ -56,7 +56,7 @@ pub(crate) async fn route(tcp: &TcpStream, hub_path: &str, peer: SocketAddr) -> 
     match parse_head(&buf[..n], hub_path, peer) {
         Some((request, len)) => {
             buf.truncate(len);
-            Route::Subscription(request, buf)
+            Route::Subscription(Box::new(request), buf)
         }
         None => Route::Hyper,
     }
