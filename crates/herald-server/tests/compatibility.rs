@@ -396,3 +396,52 @@ async fn subscription_events_and_api_in_the_older_shapes() {
     assert_eq!(document["id"], id.as_str());
     assert_eq!(document["active"], false);
 }
+
+#[tokio::test]
+async fn rs256_legacy_tokens_are_checked_with_the_configured_public_key() {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../herald-token/tests/keys");
+    let mut config = config();
+    config.compatibility.enabled = true;
+    config.compatibility.publisher_public_key_files = vec![keys.join("rsa-public.pem")];
+    config.compatibility.subscriber_public_key_files = vec![keys.join("rsa-public.pem")];
+    let hub = start(config).await;
+    let signing =
+        |file: &str| SigningKey::from_pem(&std::fs::read(keys.join(file)).unwrap(), None).unwrap();
+    let topic = "https://example.com/rsa";
+    let subscriber = mint_legacy(
+        &LegacyMintRequest::new().with_subscribe(topic),
+        &signing("rsa-private.pem"),
+    )
+    .unwrap();
+    let publisher = mint_legacy(
+        &LegacyMintRequest::new().with_publish(topic),
+        &signing("rsa-private.pem"),
+    )
+    .unwrap();
+    let mut stream = subscribe_with(&hub, &format!("topic={}", enc(topic)), &subscriber).await;
+    let response = publish(
+        &hub,
+        Some(&publisher),
+        &[
+            ("topic", topic),
+            ("data", "signed with RSA"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(stream.data(1).await, ["signed with RSA"]);
+
+    // Another RSA key's signature is refused.
+    let other = mint_legacy(
+        &LegacyMintRequest::new().with_publish(topic),
+        &signing("rsa2-private.pem"),
+    )
+    .unwrap();
+    let (headers, _) = refused(
+        publish_request(&hub, Some(&other), &[("topic", topic)]),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(challenge(&headers).contains("invalid_token"));
+}
