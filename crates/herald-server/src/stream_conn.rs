@@ -123,29 +123,9 @@ pub(crate) async fn serve(
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(
-        parts
-            .status
-            .canonical_reason()
-            .unwrap_or("Unknown")
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    // `parts` is consumed here: its header map must not stay in the
+    // stream's state for the life of the connection.
+    let mut out = response_head(parts);
     if !streaming {
         // A refusal: small, sent whole, and the connection closed after it.
         let Ok(bytes) = Box::pin(axum::body::to_bytes(body, MAX_HEAD * 4)).await else {
@@ -167,7 +147,7 @@ pub(crate) async fn serve(
     }
     drop(out);
     let mut frames = body.into_data_stream();
-    let mut probe = [0u8; 64];
+    let mut probe = [0u8; 16];
     loop {
         let frame = tokio::select! {
             frame = frames.next() => frame,
@@ -197,6 +177,35 @@ pub(crate) async fn serve(
     }
     let _ = write(&mut tcp, &mut &b"0\r\n\r\n"[..], write_timeout).await;
     let _ = tcp.shutdown().await;
+}
+
+/// The status line and headers of `parts`, without the framing headers
+/// (the caller adds its own) and without the blank line.
+fn response_head(parts: http::response::Parts) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("Unknown")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\ndate: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// Writes all of `buf`, vectored, failing if a write makes no progress for
