@@ -24,6 +24,7 @@ mod log;
 mod matcher;
 mod namespace;
 mod presence;
+mod queue;
 mod registry;
 mod subscription;
 mod template;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::queue::{self, SendError};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::log::Dispatch;
 use crate::{Entry, Grants, Matcher, Position};
@@ -88,7 +88,7 @@ struct Shard {
 }
 
 struct Slot {
-    sender: mpsc::Sender<Arc<Entry>>,
+    sender: queue::Sender,
     grants: Arc<Grants>,
     matchers: Arc<[Matcher]>,
     last_position: Position,
@@ -137,7 +137,7 @@ impl SubscriberState {
 pub struct Registration {
     id: u64,
     position: Position,
-    receiver: mpsc::Receiver<Arc<Entry>>,
+    receiver: queue::Receiver,
     state: Arc<SubscriberState>,
     registry: Arc<Registry>,
 }
@@ -160,7 +160,7 @@ impl Registration {
 
     /// The next live entry if one is already queued; never waits.
     pub fn try_recv(&mut self) -> Option<Arc<Entry>> {
-        self.receiver.try_recv().ok()
+        self.receiver.try_recv()
     }
 
     /// Whether the registry dropped this subscriber for being too slow.
@@ -226,7 +226,7 @@ impl Registry {
     /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
     pub fn register(self: &Arc<Self>, matchers: Vec<Matcher>, grants: Arc<Grants>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = mpsc::channel(self.queue_capacity);
+        let (sender, receiver) = queue::channel(self.queue_capacity);
         let state = Arc::new(SubscriberState::default());
         let matchers: Arc<[Matcher]> = matchers.into();
         self.stats.count_subscriptions(&matchers, true);
@@ -392,7 +392,7 @@ impl Shard {
             }
             match slot.sender.try_send(Arc::clone(entry)) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(SendError::Full) => {
                     slot.state.slow.store(true, Ordering::Release);
                     if slot.state.on_slow.get().is_some() {
                         slow_states.push(Arc::clone(&slot.state));
@@ -400,7 +400,7 @@ impl Shard {
                     slow += 1;
                     self.scratch.push(id);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.scratch.push(id),
+                Err(SendError::Closed) => self.scratch.push(id),
             }
         }
         // `scratch` now lists subscribers to drop; `candidates` is reused next time.
