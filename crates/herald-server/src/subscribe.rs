@@ -306,7 +306,10 @@ impl EventStream {
         let Some(second) = self.subscription.next_ready() else {
             return first.frame().clone();
         };
-        let mut chunk = BytesMut::with_capacity(MAX_CHUNK);
+        // Sized for a few frames, not for the limit: with thousands of
+        // subscribers catching up at once, a 64 KiB buffer each is gigabytes.
+        let pair = first.frame().len() + second.frame().len();
+        let mut chunk = BytesMut::with_capacity((pair * 4).min(MAX_CHUNK));
         chunk.extend_from_slice(first.frame());
         chunk.extend_from_slice(second.frame());
         while chunk.len() < MAX_CHUNK {
