@@ -90,8 +90,10 @@ pub(crate) async fn subscribe(
     let stream = EventStream {
         subscription,
         heartbeat: herald.settings().heartbeat,
-        idle: Box::pin(sleep_until(Instant::now() + herald.settings().heartbeat)),
-        deadline: Box::pin(sleep_until(deadline)),
+        timer: Box::pin(sleep_until(
+            (Instant::now() + herald.settings().heartbeat).min(deadline),
+        )),
+        deadline,
         shutdown: herald.shutdown_token().clone(),
         metrics: Arc::clone(herald.metrics()),
         opened: false,
@@ -257,8 +259,11 @@ const MAX_CHUNK: usize = 64 * 1024;
 struct EventStream {
     subscription: Subscription,
     heartbeat: Duration,
-    idle: Pin<Box<Sleep>>,
-    deadline: Pin<Box<Sleep>>,
+    /// One timer for both the next keep-alive and the deadline (whichever
+    /// comes first): a timer is a heap allocation per subscriber.
+    timer: Pin<Box<Sleep>>,
+    /// When the stream must close (token expiry or maximum lifetime).
+    deadline: Instant,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     opened: bool,
@@ -272,6 +277,12 @@ struct EventStream {
 }
 
 impl EventStream {
+    /// Sets the timer to the next keep-alive, or the deadline if sooner.
+    fn rearm(&mut self) {
+        let at = (Instant::now() + self.heartbeat).min(self.deadline);
+        self.timer.as_mut().reset(at);
+    }
+
     /// Logs why the hub ends this stream.
     fn end(&mut self, reason: &'static str) {
         self.ended = true;
@@ -339,13 +350,19 @@ impl EventStream {
                     s.end("hub shutting down");
                     Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s))
                 }
-                () = &mut s.deadline => {
-                    s.end("token expired or maximum lifetime reached");
-                    None
+
+                // Before entries, so a busy stream still closes at its deadline.
+                () = &mut s.timer => {
+                    if Instant::now() >= s.deadline {
+                        s.end("token expired or maximum lifetime reached");
+                        return None;
+                    }
+                    s.rearm();
+                    Some((Ok(Bytes::from_static(KEEP_ALIVE)), s))
                 }
                 next = s.subscription.next() => match next {
                     Ok(Some(entry)) => {
-                        s.idle.as_mut().reset(Instant::now() + s.heartbeat);
+                        s.rearm();
                         let since = SystemTime::now()
                             .duration_since(entry.published_at())
                             .ok()
@@ -369,10 +386,6 @@ impl EventStream {
                         None
                     }
                 },
-                () = &mut s.idle => {
-                    s.idle.as_mut().reset(Instant::now() + s.heartbeat);
-                    Some((Ok(Bytes::from_static(KEEP_ALIVE)), s))
-                }
             }
         })
     }
