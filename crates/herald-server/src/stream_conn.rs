@@ -211,15 +211,30 @@ fn response_head(parts: http::response::Parts) -> Vec<u8> {
 /// Writes all of `buf`, vectored, failing if a write makes no progress for
 /// `timeout` (a subscriber that stopped reading, with its window full).
 async fn write(tcp: &mut TcpStream, buf: &mut impl Buf, timeout: Duration) -> std::io::Result<()> {
+    use std::io::ErrorKind;
     while buf.has_remaining() {
-        match tokio::time::timeout(timeout, tcp.write_buf(buf)).await {
-            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(error),
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        match try_write(tcp, buf) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(written) => buf.advance(written),
+            // Only a full socket arms a timer: most writes need none, and a
+            // timer per write is measurable work with thousands of streams.
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                match Box::pin(tokio::time::timeout(timeout, tcp.writable())).await {
+                    Ok(ready) => ready?,
+                    Err(_) => return Err(ErrorKind::TimedOut.into()),
+                }
+            }
+            Err(error) => return Err(error),
         }
     }
     Ok(())
+}
+
+/// One non-blocking vectored write of `buf`'s first chunks.
+fn try_write(tcp: &TcpStream, buf: &impl Buf) -> std::io::Result<usize> {
+    let mut slices = [std::io::IoSlice::new(&[]); 4];
+    let count = buf.chunks_vectored(&mut slices);
+    tcp.try_write_vectored(&slices[..count])
 }
 
 #[cfg(test)]
