@@ -1,6 +1,8 @@
 //! Finding the access token in a request and turning it into [`Grants`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::http::{HeaderMap, header};
@@ -50,6 +52,62 @@ enum Source {
     Cookie,
 }
 
+/// How many verified access tokens [`TokenCache`] remembers.
+const TOKEN_CACHE_CAPACITY: usize = 1024;
+
+/// Access tokens already verified, keyed by their exact bytes, with what
+/// they grant: a publisher sends the same token with every request, and
+/// verifying it (base64, JSON, the signature, the matchers) is most of the
+/// cost of a small publish.
+///
+/// An entry is reused only while the time claims still hold (the verifier's
+/// [`Verifier::acceptance_window`]) and the verifier's keys are unchanged
+/// ([`Verifier::key_generation`]); otherwise the token is verified again,
+/// with the usual errors. Only successes are remembered.
+#[derive(Default)]
+struct TokenCache {
+    entries: Mutex<HashMap<Box<str>, CachedToken>>,
+}
+
+struct CachedToken {
+    grants: Arc<Grants>,
+    subject: Option<String>,
+    expires_at: SystemTime,
+    window: Range<SystemTime>,
+    generation: u64,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str, now: SystemTime, generation: u64) -> Option<Client> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = entries.get(token)?;
+        if cached.generation != generation || !cached.window.contains(&now) {
+            return None;
+        }
+        Some(Client {
+            grants: Arc::clone(&cached.grants),
+            subject: cached.subject.clone(),
+            expires_at: Some(cached.expires_at),
+            via_cookie: false,
+            legacy: false,
+        })
+    }
+
+    fn insert(&self, token: &str, now: SystemTime, entry: CachedToken) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_CAPACITY && !entries.contains_key(token) {
+            entries.retain(|_, c| c.generation == entry.generation && c.window.end > now);
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                // Still full of live tokens: drop one, whichever.
+                if let Some(victim) = entries.keys().next().cloned() {
+                    entries.remove(&victim);
+                }
+            }
+        }
+        entries.insert(token.into(), entry);
+    }
+}
+
 /// Verifies tokens presented in the `Authorization` header or the cookie.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -57,6 +115,7 @@ pub struct Authenticator {
     cookie_name: String,
     compatibility: Option<Arc<Compatibility>>,
     hub: Hub,
+    cache: Arc<TokenCache>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -77,6 +136,7 @@ impl Authenticator {
             cookie_name,
             compatibility: None,
             hub,
+            cache: Arc::default(),
         }
     }
 
@@ -130,7 +190,15 @@ impl Authenticator {
                 "this hub trusts no token issuer",
             ));
         };
-        let verified = verifier.verify(&token).map_err(token_error)?;
+        let now = SystemTime::now();
+        let generation = verifier.key_generation();
+        if let Some(client) = self.cache.get(&token, now, generation) {
+            return Ok(Some(Client {
+                via_cookie,
+                ..client
+            }));
+        }
+        let verified = verifier.verify_at(&token, now).map_err(token_error)?;
         let mut grants = Grants::default();
         for detail in &verified.details {
             let matchers = detail
@@ -152,8 +220,20 @@ impl Authenticator {
             .subject
             .as_ref()
             .map(|sub| format!("{} {sub}", verified.issuer));
+        let grants = Arc::new(grants);
+        self.cache.insert(
+            &token,
+            now,
+            CachedToken {
+                grants: Arc::clone(&grants),
+                subject: subject.clone(),
+                expires_at: verified.expires_at,
+                window: verifier.acceptance_window(&verified),
+                generation,
+            },
+        );
         Ok(Some(Client {
-            grants: Arc::new(grants),
+            grants,
             subject,
             expires_at: Some(verified.expires_at),
             via_cookie,
@@ -314,5 +394,64 @@ fn invalid_request(reason: &'static str, detail: &str) -> ServerError {
         error: BearerError::InvalidRequest,
         reason,
         detail: detail.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn entry(from: u64, until: u64, generation: u64) -> CachedToken {
+        CachedToken {
+            grants: Grants::none(),
+            subject: Some("iss sub".into()),
+            expires_at: at(until),
+            window: at(from)..at(until),
+            generation,
+        }
+    }
+
+    #[test]
+    fn the_token_cache_honours_the_window_and_the_key_generation() {
+        let cache = TokenCache::default();
+        cache.insert("a.b.c", at(100), entry(90, 200, 7));
+        let hit = cache.get("a.b.c", at(150), 7).unwrap();
+        assert_eq!(hit.subject.as_deref(), Some("iss sub"));
+        assert_eq!(hit.expires_at, Some(at(200)));
+        assert!(!hit.via_cookie && !hit.legacy);
+        assert!(cache.get("a.b.c", at(90), 7).is_some());
+        assert!(cache.get("a.b.c", at(89), 7).is_none(), "before nbf");
+        assert!(cache.get("a.b.c", at(200), 7).is_none(), "expired");
+        assert!(cache.get("a.b.c", at(150), 8).is_none(), "keys changed");
+        assert!(cache.get("a.b.d", at(150), 7).is_none(), "other bytes");
+        assert!(cache.get("a.b.", at(150), 7).is_none(), "a prefix");
+    }
+
+    #[test]
+    fn the_token_cache_is_bounded_and_evicts_expired_tokens_first() {
+        let cache = TokenCache::default();
+        for i in 0..TOKEN_CACHE_CAPACITY {
+            let until = if i == 0 { 200 } else { 1000 };
+            cache.insert(&format!("t{i}"), at(100), entry(0, until, 1));
+        }
+        cache.insert("new", at(300), entry(0, 1000, 1));
+        let len = cache.entries.lock().unwrap().len();
+        assert_eq!(len, TOKEN_CACHE_CAPACITY);
+        assert!(
+            cache.get("t0", at(150), 1).is_none(),
+            "the expired one went"
+        );
+        assert!(cache.get("t1", at(300), 1).is_some());
+        for i in 0..10 {
+            cache.insert(&format!("more{i}"), at(300), entry(0, 1000, 1));
+        }
+        assert_eq!(cache.entries.lock().unwrap().len(), TOKEN_CACHE_CAPACITY);
+        assert!(cache.get("more9", at(300), 1).is_some());
     }
 }

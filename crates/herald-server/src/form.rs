@@ -32,6 +32,10 @@ pub fn parse(input: &[u8]) -> Result<Vec<(String, String)>, String> {
 }
 
 fn decode(raw: &[u8]) -> Result<String, ()> {
+    if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+        // Nothing to decode (the common case for names and plain values).
+        return std::str::from_utf8(raw).map(str::to_owned).map_err(|_| ());
+    }
     let plus_as_space: Vec<u8> = raw
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })
@@ -54,6 +58,16 @@ mod tests {
                 ("x".into(), "&=".into()),
                 ("y".into(), "1=2".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn raw_invalid_utf8_is_an_error_too() {
+        assert!(parse(b"topic=\xff").is_err());
+        assert!(parse(b"\xc3=1").is_err());
+        assert_eq!(
+            parse("topic=\u{e9}t\u{e9}".as_bytes()).unwrap(),
+            vec![("topic".into(), "\u{e9}t\u{e9}".into())]
         );
     }
 

@@ -72,6 +72,9 @@ impl Verifier {
                 Ok(keys) => {
                     tracing::debug!(issuer, url = %source.url, keys = keys.len(), "JWK Set loaded");
                     *source.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                    self.inner
+                        .key_generation
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
                 Err(reason) => {
                     tracing::warn!(issuer, url = %source.url, %reason, "cannot load JWK Set; keeping the previous keys");

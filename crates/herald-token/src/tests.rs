@@ -656,6 +656,49 @@ fn iat_in_the_future_is_rejected() {
     );
 }
 
+#[test]
+fn the_acceptance_window_is_exactly_where_verify_at_succeeds() {
+    let verifier = hs_verifier();
+    let cases = [
+        claims(),
+        with(claims(), "nbf", json!(NOW + 60)),
+        with(claims(), "nbf", json!(NOW - 100)),
+        with(claims(), "iat", json!(NOW + 30)),
+        without(without(claims(), "iat"), "nbf"),
+        with(claims(), "nbf", json!(2)),
+    ];
+    for claims in cases {
+        let token = hs_token(&hs_header(), &claims);
+        let nbf = claims["nbf"].as_u64().unwrap_or(0);
+        let iat = claims["iat"].as_u64().unwrap_or(0);
+        let valid_at = UNIX_EPOCH + Duration::from_secs(nbf.max(iat).max(NOW - 10) + 5);
+        let verified = verifier.verify_at(&token, valid_at).unwrap();
+        let window = verifier.acceptance_window(&verified);
+        let second = Duration::from_secs(1);
+        let before = window.start.checked_sub(second);
+        for (at, ok) in [
+            (Some(window.start), true),
+            (Some(window.end - second), true),
+            (Some(window.end - Duration::from_millis(1)), true),
+            (Some(window.end), false),
+            (before.filter(|_| window.start > UNIX_EPOCH), false),
+        ] {
+            let Some(at) = at else { continue };
+            assert_eq!(
+                verifier.verify_at(&token, at).is_ok(),
+                ok,
+                "{claims} at {at:?}, window {window:?}"
+            );
+            assert_eq!(window.contains(&at), ok);
+        }
+    }
+}
+
+#[test]
+fn the_key_generation_starts_at_zero() {
+    assert_eq!(hs_verifier().key_generation(), 0);
+}
+
 // ----- aud -----
 
 #[test]

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -222,6 +224,7 @@ impl VerifierBuilder {
                 jwks_refresh: self.jwks_refresh,
                 jwks_timeout: self.jwks_timeout,
                 matcher_check: self.matcher_check,
+                key_generation: AtomicU64::new(0),
                 http: std::sync::OnceLock::new(),
             }),
         })
@@ -247,6 +250,8 @@ pub(crate) struct Inner {
     pub(crate) jwks_refresh: Duration,
     pub(crate) jwks_timeout: Duration,
     matcher_check: Option<MatcherCheck>,
+    /// Bumped whenever a JWK Set is swapped in (see [`Verifier::key_generation`]).
+    pub(crate) key_generation: AtomicU64,
     pub(crate) http: std::sync::OnceLock<reqwest::Client>,
 }
 
@@ -291,6 +296,8 @@ pub struct VerifiedToken {
     pub expires_at: SystemTime,
     /// `iat`, if present.
     pub issued_at: Option<SystemTime>,
+    /// `nbf`, if present.
+    pub not_before: Option<SystemTime>,
     /// Every topic matcher of every detail granting `publish`, in token order.
     pub publish: Vec<TopicMatcher>,
     /// Every topic matcher of every detail granting `subscribe`, in token order.
@@ -401,6 +408,28 @@ impl Verifier {
         &self.inner.resource
     }
 
+    /// A counter that changes whenever the keys this verifier trusts may have
+    /// changed (a JWK Set swapped in). A verification result remembered
+    /// under one generation must not be reused under another.
+    pub fn key_generation(&self) -> u64 {
+        self.inner.key_generation.load(Ordering::Acquire)
+    }
+
+    /// The instants at which [`Verifier::verify_at`] accepts the time claims
+    /// (`exp`, `nbf`, `iat`, with the leeway) of `token`, a result of this
+    /// verifier: the other checks do not depend on the time, so with the same
+    /// token bytes and the same [`Verifier::key_generation`], `verify_at(now)`
+    /// succeeds exactly when `now` is in this range.
+    pub fn acceptance_window(&self, token: &VerifiedToken) -> Range<SystemTime> {
+        let leeway = self.inner.leeway.as_secs();
+        let secs = |t: Option<SystemTime>| t.map_or(0, unix_seconds);
+        let from = secs(token.not_before)
+            .max(secs(token.issued_at))
+            .saturating_sub(leeway);
+        let until = unix_seconds(token.expires_at).saturating_add(leeway);
+        UNIX_EPOCH + Duration::from_secs(from)..UNIX_EPOCH + Duration::from_secs(until)
+    }
+
     /// Verifies `token` at the current time. See [`Verifier::verify_at`].
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, Error> {
         self.verify_at(token, SystemTime::now())
@@ -477,6 +506,7 @@ impl Verifier {
         let leeway = inner.leeway.as_secs();
         let exp =
             check_validity(payload, now_secs, leeway, true)?.ok_or(Error::MissingClaim("exp"))?;
+        let nbf = numeric_date(payload, "nbf")?;
         let iat = numeric_date(payload, "iat")?;
         if let Some(iat) = iat
             && iat > now_secs.saturating_add(leeway)
@@ -548,6 +578,7 @@ impl Verifier {
             key_id: kid,
             expires_at: UNIX_EPOCH + Duration::from_secs(exp),
             issued_at: iat.map(|iat| UNIX_EPOCH + Duration::from_secs(iat)),
+            not_before: nbf.map(|nbf| UNIX_EPOCH + Duration::from_secs(nbf)),
             publish,
             subscribe,
             details,

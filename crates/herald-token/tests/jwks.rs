@@ -119,7 +119,13 @@ async fn keys_come_from_the_jwks_once_loaded() {
         matches!(verifier.verify(&t1), Err(Error::UnknownKey { .. })),
         "no key before the first fetch"
     );
+    let generation = verifier.key_generation();
     verifier.refresh_jwks().await.unwrap();
+    assert_ne!(
+        verifier.key_generation(),
+        generation,
+        "swapping keys in changes the generation"
+    );
     let verified = verifier.verify(&t1).unwrap();
     assert_eq!(verified.key_id.as_deref(), Some("k1"));
     assert_eq!(verified.algorithm, Algorithm::ES256);
