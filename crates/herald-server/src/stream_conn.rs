@@ -169,14 +169,35 @@ pub(crate) async fn serve(
         if data.is_empty() {
             continue;
         }
-        let size = format!("{:x}\r\n", data.len());
-        let mut chunk = size.as_bytes().chain(data).chain(&b"\r\n"[..]);
+        let mut size = [0u8; 18];
+        let mut chunk = chunk_size_line(data.len(), &mut size)
+            .chain(data)
+            .chain(&b"\r\n"[..]);
         if write(&mut tcp, &mut chunk, write_timeout).await.is_err() {
             return;
         }
     }
     let _ = write(&mut tcp, &mut &b"0\r\n\r\n"[..], write_timeout).await;
     let _ = tcp.shutdown().await;
+}
+
+/// `len` in hex followed by CRLF, the line that opens a chunk, written into
+/// `buf` rather than allocated: one per write of every stream.
+fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut at = 16;
+    let mut rest = len;
+    loop {
+        at -= 1;
+        buf[at] = HEX[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[at..]
 }
 
 /// The status line and headers of `parts`, without the framing headers
@@ -243,6 +264,18 @@ mod tests {
 
     fn peer() -> SocketAddr {
         "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        let mut buf = [0u8; 18];
+        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
+        assert_eq!(chunk_size_line(9, &mut buf), b"9\r\n");
+        assert_eq!(chunk_size_line(0x1a2b, &mut buf), b"1a2b\r\n");
+        assert_eq!(
+            chunk_size_line(usize::MAX, &mut buf),
+            b"ffffffffffffffff\r\n"
+        );
     }
 
     #[test]
