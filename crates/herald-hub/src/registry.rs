@@ -1,19 +1,20 @@
 //! The registry of connected subscribers: an index from topics and patterns
-//! to subscribers, sharded so that connects, disconnects and dispatch do not
-//! all contend for one lock.
+//! to groups of subscribers with the same matchers (see `group.rs`), sharded
+//! so that connects, disconnects and dispatch do not all contend for one lock.
 //!
 //! Each shard remembers the last position it dispatched. A subscriber joins a
-//! shard under that shard's lock and learns that position `P`: its queue will
-//! receive exactly the entries after `P`, so replaying `(cursor, P]` from the
-//! log before draining the queue is gap-free and duplicate-free.
+//! shard under that shard's lock and learns that position `P`: its group will
+//! queue exactly the entries after `P` for it, so replaying `(cursor, P]` from
+//! the log before reading the group's queue is gap-free and duplicate-free.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 
-use crate::queue::{self, SendError};
 use parking_lot::Mutex;
 
+use crate::group::{Group, GroupKey, MatcherKey, Wire};
 use crate::log::Dispatch;
 use crate::{Entry, Grants, Matcher, Position};
 
@@ -24,7 +25,9 @@ pub struct RegistryStats {
     pub connected: AtomicUsize,
     /// Subscribers disconnected because their queue was full.
     pub slow_disconnects: AtomicU64,
-    /// Entries handed to subscriber queues.
+    /// Entries queued for subscribers: one per subscriber of a matching
+    /// subscription (a private entry counts for each, whether or not its
+    /// grants let it read the entry).
     pub delivered: AtomicU64,
     /// Entries replayed from the log to resuming subscribers.
     pub replayed: AtomicU64,
@@ -64,6 +67,9 @@ pub struct Registry {
     stats: RegistryStats,
     /// The position of the last entry dispatched to every shard.
     last_dispatched: AtomicU64,
+    /// Wakers collected during a dispatch, woken once every lock is released
+    /// (kept to reuse its allocation).
+    wake: Mutex<Vec<Waker>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -78,24 +84,16 @@ impl std::fmt::Debug for Registry {
 #[derive(Default)]
 struct Shard {
     dispatched: Position,
-    subscribers: HashMap<u64, Slot>,
-    exact: HashMap<Arc<str>, Vec<u64>>,
-    /// Subscriptions tried against every update (URL patterns, templates),
-    /// grouped by compiled matcher (keyed by its address).
-    patterns: HashMap<usize, (Matcher, Vec<u64>)>,
-    wildcard: Vec<u64>,
-    scratch: Vec<u64>,
+    groups: HashMap<GroupKey, Arc<Group>>,
+    exact: HashMap<Arc<str>, Vec<Arc<Group>>>,
+    /// Groups whose matchers are tried against every update (URL patterns,
+    /// templates), by compiled matcher (keyed by its address).
+    patterns: HashMap<usize, (Matcher, Vec<Arc<Group>>)>,
+    wildcard: Vec<Arc<Group>>,
+    scratch: Vec<Arc<Group>>,
 }
 
-struct Slot {
-    sender: queue::Sender,
-    grants: Arc<Grants>,
-    matchers: Arc<[Matcher]>,
-    last_position: Position,
-    state: Arc<SubscriberState>,
-}
-
-/// State shared between a subscriber's registry slot and its connection.
+/// State shared between a subscriber's registry entry and its connection.
 #[derive(Default)]
 pub struct SubscriberState {
     slow: AtomicBool,
@@ -126,6 +124,10 @@ impl SubscriberState {
         }
     }
 
+    pub(crate) fn mark_slow(&self) {
+        self.slow.store(true, Ordering::Release);
+    }
+
     fn fire(&self) {
         if let Some(hook) = self.on_slow.get() {
             hook();
@@ -137,7 +139,13 @@ impl SubscriberState {
 pub struct Registration {
     id: u64,
     position: Position,
-    receiver: queue::Receiver,
+    group: Arc<Group>,
+    /// Its key among the group's members.
+    member: usize,
+    grants: Arc<Grants>,
+    /// Live entries at or before this position are not for this subscriber
+    /// (see `Subscription`); entries written directly skip them too.
+    skip_through: Position,
     state: Arc<SubscriberState>,
     registry: Arc<Registry>,
 }
@@ -155,12 +163,42 @@ impl Registration {
 
     /// The next live entry; `None` once the registry dropped the subscriber.
     pub async fn recv(&mut self) -> Option<Arc<Entry>> {
-        self.receiver.recv().await
+        std::future::poll_fn(|cx| {
+            loop {
+                match self.group.poll_next(self.member, self.skip_through, cx) {
+                    std::task::Poll::Ready(Some(entry)) if !self.may_read(&entry) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
     }
 
     /// The next live entry if one is already queued; never waits.
     pub fn try_recv(&mut self) -> Option<Arc<Entry>> {
-        self.receiver.try_recv()
+        loop {
+            let entry = self.group.try_next(self.member)?;
+            if self.may_read(&entry) {
+                return Some(entry);
+            }
+        }
+    }
+
+    /// Sets the position through which live entries are not for this subscriber.
+    pub(crate) fn skip_through(&mut self, position: Position) {
+        self.skip_through = position;
+    }
+
+    /// Lets the hub write this subscriber's live entries to `wire` directly
+    /// whenever it has caught up, instead of waking its task for each.
+    pub fn attach_wire(&self, wire: Arc<dyn Wire>) {
+        self.group.attach_wire(self.member, wire);
+    }
+
+    /// Whether the grants allow `entry`: the group queues private entries
+    /// for every member, and each member skips those it may not read.
+    fn may_read(&self, entry: &Entry) -> bool {
+        !entry.is_private() || self.grants.can_read(entry.topics())
     }
 
     /// Whether the registry dropped this subscriber for being too slow.
@@ -184,12 +222,13 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.remove(self.id);
+        self.registry.remove(self.id, &self.group, self.member);
     }
 }
 
 impl Registry {
-    /// A registry with `shards` shards and per-subscriber queues of `queue_capacity`.
+    /// A registry with `shards` shards, where a subscriber may fall at most
+    /// `queue_capacity` entries behind.
     pub fn new(shards: usize, queue_capacity: usize) -> Arc<Self> {
         let shards = (0..shards.max(1))
             .map(|_| Mutex::new(Shard::default()))
@@ -200,6 +239,7 @@ impl Registry {
             queue_capacity: queue_capacity.max(1),
             stats: RegistryStats::default(),
             last_dispatched: AtomicU64::new(0),
+            wake: Mutex::new(Vec::new()),
         })
     }
 
@@ -226,46 +266,26 @@ impl Registry {
     /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
     pub fn register(self: &Arc<Self>, matchers: Vec<Matcher>, grants: Arc<Grants>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = queue::channel(self.queue_capacity);
         let state = Arc::new(SubscriberState::default());
-        let matchers: Arc<[Matcher]> = matchers.into();
+        let key = group_key(&matchers);
         self.stats.count_subscriptions(&matchers, true);
-        let position = {
+        let (group, member, position) = {
             let mut shard = self.shard(id).lock();
-            for matcher in matchers.iter() {
-                match Index::of(matcher) {
-                    Index::Wildcard => shard.wildcard.push(id),
-                    Index::Exact(topic) => {
-                        shard.exact.entry(Arc::clone(topic)).or_default().push(id);
-                    }
-                    Index::Scan(key) => {
-                        shard
-                            .patterns
-                            .entry(key)
-                            .or_insert_with(|| (matcher.clone(), Vec::new()))
-                            .1
-                            .push(id);
-                    }
-                }
-            }
-            let position = shard.dispatched;
-            shard.subscribers.insert(
-                id,
-                Slot {
-                    sender,
-                    grants,
-                    matchers,
-                    last_position: position,
-                    state: Arc::clone(&state),
-                },
-            );
-            position
+            let group = match shard.groups.get(&key) {
+                Some(group) => Arc::clone(group),
+                None => shard.add_group(Group::new(matchers.into(), key, self.queue_capacity)),
+            };
+            let member = group.join(Arc::clone(&state), Arc::clone(&grants));
+            (group, member, shard.dispatched)
         };
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
         Registration {
             id,
             position,
-            receiver,
+            group,
+            member,
+            grants,
+            skip_through: position,
             state,
             registry: Arc::clone(self),
         }
@@ -276,12 +296,60 @@ impl Registry {
         &self.shards[index]
     }
 
-    fn remove(&self, id: u64) {
-        if let Some(matchers) = self.shard(id).lock().remove(id) {
+    fn remove(&self, id: u64, group: &Arc<Group>, member: usize) {
+        let live = {
+            let mut shard = self.shard(id).lock();
+            let (live, empty) = group.leave(member);
+            if empty {
+                shard.remove_group(group);
+            }
+            live
+        };
+        // An evicted subscriber was counted out when it was evicted.
+        if live {
             self.stats.connected.fetch_sub(1, Ordering::Relaxed);
-            self.stats.count_subscriptions(&matchers, false);
+            self.stats.count_subscriptions(group.matchers(), false);
         }
     }
+}
+
+/// Starts the task that writes `group`'s direct members their entries.
+/// Without a runtime (a log dispatching from its own thread after the
+/// runtime is gone), the writing is done here and now.
+fn start_writer(group: Arc<Group>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(async move {
+            while write_slice(&group) {
+                tokio::task::yield_now().await;
+            }
+        })),
+        Err(_) => while write_slice(&group) {},
+    }
+}
+
+/// Writes one slice of `group`'s direct members; whether there is more.
+fn write_slice(group: &Group) -> bool {
+    let mut wake = Vec::new();
+    let more = group.write_slice(&mut wake);
+    for waker in wake {
+        waker.wake();
+    }
+    more
+}
+
+/// The key of the group for `matchers`.
+fn group_key(matchers: &[Matcher]) -> GroupKey {
+    let mut key: Vec<MatcherKey> = matchers
+        .iter()
+        .map(|matcher| match Index::of(matcher) {
+            Index::Wildcard => MatcherKey::Wildcard,
+            Index::Exact(topic) => MatcherKey::Exact(Arc::clone(topic)),
+            Index::Scan(address) => MatcherKey::Scan(address),
+        })
+        .collect();
+    key.sort_unstable();
+    key.dedup();
+    key.into_boxed_slice()
 }
 
 /// Where a shard indexes a matcher.
@@ -290,7 +358,7 @@ enum Index<'a> {
     /// Matches this one topic only: found by a hash lookup.
     Exact(&'a Arc<str>),
     /// Tried against every update; keyed by the address of the compiled
-    /// matcher, which the shard keeps alive while it is indexed.
+    /// matcher, which the group keeps alive while it is indexed.
     Scan(usize),
 }
 
@@ -310,131 +378,136 @@ impl<'a> Index<'a> {
 }
 
 impl Shard {
-    /// Removes a subscriber; returns its matchers if it was present.
-    fn remove(&mut self, id: u64) -> Option<Arc<[Matcher]>> {
-        let slot = self.subscribers.remove(&id)?;
-        let forget = |ids: &mut Vec<u64>| {
-            if let Some(i) = ids.iter().position(|x| *x == id) {
-                ids.swap_remove(i);
+    /// Indexes a new group under each of its matchers.
+    fn add_group(&mut self, group: Arc<Group>) -> Arc<Group> {
+        for matcher in group.matchers().iter() {
+            match Index::of(matcher) {
+                Index::Wildcard => self.wildcard.push(Arc::clone(&group)),
+                Index::Exact(topic) => self
+                    .exact
+                    .entry(Arc::clone(topic))
+                    .or_default()
+                    .push(Arc::clone(&group)),
+                Index::Scan(address) => self
+                    .patterns
+                    .entry(address)
+                    .or_insert_with(|| (matcher.clone(), Vec::new()))
+                    .1
+                    .push(Arc::clone(&group)),
+            }
+        }
+        self.groups.insert(group.key().clone(), Arc::clone(&group));
+        group
+    }
+
+    /// Unindexes a group that has no member left.
+    fn remove_group(&mut self, group: &Arc<Group>) {
+        if !self
+            .groups
+            .get(group.key())
+            .is_some_and(|g| Arc::ptr_eq(g, group))
+        {
+            return;
+        }
+        self.groups.remove(group.key());
+        let forget = |groups: &mut Vec<Arc<Group>>| {
+            if let Some(i) = groups.iter().position(|g| Arc::ptr_eq(g, group)) {
+                groups.swap_remove(i);
             }
         };
-        for matcher in slot.matchers.iter() {
+        for matcher in group.matchers().iter() {
             match Index::of(matcher) {
                 Index::Wildcard => forget(&mut self.wildcard),
                 Index::Exact(topic) => {
-                    if let Some(ids) = self.exact.get_mut(&**topic) {
-                        forget(ids);
-                        if ids.is_empty() {
+                    if let Some(groups) = self.exact.get_mut(&**topic) {
+                        forget(groups);
+                        if groups.is_empty() {
                             self.exact.remove(&**topic);
                         }
                     }
                 }
-                Index::Scan(key) => {
-                    if let Some((_, ids)) = self.patterns.get_mut(&key) {
-                        forget(ids);
-                        if ids.is_empty() {
-                            self.patterns.remove(&key);
+                Index::Scan(address) => {
+                    if let Some((_, groups)) = self.patterns.get_mut(&address) {
+                        forget(groups);
+                        if groups.is_empty() {
+                            self.patterns.remove(&address);
                         }
                     }
                 }
             }
         }
-        Some(slot.matchers)
     }
 
-    /// Queues `entry` for every matching, authorized subscriber; returns how
-    /// many received it, how many were dropped for being too slow, and how
-    /// many were removed in all.
+    /// Queues `entry` in every matching group; returns how many subscribers
+    /// it was queued for. Wakers to wake and evicted subscribers are added
+    /// to `wake` and `evicted`.
     fn dispatch(
         &mut self,
         entry: &Arc<Entry>,
-        slow_states: &mut Vec<Arc<SubscriberState>>,
-    ) -> (u64, u64, Vec<Arc<[Matcher]>>) {
+        wake: &mut Vec<Waker>,
+        evicted: &mut Vec<Arc<SubscriberState>>,
+        writers: &mut Vec<Arc<Group>>,
+        counts: &RegistryStats,
+    ) -> u64 {
         self.dispatched = entry.position();
         let mut candidates = std::mem::take(&mut self.scratch);
-        candidates.clear();
         for topic in entry.topics() {
-            if let Some(ids) = self.exact.get(&**topic) {
-                candidates.extend_from_slice(ids);
+            if let Some(groups) = self.exact.get(&**topic) {
+                candidates.extend(groups.iter().cloned());
             }
         }
-        candidates.extend_from_slice(&self.wildcard);
-        for (matcher, ids) in self.patterns.values() {
+        candidates.extend(self.wildcard.iter().cloned());
+        for (matcher, groups) in self.patterns.values() {
             if matcher.matches_any(entry.topics()) {
-                candidates.extend_from_slice(ids);
+                candidates.extend(groups.iter().cloned());
             }
         }
-        let (mut delivered, mut slow) = (0, 0);
-        // A private update's audience depends only on (grants, topics): one
-        // decision per distinct grants object, not per subscriber.
-        let mut last_decision: Option<(*const Grants, bool)> = None;
-        for &id in &candidates {
-            let Some(slot) = self.subscribers.get_mut(&id) else {
-                continue;
-            };
-            if slot.last_position >= entry.position() {
-                continue; // already queued through another of its matchers
+        let mut queued = 0;
+        for group in candidates.drain(..) {
+            let pushed = group.push(entry, wake);
+            queued += pushed.queued;
+            for _ in &pushed.evicted {
+                counts.connected.fetch_sub(1, Ordering::Relaxed);
+                counts.count_subscriptions(group.matchers(), false);
             }
-            slot.last_position = entry.position();
-            if entry.is_private() {
-                let key = Arc::as_ptr(&slot.grants);
-                let allowed = match last_decision {
-                    Some((k, allowed)) if k == key => allowed,
-                    _ => {
-                        let allowed = slot.grants.can_read(entry.topics());
-                        last_decision = Some((key, allowed));
-                        allowed
-                    }
-                };
-                if !allowed {
-                    continue;
-                }
-            }
-            match slot.sender.try_send(Arc::clone(entry)) {
-                Ok(()) => delivered += 1,
-                Err(SendError::Full) => {
-                    slot.state.slow.store(true, Ordering::Release);
-                    if slot.state.on_slow.get().is_some() {
-                        slow_states.push(Arc::clone(&slot.state));
-                    }
-                    slow += 1;
-                    self.scratch.push(id);
-                }
-                Err(SendError::Closed) => self.scratch.push(id),
+            evicted.extend(pushed.evicted);
+            if pushed.start_writer {
+                writers.push(group);
             }
         }
-        // `scratch` now lists subscribers to drop; `candidates` is reused next time.
-        let dropped = std::mem::replace(&mut self.scratch, candidates);
-        let removed = dropped
-            .into_iter()
-            .filter_map(|id| self.remove(id))
-            .collect();
-        (delivered, slow, removed)
+        self.scratch = candidates;
+        queued
     }
 }
 
 impl Dispatch for Registry {
     fn dispatch(&self, entry: &Arc<Entry>) {
-        let (mut delivered, mut slow) = (0, 0);
-        let mut slow_states = Vec::new();
+        let mut wake = std::mem::take(&mut *self.wake.lock());
+        let mut evicted = Vec::new();
+        let mut writers = Vec::new();
+        let mut queued = 0;
         for shard in self.shards.iter() {
-            let (d, s, removed) = shard.lock().dispatch(entry, &mut slow_states);
-            delivered += d;
-            slow += s;
-            for matchers in removed {
-                self.stats.connected.fetch_sub(1, Ordering::Relaxed);
-                self.stats.count_subscriptions(&matchers, false);
-            }
+            queued +=
+                shard
+                    .lock()
+                    .dispatch(entry, &mut wake, &mut evicted, &mut writers, &self.stats);
         }
         self.last_dispatched
             .store(entry.position(), Ordering::Release);
-        // Outside every shard lock.
-        for state in slow_states {
+        // Outside every lock.
+        for waker in wake.drain(..) {
+            waker.wake();
+        }
+        *self.wake.lock() = wake;
+        for group in writers {
+            start_writer(group);
+        }
+        for state in &evicted {
             state.fire();
         }
-        self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.stats.delivered.fetch_add(queued, Ordering::Relaxed);
         self.stats
             .slow_disconnects
-            .fetch_add(slow, Ordering::Relaxed);
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::group::Wire;
 use crate::log::Log;
 use crate::presence::Membership;
 use crate::registry::Registration;
@@ -68,6 +69,7 @@ impl Subscription {
         log: Arc<dyn Log>,
         resume: Resume,
     ) -> Result<Subscription, HubError> {
+        let mut registration = registration;
         let joined_at = registration.position();
         let (after, resumed_after) = match &resume {
             Resume::Live => (joined_at, None),
@@ -78,6 +80,7 @@ impl Subscription {
                 None => (0, Some("earliest".to_owned())),
             },
         };
+        registration.skip_through(after.max(joined_at));
         Ok(Subscription {
             registration,
             matchers,
@@ -95,6 +98,13 @@ impl Subscription {
     /// subscriber asked to resume: the id it resumes after, or `earliest`.
     pub fn resumed_after(&self) -> Option<&str> {
         self.resumed_after.as_deref()
+    }
+
+    /// Lets the hub write this subscription's live entries to `wire`
+    /// directly once it has caught up, instead of waking the task that
+    /// reads it for each; the task still reads what comes while it has not.
+    pub fn attach_wire(&self, wire: Arc<dyn Wire>) {
+        self.registration.attach_wire(wire);
     }
 
     pub(crate) fn set_membership(&mut self, membership: Arc<Membership>) {

@@ -286,6 +286,10 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         Err(_) => return herald.error(ServerError::BodyTooLarge(limit)),
     };
     let result = if is_subscribe {
+        let wire = parts
+            .extensions
+            .get::<stream_conn::DirectWire>()
+            .map(|w| Arc::clone(&w.0));
         subscribe::subscribe(
             &herald,
             &parts.method,
@@ -293,6 +297,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
             parts.uri.query(),
             body,
             peer,
+            wire,
         )
         .await
     } else {

@@ -10,22 +10,32 @@
 //! the response is written by hand: the head once, then each coalesced batch
 //! of frames as one chunk, straight from the frames' own buffers.
 //!
+//! The socket is shared with the hub as a [`Wire`]: once the stream has
+//! caught up, the hub's writer tasks write its entries straight to it
+//! ([`ChunkedWire`]), and this task only flushes what a full socket left
+//! over, sends keep-alives and ends the stream.
+//!
 //! Anything else, or anything unusual (HTTP/1.0, a body, `Upgrade`, a head
 //! that did not arrive in one segment, a header `http` refuses), is left
 //! untouched on the socket for hyper, which serves it as before.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bytes::Buf;
 use futures_util::StreamExt;
+use herald_hub::{Entry, Wire};
 use http::{HeaderName, HeaderValue, Method, Request, Version, header};
-use tokio::io::AsyncWriteExt;
+use parking_lot::Mutex;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tower::ServiceExt;
+
+use crate::metrics::Metrics;
 
 /// Most bytes peeked for a request head. A subscription head is a request
 /// line with its matchers, a token and a few headers.
@@ -98,12 +108,228 @@ fn parse_head(bytes: &[u8], hub_path: &str, peer: SocketAddr) -> Option<(Request
     Some((request, len))
 }
 
+/// A hand-served stream's socket, as the request's extension: the
+/// subscription handler attaches it to the subscription.
+#[derive(Clone)]
+pub(crate) struct DirectWire(pub(crate) Arc<ChunkedWire>);
+
+thread_local! {
+    /// Where a hub writer assembles a chunk, reused from write to write.
+    static WRITE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest write buffer kept for the next write.
+const MAX_KEPT_BUFFER: usize = 256 * 1024;
+
+/// A stream's socket, written by this connection's task and by the hub's
+/// writers: every write is a whole HTTP chunk, and the bytes a full socket
+/// did not take are kept and written before anything else.
+pub(crate) struct ChunkedWire {
+    tcp: TcpStream,
+    out: Mutex<Out>,
+    metrics: OnceLock<Arc<Metrics>>,
+    /// When a hub writer last wrote here (nanoseconds after [`epoch`]; 0:
+    /// never): it postpones the stream's next keep-alive.
+    last_write: AtomicU64,
+}
+
+/// The instant `ChunkedWire::last_write` counts from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+#[derive(Default)]
+struct Out {
+    /// Bytes accepted but not yet taken by the socket.
+    pending: Vec<u8>,
+    /// No direct writes any more: the stream is ending or the socket failed.
+    closed: bool,
+    /// The socket failed: the connection is over.
+    failed: bool,
+}
+
+impl ChunkedWire {
+    fn new(tcp: TcpStream) -> Self {
+        Self {
+            tcp,
+            out: Mutex::new(Out::default()),
+            metrics: OnceLock::new(),
+            last_write: AtomicU64::new(0),
+        }
+    }
+
+    /// When a hub writer last wrote entries here.
+    pub(crate) fn last_write(&self) -> Option<Instant> {
+        match self.last_write.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(epoch() + Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Where direct writes are counted (the hub's metrics).
+    pub(crate) fn set_metrics(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Writes `parts` now, as far as the socket takes them, after anything
+    /// already pending; keeps the rest. Returns whether something is left
+    /// to flush.
+    fn send(&self, parts: &[&[u8]]) -> bool {
+        let mut out = self.out.lock();
+        out.send(&self.tcp, parts);
+        !out.pending.is_empty()
+    }
+
+    /// Sends `parts` and refuses direct writes from now on.
+    fn send_last(&self, parts: &[&[u8]]) -> bool {
+        let mut out = self.out.lock();
+        out.closed = true;
+        out.send(&self.tcp, parts);
+        !out.pending.is_empty()
+    }
+
+    /// Writes what is pending, waiting for the socket; fails if a write makes
+    /// no progress for `timeout` (a subscriber that stopped reading) or the
+    /// socket failed.
+    async fn flush(&self, timeout: Duration) -> std::io::Result<()> {
+        loop {
+            {
+                let mut out = self.out.lock();
+                if out.failed {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
+                let pending = std::mem::take(&mut out.pending);
+                out.send(&self.tcp, &[&pending]);
+                if out.pending.is_empty() {
+                    return Ok(());
+                }
+            }
+            match Box::pin(tokio::time::timeout(timeout, self.tcp.writable())).await {
+                Ok(ready) => ready?,
+                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        }
+    }
+
+    /// Whether bytes wait to be flushed.
+    fn is_dirty(&self) -> bool {
+        let out = self.out.lock();
+        !out.pending.is_empty() || out.failed
+    }
+}
+
+impl Out {
+    /// Writes `parts` (at most [`MAX_PARTS`]) if nothing is pending, keeping
+    /// what the socket did not take; appends them to what is pending otherwise.
+    fn send(&mut self, tcp: &TcpStream, parts: &[&[u8]]) {
+        if self.failed {
+            return;
+        }
+        let mut written = 0;
+        if self.pending.is_empty() {
+            match write_now(tcp, parts) {
+                Ok(n) => written = n,
+                Err(_) => {
+                    self.failed = true;
+                    self.closed = true;
+                    return;
+                }
+            }
+        }
+        for part in parts {
+            let taken = written.min(part.len());
+            written -= taken;
+            self.pending.extend_from_slice(&part[taken..]);
+        }
+    }
+}
+
+/// The most parts [`Out::send`] writes at once: a chunk's size line, its
+/// data and its end.
+const MAX_PARTS: usize = 3;
+
+/// Writes as much of `parts` as the socket takes without waiting; how much.
+fn write_now(tcp: &TcpStream, parts: &[&[u8]]) -> std::io::Result<usize> {
+    debug_assert!(parts.len() <= MAX_PARTS);
+    let total: usize = parts.iter().take(MAX_PARTS).map(|p| p.len()).sum();
+    let mut written = 0;
+    while written < total {
+        let mut slices = [std::io::IoSlice::new(&[]); MAX_PARTS];
+        let mut count = 0;
+        let mut skip = written;
+        for part in parts.iter().take(MAX_PARTS) {
+            let taken = skip.min(part.len());
+            skip -= taken;
+            if taken < part.len() {
+                slices[count] = std::io::IoSlice::new(&part[taken..]);
+                count += 1;
+            }
+        }
+        let result = match &slices[..count] {
+            [one] => tcp.try_write(one),
+            many => tcp.try_write_vectored(many),
+        };
+        match result {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+impl Wire for ChunkedWire {
+    fn write_entries(&self, entries: &[Arc<Entry>]) -> bool {
+        let mut out = self.out.lock();
+        if out.closed || !out.pending.is_empty() {
+            return false;
+        }
+        // One contiguous chunk: the kernel copies one buffer much faster
+        // than dozens of small ones.
+        let bytes: usize = entries.iter().map(|e| e.frame().len()).sum();
+        WRITE_BUFFER.with_borrow_mut(|chunk| {
+            chunk.clear();
+            let mut size = [0u8; 18];
+            chunk.extend_from_slice(chunk_size_line(bytes, &mut size));
+            for entry in entries {
+                chunk.extend_from_slice(entry.frame());
+            }
+            chunk.extend_from_slice(b"\r\n");
+            out.send(&self.tcp, &[chunk]);
+            if chunk.capacity() > MAX_KEPT_BUFFER {
+                *chunk = Vec::new();
+            }
+        });
+        if out.failed {
+            return false;
+        }
+        drop(out);
+        let nanos = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_write.store(nanos.max(1), Ordering::Relaxed);
+        if let (Some(metrics), Some(first)) = (self.metrics.get(), entries.first()) {
+            let since = SystemTime::now()
+                .duration_since(first.published_at())
+                .ok()
+                .map(|d| d.as_secs_f64());
+            metrics.written(bytes, since);
+        }
+        true
+    }
+
+    fn is_clear(&self) -> bool {
+        let out = self.out.lock();
+        !out.closed && out.pending.is_empty()
+    }
+}
+
 /// Serves one subscription request on `tcp`, whose head (as long as `head`)
 /// is still in the socket, then closes the connection.
 pub(crate) async fn serve(
     mut tcp: TcpStream,
     router: Router,
-    request: Request<Body>,
+    mut request: Request<Body>,
     mut head: Vec<u8>,
     write_timeout: Duration,
 ) {
@@ -115,6 +341,10 @@ pub(crate) async fn serve(
         return;
     }
     drop(head);
+    let wire = Arc::new(ChunkedWire::new(tcp));
+    request
+        .extensions_mut()
+        .insert(DirectWire(Arc::clone(&wire)));
     // Boxed, and so freed once answered: the task of a long-lived stream is
     // as big as its largest state, and the router's future is large.
     let Ok(response) = Box::pin(router.oneshot(request)).await;
@@ -135,14 +365,13 @@ pub(crate) async fn serve(
         out.extend_from_slice(bytes.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
         out.extend_from_slice(&bytes);
-        let _ = write(&mut tcp, &mut out.as_slice(), write_timeout).await;
+        if wire.send_last(&[&out]) {
+            let _ = wire.flush(write_timeout).await;
+        }
         return;
     }
     out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-    if write(&mut tcp, &mut out.as_slice(), write_timeout)
-        .await
-        .is_err()
-    {
+    if wire.send(&[&out]) && wire.flush(write_timeout).await.is_err() {
         return;
     }
     drop(out);
@@ -150,14 +379,28 @@ pub(crate) async fn serve(
     let mut probe = [0u8; 16];
     loop {
         let frame = tokio::select! {
+            biased;
+            // A hub writer found the socket full and left the rest here.
+            () = std::future::poll_fn(|_| {
+                if wire.is_dirty() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }) => {
+                if wire.flush(write_timeout).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             frame = frames.next() => frame,
             // The client never sends again while its stream is open: the
             // socket turning readable means it closed (or broke the protocol).
-            readable = tcp.readable() => {
+            readable = wire.tcp.readable() => {
                 if readable.is_err() {
                     return;
                 }
-                match tcp.try_read(&mut probe) {
+                match wire.tcp.try_read(&mut probe) {
                     Ok(0) => return,
                     Ok(_) => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -170,15 +413,18 @@ pub(crate) async fn serve(
             continue;
         }
         let mut size = [0u8; 18];
-        let mut chunk = chunk_size_line(data.len(), &mut size)
-            .chain(data)
-            .chain(&b"\r\n"[..]);
-        if write(&mut tcp, &mut chunk, write_timeout).await.is_err() {
+        let dirty = wire.send(&[chunk_size_line(data.len(), &mut size), &data, b"\r\n"]);
+        if dirty && wire.flush(write_timeout).await.is_err() {
             return;
         }
     }
-    let _ = write(&mut tcp, &mut &b"0\r\n\r\n"[..], write_timeout).await;
-    let _ = tcp.shutdown().await;
+    // The subscription leaves the hub before the last chunk, so no writer
+    // sends after it.
+    drop(frames);
+    if wire.send_last(&[b"0\r\n\r\n"]) && wire.flush(write_timeout).await.is_err() {
+        return;
+    }
+    let _ = socket2::SockRef::from(&wire.tcp).shutdown(std::net::Shutdown::Write);
 }
 
 /// `len` in hex followed by CRLF, the line that opens a chunk, written into
@@ -227,35 +473,6 @@ fn response_head(parts: http::response::Parts) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
-}
-
-/// Writes all of `buf`, vectored, failing if a write makes no progress for
-/// `timeout` (a subscriber that stopped reading, with its window full).
-async fn write(tcp: &mut TcpStream, buf: &mut impl Buf, timeout: Duration) -> std::io::Result<()> {
-    use std::io::ErrorKind;
-    while buf.has_remaining() {
-        match try_write(tcp, buf) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(written) => buf.advance(written),
-            // Only a full socket arms a timer: most writes need none, and a
-            // timer per write is measurable work with thousands of streams.
-            Err(error) if error.kind() == ErrorKind::WouldBlock => {
-                match Box::pin(tokio::time::timeout(timeout, tcp.writable())).await {
-                    Ok(ready) => ready?,
-                    Err(_) => return Err(ErrorKind::TimedOut.into()),
-                }
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
-/// One non-blocking vectored write of `buf`'s first chunks.
-fn try_write(tcp: &TcpStream, buf: &impl Buf) -> std::io::Result<usize> {
-    let mut slices = [std::io::IoSlice::new(&[]); 4];
-    let count = buf.chunks_vectored(&mut slices);
-    tcp.try_write_vectored(&slices[..count])
 }
 
 #[cfg(test)]

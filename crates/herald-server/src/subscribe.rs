@@ -19,6 +19,7 @@ use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
+use crate::stream_conn::ChunkedWire;
 use crate::{Herald, form};
 
 /// The parsed subscription request.
@@ -39,6 +40,7 @@ pub(crate) async fn subscribe(
     query: Option<&str>,
     body: Bytes,
     peer: Option<IpAddr>,
+    wire: Option<Arc<ChunkedWire>>,
 ) -> Result<Response, ServerError> {
     let request = parse(herald, method, headers, query, &body)?;
     let client = match herald
@@ -72,6 +74,10 @@ pub(crate) async fn subscribe(
         .hub()
         .subscribe_typed(request.matchers, client.grants, resume)
         .await?;
+    if let Some(wire) = &wire {
+        wire.set_metrics(Arc::clone(herald.metrics()));
+        subscription.attach_wire(Arc::clone(wire) as Arc<dyn herald_hub::Wire>);
+    }
 
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -96,6 +102,7 @@ pub(crate) async fn subscribe(
         deadline,
         shutdown: herald.shutdown_token().clone(),
         metrics: Arc::clone(herald.metrics()),
+        wire,
         opened: false,
         closing: false,
         ended: false,
@@ -266,6 +273,9 @@ struct EventStream {
     deadline: Instant,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
+    /// The socket the hub writes entries to directly, if it does: those
+    /// writes postpone the keep-alive too.
+    wire: Option<Arc<ChunkedWire>>,
     opened: bool,
     /// The final `retry:` hint was sent; the next poll ends the stream.
     closing: bool,
@@ -343,49 +353,63 @@ impl EventStream {
                 s.opened = true;
                 return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
             }
-            tokio::select! {
-                biased;
-                () = s.shutdown.cancelled() => {
-                    s.closing = true;
-                    s.end("hub shutting down");
-                    Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s))
-                }
+            loop {
+                tokio::select! {
+                    biased;
+                    () = s.shutdown.cancelled() => {
+                        s.closing = true;
+                        s.end("hub shutting down");
+                        return Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s));
+                    }
 
-                // Before entries, so a busy stream still closes at its deadline.
-                () = &mut s.timer => {
-                    if Instant::now() >= s.deadline {
-                        s.end("token expired or maximum lifetime reached");
-                        return None;
-                    }
-                    s.rearm();
-                    Some((Ok(Bytes::from_static(KEEP_ALIVE)), s))
-                }
-                next = s.subscription.next() => match next {
-                    Ok(Some(entry)) => {
+                    // Before entries, so a busy stream still closes at its deadline.
+                    () = &mut s.timer => {
+                        let now = Instant::now();
+                        if now >= s.deadline {
+                            s.end("token expired or maximum lifetime reached");
+                            return None;
+                        }
+                        let next = s
+                            .wire
+                            .as_ref()
+                            .and_then(|wire| wire.last_write())
+                            .map(|at| at + s.heartbeat)
+                            .filter(|next| *next > now);
+                        if let Some(next) = next {
+                            // The hub wrote an entry since: no keep-alive yet.
+                            s.timer.as_mut().reset(next.min(s.deadline));
+                            continue;
+                        }
                         s.rearm();
-                        let since = SystemTime::now()
-                            .duration_since(entry.published_at())
-                            .ok()
-                            .map(|d| d.as_secs_f64());
-                        let chunk = s.coalesce(&entry);
-                        s.metrics.written(chunk.len(), since);
-                        Some((Ok(chunk), s))
+                        return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
                     }
-                    Ok(None) => {
-                        let reason = if s.subscription.was_too_slow() {
-                            "too slow: its queue was full"
-                        } else {
-                            "ended by the hub"
-                        };
-                        s.end(reason);
-                        None
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "replay failed; closing the subscription");
-                        s.end("replay failed");
-                        None
-                    }
-                },
+                    next = s.subscription.next() => match next {
+                        Ok(Some(entry)) => {
+                            s.rearm();
+                            let since = SystemTime::now()
+                                .duration_since(entry.published_at())
+                                .ok()
+                                .map(|d| d.as_secs_f64());
+                            let chunk = s.coalesce(&entry);
+                            s.metrics.written(chunk.len(), since);
+                            return Some((Ok(chunk), s));
+                        }
+                        Ok(None) => {
+                            let reason = if s.subscription.was_too_slow() {
+                                "too slow: its queue was full"
+                            } else {
+                                "ended by the hub"
+                            };
+                            s.end(reason);
+                            return None;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "replay failed; closing the subscription");
+                            s.end("replay failed");
+                            return None;
+                        }
+                    },
+                }
             }
         })
     }

@@ -212,3 +212,75 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A subscriber that stops reading long enough for its socket to fill, then
+/// reads again: the hub's direct writes to it stop, its own task flushes
+/// what the socket did not take and catches up from the queue, and it still
+/// gets every update exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_whose_socket_fills_then_drains_gets_every_update_once_in_order() {
+    // More than the hub's socket send buffer can grow to (4 MiB by default).
+    const PAUSED_UPDATES: usize = 1200;
+    let mut config = config();
+    config.subscribers.queue_capacity = PAUSED_UPDATES * 2;
+    config.subscribers.heartbeat = Duration::from_secs(60);
+    let hub = start(config).await;
+    let (mut paused, mut bytes) = raw_subscription(&hub, "match=paused").await;
+    // Once the first comment arrived the stream is open and registered.
+    let mut buf = vec![0u8; 64 * 1024];
+    while dechunk(&bytes).0.is_empty() {
+        let n = tokio::time::timeout(WAIT, paused.read(&mut buf))
+            .await
+            .expect("the first comment in time")
+            .expect("read");
+        assert!(n > 0);
+        bytes.extend_from_slice(&buf[..n]);
+    }
+
+    let data = "y".repeat(8 * 1024);
+    let token = hub.publisher();
+    let mut published = Vec::with_capacity(PAUSED_UPDATES);
+    for i in 0..PAUSED_UPDATES {
+        let id = format!("p{i:04}");
+        let response = publish(
+            &hub,
+            Some(&token),
+            &[("topic", "paused"), ("id", &id), ("data", &data)],
+        )
+        .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        published.push(id);
+    }
+
+    // Events end with a blank line; the opening comment is one more.
+    let mut ends = bytes.windows(2).filter(|w| w == b"\n\n").count();
+    // Well before the 60 s heartbeat, which would wake a stalled stream.
+    let deadline = Instant::now() + WAIT * 2;
+    while ends <= PAUSED_UPDATES {
+        let n = tokio::time::timeout_at(deadline, paused.read(&mut buf))
+            .await
+            .expect("every update in time")
+            .expect("read");
+        assert!(n > 0, "the stream closed early");
+        let from = bytes.len().saturating_sub(1);
+        bytes.extend_from_slice(&buf[..n]);
+        ends += bytes[from..].windows(2).filter(|w| w == b"\n\n").count();
+    }
+    let (body, _) = dechunk(&bytes);
+    let mut parser = Parser::new();
+    parser.feed(&body);
+    let mut received = Vec::new();
+    while let Some(event) = parser.next_event().expect("a valid stream") {
+        assert_eq!(event.data.len(), data.len());
+        received.push(event.last_event_id);
+    }
+    assert_eq!(received, published);
+    assert_eq!(
+        hub.herald
+            .hub()
+            .stats()
+            .slow_disconnects
+            .load(Ordering::Relaxed),
+        0
+    );
+}
