@@ -41,6 +41,10 @@ use crate::{Entry, Grants, Matcher, Position};
 /// other connections get the thread between slices.
 const SLICE: usize = 64;
 
+/// Up to this many direct members are written by the dispatch itself: a
+/// task to write one or two sockets costs more than the writes.
+const INLINE: usize = 4;
+
 /// A subscriber's connection, written to directly by the hub.
 ///
 /// Implemented by the HTTP edge for connections whose response it writes
@@ -255,7 +259,9 @@ impl Group {
             g.queued_since_pass = true;
             if !g.writing {
                 g.writing = true;
-                pushed.start_writer = true;
+                // A small group is written now; it needs a writer task only
+                // if its wires stopped taking entries meanwhile.
+                pushed.start_writer = g.direct.len() > INLINE || g.write_slice(wake);
             }
         }
         let GroupState {
@@ -661,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn a_caught_up_member_with_a_wire_is_written_directly_in_one_write() {
+    fn a_caught_up_member_of_a_small_group_is_written_directly_by_the_dispatch() {
         let group = group(8);
         let wire = Arc::new(Recorder::default());
         let key = group.join(Arc::default(), Grants::none());
@@ -670,25 +676,19 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         // Entries through position 1 are not for it (its task replayed them).
         assert!(group.poll_next(key, 1, &mut cx).is_pending());
-        assert!(push(&group, &entry(1, false)).start_writer);
-        assert!(
-            !push(&group, &entry(2, false)).start_writer,
-            "one writer at a time"
-        );
-        push(&group, &entry(3, true));
+        for (position, private) in [(1, false), (2, false), (3, true)] {
+            assert!(
+                !push(&group, &entry(position, private)).start_writer,
+                "no task for one member"
+            );
+        }
         assert!(group.try_next(key).is_none(), "its task does not take them");
-        let mut wake = Vec::new();
-        assert!(!group.write_slice(&mut wake), "done in one slice");
         assert_eq!(
             *wire.written.lock(),
             [["id-2"]],
             "nothing at or before its skip position, nothing private it may not read"
         );
         assert_eq!(ring_len(&group), 0);
-        assert!(
-            push(&group, &entry(4, false)).start_writer,
-            "the writer is started again"
-        );
     }
 
     #[test]
@@ -702,18 +702,13 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert!(group.poll_next(key, 0, &mut cx).is_pending());
         push(&group, &entry(1, false));
-        let mut wake = Vec::new();
-        group.write_slice(&mut wake);
         push(&group, &entry(2, true));
-        push(&group, &entry(3, false));
         wire.full.store(true, Ordering::SeqCst);
-        assert!(!group.write_slice(&mut wake));
-        assert_eq!(wake.len(), 1, "its task is woken");
-        wake.drain(..).for_each(Waker::wake);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(!push(&group, &entry(3, false)).start_writer);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "its task is woken");
         // Its task reads what the wire refused, then is pending, not direct
         // while the wire is not clear.
-        assert_eq!(ids(&group, key), ["id-2", "id-3"]);
+        assert_eq!(ids(&group, key), ["id-3"]);
         assert!(group.poll_next(key, 0, &mut cx).is_pending());
         push(&group, &entry(4, false));
         assert_eq!(
@@ -725,9 +720,11 @@ mod tests {
         // Clear again: direct again.
         wire.full.store(false, Ordering::SeqCst);
         assert!(group.poll_next(key, 0, &mut cx).is_pending());
-        assert!(push(&group, &entry(5, false)).start_writer);
-        group.write_slice(&mut wake);
-        assert_eq!(*wire.written.lock(), [vec!["id-1"], vec!["id-5"]]);
+        push(&group, &entry(5, false));
+        assert_eq!(
+            *wire.written.lock(),
+            [vec!["id-1"], vec!["id-2"], vec!["id-5"]]
+        );
         assert_eq!(group.leave(key), (true, true));
     }
 
@@ -745,7 +742,11 @@ mod tests {
                 wire
             })
             .collect();
-        push(&group, &entry(1, false));
+        assert!(push(&group, &entry(1, false)).start_writer);
+        assert!(
+            wires.iter().all(|w| w.written.lock().is_empty()),
+            "a large group is left to its writer task"
+        );
         let mut wake = Vec::new();
         let mut slices = 1;
         while group.write_slice(&mut wake) {
