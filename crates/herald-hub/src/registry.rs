@@ -70,6 +70,9 @@ pub struct Registry {
     /// Wakers collected during a dispatch, woken once every lock is released
     /// (kept to reuse its allocation).
     wake: Mutex<Vec<Waker>>,
+    /// The runtime subscribers registered from, where writer tasks run even
+    /// when a log dispatches from a thread of its own.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -240,6 +243,7 @@ impl Registry {
             stats: RegistryStats::default(),
             last_dispatched: AtomicU64::new(0),
             wake: Mutex::new(Vec::new()),
+            runtime: OnceLock::new(),
         })
     }
 
@@ -266,6 +270,11 @@ impl Registry {
     /// Adds a subscriber listening with `matchers`, reading private updates as `grants` allow.
     pub fn register(self: &Arc<Self>, matchers: Vec<Matcher>, grants: Arc<Grants>) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.runtime.get().is_none()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let _ = self.runtime.set(runtime);
+        }
         let state = Arc::new(SubscriberState::default());
         let key = group_key(&matchers);
         self.stats.count_subscriptions(&matchers, true);
@@ -313,17 +322,21 @@ impl Registry {
     }
 }
 
-/// Starts the task that writes `group`'s direct members their entries.
-/// Without a runtime (a log dispatching from its own thread after the
-/// runtime is gone), the writing is done here and now.
-fn start_writer(group: Arc<Group>) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move {
+/// Starts the task that writes `group`'s direct members their entries, on
+/// the current runtime or else the one subscribers registered from (a log
+/// dispatching from a thread of its own). Without either, the writing is
+/// done here and now.
+fn start_writer(group: Arc<Group>, registered_on: Option<&tokio::runtime::Handle>) {
+    let runtime = tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(|| registered_on.cloned());
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(async move {
             while write_slice(&group) {
                 tokio::task::yield_now().await;
             }
         })),
-        Err(_) => while write_slice(&group) {},
+        None => while write_slice(&group) {},
     }
 }
 
@@ -500,7 +513,7 @@ impl Dispatch for Registry {
         }
         *self.wake.lock() = wake;
         for group in writers {
-            start_writer(group);
+            start_writer(group, self.runtime.get());
         }
         for state in &evicted {
             state.fire();
