@@ -112,10 +112,12 @@ impl Metrics {
         self.publish_seconds.observe(seconds);
     }
 
-    pub(crate) fn written(&self, bytes: usize, since_publish: Option<f64>) {
+    /// Counts a write of `bytes` whose oldest entry was published at
+    /// `published_at`.
+    pub(crate) fn written(&self, bytes: usize, published_at: std::time::SystemTime) {
         self.bytes_written.inc_by(bytes as u64);
-        if let Some(seconds) = since_publish {
-            self.publish_to_write_seconds.observe(seconds);
+        if let Ok(since) = std::time::SystemTime::now().duration_since(published_at) {
+            self.publish_to_write_seconds.observe(since.as_secs_f64());
         }
     }
 

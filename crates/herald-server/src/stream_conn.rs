@@ -22,7 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -114,8 +114,47 @@ fn parse_head(bytes: &[u8], hub_path: &str, peer: SocketAddr) -> Option<(Request
 pub(crate) struct DirectWire(pub(crate) Arc<ChunkedWire>);
 
 thread_local! {
-    /// Where a hub writer assembles a chunk, reused from write to write.
-    static WRITE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The chunk a hub writer last assembled, reused from write to write:
+    /// the members of a group written one after the other mostly have the
+    /// same entries pending, so their chunk is built once.
+    static LAST_CHUNK: std::cell::RefCell<Chunk> = const {
+        std::cell::RefCell::new(Chunk { entries: Vec::new(), frames: 0, bytes: Vec::new() })
+    };
+}
+
+/// An HTTP chunk of entries' frames, with those entries: held, so that
+/// comparing addresses is comparing entries (several hubs may share a thread).
+struct Chunk {
+    entries: Vec<Arc<Entry>>,
+    /// Bytes of frames in the chunk, without its framing.
+    frames: usize,
+    bytes: Vec<u8>,
+}
+
+impl Chunk {
+    /// Makes this the chunk of `entries`, unless it already is.
+    fn assemble(&mut self, entries: &[Arc<Entry>]) {
+        if self.entries.len() == entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(entries)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+        {
+            return;
+        }
+        self.entries.clear();
+        self.entries.extend(entries.iter().cloned());
+        self.frames = entries.iter().map(|e| e.frame().len()).sum();
+        self.bytes.clear();
+        let mut size = [0u8; 18];
+        self.bytes
+            .extend_from_slice(chunk_size_line(self.frames, &mut size));
+        for entry in entries {
+            self.bytes.extend_from_slice(entry.frame());
+        }
+        self.bytes.extend_from_slice(b"\r\n");
+    }
 }
 
 /// The largest write buffer kept for the next write.
@@ -288,19 +327,18 @@ impl Wire for ChunkedWire {
         }
         // One contiguous chunk: the kernel copies one buffer much faster
         // than dozens of small ones.
-        let bytes: usize = entries.iter().map(|e| e.frame().len()).sum();
-        WRITE_BUFFER.with_borrow_mut(|chunk| {
-            chunk.clear();
-            let mut size = [0u8; 18];
-            chunk.extend_from_slice(chunk_size_line(bytes, &mut size));
-            for entry in entries {
-                chunk.extend_from_slice(entry.frame());
+        let bytes = LAST_CHUNK.with_borrow_mut(|chunk| {
+            chunk.assemble(entries);
+            out.send(&self.tcp, &[&chunk.bytes]);
+            let frames = chunk.frames;
+            if chunk.bytes.capacity() > MAX_KEPT_BUFFER {
+                *chunk = Chunk {
+                    entries: Vec::new(),
+                    frames: 0,
+                    bytes: Vec::new(),
+                };
             }
-            chunk.extend_from_slice(b"\r\n");
-            out.send(&self.tcp, &[chunk]);
-            if chunk.capacity() > MAX_KEPT_BUFFER {
-                *chunk = Vec::new();
-            }
+            frames
         });
         if out.failed {
             return false;
@@ -309,11 +347,7 @@ impl Wire for ChunkedWire {
         let nanos = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last_write.store(nanos.max(1), Ordering::Relaxed);
         if let (Some(metrics), Some(first)) = (self.metrics.get(), entries.first()) {
-            let since = SystemTime::now()
-                .duration_since(first.published_at())
-                .ok()
-                .map(|d| d.as_secs_f64());
-            metrics.written(bytes, since);
+            metrics.written(bytes, first.published_at());
         }
         true
     }

@@ -386,12 +386,9 @@ impl EventStream {
                     next = s.subscription.next() => match next {
                         Ok(Some(entry)) => {
                             s.rearm();
-                            let since = SystemTime::now()
-                                .duration_since(entry.published_at())
-                                .ok()
-                                .map(|d| d.as_secs_f64());
+                            let published_at = entry.published_at();
                             let chunk = s.coalesce(&entry);
-                            s.metrics.written(chunk.len(), since);
+                            s.metrics.written(chunk.len(), published_at);
                             return Some((Ok(chunk), s));
                         }
                         Ok(None) => {
