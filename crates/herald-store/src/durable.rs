@@ -1,10 +1,14 @@
-//! The durable log: one redb file, one committer thread, group commit.
+//! The durable log: one redb file, its journal, one committer thread, group
+//! commit.
 //!
 //! Publishers hand entries to the committer and wait. The committer takes
-//! everything queued, writes it in one transaction, makes it durable, then
-//! hands the batch to the dispatcher, which dispatches it in position order and
-//! answers the publishers: a `200` means the update is on disk, and subscribers
-//! only ever see committed entries.
+//! everything queued, appends it to the journal and syncs that (see
+//! [`crate::journal`]), applies it to redb in one non-durable transaction,
+//! then hands the batch to the dispatcher, which dispatches it in position
+//! order and answers the publishers: a `200` means the update is on disk, and
+//! subscribers only ever see committed entries. redb is made durable at
+//! checkpoints (when the journal has grown, and at close); opening the log
+//! applies what the journal holds past redb's last checkpoint.
 //!
 //! The dispatcher is a task on the multi-threaded tokio runtime the log is
 //! used from (started by the first append made on one), not the committer
@@ -40,6 +44,7 @@ use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, T
 use tokio::sync::{Notify, oneshot};
 
 use crate::StoreError;
+use crate::journal::{self, JOURNAL_FILE, Journal};
 use crate::record;
 use crate::retention::{Retention, Shape};
 
@@ -50,7 +55,10 @@ const IDS: MultimapTableDefinition<'_, &str, u64> = MultimapTableDefinition::new
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The marker naming the on-disk format, checked at every start.
-pub const FORMAT_MARKER: &str = "herald-log 1";
+pub const FORMAT_MARKER: &str = "herald-log 2";
+/// The format before the journal: a directory in it is read as one whose
+/// journal is empty, and its marker rewritten.
+const FORMAT_WITHOUT_JOURNAL: &str = "herald-log 1";
 /// The version marker's file name in the data directory.
 pub const VERSION_FILE: &str = "VERSION";
 /// The store's file name in the data directory.
@@ -107,6 +115,10 @@ impl StoreConfig {
         }
     }
 }
+
+/// The journal's length that triggers a checkpoint: it bounds both the
+/// journal's file and what redb holds only in non-durable transactions.
+const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Retention work done per pass, so discarding never pauses commits for long.
 const RETENTION_CHUNK: usize = 1000;
@@ -370,8 +382,38 @@ impl DurableLog {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let state = initialize(&db).map_err(|e| db_error(&e))?;
+        let (mut state, epoch) = initialize(&db).map_err(|e| db_error(&e))?;
+        let journal_path = dir.join(JOURNAL_FILE);
+        let damaged_journal = |reason: String| StoreError::Damaged {
+            path: journal_path.clone(),
+            reason,
+        };
+        let replayed =
+            journal::recover(&journal_path, epoch, state.last_position).map_err(damaged_journal)?;
+        let mut records = Vec::with_capacity(replayed.len());
+        for found in &replayed {
+            let entry = record::decode(found.position, &found.stored).map_err(|reason| {
+                damaged_journal(format!(
+                    "the record at position {}: {reason}",
+                    found.position
+                ))
+            })?;
+            records.push((entry.id().to_owned(), found));
+        }
+        // The epoch is raised even when nothing was replayed: this epoch's
+        // records may end in a torn one, which the next records must not
+        // seem to continue.
+        let epoch = epoch + 1;
+        replay(&db, &mut state, epoch, &records).map_err(|e| db_error(&e))?;
+        if !replayed.is_empty() {
+            tracing::warn!(
+                file = %journal_path.display(),
+                entries = replayed.len(),
+                "applied the journal after an unclean shutdown"
+            );
+        }
         check_tail(&db, &path, state.last_position)?;
+        let journal = Journal::open(&journal_path, epoch).map_err(|e| io(&journal_path, e))?;
         tracing::info!(
             file = %path.display(),
             entries = state.count,
@@ -395,6 +437,8 @@ impl DurableLog {
             dispatcher: Arc::clone(&dispatcher),
             config: config.clone(),
             state,
+            journal,
+            rejournal: false,
             unflushed_since: None,
         };
         let handle = std::thread::Builder::new()
@@ -608,8 +652,21 @@ struct State {
 
 fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
     let marker = dir.join(VERSION_FILE);
+    let write = || -> std::io::Result<()> {
+        let file = fs::File::create(&marker)?;
+        std::io::Write::write_all(&mut &file, format!("{FORMAT_MARKER}\n").as_bytes())?;
+        file.sync_all()?;
+        fs::File::open(dir)?.sync_all()
+    };
+    let written = |result: std::io::Result<()>| {
+        result.map_err(|e| StoreError::Io {
+            path: marker.clone(),
+            reason: e.to_string(),
+        })
+    };
     match fs::read_to_string(&marker) {
         Ok(text) if text.trim() == FORMAT_MARKER => Ok(()),
+        Ok(text) if text.trim() == FORMAT_WITHOUT_JOURNAL => written(write()),
         Ok(text) => Err(StoreError::Incompatible {
             path: marker,
             reason: format!(
@@ -627,16 +684,7 @@ fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
                     ),
                 });
             }
-            let write = || -> std::io::Result<()> {
-                let file = fs::File::create(&marker)?;
-                std::io::Write::write_all(&mut &file, format!("{FORMAT_MARKER}\n").as_bytes())?;
-                file.sync_all()?;
-                fs::File::open(dir)?.sync_all()
-            };
-            write().map_err(|e| StoreError::Io {
-                path: marker.clone(),
-                reason: e.to_string(),
-            })
+            written(write())
         }
         Err(e) => Err(StoreError::Io {
             path: marker,
@@ -645,7 +693,11 @@ fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn initialize(db: &Database) -> Result<State, redb::Error> {
+/// The `meta` key of the journal epoch redb holds everything before.
+const EPOCH: &str = "journal_epoch";
+
+/// Creates the tables if needed; returns the counters and the journal epoch.
+fn initialize(db: &Database) -> Result<(State, u64), redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(ENTRIES)?;
@@ -653,7 +705,62 @@ fn initialize(db: &Database) -> Result<State, redb::Error> {
         txn.open_table(META)?;
     }
     txn.commit()?;
-    read_state(db)
+    let epoch = db
+        .begin_read()?
+        .open_table(META)?
+        .get(EPOCH)?
+        .map_or(0, |v| v.value());
+    Ok((read_state(db)?, epoch))
+}
+
+/// Applies the journal's records past the store, and starts `epoch`, in one
+/// durable transaction.
+fn replay(
+    db: &Database,
+    state: &mut State,
+    epoch: u64,
+    records: &[(String, &journal::Recovered)],
+) -> Result<(), redb::Error> {
+    let mut next = *state;
+    let mut txn = db.begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    {
+        let mut entries = txn.open_table(ENTRIES)?;
+        let mut ids = txn.open_multimap_table(IDS)?;
+        for (id, found) in records {
+            insert(
+                &mut entries,
+                &mut ids,
+                &mut next,
+                found.position,
+                id,
+                &found.stored,
+            )?;
+        }
+        let mut meta = txn.open_table(META)?;
+        write_state(&mut meta, &next)?;
+        meta.insert(EPOCH, epoch)?;
+    }
+    txn.commit()?;
+    *state = next;
+    Ok(())
+}
+
+/// Stores one entry's record at `position` and counts it in `state`.
+fn insert(
+    entries: &mut redb::Table<'_, u64, &[u8]>,
+    ids: &mut redb::MultimapTable<'_, &str, u64>,
+    state: &mut State,
+    position: Position,
+    id: &str,
+    stored: &[u8],
+) -> Result<(), redb::Error> {
+    entries.insert(position, stored)?;
+    ids.insert(id, position)?;
+    state.last_position = position;
+    state.count += 1;
+    state.bytes += stored.len() as u64;
+    Ok(())
 }
 
 fn read_state(db: &Database) -> Result<State, redb::Error> {
@@ -703,6 +810,10 @@ struct Committer {
     dispatcher: Arc<Dispatcher>,
     config: StoreConfig,
     state: State,
+    journal: Journal,
+    /// A journal write failed: its records may be on disk, with positions the
+    /// next batch reuses, so a checkpoint must start a new epoch first.
+    rejournal: bool,
     /// When a relaxed commit was last left unflushed.
     unflushed_since: Option<Instant>,
 }
@@ -732,66 +843,149 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            self.commit(&mut batch);
+            if !self.commit(&mut batch) {
+                // Appends still queued are answered when the receiver goes.
+                return;
+            }
             self.flush_if_due();
             self.retain();
+            if self.journal.len() >= CHECKPOINT_BYTES {
+                self.checkpoint();
+            }
         }
         self.flush();
+        self.checkpoint();
     }
 
-    fn commit(&mut self, batch: &mut Vec<(Entry, Reply)>) {
+    /// Commits `batch` and answers its publishers. Returns false when the log
+    /// cannot go on: the batch is in the journal but not in redb, so reads
+    /// would miss it until a restart applies the journal.
+    fn commit(&mut self, batch: &mut Vec<(Entry, Reply)>) -> bool {
         let appends = batch.len();
+        let mut committed = Vec::with_capacity(appends);
+        let mut stored = Vec::with_capacity(appends);
+        for (offset, (entry, _)) in (1..).zip(batch.iter()) {
+            let entry = entry.clone().at_position(self.state.last_position + offset);
+            stored.push(record::encode(&entry));
+            committed.push(Arc::new(entry));
+        }
+        let failure = |batch: &mut Vec<(Entry, Reply)>, message: String| {
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(HubError::Log(message.clone())));
+            }
+        };
+        if let Err(error) = self.journal_batch(&committed, &stored) {
+            tracing::error!(file = %self.journal.path().display(), %error, "cannot journal updates");
+            let message = format!("{}: cannot write: {error}", self.journal.path().display());
+            failure(batch, message);
+            self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+            return true;
+        }
         let before = self.state;
-        let strict = self.config.durability == Durability::Strict;
-        let mut committed = Vec::with_capacity(batch.len());
         let result = (|| -> Result<(), redb::Error> {
             let mut txn = self.db.begin_write()?;
-            txn.set_durability(if strict {
-                redb::Durability::Immediate
-            } else {
-                redb::Durability::None
-            })?;
+            // Durable in the journal; redb is made durable at checkpoints.
+            txn.set_durability(redb::Durability::None)?;
             {
                 let mut entries = txn.open_table(ENTRIES)?;
                 let mut ids = txn.open_multimap_table(IDS)?;
-                for (entry, _) in batch.iter() {
-                    self.state.last_position += 1;
-                    let entry = entry.clone().at_position(self.state.last_position);
-                    let stored = record::encode(&entry);
-                    entries.insert(entry.position(), stored.as_slice())?;
-                    ids.insert(entry.id(), entry.position())?;
-                    self.state.count += 1;
-                    self.state.bytes += stored.len() as u64;
-                    committed.push(Arc::new(entry));
+                for (entry, stored) in committed.iter().zip(&stored) {
+                    insert(
+                        &mut entries,
+                        &mut ids,
+                        &mut self.state,
+                        entry.position(),
+                        entry.id(),
+                        stored,
+                    )?;
                 }
                 write_state(&mut txn.open_table(META)?, &self.state)?;
             }
             txn.commit()?;
             Ok(())
         })();
+        if let Err(error) = result {
+            self.state = before;
+            tracing::error!(
+                file = %self.path.display(),
+                %error,
+                "cannot apply journaled updates; the log stops, and a restart applies them"
+            );
+            let message = format!(
+                "{}: cannot commit: {error} (the update may be applied at the next start)",
+                self.path.display()
+            );
+            failure(batch, message);
+            self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+            return false;
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.head.store(self.state.last_position, Ordering::Release);
+        self.counters.publish(&self.state);
+        if self.config.durability != Durability::Strict && self.unflushed_since.is_none() {
+            self.unflushed_since = Some(Instant::now());
+        }
+        let batch = committed
+            .into_iter()
+            .zip(batch.drain(..).map(|(_, reply)| reply))
+            .collect();
+        self.dispatcher.hand_over(batch);
+        self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+        true
+    }
+
+    /// Appends the batch's records to the journal, synced when strict.
+    fn journal_batch(
+        &mut self,
+        committed: &[Arc<Entry>],
+        stored: &[Vec<u8>],
+    ) -> std::io::Result<()> {
+        if self.rejournal && !self.checkpoint() {
+            return Err(std::io::Error::other(
+                "a checkpoint after an earlier failure did not succeed",
+            ));
+        }
+        let result = (|| {
+            for (entry, stored) in committed.iter().zip(stored) {
+                self.journal.push(entry.position(), stored)?;
+            }
+            self.journal.write()?;
+            if self.config.durability == Durability::Strict {
+                self.journal.sync()?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            self.journal.discard();
+            self.rejournal = true;
+        }
+        result
+    }
+
+    /// Makes redb durably hold everything journaled and starts a new journal
+    /// epoch; returns whether it did.
+    fn checkpoint(&mut self) -> bool {
+        let epoch = self.journal.epoch() + 1;
+        let result = (|| -> Result<(), redb::Error> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            {
+                let mut meta = txn.open_table(META)?;
+                write_state(&mut meta, &self.state)?;
+                meta.insert(EPOCH, epoch)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })();
         match result {
             Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                self.head.store(self.state.last_position, Ordering::Release);
-                self.counters.publish(&self.state);
-                if !strict && self.unflushed_since.is_none() {
-                    self.unflushed_since = Some(Instant::now());
-                }
-                let batch = committed
-                    .into_iter()
-                    .zip(batch.drain(..).map(|(_, reply)| reply))
-                    .collect();
-                self.dispatcher.hand_over(batch);
-                self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+                self.journal.restart(epoch);
+                self.rejournal = false;
+                true
             }
             Err(error) => {
-                self.state = before;
-                tracing::error!(file = %self.path.display(), %error, "cannot commit updates");
-                let message = format!("{}: cannot commit: {error}", self.path.display());
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(HubError::Log(message.clone())));
-                }
-                self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+                tracing::error!(file = %self.path.display(), %error, "cannot checkpoint the log");
+                false
             }
         }
     }
@@ -810,14 +1004,8 @@ impl Committer {
         if self.unflushed_since.take().is_none() {
             return;
         }
-        let result = (|| -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            txn.commit()?;
-            Ok(())
-        })();
-        if let Err(error) = result {
-            tracing::error!(file = %self.path.display(), %error, "cannot flush the log");
+        if let Err(error) = self.journal.sync() {
+            tracing::error!(file = %self.journal.path().display(), %error, "cannot flush the journal");
         }
     }
 
@@ -878,9 +1066,6 @@ impl Committer {
                 self.counters
                     .discarded
                     .fetch_add(discarded as u64, Ordering::Relaxed);
-                if self.unflushed_since.is_none() {
-                    self.unflushed_since = Some(Instant::now());
-                }
                 tracing::debug!(discarded, "retention discarded old entries");
             }
             Err(error) => {

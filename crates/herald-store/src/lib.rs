@@ -1,20 +1,24 @@
 //! The durable embedded log of herald.
 //!
 //! Map of the crate:
-//! - [`DurableLog`]: a [`herald_hub::Log`] on one redb file, with group
-//!   commit, an id index for one-lookup resume, and incremental retention.
+//! - [`DurableLog`]: a [`herald_hub::Log`] on one redb file and its journal,
+//!   with group commit, an id index for one-lookup resume, and incremental
+//!   retention.
+//! - `journal`: the append-only file a strict commit is made durable in.
 //! - [`record`]: the versioned binary form of a stored entry.
 //! - [`Retention`]: the pure decision of what to discard, by count, age and size.
 //! - [`StoreError`]: why a data directory cannot be opened or used.
 //!
 //! The data directory holds `VERSION` (the format marker, checked at every
-//! start) and `log.redb`.
+//! start), `log.redb` and `log.journal`.
 
 mod durable;
 mod error;
+mod journal;
 pub mod record;
 mod retention;
 
 pub use durable::{Durability, DurableLog, FORMAT_MARKER, STORE_FILE, StoreConfig, VERSION_FILE};
 pub use error::StoreError;
+pub use journal::JOURNAL_FILE;
 pub use retention::{Retention, Shape};

@@ -1,0 +1,332 @@
+//! The journal: where a strict commit becomes durable.
+//!
+//! A durable redb transaction costs about a dozen scattered page writes and an
+//! fsync (385 µs measured per commit on the comparison machine, where a bare
+//! 4 KiB `fdatasync` takes 150 µs). The journal makes the same batch durable
+//! with one sequential write and one `fdatasync` (about 95 µs there): its
+//! blocks are written once with zeros and then overwritten, so a sync flushes
+//! data only, never the file's size. redb gets the batch in a non-durable
+//! transaction and is made durable only at a checkpoint, after which the
+//! journal is written again from its start.
+//!
+//! A record is `length u32 | crc32 u32 | epoch u64 | position u64 | stored
+//! entry`, little-endian, the checksum over everything after it. The epoch is
+//! the store's: a checkpoint raises it in the same durable transaction that
+//! makes redb hold everything journaled so far, so the records of earlier
+//! epochs, still in the file, end a recovery scan without the file ever being
+//! cleared.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use herald_hub::Position;
+
+/// The journal's file name in the data directory.
+pub const JOURNAL_FILE: &str = "log.journal";
+
+const HEADER: usize = 24;
+/// The file grows by this much at a time, written with zeros and synced once.
+const GROW: u64 = 1 << 20;
+
+/// An open journal, written by the committer only.
+pub(crate) struct Journal {
+    file: File,
+    path: PathBuf,
+    epoch: u64,
+    /// Where the next write goes: the bytes before it are this epoch's.
+    offset: u64,
+    /// The file's length: every byte up to it has been written and synced.
+    allocated: u64,
+    /// Records pushed and not yet written.
+    pending: Vec<u8>,
+}
+
+/// A record found by [`recover`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    pub position: Position,
+    pub stored: Vec<u8>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, to be written from its start
+    /// in `epoch`.
+    pub fn open(path: &Path, epoch: u64) -> io::Result<Journal> {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        if !existed {
+            // The new file's name must survive a crash as its records will.
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        let allocated = file.metadata()?.len();
+        Ok(Journal {
+            file,
+            path: path.to_owned(),
+            epoch,
+            offset: 0,
+            allocated,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written in this epoch.
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    /// The epoch records are written in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Adds the record of the entry stored as `stored` at `position` to the
+    /// next [`write`](Self::write). Refuses a record longer than a length
+    /// field holds.
+    pub fn push(&mut self, position: Position, stored: &[u8]) -> io::Result<()> {
+        let length = u32::try_from(stored.len()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("an entry of {} bytes is too long to journal", stored.len()),
+            )
+        })?;
+        let start = self.pending.len();
+        self.pending.extend_from_slice(&length.to_le_bytes());
+        self.pending.extend_from_slice(&[0; 4]);
+        self.pending.extend_from_slice(&self.epoch.to_le_bytes());
+        self.pending.extend_from_slice(&position.to_le_bytes());
+        self.pending.extend_from_slice(stored);
+        let crc = crc32fast::hash(&self.pending[start + 8..]);
+        self.pending[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+
+    /// Forgets the records pushed since the last write.
+    pub fn discard(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Writes the pushed records after this epoch's others. They are durable
+    /// once [`sync`](Self::sync) returns.
+    pub fn write(&mut self) -> io::Result<()> {
+        let end = self.offset + self.pending.len() as u64;
+        if end > self.allocated {
+            self.grow(end)?;
+        }
+        let result = self.file.write_all_at(&self.pending, self.offset);
+        if result.is_ok() {
+            self.offset = end;
+        }
+        self.pending.clear();
+        result
+    }
+
+    /// Makes every written record durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Starts `epoch`: the next record is written at the start of the file.
+    /// Called once redb durably holds everything journaled so far and names
+    /// `epoch` as the current one.
+    pub fn restart(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.offset = 0;
+        self.pending.clear();
+    }
+
+    /// Extends the file past `end` with zeros, synced, so that later syncs of
+    /// records written there change no metadata.
+    fn grow(&mut self, end: u64) -> io::Result<()> {
+        let target = end.div_ceil(GROW) * GROW;
+        let zeros = vec![0; 64 * 1024];
+        let mut at = self.allocated;
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        self.file.sync_data()?;
+        self.allocated = target;
+        Ok(())
+    }
+}
+
+/// Reads the records of `epoch` from the journal at `path` (none if it does
+/// not exist) and returns those after `after`, in order.
+///
+/// The scan ends at the first record that is not a whole record of `epoch`:
+/// zeros, an earlier epoch's record, or one torn by a crash mid-write, whose
+/// update was never acknowledged. A whole record out of sequence means the
+/// journal and the store disagree, and is refused with the reason.
+pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Recovered>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut found = Vec::new();
+    let mut previous: Option<Position> = None;
+    let mut rest = bytes.as_slice();
+    while rest.len() >= HEADER {
+        let word = |at: usize| u32::from_le_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
+        let long = |at: usize| u64::from_le_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
+        let length = word(0) as usize;
+        let record_epoch = long(8);
+        let position = long(16);
+        if record_epoch != epoch || rest.len() - HEADER < length {
+            break;
+        }
+        let record = &rest[..HEADER + length];
+        if crc32fast::hash(&record[8..]) != word(4) {
+            break;
+        }
+        let expected = previous.map_or(after + 1, |p| p + 1);
+        match previous {
+            None if position > expected => {
+                return Err(format!(
+                    "the journal continues at position {position} but the store ends at {after}: \
+                     positions {expected} to {} are missing",
+                    position - 1
+                ));
+            }
+            Some(_) if position != expected => {
+                return Err(format!(
+                    "the journal's record at position {position} follows position {}",
+                    expected - 1
+                ));
+            }
+            _ => {}
+        }
+        previous = Some(position);
+        if position > after {
+            found.push(Recovered {
+                position,
+                stored: record[HEADER..].to_vec(),
+            });
+        }
+        rest = &rest[HEADER + length..];
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(n: u64) -> Vec<u8> {
+        format!("record {n}").into_bytes()
+    }
+
+    fn positions(found: &[Recovered]) -> Vec<Position> {
+        found.iter().map(|r| r.position).collect()
+    }
+
+    fn journal_with(dir: &Path, epoch: u64, range: std::ops::RangeInclusive<u64>) -> Journal {
+        let mut journal = Journal::open(&dir.join(JOURNAL_FILE), epoch).unwrap();
+        for n in range {
+            journal.push(n, &stored(n)).unwrap();
+        }
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        journal
+    }
+
+    #[test]
+    fn records_of_the_epoch_after_the_store_are_recovered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        journal_with(dir.path(), 7, 11..=15);
+        let found = recover(&dir.path().join(JOURNAL_FILE), 7, 12).unwrap();
+        assert_eq!(positions(&found), [13, 14, 15]);
+        assert_eq!(found[0].stored, stored(13));
+    }
+
+    #[test]
+    fn a_missing_journal_holds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            recover(&dir.path().join(JOURNAL_FILE), 0, 0)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn after_a_restart_the_previous_epochs_records_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = journal_with(dir.path(), 1, 1..=50);
+        journal.restart(2);
+        journal.push(51, &stored(51)).unwrap();
+        journal.write().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        assert_eq!(positions(&recover(&path, 2, 50).unwrap()), [51]);
+        assert!(
+            recover(&path, 3, 51).unwrap().is_empty(),
+            "a checkpoint raised the epoch"
+        );
+    }
+
+    #[test]
+    fn a_torn_last_record_ends_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with(dir.path(), 1, 1..=3);
+        let path = dir.path().join(JOURNAL_FILE);
+        let end = journal.len();
+        // A crash mid-write: the last record's final byte never reached the disk.
+        journal.file.write_all_at(&[0xff], end - 1).unwrap();
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+        // Or only its first bytes did.
+        journal.file.set_len(end - 5).unwrap();
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+    }
+
+    #[test]
+    fn a_gap_between_the_store_and_the_journal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        journal_with(dir.path(), 1, 10..=12);
+        let error = recover(&dir.path().join(JOURNAL_FILE), 1, 5).unwrap_err();
+        assert!(error.contains("positions 6 to 9 are missing"), "{error}");
+    }
+
+    #[test]
+    fn records_out_of_sequence_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(&dir.path().join(JOURNAL_FILE), 1).unwrap();
+        for n in [1, 2, 4] {
+            journal.push(n, &stored(n)).unwrap();
+        }
+        journal.write().unwrap();
+        let error = recover(&dir.path().join(JOURNAL_FILE), 1, 0).unwrap_err();
+        assert!(error.contains("position 4 follows position 2"), "{error}");
+    }
+
+    #[test]
+    fn the_file_grows_in_synced_steps_and_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), GROW);
+        let big = vec![7u8; GROW as usize];
+        journal.push(2, &big).unwrap();
+        journal.write().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * GROW);
+        journal.restart(2);
+        journal.push(3, &stored(3)).unwrap();
+        journal.write().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * GROW);
+        assert_eq!(positions(&recover(&path, 2, 2).unwrap()), [3]);
+    }
+}
