@@ -6,6 +6,10 @@
 //! clustered hub is another [`Log`] implementation; nothing else changes.
 
 use std::collections::{HashMap, VecDeque};
+
+// Every append inserts an id and evicts one: a fast hash (keys are event ids
+// from authorized publishers, and the seed is random per process).
+use foldhash::fast::RandomState;
 use std::sync::{Arc, OnceLock};
 
 use futures_util::future::BoxFuture;
@@ -89,10 +93,10 @@ struct Store {
     /// Position of `entries[0]`.
     first: Position,
     /// id → earliest retained position with that id.
-    ids: HashMap<Box<str>, Position>,
+    ids: HashMap<Box<str>, Position, RandomState>,
     /// id → the later retained positions of a reused id, oldest first, so
     /// that discarding the earliest occurrence promotes the next one.
-    reused: HashMap<Box<str>, VecDeque<Position>>,
+    reused: HashMap<Box<str>, VecDeque<Position>, RandomState>,
 }
 
 impl MemoryLog {
@@ -149,6 +153,10 @@ impl Store {
     /// Called when `old`, the oldest entry, is discarded.
     fn forget(&mut self, old: &Entry) {
         if self.ids.get(old.id()) != Some(&old.position()) {
+            return;
+        }
+        if self.reused.is_empty() {
+            self.ids.remove(old.id());
             return;
         }
         let next = self.reused.get_mut(old.id()).and_then(VecDeque::pop_front);

@@ -88,7 +88,7 @@ impl std::fmt::Debug for Registry {
 struct Shard {
     dispatched: Position,
     groups: HashMap<GroupKey, Arc<Group>>,
-    exact: HashMap<Arc<str>, Vec<Arc<Group>>>,
+    exact: HashMap<Arc<str>, Vec<Arc<Group>>, foldhash::fast::RandomState>,
     /// Groups whose matchers are tried against every update (URL patterns,
     /// templates), by compiled matcher (keyed by its address).
     patterns: HashMap<usize, (Matcher, Vec<Arc<Group>>)>,

@@ -66,7 +66,7 @@ const TOKEN_CACHE_CAPACITY: usize = 1024;
 /// with the usual errors. Only successes are remembered.
 #[derive(Default)]
 struct TokenCache {
-    entries: Mutex<HashMap<Box<str>, CachedToken>>,
+    entries: Mutex<HashMap<Box<str>, CachedToken, foldhash::fast::RandomState>>,
 }
 
 struct CachedToken {
