@@ -38,15 +38,40 @@ enum Out {
     Sleep(Duration),
 }
 
+/// How the scripted hub answers a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answers {
+    /// `Content-Length`, the connection kept alive.
+    Length,
+    /// `Transfer-Encoding: chunked`, the id split over two chunks.
+    Chunked,
+    /// `Connection: close`, then the connection is closed.
+    Close,
+}
+
 #[derive(Default)]
 struct Hub {
     subscribers: Mutex<Vec<(usize, mpsc::UnboundedSender<Out>)>>,
     /// Frames held back by [`Act::Swap`], per subscriber.
     held: Mutex<HashMap<usize, Vec<u8>>>,
+    /// Connections that carried publishes, and the publishes.
+    publishing: Mutex<(usize, usize)>,
 }
 
 /// Starts a scripted hub on 127.0.0.1:0; returns its hub URL.
 async fn scripted_hub(script: Script, chunked: bool) -> String {
+    scripted_hub_answering(script, chunked, Answers::Length)
+        .await
+        .0
+}
+
+/// [`scripted_hub`], answering publishes as `answers` says; also returns
+/// the hub, to count its connections.
+async fn scripted_hub_answering(
+    script: Script,
+    chunked: bool,
+    answers: Answers,
+) -> (String, Arc<Hub>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/.well-known/mercure",
@@ -54,16 +79,17 @@ async fn scripted_hub(script: Script, chunked: bool) -> String {
     );
     let hub = Arc::new(Hub::default());
     let script = Arc::new(script);
+    let accepting = hub.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (hub, script) = (hub.clone(), script.clone());
-            tokio::spawn(connection(stream, hub, script, chunked));
+            let (hub, script) = (accepting.clone(), script.clone());
+            tokio::spawn(connection(stream, hub, script, chunked, answers));
         }
     });
-    url
+    (url, hub)
 }
 
 /// Reads one request (head and Content-Length body); `None` at end of stream.
@@ -95,8 +121,15 @@ async fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<
     Some((request_line, headers, body))
 }
 
-async fn connection(stream: TcpStream, hub: Arc<Hub>, script: Arc<Script>, chunked: bool) {
+async fn connection(
+    stream: TcpStream,
+    hub: Arc<Hub>,
+    script: Arc<Script>,
+    chunked: bool,
+    answers: Answers,
+) {
     let mut reader = BufReader::new(stream);
+    let mut first = true;
     while let Some((request_line, headers, body)) = read_request(&mut reader).await {
         if request_line.starts_with("GET ") {
             let index: usize = headers
@@ -114,6 +147,12 @@ async fn connection(stream: TcpStream, hub: Arc<Hub>, script: Arc<Script>, chunk
         // A publish: decode the form (or, for `--publish-format raw`, take
         // the body as the data, the topic being in the query), fan the event
         // out as scripted, answer 200.
+        {
+            let mut publishing = hub.publishing.lock().unwrap();
+            publishing.0 += usize::from(first);
+            publishing.1 += 1;
+            first = false;
+        }
         let raw = headers
             .iter()
             .any(|h| h.eq_ignore_ascii_case("content-type: text/plain"));
@@ -160,11 +199,24 @@ async fn connection(stream: TcpStream, hub: Arc<Hub>, script: Arc<Script>, chunk
             }
         }
         let id = format!("urn:seq:{seq}");
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{id}",
-            id.len()
-        );
-        if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+        let answer = match answers {
+            Answers::Length => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{id}",
+                id.len()
+            ),
+            Answers::Chunked => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+                &id[..4],
+                id.len() - 4,
+                &id[4..]
+            ),
+            Answers::Close => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{id}",
+                id.len()
+            ),
+        };
+        if reader.get_mut().write_all(answer.as_bytes()).await.is_err() || answers == Answers::Close
+        {
             return;
         }
     }
@@ -412,6 +464,40 @@ async fn raw_publishes_send_the_data_as_the_body_and_the_topic_in_the_query() {
     let report = json(&run);
     assert_eq!(report["ok"], true);
     assert_eq!(report["delivery"]["delivered"], 100);
+}
+
+#[tokio::test]
+async fn publishers_keep_their_connection_alive_and_read_every_kind_of_answer() {
+    for answers in [Answers::Length, Answers::Chunked, Answers::Close] {
+        let (url, hub) = scripted_hub_answering(Script::new(), true, answers).await;
+        let run = bench(&[
+            "throughput",
+            "--hub",
+            &url,
+            "--publishers",
+            "3",
+            // One topic: the scripted hub sends every event to every
+            // subscriber.
+            "--topics",
+            "1",
+            "--events",
+            "40",
+            "--json",
+        ])
+        .await;
+        assert_eq!(run.code, Some(0), "{answers:?}: stderr: {}", run.stderr);
+        let report = json(&run);
+        assert_eq!(report["ok"], true, "{answers:?}");
+        assert_eq!(report["publish"]["acknowledged"], 120, "{answers:?}");
+        assert_eq!(report["delivery"]["delivered"], 120, "{answers:?}");
+        let (connections, publishes) = *hub.publishing.lock().unwrap();
+        assert_eq!(publishes, 120, "{answers:?}");
+        let expected = if answers == Answers::Close { 120 } else { 3 };
+        assert_eq!(
+            connections, expected,
+            "{answers:?}: connections that carried publishes"
+        );
+    }
 }
 
 #[tokio::test]

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use herald_client::Publisher;
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::json;
 use tokio::time::Instant;
@@ -306,29 +305,14 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
         Some(port) => format!("{host}:{port}"),
         None => host,
     };
-    let publisher = match common.publish_format {
-        PublishFormat::Mercure => {
-            let mut publisher = Publisher::new(hub.clone()).with_timeout(common.timeout);
-            if let Some(token) = &common.publisher_token {
-                publisher = publisher.with_token(token.clone());
-            }
-            Sink::Mercure(publisher)
-        }
-        PublishFormat::Raw => {
-            // Fails only when a provider is already installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let client = reqwest::Client::builder()
-                .connect_timeout(common.timeout)
-                .build()
-                .map_err(|e| CliError::Runtime(format!("cannot build an HTTP client: {e}")))?;
-            Sink::Raw {
-                client,
-                hub: hub.clone(),
-                param: common.match_param.clone(),
-                token: common.publisher_token.clone(),
-                timeout: common.timeout,
-            }
-        }
+    let publisher = Sink {
+        addr,
+        host: host_header.clone(),
+        hub: hub.clone(),
+        format: common.publish_format,
+        param: common.match_param.clone(),
+        token: common.publisher_token.clone(),
+        timeout: common.timeout,
     };
     // Drawn only when stderr is a terminal, a few times a second (cheap).
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));

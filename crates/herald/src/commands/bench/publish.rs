@@ -1,20 +1,31 @@
 //! The load generator's publishers: each one publishes its streams' events in
 //! turn, one request at a time (so the order of a stream is the order the hub
-//! acknowledged), over one pooled HTTP client shared by all of them.
+//! acknowledged), over its own kept-alive HTTP/1.1 connection.
+//!
+//! Requests are written by hand from a template made once per stream, and
+//! answers read with [`Answer`]: the load generator shares the machine with
+//! the hub, and through a general HTTP client it spent about as much CPU per
+//! publish as the hubs it measured (its one core at 97% while herald, nchan,
+//! the axum hub and the floor each used 68–94% of theirs), so the publish
+//! rate measured the generator. `docs/benchmarks.md` has the before and after.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use herald_client::{Publisher, Update};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
+use url::form_urlencoded::byte_serialize;
 
 use super::stats::{histogram, micros};
 use super::subscriber::unix_nanos;
 use super::tally::Published;
-use super::wire::{Mark, payload};
+use super::wire::{Answer, Mark, payload};
 
 /// How events are published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,66 +38,175 @@ pub enum PublishFormat {
     Raw,
 }
 
-/// Where publishers send events: a Mercure hub, or a raw-body endpoint.
+/// Where publishers send events, and how.
 #[derive(Debug)]
-pub enum Sink {
-    /// Form posts through [`Publisher`].
-    Mercure(Publisher),
-    /// Raw-body posts (see [`PublishFormat::Raw`]).
-    Raw {
-        /// The pooled client.
-        client: reqwest::Client,
-        /// The hub URL; the topic is appended to its query.
-        hub: Url,
-        /// The query parameter naming the topic.
-        param: String,
-        /// Sent as `Authorization: Bearer`, if any.
-        token: Option<String>,
-        /// Per-request timeout.
-        timeout: Duration,
-    },
+pub struct Sink {
+    /// The hub's address (resolved once).
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// The hub URL.
+    pub hub: Url,
+    /// How events are published.
+    pub format: PublishFormat,
+    /// The query parameter naming the topic of a raw publish.
+    pub param: String,
+    /// Sent as `Authorization: Bearer`, if any.
+    pub token: Option<String>,
+    /// The longest one publish (connecting included) may take.
+    pub timeout: Duration,
+}
+
+/// The parts of a publish on one topic that do not change.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// The request up to the value of its `Content-Length`.
+    head: Vec<u8>,
+    /// The start of the body, before the data.
+    body: Vec<u8>,
 }
 
 impl Sink {
-    /// Publishes `data` on `topic`; the error is one line of text.
-    pub async fn publish(&self, topic: &str, data: String) -> Result<(), String> {
-        match self {
-            Sink::Mercure(publisher) => publisher
-                .publish(&Update::new(topic.to_owned(), data))
-                .await
-                .map(drop)
-                .map_err(|e| crate::commands::subscribe::describe(&e)),
-            Sink::Raw {
-                client,
-                hub,
-                param,
-                token,
-                timeout,
-            } => {
-                let mut request = client
-                    .post(raw_url(hub, param, topic))
-                    .timeout(*timeout)
-                    .header(http::header::CONTENT_TYPE, "text/plain")
-                    .body(data);
-                if let Some(token) = token {
-                    request = request.bearer_auth(token);
+    /// The template of a publish on `topic`.
+    pub fn template(&self, topic: &str) -> Template {
+        let (url, content_type, body) = match self.format {
+            PublishFormat::Mercure => {
+                let body = format!(
+                    "topic={}&data=",
+                    byte_serialize(topic.as_bytes()).collect::<String>()
+                );
+                (self.hub.clone(), "application/x-www-form-urlencoded", body)
+            }
+            PublishFormat::Raw => (
+                raw_url(&self.hub, &self.param, topic),
+                "text/plain",
+                String::new(),
+            ),
+        };
+        let mut target = url.path().to_owned();
+        if let Some(query) = url.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let mut head = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: herald-bench (publisher)\r\nContent-Type: {content_type}\r\n",
+            self.host
+        );
+        if let Some(token) = &self.token {
+            head.push_str("Authorization: Bearer ");
+            head.push_str(token);
+            head.push_str("\r\n");
+        }
+        head.push_str("Content-Length: ");
+        Template {
+            head: head.into_bytes(),
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// One publisher's connection to the hub, opened on its first publish and
+/// after any failure.
+#[derive(Debug)]
+pub struct Connection {
+    sink: Arc<Sink>,
+    stream: Option<TcpStream>,
+    /// The request being sent, then the answer being read.
+    buf: Vec<u8>,
+    /// The body being built.
+    body: Vec<u8>,
+}
+
+impl Connection {
+    /// A connection to `sink`'s hub, not yet open.
+    pub fn new(sink: Arc<Sink>) -> Self {
+        Self {
+            sink,
+            stream: None,
+            buf: Vec::with_capacity(1024),
+            body: Vec::with_capacity(256),
+        }
+    }
+
+    /// Publishes `data` as `template` says; any 2xx answer is an
+    /// acknowledgement, anything else an error of one line of text.
+    pub async fn publish(&mut self, template: &Template, data: &str) -> Result<(), String> {
+        self.body.clear();
+        self.body.extend_from_slice(&template.body);
+        match self.sink.format {
+            PublishFormat::Mercure => self
+                .body
+                .extend(byte_serialize(data.as_bytes()).flat_map(str::bytes)),
+            PublishFormat::Raw => self.body.extend_from_slice(data.as_bytes()),
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&template.head);
+        let _ = write!(self.buf, "{}\r\n\r\n", self.body.len());
+        self.buf.extend_from_slice(&self.body);
+        let outcome = tokio::time::timeout(self.sink.timeout, self.exchange()).await;
+        let outcome = outcome.unwrap_or_else(|_| Err("timeout".into()));
+        match outcome {
+            Ok((status, reusable)) => {
+                if !reusable {
+                    self.stream = None;
                 }
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| crate::commands::subscribe::describe(&e))?;
-                let status = response.status();
-                // Read the whole answer so the connection goes back to the pool.
-                let _ = response.bytes().await;
-                if status.is_success() {
+                if (200..300).contains(&status) {
                     Ok(())
                 } else {
                     Err(format!("status {status}"))
                 }
             }
+            Err(error) => {
+                self.stream = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends the request in `buf` and reads the answer into it: its status,
+    /// and whether the connection can be used again.
+    async fn exchange(&mut self) -> Result<(u16, bool), String> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect(self.sink.addr)
+                    .await
+                    .map_err(|e| format!("connect: {}", e.kind()))?;
+                let _ = stream.set_nodelay(true);
+                self.stream.insert(stream)
+            }
+        };
+        stream
+            .write_all(&self.buf)
+            .await
+            .map_err(|e| format!("i/o: {}", e.kind()))?;
+        self.buf.clear();
+        let mut answer = Answer::default();
+        loop {
+            if self.buf.len() == self.buf.capacity() {
+                if self.buf.len() >= MAX_ANSWER {
+                    return Err(format!("an answer longer than {MAX_ANSWER} bytes"));
+                }
+                self.buf.reserve(self.buf.len());
+            }
+            let n = stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| format!("i/o: {}", e.kind()))?;
+            match answer
+                .read(&mut self.buf, n == 0)
+                .map_err(|e| e.to_string())?
+            {
+                Some(done) => return Ok((done.status, done.reusable)),
+                None if n == 0 => return Err("the hub closed the connection".into()),
+                None => {}
+            }
         }
     }
 }
+
+/// The longest answer to a publish the bench reads.
+const MAX_ANSWER: usize = 1 << 20;
 
 /// `hub` with `param=topic` added to its query.
 pub fn raw_url(hub: &Url, param: &str, topic: &str) -> Url {
@@ -149,6 +269,12 @@ pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
         first_error: None,
         latency: histogram(),
     };
+    let templates: Vec<Template> = job
+        .streams
+        .iter()
+        .map(|(_, topic)| sink.template(topic))
+        .collect();
+    let mut connection = Connection::new(sink);
     let started = Instant::now();
     let mut ticks = job.rate.filter(|r| *r > 0.0).map(|rate| {
         let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -171,7 +297,6 @@ pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
         }
         let turn = (count % streams.len() as u64) as usize;
         let (stream, state) = &mut streams[turn];
-        let topic = &job.streams[turn].1;
         let seq = state.next;
         state.next += 1;
         count += 1;
@@ -182,7 +307,7 @@ pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
         };
         let data = payload(mark, job.size);
         let request_started = Instant::now();
-        let result = sink.publish(topic, data).await;
+        let result = connection.publish(&templates[turn], &data).await;
         sent.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(_) => {

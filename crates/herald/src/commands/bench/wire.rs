@@ -1,8 +1,8 @@
-//! The bytes a bench subscriber reads, without I/O: the HTTP/1.1 response
+//! The bytes the load generator reads, without I/O: the HTTP/1.1 response
 //! head, a minimal de-chunker for `Transfer-Encoding: chunked`, the frame
-//! scanner that finds `\n\n` frame ends, and the bench payload
+//! scanner that finds `\n\n` frame ends, the bench payload
 //! (`seq=<n> t=<unix nanos> s=<stream> <padding>`) that carries what the
-//! accounting needs.
+//! accounting needs, and where a publish's answer ends ([`Answer`]).
 //!
 //! Everything here works on one buffer per connection ([`BodyBuffer`]): raw
 //! bytes are read into its tail, de-chunked in place towards its head, and
@@ -43,6 +43,11 @@ pub struct Head {
     pub chunked: bool,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// The `Content-Length`, if any.
+    pub content_length: Option<u64>,
+    /// Whether the hub closes the connection after this response
+    /// (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`).
+    pub close: bool,
     /// The head's length in bytes, blank line included.
     pub len: usize,
 }
@@ -67,6 +72,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, WireError> {
         .ok_or_else(|| WireError::Head(format!("status line '{status_line}'")))?;
     let mut chunked = false;
     let mut content_type = None;
+    let mut content_length = None;
+    let mut connection = None;
     for line in lines {
         let (name, value) = line
             .split_once(':')
@@ -79,14 +86,98 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, WireError> {
                 .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(
+                value
+                    .parse::<u64>()
+                    .map_err(|_| WireError::Head(format!("header line '{line}'")))?,
+            );
+        } else if name.eq_ignore_ascii_case("connection") {
+            connection = Some(value.to_ascii_lowercase());
         }
     }
+    let close = match connection.as_deref() {
+        Some(value) if value.contains("close") => true,
+        Some(value) if value.contains("keep-alive") => false,
+        _ => version == "HTTP/1.0",
+    };
     Ok(Some(Head {
         status,
         chunked,
         content_type,
+        content_length,
+        close,
         len: end + 4,
     }))
+}
+
+/// Where the answer to a request ends, read from bytes as they arrive: the
+/// publishers' side of a kept-alive HTTP/1.1 connection.
+#[derive(Debug, Default)]
+pub struct Answer {
+    head: Option<Head>,
+    /// For a chunked body: the de-chunker and its raw and output positions.
+    chunks: Option<(Dechunker, usize, usize)>,
+}
+
+/// A whole answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// The status code.
+    pub status: u16,
+    /// Whether the connection can carry the next request.
+    pub reusable: bool,
+}
+
+impl Answer {
+    /// Looks at everything read so far (`buf`, which a chunked body is
+    /// decoded in place in), `eof` once the hub closed: `Ok(None)` while the
+    /// answer is incomplete.
+    pub fn read(&mut self, buf: &mut [u8], eof: bool) -> Result<Option<Answered>, WireError> {
+        if self.head.is_none() {
+            self.head = parse_head(buf)?;
+        }
+        let Some(head) = &self.head else {
+            return if eof {
+                Err(WireError::Head("the hub closed before a whole head".into()))
+            } else {
+                Ok(None)
+            };
+        };
+        let answered = |reusable: bool| {
+            Ok(Some(Answered {
+                status: head.status,
+                reusable: reusable && !head.close,
+            }))
+        };
+        let body = &buf[head.len..];
+        if matches!(head.status, 100..=199 | 204 | 304) {
+            return answered(body.is_empty());
+        }
+        if head.chunked {
+            let (dechunker, raw, out) = self.chunks.get_or_insert((Dechunker::default(), 0, 0));
+            let body = &mut buf[head.len..];
+            dechunker.decode(body, raw, body.len(), out)?;
+            if dechunker.is_done() {
+                return answered(true);
+            }
+        } else if let Some(length) = head.content_length {
+            let length = usize::try_from(length).unwrap_or(usize::MAX);
+            if body.len() >= length {
+                // Bytes past the answer were never asked for.
+                return answered(body.len() == length);
+            }
+        } else if eof {
+            // Delimited by the end of the connection.
+            return answered(false);
+        }
+        if eof {
+            return Err(WireError::Head(
+                "the hub closed before the end of its answer".into(),
+            ));
+        }
+        Ok(None)
+    }
 }
 
 /// Where the de-chunker is inside a chunked body.
@@ -462,6 +553,8 @@ mod tests {
                 status: 200,
                 chunked: true,
                 content_type: Some("text/event-stream".into()),
+                content_length: None,
+                close: false,
                 len: CHUNKED_HEAD.len(),
             }
         );
@@ -469,7 +562,58 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((head.status, head.chunked, head.len), (429, false, 25));
+        assert!(head.close, "HTTP/1.0 closes unless told otherwise");
         assert!(parse_head(b"SSH-2.0\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n").is_err());
+    }
+
+    /// Feeds `bytes` to an [`Answer`] `step` bytes at a time, then the end of
+    /// the connection if it is still incomplete.
+    fn answer(bytes: &[u8], step: usize) -> Result<Answered, WireError> {
+        let mut answer = Answer::default();
+        let mut buf = Vec::new();
+        for part in bytes.chunks(step) {
+            buf.extend_from_slice(part);
+            if let Some(done) = answer.read(&mut buf, false)? {
+                return Ok(done);
+            }
+        }
+        answer.read(&mut buf, true)?.ok_or(WireError::TooLong(0))
+    }
+
+    #[test]
+    fn answers_end_where_their_length_chunks_or_connection_say() {
+        let kept = Answered {
+            status: 200,
+            reusable: true,
+        };
+        let closed = Answered {
+            status: 200,
+            reusable: false,
+        };
+        let cases: [(&[u8], Result<Answered, ()>); 8] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nurn:uuid:1234", Ok(kept)),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nurn:\r\n3\r\nabc\r\n0\r\n\r\n",
+                Ok(kept),
+            ),
+            (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nid", Ok(closed)),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", Ok(closed)),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", Ok(Answered { status: 204, reusable: true })),
+            (b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", Ok(Answered { status: 401, reusable: true })),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\ncut short", Err(())),
+            (b"HTTP/1.1 200 OK\r\nContent-Len", Err(())),
+        ];
+        for (bytes, expected) in cases {
+            for step in [1, 7, bytes.len()] {
+                assert_eq!(
+                    answer(bytes, step).map_err(drop),
+                    expected,
+                    "{} in steps of {step}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
     }
 
     #[test]
