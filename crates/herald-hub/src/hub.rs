@@ -243,7 +243,10 @@ impl Hub {
             IdScheme::UuidV7 => uuid::Uuid::now_v7(),
             IdScheme::UuidV4 => uuid::Uuid::new_v4(),
         };
-        format!("urn:uuid:{uuid}")
+        // Written into a buffer of the exact size, not through `format!`:
+        // one id per publish.
+        let mut urn = [0; uuid::fmt::Urn::LENGTH];
+        uuid.urn().encode_lower(&mut urn).to_owned()
     }
 
     /// Subscribes with `matchers`, reading private updates as `grants` allow,

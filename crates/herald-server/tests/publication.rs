@@ -349,3 +349,32 @@ async fn the_private_field_marks_an_update_private_whatever_its_value() {
     publish_ok(&hub, &[("topic", "x"), ("data", "public")]).await;
     assert_eq!(anonymous.data(1).await, ["public"]);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_client_s_own_is_kept() {
+    let hub = start_default().await;
+    let token = hub.publisher();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = send(publish_request(&hub, Some(&token), &[("topic", BOOK)])).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let (prefix, counter) = id.split_once('-').expect("prefix-counter");
+        assert_eq!((prefix.len(), counter.len()), (16, 16), "{id}");
+        assert!(
+            id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+            "{id}"
+        );
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+    let response = send(
+        publish_request(&hub, Some(&token), &[("topic", BOOK)])
+            .header("x-request-id", "from-the-client"),
+    )
+    .await;
+    assert_eq!(response.headers()["x-request-id"], "from-the-client");
+}
