@@ -71,7 +71,7 @@ def main():
     try:
         measure("`pwrite` + `fdatasync` (herald's journal)", path, 0, buffered_sync)
         measure("`pwrite` on an `O_DSYNC` file", path, os.O_DSYNC, buffered_dsync)
-        measure("4 KiB `pwrite`, `O_DIRECT | O_DSYNC`", path, os.O_DIRECT | os.O_DSYNC, direct_block)
+        measure("4 KiB `pwrite`, `O_DIRECT` + `O_DSYNC`", path, os.O_DIRECT | os.O_DSYNC, direct_block)
         measure("4 KiB `pwrite`, `O_DIRECT` (reaches the device's cache, not durable)", path, os.O_DIRECT, direct_block)
     finally:
         os.unlink(path)

@@ -6,11 +6,9 @@
 //! clustered hub is another [`Log`] implementation; nothing else changes.
 
 use std::collections::{HashMap, VecDeque};
-
-// Every append inserts an id and evicts one: a fast hash (keys are event ids
-// from authorized publishers, and the seed is random per process).
-use foldhash::fast::RandomState;
 use std::sync::{Arc, OnceLock};
+
+use foldhash::fast::RandomState;
 
 use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
@@ -92,7 +90,9 @@ struct Store {
     discarded: u64,
     /// Position of `entries[0]`.
     first: Position,
-    /// id → earliest retained position with that id.
+    /// id → earliest retained position with that id. Every append inserts
+    /// an id and evicts one, hence a fast hash (the keys come from authorized
+    /// publishers or the hub, and the seed is random per process).
     ids: HashMap<Box<str>, Position, RandomState>,
     /// id → the later retained positions of a reused id, oldest first, so
     /// that discarding the earliest occurrence promotes the next one.

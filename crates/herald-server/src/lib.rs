@@ -260,7 +260,7 @@ impl Herald {
 }
 
 /// Request ids: a random 64-bit prefix drawn once per router and a counter,
-/// written as 33 hex digits and a dash (`3f09c1d2a4b6e8f0-000000000000002a`).
+/// each as 16 hex digits, joined by a dash (`3f09c1d2a4b6e8f0-000000000000002a`).
 /// Unique within a process and, by the prefix, across processes, at the cost
 /// of an increment rather than a UUID formatted per request.
 #[derive(Clone)]
