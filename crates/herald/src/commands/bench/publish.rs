@@ -23,7 +23,7 @@ use url::Url;
 use url::form_urlencoded::byte_serialize;
 
 use super::stats::{histogram, micros};
-use super::subscriber::unix_nanos;
+use super::subscriber::{request_head, unix_nanos};
 use super::tally::Published;
 use super::wire::{Answer, Mark, payload};
 
@@ -83,20 +83,13 @@ impl Sink {
                 String::new(),
             ),
         };
-        let mut target = url.path().to_owned();
-        if let Some(query) = url.query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let mut head = format!(
-            "POST {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: herald-bench (publisher)\r\nContent-Type: {content_type}\r\n",
-            self.host
+        let mut head = request_head(
+            "POST",
+            &url,
+            &self.host,
+            &format!("User-Agent: herald-bench (publisher)\r\nContent-Type: {content_type}\r\n"),
+            self.token.as_deref(),
         );
-        if let Some(token) = &self.token {
-            head.push_str("Authorization: Bearer ");
-            head.push_str(token);
-            head.push_str("\r\n");
-        }
         head.push_str("Content-Length: ");
         Template {
             head: head.into_bytes(),

@@ -38,23 +38,42 @@ impl Target {
     pub fn request(&self, index: usize, topic: &str) -> Vec<u8> {
         let mut url = self.hub.clone();
         url.query_pairs_mut().append_pair(&self.match_param, topic);
-        let mut target = url.path().to_owned();
-        if let Some(query) = url.query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let mut request = format!(
-            "GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber {index})\r\n",
-            self.host
+        let mut request = request_head(
+            "GET",
+            &url,
+            &self.host,
+            &format!(
+                "Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber {index})\r\n"
+            ),
+            self.token.as_deref(),
         );
-        if let Some(token) = &self.token {
-            request.push_str("Authorization: Bearer ");
-            request.push_str(token);
-            request.push_str("\r\n");
-        }
         request.push_str("\r\n");
         request.into_bytes()
     }
+}
+
+/// The head of a request for `url`, without its blank line: the request
+/// line, `Host`, the `headers` lines (each ending in CRLF), and
+/// `Authorization: Bearer` when there is a `token`.
+pub fn request_head(
+    method: &str,
+    url: &Url,
+    host: &str,
+    headers: &str,
+    token: Option<&str>,
+) -> String {
+    let mut target = url.path().to_owned();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n{headers}");
+    if let Some(token) = token {
+        head.push_str("Authorization: Bearer ");
+        head.push_str(token);
+        head.push_str("\r\n");
+    }
+    head
 }
 
 /// The buffer a subscriber starts with (busy ones grow it to
