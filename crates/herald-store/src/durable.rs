@@ -714,7 +714,7 @@ fn initialize(db: &Database) -> Result<(State, u64), redb::Error> {
 }
 
 /// Applies the journal's records past the store, and starts `epoch`, in one
-/// durable transaction.
+/// durable transaction: at open, and (with no records) at every checkpoint.
 fn replay(
     db: &Database,
     state: &mut State,
@@ -966,18 +966,8 @@ impl Committer {
     /// epoch; returns whether it did.
     fn checkpoint(&mut self) -> bool {
         let epoch = self.journal.epoch() + 1;
-        let result = (|| -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            {
-                let mut meta = txn.open_table(META)?;
-                write_state(&mut meta, &self.state)?;
-                meta.insert(EPOCH, epoch)?;
-            }
-            txn.commit()?;
-            Ok(())
-        })();
-        match result {
+        // The transaction an open ends with, with nothing left to apply.
+        match replay(&self.db, &mut self.state, epoch, &[]) {
             Ok(()) => {
                 self.journal.restart(epoch);
                 self.rejournal = false;
