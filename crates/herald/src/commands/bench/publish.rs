@@ -25,7 +25,7 @@ use url::form_urlencoded::byte_serialize;
 use super::stats::{histogram, micros};
 use super::subscriber::{request_head, unix_nanos};
 use super::tally::Published;
-use super::wire::{Answer, Mark, payload};
+use super::wire::{Answer, Answered, Mark, payload};
 
 /// How events are published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -139,14 +139,14 @@ impl Connection {
         let outcome = tokio::time::timeout(self.sink.timeout, self.exchange()).await;
         let outcome = outcome.unwrap_or_else(|_| Err("timeout".into()));
         match outcome {
-            Ok((status, reusable)) => {
-                if !reusable {
+            Ok(answered) => {
+                if !answered.reusable {
                     self.stream = None;
                 }
-                if (200..300).contains(&status) {
+                if (200..300).contains(&answered.status) {
                     Ok(())
                 } else {
-                    Err(format!("status {status}"))
+                    Err(format!("status {}", answered.status))
                 }
             }
             Err(error) => {
@@ -156,9 +156,8 @@ impl Connection {
         }
     }
 
-    /// Sends the request in `buf` and reads the answer into it: its status,
-    /// and whether the connection can be used again.
-    async fn exchange(&mut self) -> Result<(u16, bool), String> {
+    /// Sends the request in `buf` and reads the answer into it.
+    async fn exchange(&mut self) -> Result<Answered, String> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
@@ -190,7 +189,7 @@ impl Connection {
                 .read(&mut self.buf, n == 0)
                 .map_err(|e| e.to_string())?
             {
-                Some(done) => return Ok((done.status, done.reusable)),
+                Some(answered) => return Ok(answered),
                 None if n == 0 => return Err("the hub closed the connection".into()),
                 None => {}
             }
