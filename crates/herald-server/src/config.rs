@@ -525,6 +525,7 @@ impl Config {
             write_timeout: self.limits.write_timeout,
             subscriptions_page_size: self.subscriptions.page_size.max(1),
             compatibility: self.compatibility()?.map(Arc::new),
+            hand_served_publish: true,
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }

@@ -23,6 +23,7 @@ mod listener;
 pub mod metadata;
 pub mod metrics;
 mod publish;
+mod publish_conn;
 mod settings;
 mod stream_conn;
 mod subscribe;
@@ -75,6 +76,9 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// Set while `serve` accepts connections; readiness reports it.
     serving: std::sync::atomic::AtomicBool,
+    /// Ids for requests that bring none, shared by the router and the
+    /// hand-served publishers.
+    request_ids: RequestIds,
 }
 
 impl std::fmt::Debug for Herald {
@@ -103,6 +107,7 @@ impl Herald {
                 shutdown: CancellationToken::new(),
                 metrics,
                 serving: std::sync::atomic::AtomicBool::new(false),
+                request_ids: RequestIds::default(),
             }),
         }
     }
@@ -193,7 +198,7 @@ impl Herald {
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(
                     request_id.clone(),
-                    RequestIds::default(),
+                    self.inner.request_ids.clone(),
                 ))
                 .layer(
                     TraceLayer::new_for_http()
@@ -273,8 +278,9 @@ impl Default for RequestIds {
     }
 }
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+impl RequestIds {
+    /// The next id.
+    fn next(&self) -> [u8; 33] {
         let (prefix, counter) = &*self.0;
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut id = [b'-'; 33];
@@ -282,7 +288,15 @@ impl MakeRequestId for RequestIds {
             id[i] = HEX[(prefix >> (shift * 4)) as usize & 0xf];
             id[17 + i] = HEX[(n >> (shift * 4)) as usize & 0xf];
         }
-        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
+        id
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_bytes(&self.next())
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -335,14 +349,33 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         )
         .await
     } else {
-        let started = std::time::Instant::now();
-        let result = publish::publish(&herald, &parts.headers, parts.uri.query(), body).await;
-        if result.is_ok() {
-            herald.metrics().published(started.elapsed().as_secs_f64());
-        }
-        result
+        publish_request(&herald, &parts.headers, parts.uri.query(), &body)
+            .await
+            .map(published)
     };
     result.unwrap_or_else(|error| herald.error(error))
+}
+
+/// A publish of the hub URL, however it arrived (through the router or on a
+/// hand-served connection): the update's id, counted in the metrics.
+async fn publish_request(
+    herald: &Herald,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<String, ServerError> {
+    let started = std::time::Instant::now();
+    let id = publish::publish(herald, headers, query, body).await?;
+    herald.metrics().published(started.elapsed().as_secs_f64());
+    Ok(id)
+}
+
+/// The media type of a publish's answer, the update's id.
+const PUBLISHED_TYPE: &str = "text/plain; charset=utf-8";
+
+/// The answer to a publish: the update's id.
+fn published(id: String) -> Response {
+    ([(header::CONTENT_TYPE, PUBLISHED_TYPE)], id).into_response()
 }
 
 async fn metrics_endpoint(State(herald): State<Herald>) -> Response {
@@ -387,6 +420,10 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
 /// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`
 /// resolves, then ends every subscription of `herald` (each gets a reconnect
 /// hint) and waits for connections at most `shutdown_timeout`.
+///
+/// Plain HTTP/1.1 publishes of the hub URL are answered by `herald` itself,
+/// not by `router`, unless [`Settings::hand_served_publish`] is off or CORS
+/// origins are set; every other request goes through `router`.
 pub async fn serve(
     listener: TcpListener,
     herald: &Herald,

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::Herald;
+use crate::publish_conn::{self, Ended, Rewound};
 use crate::stream_conn::{self, Route};
 use crate::tls::Tls;
 
@@ -56,6 +57,9 @@ pub(crate) async fn run(
     let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let write_timeout = herald.settings().write_timeout;
     let hub_path: Arc<str> = herald.hub().url().path().into();
+    // CORS answers are the router's layer's to make.
+    let publishers =
+        herald.settings().hand_served_publish && herald.settings().cors_origins.is_empty();
     let graceful = GracefulShutdown::new();
     herald.inner.serving.store(true, Ordering::Release);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -78,18 +82,29 @@ pub(crate) async fn run(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let hub_path = Arc::clone(&hub_path);
+        let herald = herald.clone();
         tokio::spawn(async move {
             let tcp = match acceptor {
-                None => match stream_conn::route(&tcp, &hub_path, peer).await {
+                None => match stream_conn::route(&tcp, &hub_path, peer, publishers).await {
                     Route::Subscription(request, head) => {
                         // Shutdown waits for this connection while `watcher` lives.
                         stream_conn::serve(tcp, router, *request, head, write_timeout).await;
                         drop(watcher);
                         return;
                     }
-                    Route::Hyper => tcp,
+                    Route::Publisher => {
+                        // Boxed, like hyper's connection below.
+                        match Box::pin(publish_conn::serve(tcp, &herald, &hub_path)).await {
+                            Ended::Closed => {
+                                drop(watcher);
+                                return;
+                            }
+                            Ended::Hyper(rewound) => rewound,
+                        }
+                    }
+                    Route::Hyper => Rewound::untouched(tcp),
                 },
-                Some(_) => tcp,
+                Some(_) => Rewound::untouched(tcp),
             };
             // A connection whose writes make no progress for `write_timeout` (a
             // subscriber that stopped reading) is closed, freeing its socket and

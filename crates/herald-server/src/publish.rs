@@ -1,8 +1,6 @@
 //! The publication endpoint: `POST` on the hub URL, form-encoded or JSON.
 
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::http::{HeaderMap, header};
 use herald_hub::{Update, parse_retry};
 use serde::Deserialize;
 
@@ -11,20 +9,21 @@ use crate::error::{BearerError, ServerError};
 use crate::subscribe::is_form;
 use crate::{Herald, form};
 
+/// Publishes the update a request carries; the update's id.
 pub(crate) async fn publish(
     herald: &Herald,
     headers: &HeaderMap,
     query: Option<&str>,
-    body: Bytes,
-) -> Result<Response, ServerError> {
+    body: &[u8],
+) -> Result<String, ServerError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let update = if is_form(content_type) {
-        from_form(&body)?
+        from_form(body)?
     } else if is_json(content_type) {
-        from_json(&body)?
+        from_json(body)?
     } else {
         return Err(ServerError::UnsupportedMediaType(format!(
             "publish with application/x-www-form-urlencoded or application/json, not `{content_type}`"
@@ -62,12 +61,7 @@ pub(crate) async fn publish(
         });
     }
     let entry = herald.hub().publish(update).await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        entry.id().to_owned(),
-    )
-        .into_response())
+    Ok(entry.id().to_owned())
 }
 
 /// A cookie is sent by the browser whatever page makes the request, so a

@@ -35,6 +35,12 @@ pub struct Settings {
     pub subscriptions_page_size: usize,
     /// The pre-draft-08 protocol next to draft-08 (`None`: draft-08 only).
     pub compatibility: Option<Arc<Compatibility>>,
+    /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes of
+    /// the hub URL itself, without the router it was given (when no CORS
+    /// origin is set): the same checks, answers, ids and logs, at a fraction
+    /// of the CPU. Set it to `false` when that router wraps the hub's
+    /// routes in layers of its own that publishes must go through.
+    pub hand_served_publish: bool,
 }
 
 impl Default for Settings {
@@ -52,6 +58,7 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(30),
             subscriptions_page_size: 1000,
             compatibility: None,
+            hand_served_publish: true,
         }
     }
 }

@@ -48,14 +48,22 @@ const MAX_HEADERS: usize = 64;
 pub(crate) enum Route {
     /// A subscription: served here, with a buffer as long as its head.
     Subscription(Box<Request<Body>>, Vec<u8>),
+    /// A publisher: served by `publish_conn`.
+    Publisher,
     /// Anything else: give the untouched socket to hyper.
     Hyper,
 }
 
-/// Peeks at the first request of `tcp` and decides who serves it. Nothing
-/// is consumed from the socket; a subscription comes with a buffer as long
-/// as its head, to consume it with.
-pub(crate) async fn route(tcp: &TcpStream, hub_path: &str, peer: SocketAddr) -> Route {
+/// Peeks at the first request of `tcp` and decides who serves it (publishers
+/// are served by hand only when `publishers`). Nothing is consumed from the
+/// socket; a subscription comes with a buffer as long as its head, to
+/// consume it with.
+pub(crate) async fn route(
+    tcp: &TcpStream,
+    hub_path: &str,
+    peer: SocketAddr,
+    publishers: bool,
+) -> Route {
     if tcp.readable().await.is_err() {
         return Route::Hyper;
     }
@@ -63,6 +71,9 @@ pub(crate) async fn route(tcp: &TcpStream, hub_path: &str, peer: SocketAddr) -> 
     let Ok(n) = tcp.peek(&mut buf).await else {
         return Route::Hyper;
     };
+    if publishers && crate::publish_conn::is_publish(&buf[..n], hub_path) {
+        return Route::Publisher;
+    }
     match parse_head(&buf[..n], hub_path, peer) {
         Some((request, len)) => {
             buf.truncate(len);
@@ -484,6 +495,16 @@ fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
 /// (the caller adds its own) and without the blank line.
 fn response_head(parts: http::response::Parts) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
+    status_and_headers(&mut out, &parts);
+    out.extend_from_slice(b"\r\ndate: ");
+    crate::publish_conn::push_date(&mut out);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The status line and header lines of `parts`, but for the framing
+/// headers, each line but the last ended by CRLF.
+pub(crate) fn status_and_headers(out: &mut Vec<u8>, parts: &http::response::Parts) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.push(b' ');
@@ -494,19 +515,15 @@ fn response_head(parts: http::response::Parts) -> Vec<u8> {
             .unwrap_or("Unknown")
             .as_bytes(),
     );
-    out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
-    out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out
 }
 
 #[cfg(test)]

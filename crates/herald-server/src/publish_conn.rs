@@ -1,0 +1,499 @@
+//! The hot path of a plain-HTTP/1.1 publisher: its connection served by hand
+//! instead of by hyper, axum and the tower layers.
+//!
+//! Measurement showed why (docs/benchmarks.md, change 10): with the load
+//! generator out of the way, a publish cost herald more CPU than nginx+nchan,
+//! and about half of herald's own instructions per publish were the generic
+//! HTTP stack (a `Request` and a `Response` with their header maps, the
+//! service layers, the body collection), not the publish. Here each request
+//! head is parsed with `httparse`, the update is published by the function
+//! the router's endpoint calls (same checks, metrics and error documents,
+//! through [`Herald::error`]), under the same request span and with the same
+//! request id (kept from the client or drawn from the router's generator);
+//! only the framing is done here.
+//!
+//! The first request that is not a plain publish (another method or path, a
+//! chunked body, `Expect`, `Upgrade`, HTTP/1.0, a head longer than
+//! [`MAX_HEAD`], anything `httparse` or `http` refuses) is handed to hyper
+//! with the rest of the connection, bytes already read included
+//! ([`Rewound`]), so it is served exactly as before.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::error::ServerError;
+use crate::{Herald, PUBLISHED_TYPE, publish_request};
+
+/// Longest request head served here; longer ones (big cookies) go to hyper.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Most headers in a request head served here.
+const MAX_HEADERS: usize = 64;
+
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 8 * 1024;
+
+/// The largest read buffer kept between requests (a big body grows it).
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+/// How a hand-served publisher connection ended.
+pub(crate) enum Ended {
+    /// Closed: by the client, after `Connection: close`, on an error or at shutdown.
+    Closed,
+    /// A request that is not a plain publish: hyper serves the rest.
+    Hyper(Rewound),
+}
+
+/// Whether a connection that starts with `bytes` starts with a publish of
+/// `hub_path`: its request line opens with `POST <hub_path>` and a space or
+/// a query. The rest is checked request by request.
+pub(crate) fn is_publish(bytes: &[u8], hub_path: &str) -> bool {
+    bytes
+        .strip_prefix(b"POST ")
+        .and_then(|rest| rest.strip_prefix(hub_path.as_bytes()))
+        .is_some_and(|rest| matches!(rest.first(), Some(b' ' | b'?')))
+}
+
+/// Serves the publishes that arrive on `tcp`, one after the other, until the
+/// connection closes or a request that is not a plain publish arrives.
+pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -> Ended {
+    let shutdown = herald.shutdown_token().clone();
+    let write_timeout = herald.settings().write_timeout;
+    let limit = herald.settings().max_body_bytes;
+    let mut buf = Vec::with_capacity(READ_SIZE);
+    let mut out = Vec::with_capacity(256);
+    loop {
+        let head = loop {
+            match parse(&buf, hub_path) {
+                Parsed::Publish(head) => break head,
+                Parsed::Other => return Ended::Hyper(Rewound::new(tcp, buf)),
+                Parsed::Partial => {
+                    // Between requests a shutdown closes the connection, as
+                    // hyper's graceful shutdown closes idle keep-alives.
+                    let idle = buf.is_empty().then_some(&shutdown);
+                    if !read_more(&mut tcp, &mut buf, idle).await {
+                        return Ended::Closed;
+                    }
+                }
+            }
+        };
+        let id = match head.headers.get(REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => HeaderValue::from_bytes(&herald.inner.request_ids.next())
+                .unwrap_or(HeaderValue::from_static("-")),
+        };
+        let span = tracing::info_span!(
+            "request",
+            id = id.to_str().unwrap_or("-"),
+            method = "POST",
+            path = hub_path,
+        );
+        out.clear();
+        if head.body > limit {
+            // The body is not read: answer and close, as hyper does.
+            let refusal = span.in_scope(|| herald.error(ServerError::BodyTooLarge(limit)));
+            write_response(&mut out, refusal, &id, true).await;
+            let _ = write_all(&tcp, &out, write_timeout).await;
+            return Ended::Closed;
+        }
+        while buf.len() < head.len + head.body {
+            if !read_more(&mut tcp, &mut buf, None).await {
+                return Ended::Closed;
+            }
+        }
+        let body = &buf[head.len..head.len + head.body];
+        let query = head.query.as_deref();
+        match publish_request(herald, &head.headers, query, body)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(update) => write_published(&mut out, &update, &id, head.close),
+            Err(error) => {
+                let refusal = span.in_scope(|| herald.error(error));
+                write_response(&mut out, refusal, &id, head.close).await;
+            }
+        }
+        buf.drain(..head.len + head.body);
+        if buf.is_empty() && buf.capacity() > MAX_KEPT_BUFFER {
+            buf = Vec::with_capacity(READ_SIZE);
+        }
+        if write_all(&tcp, &out, write_timeout).await.is_err() {
+            return Ended::Closed;
+        }
+        if head.close {
+            let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Write);
+            return Ended::Closed;
+        }
+    }
+}
+
+/// The request id header, kept from the client or drawn (as the router's
+/// `SetRequestIdLayer` does) and echoed in the answer.
+const REQUEST_ID: &str = "x-request-id";
+
+/// What the bytes at the start of the read buffer are.
+#[derive(Debug)]
+enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// A plain publish's whole head.
+    Publish(Head),
+    /// Anything else, for hyper.
+    Other,
+}
+
+/// A plain publish's head.
+#[derive(Debug)]
+struct Head {
+    /// Bytes of the head, its blank line included.
+    len: usize,
+    /// Bytes of the body (`Content-Length`; none is 0).
+    body: usize,
+    query: Option<String>,
+    headers: HeaderMap,
+    /// `Connection: close`: answer, then close.
+    close: bool,
+}
+
+fn parse(bytes: &[u8], hub_path: &str) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let len = match request.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if bytes.len() < MAX_HEAD => return Parsed::Partial,
+        _ => return Parsed::Other,
+    };
+    if request.method != Some("POST") || request.version != Some(1) {
+        return Parsed::Other;
+    }
+    let Some(target) = request.path else {
+        return Parsed::Other;
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (target, None),
+    };
+    if path != hub_path {
+        return Parsed::Other;
+    }
+    let mut map = HeaderMap::with_capacity(request.headers.len());
+    let mut body = None;
+    let mut close = false;
+    for h in request.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return Parsed::Other;
+        };
+        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+            return Parsed::Other;
+        }
+        if name == header::CONTENT_LENGTH {
+            match content_length(h.value) {
+                Some(n) if body.is_none_or(|b| b == n) => body = Some(n),
+                _ => return Parsed::Other,
+            }
+        }
+        if name == header::CONNECTION
+            && h.value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        {
+            close = true;
+        }
+        let Ok(value) = HeaderValue::from_bytes(h.value) else {
+            return Parsed::Other;
+        };
+        map.append(name, value);
+    }
+    Parsed::Publish(Head {
+        len,
+        body: body.unwrap_or(0),
+        query,
+        headers: map,
+        close,
+    })
+}
+
+/// A `Content-Length` value: decimal digits only.
+fn content_length(value: &[u8]) -> Option<usize> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Reads what the socket has after `buf`'s bytes; false at the end of the
+/// connection, on an error, or when `shutdown` is cancelled first.
+async fn read_more(
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    shutdown: Option<&CancellationToken>,
+) -> bool {
+    buf.reserve(READ_SIZE);
+    let read = match shutdown {
+        Some(shutdown) => tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return false,
+            read = tcp.read_buf(buf) => read,
+        },
+        None => tcp.read_buf(buf).await,
+    };
+    matches!(read, Ok(n) if n > 0)
+}
+
+/// The answer to a published update: its id.
+fn write_published(out: &mut Vec<u8>, update: &str, id: &HeaderValue, close: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: ");
+    out.extend_from_slice(PUBLISHED_TYPE.as_bytes());
+    end_head(out, id, update.len(), close);
+    out.extend_from_slice(update.as_bytes());
+}
+
+/// A refusal, as [`Herald::error`] made it.
+async fn write_response(out: &mut Vec<u8>, response: Response, id: &HeaderValue, close: bool) {
+    let (parts, body) = response.into_parts();
+    // A refusal's body is a small document already in memory.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    crate::stream_conn::status_and_headers(out, &parts);
+    end_head(out, id, body.len(), close);
+    out.extend_from_slice(&body);
+}
+
+/// Ends a head whose last header line lacks its CRLF: the date, the request
+/// id, the length, `Connection: close` when closing, and the blank line.
+fn end_head(out: &mut Vec<u8>, id: &HeaderValue, len: usize, close: bool) {
+    out.extend_from_slice(b"\r\ndate: ");
+    push_date(out);
+    out.extend_from_slice(b"\r\nx-request-id: ");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nconnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+thread_local! {
+    /// The `Date` header of the current second, formatted once per second.
+    static DATE: std::cell::RefCell<(u64, String)> = const {
+        std::cell::RefCell::new((0, String::new()))
+    };
+}
+
+/// Appends the `Date` header's value for now.
+pub(crate) fn push_date(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, date)| {
+        if *at != second || date.is_empty() {
+            *at = second;
+            *date = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(date.as_bytes());
+    });
+}
+
+/// Writes all of `bytes`, failing if the socket takes nothing for `timeout`.
+async fn write_all(tcp: &TcpStream, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match tcp.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(timeout, tcp.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A connection given to hyper with the bytes already read from it, which
+/// hyper reads first.
+pub(crate) struct Rewound {
+    tcp: TcpStream,
+    read: Vec<u8>,
+    at: usize,
+}
+
+impl Rewound {
+    /// `tcp` after `read`.
+    pub(crate) fn new(tcp: TcpStream, read: Vec<u8>) -> Self {
+        Self { tcp, read, at: 0 }
+    }
+
+    /// `tcp` with nothing read from it.
+    pub(crate) fn untouched(tcp: TcpStream) -> Self {
+        Self::new(tcp, Vec::new())
+    }
+}
+
+impl AsyncRead for Rewound {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.read.len() {
+            let n = (this.read.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewound {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HUB: &str = "/.well-known/mercure";
+
+    #[test]
+    fn connections_opening_with_a_post_of_the_hub_path_are_publishers() {
+        assert!(is_publish(b"POST /.well-known/mercure HTTP/1.1\r\n", HUB));
+        assert!(is_publish(b"POST /.well-known/mercure?x=1 HTTP/1.1", HUB));
+        assert!(is_publish(b"POST /.well-known/mercure ", HUB));
+        assert!(!is_publish(b"POST /.well-known/mercure", HUB));
+        assert!(!is_publish(
+            b"POST /.well-known/mercure/subscriptions ",
+            HUB
+        ));
+        assert!(!is_publish(b"GET /.well-known/mercure HTTP/1.1", HUB));
+        assert!(!is_publish(
+            b"POST http://x/.well-known/mercure HTTP/1.1",
+            HUB
+        ));
+    }
+
+    #[test]
+    fn a_plain_publish_head_is_parsed_with_its_body_length_and_headers() {
+        let bytes = b"POST /.well-known/mercure?access_token=t HTTP/1.1\r\nHost: x\r\n\
+            Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\
+            Connection: keep-alive, Close\r\n\r\ntopic=a&data";
+        let Parsed::Publish(head) = parse(bytes, HUB) else {
+            panic!("not a publish")
+        };
+        assert_eq!(head.len, bytes.len() - 12);
+        assert_eq!(head.body, 12);
+        assert_eq!(head.query.as_deref(), Some("access_token=t"));
+        assert_eq!(
+            head.headers[header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        assert!(head.close);
+        let Parsed::Publish(bodiless) = parse(b"POST /.well-known/mercure HTTP/1.1\r\n\r\n", HUB)
+        else {
+            panic!("not a publish")
+        };
+        assert_eq!((bodiless.body, bodiless.close), (0, false));
+    }
+
+    #[test]
+    fn incomplete_heads_wait_and_unusual_requests_go_to_hyper() {
+        for partial in [
+            &b""[..],
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n",
+            b"POST /.well-known/mer",
+        ] {
+            assert!(matches!(parse(partial, HUB), Parsed::Partial));
+        }
+        let long = [
+            &b"POST /.well-known/mercure HTTP/1.1\r\nCookie: "[..],
+            &[b'a'; MAX_HEAD],
+        ]
+        .concat();
+        for other in [
+            &b"POST /.well-known/mercure HTTP/1.0\r\n\r\n"[..],
+            b"GET /.well-known/mercure HTTP/1.1\r\n\r\n",
+            b"POST /.well-known/mercure/x HTTP/1.1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+            &long,
+        ] {
+            assert!(
+                matches!(parse(other, HUB), Parsed::Other),
+                "{}",
+                String::from_utf8_lossy(&other[..other.len().min(80)])
+            );
+        }
+    }
+
+    #[test]
+    fn answers_carry_the_date_the_request_id_and_the_length() {
+        let mut out = Vec::new();
+        let id = HeaderValue::from_static("abc");
+        write_published(&mut out, "urn:uuid:1", &id, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ndate: "
+            )
+        );
+        assert!(text.ends_with("\r\nx-request-id: abc\r\ncontent-length: 10\r\n\r\nurn:uuid:1"));
+        let mut out = Vec::new();
+        write_published(&mut out, "u", &id, true);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with("connection: close\r\n\r\nu")
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! A publisher's connection, byte by byte: kept alive across publishes,
+//! pipelined, sent in pieces, closed on request, refused without losing the
+//! connection, and handed to the router for anything but a plain publish.
+//! Plain HTTP/1.1 publishes are served by hand (`publish_conn`), so these
+//! tests speak raw HTTP over a socket to see exactly what a client sees.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BOOK: &str = "https://example.com/books/1";
+
+/// One answer as read off the socket.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A raw connection to the hub.
+struct Connection {
+    tcp: TcpStream,
+    read: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(hub: &TestHub) -> Self {
+        Self {
+            tcp: TcpStream::connect(hub.addr).await.expect("connect"),
+            read: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.tcp.write_all(bytes).await.expect("write");
+    }
+
+    /// Reads one answer (its body delimited by `Content-Length`).
+    async fn answer(&mut self) -> Answer {
+        tokio::time::timeout(WAIT, self.read_answer())
+            .await
+            .expect("an answer in time")
+    }
+
+    async fn read_answer(&mut self) -> Answer {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(len) =
+                response.parse(&self.read).expect("a valid answer head")
+            {
+                let headers: Vec<(String, String)> = response
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let status = response.code.expect("a status");
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map(|(_, v)| v.parse().expect("a numeric length"))
+                    .expect("a content-length");
+                while self.read.len() < len + length {
+                    self.fill().await;
+                }
+                let body = String::from_utf8(self.read[len..len + length].to_vec()).unwrap();
+                self.read.drain(..len + length);
+                return Answer {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            self.fill().await;
+        }
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = self.tcp.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the hub closed the connection mid-answer");
+        self.read.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Whether the hub closes the connection (reads nothing more) in time.
+    async fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        matches!(
+            tokio::time::timeout(WAIT, self.tcp.read(&mut chunk)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+}
+
+/// A form publish request with `token`, and extra header lines.
+fn publish_bytes(
+    hub: &TestHub,
+    token: Option<&str>,
+    pairs: &[(&str, &str)],
+    extra: &str,
+) -> Vec<u8> {
+    let body = form(pairs);
+    let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        hub.addr,
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn pipelined_publishes_on_one_connection_are_answered_in_order() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let token = hub.publisher();
+    let mut connection = Connection::open(&hub).await;
+    let mut two = publish_bytes(
+        &hub,
+        Some(&token),
+        &[("topic", BOOK), ("data", "1"), ("id", "one")],
+        "",
+    );
+    two.extend(publish_bytes(
+        &hub,
+        Some(&token),
+        &[("topic", BOOK), ("data", "2"), ("id", "two")],
+        "",
+    ));
+    connection.send(&two).await;
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&token),
+            &[("topic", BOOK), ("data", "3")],
+            "",
+        ))
+        .await;
+    let answers = [
+        connection.answer().await,
+        connection.answer().await,
+        connection.answer().await,
+    ];
+    assert_eq!(answers.each_ref().map(|a| a.status), [200; 3]);
+    assert_eq!(answers[0].body, "one");
+    assert_eq!(answers[1].body, "two");
+    assert!(
+        answers[2].body.starts_with("urn:uuid:"),
+        "{}",
+        answers[2].body
+    );
+    for answer in &answers {
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        assert!(answer.header("date").is_some_and(|d| d.ends_with(" GMT")));
+        assert_eq!(answer.header("connection"), None);
+    }
+    let ids: Vec<&str> = answers
+        .iter()
+        .map(|a| a.header("x-request-id").unwrap())
+        .collect();
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    assert_eq!(stream.data(3).await, ["1", "2", "3"]);
+}
+
+#[tokio::test]
+async fn a_head_and_body_sent_in_pieces_are_waited_for() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let bytes = publish_bytes(
+        &hub,
+        Some(&hub.publisher()),
+        &[("topic", BOOK), ("data", "pieces")],
+        "",
+    );
+    let mut connection = Connection::open(&hub).await;
+    for piece in bytes.chunks(7) {
+        connection.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(stream.data(1).await, ["pieces"]);
+}
+
+#[tokio::test]
+async fn a_refusal_keeps_the_connection_open_for_the_next_publish() {
+    let hub = start_default().await;
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(&publish_bytes(
+            &hub,
+            None,
+            &[("topic", BOOK), ("data", "x")],
+            "",
+        ))
+        .await;
+    let refused = connection.answer().await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(
+        refused
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer resource_metadata=")),
+        "{refused:?}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(problem["status"], 401);
+    assert!(refused.header("x-request-id").is_some());
+
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK), ("id", "after")],
+            "",
+        ))
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "after"));
+
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("data", "no topic")],
+            "",
+        ))
+        .await;
+    let invalid = connection.answer().await;
+    assert_eq!(invalid.status, 400, "{invalid:?}");
+    assert!(invalid.body.contains("topic"), "{}", invalid.body);
+}
+
+#[tokio::test]
+async fn other_requests_on_a_publisher_connection_are_served_by_the_router() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let token = hub.publisher();
+    let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
+    let metadata = url::Url::parse(&hub.metadata_url())
+        .unwrap()
+        .path()
+        .to_owned();
+    let mut connection = Connection::open(&hub).await;
+    // A publish and, in the same write, a request for the metadata document.
+    let mut bytes = publish_bytes(
+        &hub,
+        Some(&token),
+        &[("topic", BOOK), ("data", "plain")],
+        "",
+    );
+    bytes.extend(format!("GET {metadata} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes());
+    connection.send(&bytes).await;
+    assert_eq!(connection.answer().await.status, 200);
+    let document = connection.answer().await;
+    assert_eq!(document.status, 200, "{document:?}");
+    let document: serde_json::Value = serde_json::from_str(&document.body).unwrap();
+    assert_eq!(document["resource"], hub.url.as_str());
+    // The connection is the router's now: a chunked publish is served too.
+    let body = form(&[("topic", BOOK), ("data", "chunked")]);
+    connection
+        .send(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(connection.answer().await.status, 200);
+    assert_eq!(stream.data(2).await, ["plain", "chunked"]);
+}
+
+#[tokio::test]
+async fn connection_close_is_answered_then_the_connection_closes() {
+    let hub = start_default().await;
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK)],
+            "Connection: close\r\n",
+        ))
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(connection.closed().await);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413_unread() {
+    let mut config = config();
+    config.limits.max_body_bytes = 64;
+    let hub = start(config).await;
+    let mut connection = Connection::open(&hub).await;
+    let data = "x".repeat(100);
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK), ("data", &data)],
+            "",
+        ))
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(answer.body.contains("64"), "{}", answer.body);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(connection.closed().await);
+}
+
+#[tokio::test]
+async fn the_clients_request_id_is_kept() {
+    let hub = start_default().await;
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK)],
+            "X-Request-Id: trace-42\r\n",
+        ))
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-request-id"), Some("trace-42"));
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_publisher_connection() {
+    let hub = start_default().await;
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(&publish_bytes(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK)],
+            "",
+        ))
+        .await;
+    assert_eq!(connection.answer().await.status, 200);
+    drop(hub);
+    assert!(connection.closed().await);
+}
