@@ -351,23 +351,23 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     } else {
         publish_request(&herald, &parts.headers, parts.uri.query(), &body)
             .await
-            .map(published)
+            .map(|entry| published(entry.id().to_owned()))
     };
     result.unwrap_or_else(|error| herald.error(error))
 }
 
 /// A publish of the hub URL, however it arrived (through the router or on a
-/// hand-served connection): the update's id, counted in the metrics.
+/// hand-served connection): the update's entry, counted in the metrics.
 async fn publish_request(
     herald: &Herald,
     headers: &http::HeaderMap,
     query: Option<&str>,
     body: &[u8],
-) -> Result<String, ServerError> {
+) -> Result<Arc<herald_hub::Entry>, ServerError> {
     let started = std::time::Instant::now();
-    let id = publish::publish(herald, headers, query, body).await?;
+    let entry = publish::publish(herald, headers, query, body).await?;
     herald.metrics().published(started.elapsed().as_secs_f64());
-    Ok(id)
+    Ok(entry)
 }
 
 /// The media type of a publish's answer, the update's id.

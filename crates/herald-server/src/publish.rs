@@ -1,7 +1,9 @@
 //! The publication endpoint: `POST` on the hub URL, form-encoded or JSON.
 
 use axum::http::{HeaderMap, header};
-use herald_hub::{Update, parse_retry};
+use std::sync::Arc;
+
+use herald_hub::{Entry, Update, parse_retry};
 use serde::Deserialize;
 
 use crate::compat::Purpose;
@@ -9,13 +11,13 @@ use crate::error::{BearerError, ServerError};
 use crate::subscribe::is_form;
 use crate::{Herald, form};
 
-/// Publishes the update a request carries; the update's id.
+/// Publishes the update a request carries; its entry in the log.
 pub(crate) async fn publish(
     herald: &Herald,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
-) -> Result<String, ServerError> {
+) -> Result<Arc<Entry>, ServerError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -60,8 +62,7 @@ pub(crate) async fn publish(
             detail: format!("the token does not grant `publish` on the topic `{denied}`"),
         });
     }
-    let entry = herald.hub().publish(update).await?;
-    Ok(entry.id().to_owned())
+    Ok(herald.hub().publish(update).await?)
 }
 
 /// A cookie is sent by the browser whatever page makes the request, so a
@@ -111,9 +112,10 @@ fn is_json(content_type: &str) -> bool {
 fn from_form(body: &[u8]) -> Result<Update, ServerError> {
     let mut update = Update::default();
     let mut seen = (false, false, false, false);
-    for (name, value) in form::parse(body).map_err(ServerError::BadRequest)? {
+    for pair in form::pairs(body) {
+        let (name, value) = pair.map_err(ServerError::BadRequest)?;
         // Single-valued fields: the first occurrence counts, as with most form readers.
-        match name.as_str() {
+        match &*name {
             "topic" => update.topics.push(value),
             "data" if !seen.0 => {
                 seen.0 = true;

@@ -71,9 +71,11 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
     let limit = herald.settings().max_body_bytes;
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(256);
+    // Cleared and refilled by each request: its tables are allocated once.
+    let mut headers = HeaderMap::new();
     loop {
         let head = loop {
-            match parse(&buf, hub_path) {
+            match parse(&buf, hub_path, &mut headers) {
                 Parsed::Publish(head) => break head,
                 Parsed::Other => return Ended::Hyper(Rewound::new(tcp, buf)),
                 Parsed::Partial => {
@@ -86,14 +88,13 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
                 }
             }
         };
-        let id = match head.headers.get(REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => HeaderValue::from_bytes(&herald.inner.request_ids.next())
-                .unwrap_or(HeaderValue::from_static("-")),
+        let id = match headers.get(REQUEST_ID) {
+            Some(id) => RequestId::Kept(id.clone()),
+            None => RequestId::Drawn(herald.inner.request_ids.next()),
         };
         let span = tracing::info_span!(
             "request",
-            id = id.to_str().unwrap_or("-"),
+            id = std::str::from_utf8(id.as_bytes()).unwrap_or("-"),
             method = "POST",
             path = hub_path,
         );
@@ -112,11 +113,11 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
         }
         let body = &buf[head.len..head.len + head.body];
         let query = head.query.as_deref();
-        match publish_request(herald, &head.headers, query, body)
+        match publish_request(herald, &headers, query, body)
             .instrument(span.clone())
             .await
         {
-            Ok(update) => write_published(&mut out, &update, &id, head.close),
+            Ok(entry) => write_published(&mut out, entry.id(), &id, head.close),
             Err(error) => {
                 let refusal = span.in_scope(|| herald.error(error));
                 write_response(&mut out, refusal, &id, head.close).await;
@@ -140,6 +141,23 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
 /// `SetRequestIdLayer` does) and echoed in the answer.
 const REQUEST_ID: &str = "x-request-id";
 
+/// A request's id.
+enum RequestId {
+    /// The client's.
+    Kept(HeaderValue),
+    /// Drawn from the router's generator.
+    Drawn([u8; 33]),
+}
+
+impl RequestId {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Kept(value) => value.as_bytes(),
+            Self::Drawn(id) => id,
+        }
+    }
+}
+
 /// What the bytes at the start of the read buffer are.
 #[derive(Debug)]
 enum Parsed {
@@ -151,7 +169,7 @@ enum Parsed {
     Other,
 }
 
-/// A plain publish's head.
+/// A plain publish's head (its headers are in the map given to [`parse`]).
 #[derive(Debug)]
 struct Head {
     /// Bytes of the head, its blank line included.
@@ -159,12 +177,13 @@ struct Head {
     /// Bytes of the body (`Content-Length`; none is 0).
     body: usize,
     query: Option<String>,
-    headers: HeaderMap,
     /// `Connection: close`: answer, then close.
     close: bool,
 }
 
-fn parse(bytes: &[u8], hub_path: &str) -> Parsed {
+/// Parses the request at the start of `bytes`; a publish's headers replace
+/// those in `map`.
+fn parse(bytes: &[u8], hub_path: &str, map: &mut HeaderMap) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let len = match request.parse(bytes) {
@@ -185,7 +204,7 @@ fn parse(bytes: &[u8], hub_path: &str) -> Parsed {
     if path != hub_path {
         return Parsed::Other;
     }
-    let mut map = HeaderMap::with_capacity(request.headers.len());
+    map.clear();
     let mut body = None;
     let mut close = false;
     for h in request.headers.iter() {
@@ -217,7 +236,6 @@ fn parse(bytes: &[u8], hub_path: &str) -> Parsed {
         len,
         body: body.unwrap_or(0),
         query,
-        headers: map,
         close,
     })
 }
@@ -251,7 +269,7 @@ async fn read_more(
 }
 
 /// The answer to a published update: its id.
-fn write_published(out: &mut Vec<u8>, update: &str, id: &HeaderValue, close: bool) {
+fn write_published(out: &mut Vec<u8>, update: &str, id: &RequestId, close: bool) {
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: ");
     out.extend_from_slice(PUBLISHED_TYPE.as_bytes());
     end_head(out, id, update.len(), close);
@@ -259,7 +277,7 @@ fn write_published(out: &mut Vec<u8>, update: &str, id: &HeaderValue, close: boo
 }
 
 /// A refusal, as [`Herald::error`] made it.
-async fn write_response(out: &mut Vec<u8>, response: Response, id: &HeaderValue, close: bool) {
+async fn write_response(out: &mut Vec<u8>, response: Response, id: &RequestId, close: bool) {
     let (parts, body) = response.into_parts();
     // A refusal's body is a small document already in memory.
     let body = axum::body::to_bytes(body, usize::MAX)
@@ -272,7 +290,7 @@ async fn write_response(out: &mut Vec<u8>, response: Response, id: &HeaderValue,
 
 /// Ends a head whose last header line lacks its CRLF: the date, the request
 /// id, the length, `Connection: close` when closing, and the blank line.
-fn end_head(out: &mut Vec<u8>, id: &HeaderValue, len: usize, close: bool) {
+fn end_head(out: &mut Vec<u8>, id: &RequestId, len: usize, close: bool) {
     out.extend_from_slice(b"\r\ndate: ");
     push_date(out);
     out.extend_from_slice(b"\r\nx-request-id: ");
@@ -423,19 +441,23 @@ mod tests {
         let bytes = b"POST /.well-known/mercure?access_token=t HTTP/1.1\r\nHost: x\r\n\
             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 12\r\n\
             Connection: keep-alive, Close\r\n\r\ntopic=a&data";
-        let Parsed::Publish(head) = parse(bytes, HUB) else {
+        let mut headers = HeaderMap::new();
+        let Parsed::Publish(head) = parse(bytes, HUB, &mut headers) else {
             panic!("not a publish")
         };
         assert_eq!(head.len, bytes.len() - 12);
         assert_eq!(head.body, 12);
         assert_eq!(head.query.as_deref(), Some("access_token=t"));
         assert_eq!(
-            head.headers[header::CONTENT_TYPE],
+            headers[header::CONTENT_TYPE],
             "application/x-www-form-urlencoded"
         );
         assert!(head.close);
-        let Parsed::Publish(bodiless) = parse(b"POST /.well-known/mercure HTTP/1.1\r\n\r\n", HUB)
-        else {
+        let Parsed::Publish(bodiless) = parse(
+            b"POST /.well-known/mercure HTTP/1.1\r\n\r\n",
+            HUB,
+            &mut headers,
+        ) else {
             panic!("not a publish")
         };
         assert_eq!((bodiless.body, bodiless.close), (0, false));
@@ -448,7 +470,10 @@ mod tests {
             b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n",
             b"POST /.well-known/mer",
         ] {
-            assert!(matches!(parse(partial, HUB), Parsed::Partial));
+            assert!(matches!(
+                parse(partial, HUB, &mut HeaderMap::new()),
+                Parsed::Partial
+            ));
         }
         let long = [
             &b"POST /.well-known/mercure HTTP/1.1\r\nCookie: "[..],
@@ -469,7 +494,7 @@ mod tests {
             &long,
         ] {
             assert!(
-                matches!(parse(other, HUB), Parsed::Other),
+                matches!(parse(other, HUB, &mut HeaderMap::new()), Parsed::Other),
                 "{}",
                 String::from_utf8_lossy(&other[..other.len().min(80)])
             );
@@ -479,7 +504,7 @@ mod tests {
     #[test]
     fn answers_carry_the_date_the_request_id_and_the_length() {
         let mut out = Vec::new();
-        let id = HeaderValue::from_static("abc");
+        let id = RequestId::Kept(HeaderValue::from_static("abc"));
         write_published(&mut out, "urn:uuid:1", &id, false);
         let text = String::from_utf8(out).unwrap();
         assert!(
