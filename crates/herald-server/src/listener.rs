@@ -56,7 +56,6 @@ pub(crate) async fn run(
         .map(|tls| TlsAcceptor::from(tls.server_config()));
     let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let write_timeout = herald.settings().write_timeout;
-    let hub_path: Arc<str> = herald.hub().url().path().into();
     // CORS answers are the router's layer's to make.
     let publishers =
         herald.settings().hand_served_publish && herald.settings().cors_origins.is_empty();
@@ -81,77 +80,44 @@ pub(crate) async fn run(
         // Held from the start of a TLS handshake, so shutdown waits for it too.
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
-        let hub_path = Arc::clone(&hub_path);
         let herald = herald.clone();
+        // A task is as big as its largest state, and every hand-served
+        // subscriber's task lives as long as its stream: only the
+        // subscription's own state is inline, the rest is boxed.
         tokio::spawn(async move {
-            let tcp = match acceptor {
-                None => match stream_conn::route(&tcp, &hub_path, peer, publishers).await {
-                    Route::Subscription(request, head) => {
-                        // Shutdown waits for this connection while `watcher` lives.
-                        stream_conn::serve(tcp, router, *request, head, write_timeout).await;
-                        drop(watcher);
-                        return;
-                    }
-                    Route::Publisher => {
-                        // Boxed, like hyper's connection below.
-                        match Box::pin(publish_conn::serve(tcp, &herald, &hub_path)).await {
-                            Ended::Closed => {
-                                drop(watcher);
-                                return;
-                            }
-                            Ended::Hyper(rewound) => rewound,
+            let io = match acceptor {
+                None => {
+                    let hub_path = herald.hub().url().path();
+                    match stream_conn::route(&tcp, hub_path, peer, publishers).await {
+                        Route::Subscription(request, head) => {
+                            // Shutdown waits for this connection while `watcher` lives.
+                            stream_conn::serve(tcp, router, *request, head, write_timeout).await;
+                            drop(watcher);
+                            return;
                         }
+                        Route::Publisher => {
+                            match Box::pin(publish_conn::serve(tcp, &herald, hub_path)).await {
+                                Ended::Closed => {
+                                    drop(watcher);
+                                    return;
+                                }
+                                Ended::Hyper(rewound) => rewound,
+                            }
+                        }
+                        Route::Hyper => Rewound::untouched(tcp),
                     }
-                    Route::Hyper => Rewound::untouched(tcp),
-                },
+                }
                 Some(_) => Rewound::untouched(tcp),
             };
-            // A connection whose writes make no progress for `write_timeout` (a
-            // subscriber that stopped reading) is closed, freeing its socket and
-            // its connection-limit slot; it resumes from the log when it returns.
-            let mut guarded = TimeoutStream::new(tcp);
-            guarded.set_write_timeout(Some(write_timeout));
-            let guarded = Box::pin(guarded);
-            let service = router.map_request(move |mut request: http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
-            match acceptor {
-                None => {
-                    let connection = serve_connection(guarded, service);
-                    // Boxed: a task is as big as its largest state, and this
-                    // one must not make every hand-served subscriber pay for
-                    // hyper's connection.
-                    if let Err(error) = Box::pin(watcher.watch(connection)).await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                Some(acceptor) => {
-                    let stream = match Box::pin(tokio::time::timeout(
-                        HANDSHAKE_TIMEOUT,
-                        acceptor.accept(guarded),
-                    ))
-                    .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let connection = serve_connection(stream, service);
-                    // Boxed: a task is as big as its largest state, and this
-                    // one must not make every hand-served subscriber pay for
-                    // hyper's connection.
-                    if let Err(error) = Box::pin(watcher.watch(connection)).await {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-            }
+            Box::pin(serve_hyper(
+                io,
+                acceptor,
+                router,
+                watcher,
+                peer,
+                write_timeout,
+            ))
+            .await;
         });
     }
     drop(listener);
@@ -169,6 +135,50 @@ pub(crate) async fn run(
         );
     }
     Ok(())
+}
+
+/// Serves `io` with hyper (over TLS when `acceptor` is set) until the
+/// connection ends or `watcher`'s shutdown closes it.
+async fn serve_hyper(
+    io: Rewound,
+    acceptor: Option<TlsAcceptor>,
+    router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+    write_timeout: Duration,
+) {
+    // A connection whose writes make no progress for `write_timeout` (a
+    // subscriber that stopped reading) is closed, freeing its socket and
+    // its connection-limit slot; it resumes from the log when it returns.
+    let mut guarded = TimeoutStream::new(io);
+    guarded.set_write_timeout(Some(write_timeout));
+    let guarded = Box::pin(guarded);
+    let service = router.map_request(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let Some(acceptor) = acceptor else {
+        let connection = serve_connection(guarded, service);
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+        return;
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guarded)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let connection = serve_connection(stream, service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
 }
 
 fn serve_connection<S, M>(
