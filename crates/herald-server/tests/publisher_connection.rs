@@ -49,6 +49,14 @@ impl Connection {
         self.tcp.write_all(bytes).await.expect("write");
     }
 
+    /// Publishes `pairs` with a token that may publish anywhere, with
+    /// `extra` header lines, and reads the answer.
+    async fn publish(&mut self, hub: &TestHub, pairs: &[(&str, &str)], extra: &str) -> Answer {
+        self.send(&publish_bytes(hub, Some(&hub.publisher()), pairs, extra))
+            .await;
+        self.answer().await
+    }
+
     /// Reads one answer (its body delimited by `Content-Length`).
     async fn answer(&mut self) -> Answer {
         tokio::time::timeout(WAIT, self.read_answer())
@@ -236,26 +244,12 @@ async fn a_refusal_keeps_the_connection_open_for_the_next_publish() {
     assert_eq!(problem["status"], 401);
     assert!(refused.header("x-request-id").is_some());
 
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("topic", BOOK), ("id", "after")],
-            "",
-        ))
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK), ("id", "after")], "")
         .await;
-    let answer = connection.answer().await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "after"));
 
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("data", "no topic")],
-            "",
-        ))
-        .await;
-    let invalid = connection.answer().await;
+    let invalid = connection.publish(&hub, &[("data", "no topic")], "").await;
     assert_eq!(invalid.status, 400, "{invalid:?}");
     assert!(invalid.body.contains("topic"), "{}", invalid.body);
 }
@@ -304,15 +298,9 @@ async fn other_requests_on_a_publisher_connection_are_served_by_the_router() {
 async fn connection_close_is_answered_then_the_connection_closes() {
     let hub = start_default().await;
     let mut connection = Connection::open(&hub).await;
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("topic", BOOK)],
-            "Connection: close\r\n",
-        ))
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK)], "Connection: close\r\n")
         .await;
-    let answer = connection.answer().await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("connection"), Some("close"));
     assert!(connection.closed().await);
@@ -325,15 +313,9 @@ async fn a_body_over_the_limit_is_refused_with_413_unread() {
     let hub = start(config).await;
     let mut connection = Connection::open(&hub).await;
     let data = "x".repeat(100);
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("topic", BOOK), ("data", &data)],
-            "",
-        ))
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK), ("data", &data)], "")
         .await;
-    let answer = connection.answer().await;
     assert_eq!(answer.status, 413);
     assert_eq!(
         answer.header("content-type"),
@@ -348,15 +330,9 @@ async fn a_body_over_the_limit_is_refused_with_413_unread() {
 async fn the_clients_request_id_is_kept() {
     let hub = start_default().await;
     let mut connection = Connection::open(&hub).await;
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("topic", BOOK)],
-            "X-Request-Id: trace-42\r\n",
-        ))
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK)], "X-Request-Id: trace-42\r\n")
         .await;
-    let answer = connection.answer().await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("x-request-id"), Some("trace-42"));
 }
@@ -365,15 +341,8 @@ async fn the_clients_request_id_is_kept() {
 async fn shutdown_closes_an_idle_publisher_connection() {
     let hub = start_default().await;
     let mut connection = Connection::open(&hub).await;
-    connection
-        .send(&publish_bytes(
-            &hub,
-            Some(&hub.publisher()),
-            &[("topic", BOOK)],
-            "",
-        ))
-        .await;
-    assert_eq!(connection.answer().await.status, 200);
+    let answer = connection.publish(&hub, &[("topic", BOOK)], "").await;
+    assert_eq!(answer.status, 200);
     drop(hub);
     assert!(connection.closed().await);
 }
