@@ -9,6 +9,10 @@
 //! - [`metadata`]: protected resource metadata and `Link` header helpers.
 //! - [`error`]: every refusal, as a status, a `WWW-Authenticate` challenge or a problem document.
 //! - [`limits`], [`Settings`]: connection limits and the other knobs, with defaults.
+//! - `stream_conn` and `publish_conn`: the hot paths, plain HTTP/1.1
+//!   subscriptions and publishes of the hub URL served by hand (the same
+//!   handlers, without hyper's per-connection cost); hyper and the router
+//!   serve everything else, and whatever those two hand back.
 //! - [`serve`]: runs a router on a listener until a shutdown future resolves
 //!   (HTTP/1.1 and h2c); [`serve_tls`] does the same over TLS (ALPN `h2` and
 //!   `http/1.1`) with certificates from [`tls::Tls`], reloaded from disk.
