@@ -1,8 +1,8 @@
 //! The publication endpoint: `POST` on the hub URL, form-encoded or JSON.
 
-use axum::http::{HeaderMap, header};
 use std::sync::Arc;
 
+use axum::http::{HeaderMap, header};
 use herald_hub::{Entry, Update, parse_retry};
 use serde::Deserialize;
 

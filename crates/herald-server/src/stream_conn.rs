@@ -15,9 +15,11 @@
 //! ([`ChunkedWire`]), and this task only flushes what a full socket left
 //! over, sends keep-alives and ends the stream.
 //!
-//! Anything else, or anything unusual (HTTP/1.0, a body, `Upgrade`, a head
-//! that did not arrive in one segment, a header `http` refuses), is left
-//! untouched on the socket for hyper, which serves it as before.
+//! A connection that opens with a publish of the hub URL goes to
+//! `publish_conn`. Anything else, or anything unusual (HTTP/1.0, a body,
+//! `Upgrade`, a head that did not arrive in one segment, a header `http`
+//! refuses), is left untouched on the socket for hyper, which serves it as
+//! before.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
