@@ -41,6 +41,10 @@ use crate::{Entry, Grants, Matcher, Position};
 /// other connections get the thread between slices.
 const SLICE: usize = 64;
 
+/// How many direct members a writer serves at least before it gives way to
+/// work woken from outside the runtime (see [`Group::write_slice`]).
+const SLICE_MIN: usize = 4;
+
 /// Up to this many direct members are written by the dispatch itself: a
 /// task to write one or two sockets costs more than the writes.
 const INLINE: usize = 4;
@@ -261,7 +265,7 @@ impl Group {
                 g.writing = true;
                 // A small group is written now; it needs a writer task only
                 // if its wires stopped taking entries meanwhile.
-                pushed.start_writer = g.direct.len() > INLINE || g.write_slice(wake);
+                pushed.start_writer = g.direct.len() > INLINE || g.write_slice(wake, &|| false);
             }
         }
         let GroupState {
@@ -328,8 +332,15 @@ impl Group {
     /// Writes the next slice of direct members everything they have pending;
     /// returns whether the writer has more to do. Members whose wire refused
     /// go back to their tasks, whose wakers are added to `wake`.
-    pub(crate) fn write_slice(&self, wake: &mut Vec<Waker>) -> bool {
-        self.state.lock().write_slice(wake)
+    ///
+    /// `give_way` is asked between members, once `SLICE_MIN` are served:
+    /// when it says yes the slice ends early. A slice of 64 writes takes
+    /// about a millisecond on a loaded core, and a task woken from another
+    /// thread (a durable log's dispatcher, after a commit) would otherwise
+    /// wait that long before the runtime looks at it, with a publisher's
+    /// answer behind it.
+    pub(crate) fn write_slice(&self, wake: &mut Vec<Waker>, give_way: &dyn Fn() -> bool) -> bool {
+        self.state.lock().write_slice(wake, give_way)
     }
 }
 
@@ -341,7 +352,7 @@ fn unlist(list: &mut Vec<usize>, key: usize) {
 }
 
 impl GroupState {
-    fn write_slice(&mut self, wake: &mut Vec<Waker>) -> bool {
+    fn write_slice(&mut self, wake: &mut Vec<Waker>, give_way: &dyn Fn() -> bool) -> bool {
         if self.pass_at == 0 {
             // A new pass sees everything queued so far.
             self.queued_since_pass = false;
@@ -350,6 +361,9 @@ impl GroupState {
         let mut batch: Vec<Arc<Entry>> = Vec::new();
         let mut served = 0;
         while served < SLICE && self.pass_at < self.direct.len() {
+            if served >= SLICE_MIN && give_way() {
+                break;
+            }
             served += 1;
             let key = self.direct[self.pass_at];
             let member = &mut self.members[key];
@@ -749,7 +763,7 @@ mod tests {
         );
         let mut wake = Vec::new();
         let mut slices = 1;
-        while group.write_slice(&mut wake) {
+        while group.write_slice(&mut wake, &|| false) {
             slices += 1;
             // Entries queued during a pass are sent in another pass.
             if slices == 2 {
@@ -762,5 +776,35 @@ mod tests {
             assert_eq!(written, ["id-1", "id-2"]);
         }
         assert_eq!(ring_len(&group), 0);
+    }
+    #[test]
+    fn a_slice_gives_way_once_it_has_served_its_minimum() {
+        let group = group(4);
+        let waker = Waker::from(Arc::new(Count::default()));
+        let mut cx = Context::from_waker(&waker);
+        let wires: Vec<Arc<Recorder>> = (0..SLICE + SLICE_MIN + 1)
+            .map(|_| {
+                let wire = Arc::new(Recorder::default());
+                let key = group.join(Arc::default(), Grants::none());
+                group.attach_wire(key, Arc::clone(&wire) as Arc<dyn Wire>);
+                assert!(group.poll_next(key, 0, &mut cx).is_pending());
+                wire
+            })
+            .collect();
+        assert!(push(&group, &entry(1, false)).start_writer);
+        let served = || {
+            wires
+                .iter()
+                .filter(|w| !w.written.lock().is_empty())
+                .count()
+        };
+        let mut wake = Vec::new();
+        assert!(group.write_slice(&mut wake, &|| true), "more to write");
+        assert_eq!(served(), SLICE_MIN, "a slice asked to give way stops early");
+        assert!(group.write_slice(&mut wake, &|| false));
+        assert_eq!(served(), SLICE_MIN + SLICE, "otherwise a slice is whole");
+        assert!(!group.write_slice(&mut wake, &|| true), "the pass is over");
+        assert_eq!(served(), wires.len());
+        assert!(wake.is_empty());
     }
 }

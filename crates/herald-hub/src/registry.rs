@@ -332,18 +332,22 @@ fn start_writer(group: Arc<Group>, registered_on: Option<&tokio::runtime::Handle
         .or_else(|| registered_on.cloned());
     match runtime {
         Some(runtime) => drop(runtime.spawn(async move {
-            while write_slice(&group) {
+            let metrics = tokio::runtime::Handle::current().metrics();
+            // Tasks woken from other threads wait in the runtime's global
+            // queue until this one yields: let them run.
+            let give_way = || metrics.global_queue_depth() > 0;
+            while write_slice(&group, &give_way) {
                 tokio::task::yield_now().await;
             }
         })),
-        None => while write_slice(&group) {},
+        None => while write_slice(&group, &|| false) {},
     }
 }
 
 /// Writes one slice of `group`'s direct members; whether there is more.
-fn write_slice(group: &Group) -> bool {
+fn write_slice(group: &Group, give_way: &dyn Fn() -> bool) -> bool {
     let mut wake = Vec::new();
-    let more = group.write_slice(&mut wake);
+    let more = group.write_slice(&mut wake, give_way);
     for waker in wake {
         waker.wake();
     }
