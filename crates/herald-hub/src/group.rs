@@ -742,12 +742,12 @@ mod tests {
         assert_eq!(group.leave(key), (true, true));
     }
 
-    #[test]
-    fn a_pass_serves_every_direct_member_in_slices() {
-        let group = group(4);
+    /// Joins `count` members to `group`, each with a clear wire and waiting,
+    /// so each is direct.
+    fn direct_members(group: &Group, count: usize) -> Vec<Arc<Recorder>> {
         let waker = Waker::from(Arc::new(Count::default()));
         let mut cx = Context::from_waker(&waker);
-        let wires: Vec<Arc<Recorder>> = (0..SLICE * 2 + 3)
+        (0..count)
             .map(|_| {
                 let wire = Arc::new(Recorder::default());
                 let key = group.join(Arc::default(), Grants::none());
@@ -755,7 +755,13 @@ mod tests {
                 assert!(group.poll_next(key, 0, &mut cx).is_pending());
                 wire
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_pass_serves_every_direct_member_in_slices() {
+        let group = group(4);
+        let wires = direct_members(&group, SLICE * 2 + 3);
         assert!(push(&group, &entry(1, false)).start_writer);
         assert!(
             wires.iter().all(|w| w.written.lock().is_empty()),
@@ -777,20 +783,11 @@ mod tests {
         }
         assert_eq!(ring_len(&group), 0);
     }
+
     #[test]
     fn a_slice_gives_way_once_it_has_served_its_minimum() {
         let group = group(4);
-        let waker = Waker::from(Arc::new(Count::default()));
-        let mut cx = Context::from_waker(&waker);
-        let wires: Vec<Arc<Recorder>> = (0..SLICE + SLICE_MIN + 1)
-            .map(|_| {
-                let wire = Arc::new(Recorder::default());
-                let key = group.join(Arc::default(), Grants::none());
-                group.attach_wire(key, Arc::clone(&wire) as Arc<dyn Wire>);
-                assert!(group.poll_next(key, 0, &mut cx).is_pending());
-                wire
-            })
-            .collect();
+        let wires = direct_members(&group, SLICE + SLICE_MIN + 1);
         assert!(push(&group, &entry(1, false)).start_writer);
         let served = || {
             wires
