@@ -331,15 +331,17 @@ fn start_writer(group: Arc<Group>, registered_on: Option<&tokio::runtime::Handle
         .ok()
         .or_else(|| registered_on.cloned());
     match runtime {
-        Some(runtime) => drop(runtime.spawn(async move {
-            let metrics = tokio::runtime::Handle::current().metrics();
-            // Tasks woken from other threads wait in the runtime's global
-            // queue until this one yields: let them run.
-            let give_way = || metrics.global_queue_depth() > 0;
-            while write_slice(&group, &give_way) {
-                tokio::task::yield_now().await;
-            }
-        })),
+        Some(runtime) => {
+            let metrics = runtime.metrics();
+            drop(runtime.spawn(async move {
+                // Tasks woken from other threads wait in the runtime's
+                // global queue until this one yields: let them run.
+                let give_way = || metrics.global_queue_depth() > 0;
+                while write_slice(&group, &give_way) {
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
         None => while write_slice(&group, &|| false) {},
     }
 }
