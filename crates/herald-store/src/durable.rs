@@ -3,12 +3,21 @@
 //!
 //! Publishers hand entries to the committer and wait. The committer takes
 //! everything queued, appends it to the journal and syncs that (see
-//! [`crate::journal`]), applies it to redb in one non-durable transaction,
-//! then hands the batch to the dispatcher, which dispatches it in position
-//! order and answers the publishers: a `200` means the update is on disk, and
-//! subscribers only ever see committed entries. redb is made durable at
-//! checkpoints (when the journal has grown, and at close); opening the log
-//! applies what the journal holds past redb's last checkpoint.
+//! [`crate::journal`]), adds it to the unapplied tail, then hands the batch to
+//! the dispatcher, which dispatches it in position order and answers the
+//! publishers: a `200` means the update is on disk, and subscribers only ever
+//! see committed entries. redb is made durable at checkpoints (when the
+//! journal has grown, and at close); opening the log applies what the journal
+//! holds past redb's last checkpoint.
+//!
+//! The tail is applied to redb in one non-durable transaction every few
+//! milliseconds ([`APPLY_DELAY`]), not at every commit: a transaction costs
+//! about as much for one entry as for a hundred, and at every commit it cost a
+//! durable publish as much CPU as the whole rest of its path. Readers take the
+//! tail before they read redb, so an entry is always in one or the other: the
+//! committer removes entries from the tail only once their transaction is
+//! committed. Reads that start within the tail (a subscriber catching up on
+//! what was just published) never touch redb.
 //!
 //! The dispatcher is a task on the multi-threaded tokio runtime the log is
 //! used from (started by the first append made on one), not the committer
@@ -119,6 +128,35 @@ impl StoreConfig {
 /// The journal's length that triggers a checkpoint: it bounds both the
 /// journal's file and what redb holds only in non-durable transactions.
 const CHECKPOINT_BYTES: u64 = 16 << 20;
+
+/// The longest a committed entry waits in the tail before it is applied to
+/// redb (see the module documentation).
+const APPLY_DELAY: Duration = Duration::from_millis(5);
+/// The most entries, and record bytes, the tail holds before it is applied
+/// sooner: it bounds the memory the tail takes and the work of one apply.
+const APPLY_ENTRIES: usize = 1024;
+const APPLY_BYTES: u64 = 4 << 20;
+
+/// The longest the first append of a commit waits for the others (see
+/// `Committer::gather`).
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// Committed entries not yet applied to redb, in position order (contiguous
+/// positions ending at the head).
+type Tail = Arc<Mutex<VecDeque<Arc<Entry>>>>;
+
+/// The entries of `tail` at positions in `after + 1..=up_to`.
+fn tail_range(tail: &VecDeque<Arc<Entry>>, after: Position, up_to: Position) -> Vec<Arc<Entry>> {
+    let Some(first) = tail.front().map(|e| e.position()) else {
+        return Vec::new();
+    };
+    let skip = usize::try_from((after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+    tail.iter()
+        .skip(skip)
+        .take_while(|e| e.position() <= up_to)
+        .cloned()
+        .collect()
+}
 
 /// Retention work done per pass, so discarding never pauses commits for long.
 const RETENTION_CHUNK: usize = 1000;
@@ -321,9 +359,12 @@ struct Counters {
 }
 
 impl Counters {
-    fn publish(&self, state: &State) {
-        self.entries.store(state.count, Ordering::Relaxed);
-        self.bytes.store(state.bytes, Ordering::Relaxed);
+    /// Publishes what redb holds (`state`) plus what the tail adds.
+    fn publish(&self, state: &State, unapplied: usize, unapplied_bytes: u64) {
+        self.entries
+            .store(state.count + unapplied as u64, Ordering::Relaxed);
+        self.bytes
+            .store(state.bytes + unapplied_bytes, Ordering::Relaxed);
     }
 }
 
@@ -336,6 +377,7 @@ pub struct DurableLog {
     /// The newest committed position, published by the committer.
     head: Arc<AtomicU64>,
     db: Arc<Database>,
+    tail: Tail,
     path: PathBuf,
     dispatcher: Arc<Dispatcher>,
     sender: Mutex<Option<mpsc::Sender<(Entry, Reply)>>>,
@@ -427,12 +469,17 @@ impl DurableLog {
         let commits = Arc::new(AtomicU64::new(0));
         let head = Arc::new(AtomicU64::new(state.last_position));
         let counters = Arc::new(Counters::default());
-        counters.publish(&state);
+        counters.publish(&state, 0, 0);
+        let tail = Tail::default();
         let committer = Committer {
             counters: Arc::clone(&counters),
             commits: Arc::clone(&commits),
             head: Arc::clone(&head),
             db: Arc::clone(&db),
+            tail: Arc::clone(&tail),
+            unapplied: Vec::new(),
+            unapplied_bytes: 0,
+            unapplied_since: None,
             path: path.clone(),
             dispatcher: Arc::clone(&dispatcher),
             config: config.clone(),
@@ -440,6 +487,8 @@ impl DurableLog {
             journal,
             rejournal: false,
             unflushed_since: None,
+            last_batch: 1,
+            last_write: Duration::ZERO,
         };
         let handle = std::thread::Builder::new()
             .name("herald-log-commit".into())
@@ -451,6 +500,7 @@ impl DurableLog {
             commits,
             head,
             db,
+            tail,
             path,
             dispatcher,
             sender: Mutex::new(Some(sender)),
@@ -474,7 +524,8 @@ impl DurableLog {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Entries retained and their bytes, as the store counts them.
+    /// Entries retained and their bytes, as the store counts them: what was
+    /// committed in the last few milliseconds counts once it is applied.
     pub fn shape(&self) -> Result<Shape, StoreError> {
         let state = read_state(&self.db).map_err(|e| StoreError::Database {
             path: self.path.clone(),
@@ -580,7 +631,15 @@ impl Log for DurableLog {
 
     fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<Position>, HubError>> {
         let id = id.to_owned();
+        let tail = Arc::clone(&self.tail);
         self.blocking(move |db, path| {
+            // The tail before redb (see the module documentation); redb's
+            // uses are the earlier ones.
+            let in_tail = tail
+                .lock()
+                .iter()
+                .find(|e| e.id() == id)
+                .map(|e| e.position());
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
             let ids = txn
                 .open_multimap_table(IDS)
@@ -588,7 +647,7 @@ impl Log for DurableLog {
             let mut positions = ids.get(id.as_str()).map_err(|e| failure(path, &e))?;
             match positions.next() {
                 Some(first) => Ok(Some(first.map_err(|e| failure(path, &e))?.value())),
-                None => Ok(None),
+                None => Ok(in_tail),
             }
         })
     }
@@ -599,10 +658,21 @@ impl Log for DurableLog {
         up_to: Position,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>> {
-        self.blocking(move |db, path| {
-            if after >= up_to {
-                return Ok(Vec::new());
+        if after >= up_to || limit == 0 {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        {
+            let tail = self.tail.lock();
+            if tail.front().is_some_and(|e| e.position() <= after + 1) {
+                let mut found = tail_range(&tail, after, up_to);
+                found.truncate(limit);
+                return Box::pin(std::future::ready(Ok(found)));
             }
+        }
+        let tail = Arc::clone(&self.tail);
+        self.blocking(move |db, path| {
+            // The tail before redb (see the module documentation).
+            let recent = tail_range(&tail.lock(), after, up_to);
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
             let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
             let mut out = Vec::with_capacity(limit.min(1024));
@@ -621,15 +691,30 @@ impl Log for DurableLog {
                 })?;
                 out.push(Arc::new(entry));
             }
+            let next = out.last().map_or(after, |e| e.position());
+            let room = limit - out.len();
+            out.extend(
+                recent
+                    .into_iter()
+                    .filter(|e| e.position() > next)
+                    .take(room),
+            );
             Ok(out)
         })
     }
 
     fn id_before(&self, position: Position) -> BoxFuture<'_, Result<Option<String>, HubError>> {
+        let Some(before) = position.checked_sub(1) else {
+            return Box::pin(std::future::ready(Ok(None)));
+        };
+        let in_tail = tail_range(&self.tail.lock(), before.saturating_sub(1), before)
+            .first()
+            .filter(|e| e.position() == before)
+            .map(|e| e.id().to_owned());
+        if in_tail.is_some() {
+            return Box::pin(std::future::ready(Ok(in_tail)));
+        }
         self.blocking(move |db, path| {
-            let Some(before) = position.checked_sub(1) else {
-                return Ok(None);
-            };
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
             let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
             let found = entries.get(before).map_err(|e| failure(path, &e))?;
@@ -806,9 +891,17 @@ struct Committer {
     commits: Arc<AtomicU64>,
     head: Arc<AtomicU64>,
     db: Arc<Database>,
+    /// Shared with readers: the entries of `unapplied`.
+    tail: Tail,
+    /// Committed entries with their records, not yet applied to redb.
+    unapplied: Vec<(Arc<Entry>, Vec<u8>)>,
+    unapplied_bytes: u64,
+    /// When the oldest unapplied entry was committed.
+    unapplied_since: Option<Instant>,
     path: PathBuf,
     dispatcher: Arc<Dispatcher>,
     config: StoreConfig,
+    /// What redb holds: the tail comes after it.
     state: State,
     journal: Journal,
     /// A journal write failed: its records may be on disk, with positions the
@@ -816,23 +909,35 @@ struct Committer {
     rejournal: bool,
     /// When a relaxed commit was last left unflushed.
     unflushed_since: Option<Instant>,
+    /// How many appends the last commit held, and how long its journal write
+    /// (and sync) took: see [`Committer::gather`].
+    last_batch: usize,
+    last_write: Duration,
 }
 
 impl Committer {
     fn run(mut self, receiver: &mpsc::Receiver<(Entry, Reply)>) {
         let mut batch = Vec::with_capacity(self.config.max_batch);
         loop {
-            let wait = match (self.config.durability, self.unflushed_since) {
+            let flush_wait = match (self.config.durability, self.unflushed_since) {
                 (Durability::Relaxed { flush_interval }, Some(since)) => {
                     flush_interval.saturating_sub(since.elapsed())
                 }
                 _ => RETENTION_TICK,
             };
-            match receiver.recv_timeout(wait) {
+            let apply_wait = self.unapplied_since.map_or(RETENTION_TICK, |since| {
+                APPLY_DELAY.saturating_sub(since.elapsed())
+            });
+            match receiver.recv_timeout(flush_wait.min(apply_wait)) {
                 Ok(first) => batch.push(first),
                 Err(RecvTimeoutError::Timeout) => {
                     self.flush_if_due();
-                    self.retain();
+                    if !self.apply_if_due() {
+                        return;
+                    }
+                    if self.unapplied.is_empty() {
+                        self.retain();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -843,12 +948,13 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            if !self.commit(&mut batch) {
+            self.gather(receiver, &mut batch);
+            self.commit(&mut batch);
+            self.flush_if_due();
+            if !self.apply_if_due() {
                 // Appends still queued are answered when the receiver goes.
                 return;
             }
-            self.flush_if_due();
-            self.retain();
             if self.journal.len() >= CHECKPOINT_BYTES {
                 self.checkpoint();
             }
@@ -857,15 +963,46 @@ impl Committer {
         self.checkpoint();
     }
 
-    /// Commits `batch` and answers its publishers. Returns false when the log
-    /// cannot go on: the batch is in the journal but not in redb, so reads
-    /// would miss it until a restart applies the journal.
-    fn commit(&mut self, batch: &mut Vec<(Entry, Reply)>) -> bool {
+    /// Waits until as many appends are queued as the last commit held, but no
+    /// longer than its journal write took (and never more than
+    /// [`MAX_GATHER`]). Publishers answered together send their next updates
+    /// together; a commit started on the first of them would leave the others
+    /// waiting for it to end, then for one more sync, and the publishers would
+    /// drift apart into ever smaller commits. A lone publisher never waits:
+    /// its last commit held one append.
+    fn gather(&self, receiver: &mpsc::Receiver<(Entry, Reply)>, batch: &mut Vec<(Entry, Reply)>) {
+        let wanted = self.last_batch.min(self.config.max_batch);
+        if batch.len() >= wanted {
+            return;
+        }
+        let deadline = Instant::now() + self.last_write.min(MAX_GATHER);
+        while batch.len() < wanted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match receiver.recv_timeout(left) {
+                Ok(next) => batch.push(next),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The position the next committed entry takes, less one.
+    fn last_position(&self) -> Position {
+        self.unapplied
+            .last()
+            .map_or(self.state.last_position, |(entry, _)| entry.position())
+    }
+
+    /// Commits `batch` and answers its publishers.
+    fn commit(&mut self, batch: &mut Vec<(Entry, Reply)>) {
         let appends = batch.len();
         let mut committed = Vec::with_capacity(appends);
         let mut stored = Vec::with_capacity(appends);
+        let last_position = self.last_position();
         for (offset, (entry, _)) in (1..).zip(batch.iter()) {
-            let entry = entry.clone().at_position(self.state.last_position + offset);
+            let entry = entry.clone().at_position(last_position + offset);
             stored.push(record::encode(&entry));
             committed.push(Arc::new(entry));
         }
@@ -874,54 +1011,29 @@ impl Committer {
                 let _ = reply.send(Err(HubError::Log(message.clone())));
             }
         };
-        if let Err(error) = self.journal_batch(&committed, &stored) {
+        let began = Instant::now();
+        let written = self.journal_batch(&committed, &stored);
+        self.last_write = began.elapsed();
+        self.last_batch = appends;
+        if let Err(error) = written {
             tracing::error!(file = %self.journal.path().display(), %error, "cannot journal updates");
             let message = format!("{}: cannot write: {error}", self.journal.path().display());
             failure(batch, message);
             self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
-            return true;
+            return;
         }
-        let before = self.state;
-        let result = (|| -> Result<(), redb::Error> {
-            let mut txn = self.db.begin_write()?;
-            // Durable in the journal; redb is made durable at checkpoints.
-            txn.set_durability(redb::Durability::None)?;
-            {
-                let mut entries = txn.open_table(ENTRIES)?;
-                let mut ids = txn.open_multimap_table(IDS)?;
-                for (entry, stored) in committed.iter().zip(&stored) {
-                    insert(
-                        &mut entries,
-                        &mut ids,
-                        &mut self.state,
-                        entry.position(),
-                        entry.id(),
-                        stored,
-                    )?;
-                }
-                write_state(&mut txn.open_table(META)?, &self.state)?;
-            }
-            txn.commit()?;
-            Ok(())
-        })();
-        if let Err(error) = result {
-            self.state = before;
-            tracing::error!(
-                file = %self.path.display(),
-                %error,
-                "cannot apply journaled updates; the log stops, and a restart applies them"
-            );
-            let message = format!(
-                "{}: cannot commit: {error} (the update may be applied at the next start)",
-                self.path.display()
-            );
-            failure(batch, message);
-            self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
-            return false;
+        // Into the tail before the head moves: a reader up to the head finds
+        // every entry in the tail or in redb.
+        self.tail.lock().extend(committed.iter().cloned());
+        for (entry, stored) in committed.iter().zip(stored) {
+            self.unapplied_bytes += stored.len() as u64;
+            self.unapplied.push((Arc::clone(entry), stored));
         }
+        self.unapplied_since.get_or_insert_with(Instant::now);
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.head.store(self.state.last_position, Ordering::Release);
-        self.counters.publish(&self.state);
+        self.head.store(self.last_position(), Ordering::Release);
+        self.counters
+            .publish(&self.state, self.unapplied.len(), self.unapplied_bytes);
         if self.config.durability != Durability::Strict && self.unflushed_since.is_none() {
             self.unflushed_since = Some(Instant::now());
         }
@@ -931,6 +1043,71 @@ impl Committer {
             .collect();
         self.dispatcher.hand_over(batch);
         self.dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
+    }
+
+    /// Applies the tail if it is old or large enough, then runs retention.
+    /// Returns false when the log cannot go on (see [`Committer::apply`]).
+    fn apply_if_due(&mut self) -> bool {
+        let due = self.unapplied_since.is_some_and(|since| {
+            since.elapsed() >= APPLY_DELAY
+                || self.unapplied.len() >= APPLY_ENTRIES
+                || self.unapplied_bytes >= APPLY_BYTES
+        });
+        if !due {
+            return true;
+        }
+        if !self.apply() {
+            return false;
+        }
+        self.retain();
+        true
+    }
+
+    /// Applies the tail to redb in one non-durable transaction (durable in
+    /// the journal; redb is made durable at checkpoints). Returns false when
+    /// it could not: the entries stay in the tail, where readers still find
+    /// them, the log stops taking appends, and a restart applies them from
+    /// the journal.
+    fn apply(&mut self) -> bool {
+        if self.unapplied.is_empty() {
+            return true;
+        }
+        let mut next = self.state;
+        let result = (|| -> Result<(), redb::Error> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            {
+                let mut entries = txn.open_table(ENTRIES)?;
+                let mut ids = txn.open_multimap_table(IDS)?;
+                for (entry, stored) in &self.unapplied {
+                    insert(
+                        &mut entries,
+                        &mut ids,
+                        &mut next,
+                        entry.position(),
+                        entry.id(),
+                        stored,
+                    )?;
+                }
+                write_state(&mut txn.open_table(META)?, &next)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        if let Err(error) = result {
+            tracing::error!(
+                file = %self.path.display(),
+                %error,
+                "cannot apply journaled updates; the log stops, and a restart applies them"
+            );
+            return false;
+        }
+        self.state = next;
+        let applied = self.unapplied.len();
+        self.unapplied.clear();
+        self.unapplied_bytes = 0;
+        self.unapplied_since = None;
+        self.tail.lock().drain(..applied);
         true
     }
 
@@ -965,6 +1142,9 @@ impl Committer {
     /// Makes redb durably hold everything journaled and starts a new journal
     /// epoch; returns whether it did.
     fn checkpoint(&mut self) -> bool {
+        if !self.apply() {
+            return false;
+        }
         let epoch = self.journal.epoch() + 1;
         // The transaction an open ends with, with nothing left to apply.
         match replay(&self.db, &mut self.state, epoch, &[]) {
@@ -1052,7 +1232,8 @@ impl Committer {
         match result {
             Ok(0) => {}
             Ok(discarded) => {
-                self.counters.publish(&self.state);
+                self.counters
+                    .publish(&self.state, self.unapplied.len(), self.unapplied_bytes);
                 self.counters
                     .discarded
                     .fetch_add(discarded as u64, Ordering::Relaxed);

@@ -50,6 +50,43 @@ async fn appended_entries_read_back_in_order_with_an_id_index() {
     assert_eq!(log.read(1, 3, 10).await.unwrap().len(), 2, "(after, up_to]");
 }
 
+/// Entries committed in the last few milliseconds are read from memory until
+/// they are applied to the store: reads, lookups and limits see one log.
+#[tokio::test]
+async fn reads_span_applied_entries_and_those_just_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    for id in ["a", "b", "dup", "c"] {
+        log.append(entry(id, SystemTime::now())).await.unwrap();
+    }
+    eventually("applied to the store", async || {
+        log.shape().unwrap().entries == 4
+    })
+    .await;
+    for id in ["d", "dup", "e"] {
+        log.append(entry(id, SystemTime::now())).await.unwrap();
+    }
+    assert_eq!(
+        ids_after(&log, 0).await,
+        ["a", "b", "dup", "c", "d", "dup", "e"]
+    );
+    assert_eq!(ids_after(&log, 3).await, ["c", "d", "dup", "e"]);
+    assert_eq!(ids_after(&log, 5).await, ["dup", "e"]);
+    let limited: Vec<_> = log
+        .read(2, 7, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id().to_owned())
+        .collect();
+    assert_eq!(limited, ["dup", "c", "d"], "a limit across both");
+    assert_eq!(log.find("dup").await.unwrap(), Some(3), "the earliest use");
+    assert_eq!(log.find("e").await.unwrap(), Some(7));
+    assert_eq!(log.id_before(5).await.unwrap().as_deref(), Some("c"));
+    assert_eq!(log.id_before(6).await.unwrap().as_deref(), Some("d"));
+    assert_eq!(log.id_before(1).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn ids_and_order_continue_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
