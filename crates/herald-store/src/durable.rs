@@ -41,7 +41,6 @@ use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +52,7 @@ use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, T
 use tokio::sync::{Notify, oneshot};
 
 use crate::StoreError;
+use crate::inbox::{Inbox, Wait};
 use crate::journal::{self, JOURNAL_FILE, Journal};
 use crate::record;
 use crate::retention::{Retention, Shape};
@@ -380,7 +380,7 @@ pub struct DurableLog {
     tail: Tail,
     path: PathBuf,
     dispatcher: Arc<Dispatcher>,
-    sender: Mutex<Option<mpsc::Sender<(Entry, Reply)>>>,
+    inbox: Arc<Inbox<(Entry, Reply)>>,
     committer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -465,7 +465,7 @@ impl DurableLog {
         );
         let db = Arc::new(db);
         let dispatcher = Arc::new(Dispatcher::new());
-        let (sender, receiver) = mpsc::channel();
+        let inbox = Arc::new(Inbox::new());
         let commits = Arc::new(AtomicU64::new(0));
         let head = Arc::new(AtomicU64::new(state.last_position));
         let counters = Arc::new(Counters::default());
@@ -492,7 +492,10 @@ impl DurableLog {
         };
         let handle = std::thread::Builder::new()
             .name("herald-log-commit".into())
-            .spawn(move || committer.run(&receiver))
+            .spawn({
+                let inbox = Arc::clone(&inbox);
+                move || committer.run(&inbox)
+            })
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
             dir: dir.clone(),
@@ -503,7 +506,7 @@ impl DurableLog {
             tail,
             path,
             dispatcher,
-            sender: Mutex::new(Some(sender)),
+            inbox,
             committer: Mutex::new(Some(handle)),
         })
     }
@@ -511,7 +514,7 @@ impl DurableLog {
     /// Stops accepting appends, commits what is queued, flushes, and waits.
     /// The dispatcher task ends once it has dispatched the last batches.
     pub fn close(&self) {
-        drop(self.sender.lock().take());
+        self.inbox.close();
         if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
@@ -608,12 +611,7 @@ impl Log for DurableLog {
         let (reply, answer) = oneshot::channel();
         self.dispatcher.start();
         self.dispatcher.pending.fetch_add(1, Ordering::AcqRel);
-        let sent = self
-            .sender
-            .lock()
-            .as_ref()
-            .map(|s| s.send((entry, reply)).is_ok())
-            .unwrap_or(false);
+        let sent = self.inbox.send((entry, reply)).is_ok();
         if sent {
             self.dispatcher.wake.notify_one();
         } else {
@@ -916,7 +914,9 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(mut self, receiver: &mpsc::Receiver<(Entry, Reply)>) {
+    fn run(mut self, inbox: &Arc<Inbox<(Entry, Reply)>>) {
+        // However this ends, appends still queued are answered.
+        let _closer = inbox.closer();
         let mut batch = Vec::with_capacity(self.config.max_batch);
         loop {
             let flush_wait = match (self.config.durability, self.unflushed_since) {
@@ -928,9 +928,9 @@ impl Committer {
             let apply_wait = self.unapplied_since.map_or(RETENTION_TICK, |since| {
                 APPLY_DELAY.saturating_sub(since.elapsed())
             });
-            match receiver.recv_timeout(flush_wait.min(apply_wait)) {
-                Ok(first) => batch.push(first),
-                Err(RecvTimeoutError::Timeout) => {
+            match inbox.wait(1, Instant::now() + flush_wait.min(apply_wait)) {
+                Wait::Ready => {}
+                Wait::TimedOut => {
                     self.flush_if_due();
                     if !self.apply_if_due() {
                         return;
@@ -940,19 +940,13 @@ impl Committer {
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Wait::Closed => break,
             }
-            while batch.len() < self.config.max_batch {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            self.gather(receiver, &mut batch);
+            self.gather(inbox);
+            inbox.take(&mut batch, self.config.max_batch);
             self.commit(&mut batch);
             self.flush_if_due();
             if !self.apply_if_due() {
-                // Appends still queued are answered when the receiver goes.
                 return;
             }
             if self.journal.len() >= CHECKPOINT_BYTES {
@@ -970,21 +964,10 @@ impl Committer {
     /// waiting for it to end, then for one more sync, and the publishers would
     /// drift apart into ever smaller commits. A lone publisher never waits:
     /// its last commit held one append.
-    fn gather(&self, receiver: &mpsc::Receiver<(Entry, Reply)>, batch: &mut Vec<(Entry, Reply)>) {
+    fn gather(&self, inbox: &Inbox<(Entry, Reply)>) {
         let wanted = self.last_batch.min(self.config.max_batch);
-        if batch.len() >= wanted {
-            return;
-        }
-        let deadline = Instant::now() + self.last_write.min(MAX_GATHER);
-        while batch.len() < wanted {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match receiver.recv_timeout(left) {
-                Ok(next) => batch.push(next),
-                Err(_) => return,
-            }
+        if wanted > 1 {
+            inbox.wait(wanted, Instant::now() + self.last_write.min(MAX_GATHER));
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`DurableLog`]: a [`herald_hub::Log`] on one redb file and its journal,
 //!   with group commit, an id index for one-lookup resume, and incremental
 //!   retention.
+//! - `inbox`: the appends handed to the committer, which it waits on.
 //! - `journal`: the append-only file a strict commit is made durable in.
 //! - [`record`]: the versioned binary form of a stored entry.
 //! - [`Retention`]: the pure decision of what to discard, by count, age and size.
@@ -14,6 +15,7 @@
 
 mod durable;
 mod error;
+mod inbox;
 mod journal;
 pub mod record;
 mod retention;
