@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use herald_hub::{Entry, Grants, Hub, Log, MatcherType, Resume, Update};
-use herald_store::{DurableLog, Retention, StoreConfig, StoreError};
+use herald_store::{Durability, DurableLog, Retention, StoreConfig, StoreError};
 
 const TOPIC: &str = "https://example.com/books/1";
 
@@ -576,8 +576,9 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
             for task in tasks {
                 task.await.unwrap();
             }
+            // Before the log is dropped, which would close it cleanly.
+            std::process::abort();
         });
-        std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
@@ -619,6 +620,89 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
         let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
         assert_eq!(log.stats().entries, BEFORE_ABORT + 1);
         assert_eq!(ids_after(&log, BEFORE_ABORT).await, ["after"]);
+    });
+}
+
+/// Set for the child process of the relaxed abort test: the data directory
+/// it appends to before it aborts.
+const RELAXED_ABORT_IN: &str = "HERALD_STORE_TEST_RELAXED_ABORT_IN";
+
+/// Relaxed durability promises that a crash of the process loses nothing
+/// acknowledged: the journal's writes are in the kernel before the answer,
+/// even while the entries wait in memory to be applied to redb.
+#[test]
+fn relaxed_acknowledged_entries_survive_a_crash_of_the_process() {
+    let relaxed = |dir: &std::path::Path| {
+        let mut config = StoreConfig::new(dir);
+        // Never synced while the child lives.
+        config.durability = Durability::Relaxed {
+            flush_interval: Duration::from_secs(3600),
+        };
+        config
+    };
+    if let Some(dir) = std::env::var_os(RELAXED_ABORT_IN) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let log = Arc::new(DurableLog::open(relaxed(std::path::Path::new(&dir))).unwrap());
+            let mut tasks = Vec::new();
+            for n in 1..=BEFORE_ABORT {
+                let log = Arc::clone(&log);
+                tasks.push(tokio::spawn(async move {
+                    log.append(entry(&format!("e{n}"), SystemTime::now()))
+                        .await
+                        .unwrap()
+                }));
+                if n % 4 == 0 {
+                    for task in tasks.drain(..) {
+                        task.await.unwrap();
+                    }
+                }
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            // Before the log is dropped, which would close it cleanly.
+            std::process::abort();
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "relaxed_acknowledged_entries_survive_a_crash_of_the_process",
+            "--nocapture",
+        ])
+        .env(RELAXED_ABORT_IN, dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let log = DurableLog::open(relaxed(dir.path())).unwrap();
+        let positions: Vec<u64> = log
+            .read(0, u64::MAX, usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position())
+            .collect();
+        assert_eq!(
+            positions,
+            (1..=BEFORE_ABORT).collect::<Vec<_>>(),
+            "every acknowledged entry is back, once, in order"
+        );
+        let mut ids = ids_after(&log, 0).await;
+        ids.sort_by_key(|id| id[1..].parse::<u64>().unwrap());
+        let expected: Vec<String> = (1..=BEFORE_ABORT).map(|n| format!("e{n}")).collect();
+        assert_eq!(ids, expected, "each appended entry, none lost");
+        let last = log.append(entry("after", SystemTime::now())).await.unwrap();
+        assert_eq!(last.position(), BEFORE_ABORT + 1, "positions continue");
+        log.close();
     });
 }
 
