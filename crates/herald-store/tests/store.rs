@@ -537,6 +537,33 @@ async fn positions_continue_after_retention_emptied_the_log_and_a_restart() {
     assert_eq!(log.append(entry("c", t0)).await.unwrap().position(), 3);
 }
 
+/// In the child process: runs `appends` on a multi-threaded runtime, then
+/// aborts while what it returns (the log) is still alive; a drop would
+/// close the log cleanly.
+fn append_then_abort<T>(appends: impl std::future::Future<Output = T>) -> ! {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _alive = runtime.block_on(appends);
+    std::process::abort();
+}
+
+/// Runs `test` again in a child process with `var` naming a fresh data
+/// directory, which the child fills and then aborts in; returns the directory.
+fn abort_in_child(test: &str, var: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(var, dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+    dir
+}
+
 /// Set for the child process of the abort test: the data directory it
 /// appends to before it aborts.
 const ABORT_IN: &str = "HERALD_STORE_TEST_ABORT_IN";
@@ -548,12 +575,7 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
     if let Some(dir) = std::env::var_os(ABORT_IN) {
         // The child: acknowledged appends, then death without a close. Part of
         // them concurrently, so batches of several entries are journaled too.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        append_then_abort(async {
             let log = Arc::new(DurableLog::open(StoreConfig::new(&dir)).unwrap());
             // redb as it was made durable at open: what a power loss brings
             // back when its later, unsynced, pages never reached the disk.
@@ -576,22 +598,13 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
             for task in tasks {
                 task.await.unwrap();
             }
-            // Before the log is dropped, which would close it cleanly.
-            std::process::abort();
+            log
         });
     }
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue",
-            "--nocapture",
-        ])
-        .env(ABORT_IN, dir.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child was meant to abort");
+    let dir = abort_in_child(
+        "strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue",
+        ABORT_IN,
+    );
     // The power loss: redb's writes since open are gone, the synced journal
     // is not.
     std::fs::rename(
@@ -641,12 +654,7 @@ fn relaxed_acknowledged_entries_survive_a_crash_of_the_process() {
         config
     };
     if let Some(dir) = std::env::var_os(RELAXED_ABORT_IN) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        append_then_abort(async {
             let log = Arc::new(DurableLog::open(relaxed(std::path::Path::new(&dir))).unwrap());
             let mut tasks = Vec::new();
             for n in 1..=BEFORE_ABORT {
@@ -665,22 +673,13 @@ fn relaxed_acknowledged_entries_survive_a_crash_of_the_process() {
             for task in tasks {
                 task.await.unwrap();
             }
-            // Before the log is dropped, which would close it cleanly.
-            std::process::abort();
+            log
         });
     }
-    let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "relaxed_acknowledged_entries_survive_a_crash_of_the_process",
-            "--nocapture",
-        ])
-        .env(RELAXED_ABORT_IN, dir.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child was meant to abort");
+    let dir = abort_in_child(
+        "relaxed_acknowledged_entries_survive_a_crash_of_the_process",
+        RELAXED_ABORT_IN,
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let log = DurableLog::open(relaxed(dir.path())).unwrap();
