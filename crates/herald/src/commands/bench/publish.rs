@@ -247,6 +247,68 @@ pub struct Done {
 /// Consecutive failures after which a publisher gives up (the hub is gone).
 const MAX_CONSECUTIVE_ERRORS: u64 = 20;
 
+/// Runs every job to its end on a thread and a runtime of their own, and
+/// returns what each publisher did, in the order of `jobs` (an error for one
+/// that could not run to its end).
+///
+/// Why apart: on the runtime of the subscribers' readers, a publisher woken
+/// by the hub's answer waits behind every reader woken in the same turn,
+/// 10,000 of them in a fan-out; `tcpdump` of herald's fan-out showed the hub
+/// answering each publish within 1.6 ms but several gaps of 15–60 ms per run
+/// between an answer and the next request, so the load generator, not the
+/// hub, set the pace. The publishers' thread shares the core with the
+/// readers' through the kernel's scheduler, which runs a thread that mostly
+/// sleeps as soon as it wakes.
+pub async fn run_apart(
+    sink: Arc<Sink>,
+    jobs: Vec<Job>,
+    sent: Arc<AtomicU64>,
+) -> Vec<Result<Done, String>> {
+    let count = jobs.len();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bench-publishers".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = answer.send(Err(format!(
+                        "cannot start the publishers' runtime: {error}"
+                    )));
+                    return;
+                }
+            };
+            let outcomes = runtime.block_on(async move {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|job| tokio::spawn(run(sink.clone(), job, sent.clone())))
+                    .collect();
+                let mut outcomes = Vec::with_capacity(handles.len());
+                for handle in handles {
+                    outcomes.push(
+                        handle
+                            .await
+                            .map_err(|_| "a publisher task panicked".to_owned()),
+                    );
+                }
+                outcomes
+            });
+            let _ = answer.send(Ok(outcomes));
+        });
+    let failed = |error: String| (0..count).map(|_| Err(error.clone())).collect();
+    if let Err(error) = spawned {
+        return failed(format!("cannot start the publishers' thread: {error}"));
+    }
+    match answered.await {
+        Ok(Ok(outcomes)) => outcomes,
+        Ok(Err(error)) => failed(error),
+        Err(_) => failed("the publishers' thread ended without an answer".to_owned()),
+    }
+}
+
 /// Runs one publisher; `sent` counts publishes attempted, for the progress bar.
 pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
     let mut streams: Vec<(u32, Published)> = job

@@ -216,23 +216,21 @@ impl Live {
             let sent = sent.clone();
             ctx.track("publish", total, move || sent.load(Ordering::Relaxed))
         };
-        let handles: Vec<_> = jobs
-            .into_iter()
-            .map(|job| tokio::spawn(publish::run(ctx.publisher.clone(), job, sent.clone())))
-            .collect();
+        let outcomes = publish::run_apart(ctx.publisher.clone(), jobs, sent.clone()).await;
         let mut published = vec![Published::default(); streams];
         let mut report = Publish {
             publishers,
             ..Publish::default()
         };
         let mut latency = histogram();
-        for handle in handles {
-            let Ok(done) = handle.await else {
-                report.errors += 1;
-                report
-                    .first_error
-                    .get_or_insert_with(|| "a publisher task panicked".into());
-                continue;
+        for outcome in outcomes {
+            let done = match outcome {
+                Ok(done) => done,
+                Err(error) => {
+                    report.errors += 1;
+                    report.first_error.get_or_insert(error);
+                    continue;
+                }
             };
             for (stream, state) in done.streams {
                 published[stream as usize] = state;
