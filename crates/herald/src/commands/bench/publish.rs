@@ -247,6 +247,28 @@ pub struct Done {
 /// Consecutive failures after which a publisher gives up (the hub is gone).
 const MAX_CONSECUTIVE_ERRORS: u64 = 20;
 
+/// Runs every job to its end on the current runtime, and returns what each
+/// publisher did, in the order of `jobs` (an error for one that panicked).
+pub async fn run_here(
+    sink: Arc<Sink>,
+    jobs: Vec<Job>,
+    sent: Arc<AtomicU64>,
+) -> Vec<Result<Done, String>> {
+    let handles: Vec<_> = jobs
+        .into_iter()
+        .map(|job| tokio::spawn(run(sink.clone(), job, sent.clone())))
+        .collect();
+    let mut outcomes = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outcomes.push(
+            handle
+                .await
+                .map_err(|_| "a publisher task panicked".to_owned()),
+        );
+    }
+    outcomes
+}
+
 /// Runs every job to its end on a thread and a runtime of their own, and
 /// returns what each publisher did, in the order of `jobs` (an error for one
 /// that could not run to its end).
@@ -281,21 +303,7 @@ pub async fn run_apart(
                     return;
                 }
             };
-            let outcomes = runtime.block_on(async move {
-                let handles: Vec<_> = jobs
-                    .into_iter()
-                    .map(|job| tokio::spawn(run(sink.clone(), job, sent.clone())))
-                    .collect();
-                let mut outcomes = Vec::with_capacity(handles.len());
-                for handle in handles {
-                    outcomes.push(
-                        handle
-                            .await
-                            .map_err(|_| "a publisher task panicked".to_owned()),
-                    );
-                }
-                outcomes
-            });
+            let outcomes = runtime.block_on(run_here(sink, jobs, sent));
             let _ = answer.send(Ok(outcomes));
         });
     let failed = |error: String| (0..count).map(|_| Err(error.clone())).collect();

@@ -24,6 +24,15 @@ const GRACE: Duration = Duration::from_millis(200);
 /// The most subscriber errors listed in the report.
 const MAX_ERRORS: usize = 5;
 
+/// Above this many subscribers, the publishers run on a thread of their own
+/// ([`publish::run_apart`]); up to it, on the subscribers' runtime
+/// ([`publish::run_here`]). Measured both ways on one guest (change 14 in
+/// docs/benchmarks.md): a fan-out to 10,000 lost whole milliseconds per
+/// publish with the publishers on the readers' runtime, while a throughput
+/// run with 100 subscribers made 29% fewer publishes with them apart, each
+/// answer then waking another thread on the generator's one core.
+const PUBLISHERS_APART_ABOVE: usize = 1_000;
+
 /// The settings every step needs.
 #[derive(Debug)]
 pub struct Ctx {
@@ -216,7 +225,11 @@ impl Live {
             let sent = sent.clone();
             ctx.track("publish", total, move || sent.load(Ordering::Relaxed))
         };
-        let outcomes = publish::run_apart(ctx.publisher.clone(), jobs, sent.clone()).await;
+        let outcomes = if self.tasks.len() > PUBLISHERS_APART_ABOVE {
+            publish::run_apart(ctx.publisher.clone(), jobs, sent.clone()).await
+        } else {
+            publish::run_here(ctx.publisher.clone(), jobs, sent.clone()).await
+        };
         let mut published = vec![Published::default(); streams];
         let mut report = Publish {
             publishers,
