@@ -75,7 +75,8 @@ export async function startHub(configToml) {
 
   const launch = async (listen, devSecret) => {
     const args = ['serve', '--dev', '--listen', listen, '--config', configPath, '--data-dir', dataDir];
-    if (devSecret) args.push('--dev-secret', devSecret);
+    // One argument: a secret starting with '-' would read as a flag.
+    if (devSecret) args.push(`--dev-secret=${devSecret}`);
     const proc = spawn(heraldBin, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },

@@ -595,10 +595,9 @@ async fn an_unreachable_hub_fails_the_run() {
     assert_eq!(report["ok"], false);
 }
 
-/// The real hub, in memory, with development tokens: a small fan-out must
-/// come back with every event, in order, exactly once.
-#[tokio::test]
-async fn a_fanout_against_herald_serve_has_no_violation() {
+/// A `herald serve --dev` with the memory log on a free port: the process,
+/// its pid, the hub URL and the publisher and subscriber tokens it printed.
+async fn dev_hub() -> (tokio::process::Child, String, String, String, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "serve",
@@ -632,24 +631,42 @@ async fn a_fanout_against_herald_serve_has_no_violation() {
     })
     .await
     .expect("herald serve printed its banner");
-    let (hub, publisher, subscriber) = (hub.unwrap(), publisher.unwrap(), subscriber.unwrap());
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--publisher-token",
-        &publisher,
-        "--subscriber-token",
-        &subscriber,
+    // Keep reading: the rest of the banner must not meet a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (
+        server,
+        pid,
+        hub.unwrap(),
+        publisher.unwrap(),
+        subscriber.unwrap(),
+    )
+}
+
+/// Runs `herald bench fanout --json` against a hub (anonymous subscribers
+/// when `subscriber` is `None`), expects a clean exit and returns its report.
+async fn fanout_report(
+    hub: &str,
+    publisher: &str,
+    subscriber: Option<&str>,
+    subscribers: usize,
+    events: usize,
+    pid: &str,
+) -> Value {
+    let (subscribers, events) = (subscribers.to_string(), events.to_string());
+    let mut args = vec!["fanout", "--hub", hub, "--publisher-token", publisher];
+    if let Some(subscriber) = subscriber {
+        args.extend(["--subscriber-token", subscriber]);
+    }
+    args.extend([
         "--subscribers",
-        "50",
+        &subscribers,
         "--events",
-        "100",
+        &events,
         "--server-pid",
-        &pid,
+        pid,
         "--json",
-    ])
-    .await;
+    ]);
+    let run = bench(&args).await;
     assert_eq!(
         run.code,
         Some(0),
@@ -657,7 +674,15 @@ async fn a_fanout_against_herald_serve_has_no_violation() {
         run.stdout,
         run.stderr
     );
-    let report = json(&run);
+    json(&run)
+}
+
+/// The real hub, in memory, with development tokens: a small fan-out must
+/// come back with every event, in order, exactly once.
+#[tokio::test]
+async fn a_fanout_against_herald_serve_has_no_violation() {
+    let (mut server, pid, hub, publisher, subscriber) = dev_hub().await;
+    let report = fanout_report(&hub, &publisher, Some(&subscriber), 50, 100, &pid).await;
     assert_eq!(report["ok"], true);
     assert_eq!(report["violations"]["total"], 0);
     assert_eq!(report["subscribers"]["connected"], 50);
@@ -665,5 +690,30 @@ async fn a_fanout_against_herald_serve_has_no_violation() {
     assert_eq!(report["delivery"]["delivered"], 5000);
     assert!(report["server"]["rss_kib_after"].as_u64().unwrap() > 0);
     assert!(report["phases"].as_array().unwrap().len() == 2);
+    server.kill().await.unwrap();
+}
+
+/// Beyond 1,000 subscribers the publishers run on a thread of their own:
+/// the run still accounts for every event, and says how it published.
+#[tokio::test]
+async fn a_fanout_beyond_a_thousand_subscribers_publishes_apart_and_loses_nothing() {
+    let (mut server, pid, hub, publisher, _) = dev_hub().await;
+    // Anonymous subscribers: --dev allows 1,000 connections per token subject.
+    let report = fanout_report(&hub, &publisher, None, 1001, 20, &pid).await;
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["subscribers"]["connected"], 1001);
+    assert_eq!(report["publish"]["apart"], true);
+    assert_eq!(report["publish"]["acknowledged"], 20);
+    assert_eq!(report["delivery"]["delivered"], 20_020);
+    server.kill().await.unwrap();
+}
+
+/// Up to 1,000 subscribers the publishers share the subscribers' runtime.
+#[tokio::test]
+async fn a_small_fanout_publishes_on_the_subscribers_runtime() {
+    let (mut server, pid, hub, publisher, _) = dev_hub().await;
+    let report = fanout_report(&hub, &publisher, None, 1000, 5, &pid).await;
+    assert_eq!(report["publish"]["apart"], false);
+    assert_eq!(report["delivery"]["delivered"], 5_000);
     server.kill().await.unwrap();
 }

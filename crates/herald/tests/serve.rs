@@ -74,6 +74,45 @@ async fn read_banner(child: &mut Child) -> Banner {
     }
 }
 
+/// A hub whose stdout is closed before it prints anything (a reader that
+/// went away, `| head -1` once it has its line) must go on serving: every
+/// banner line meets a closed pipe.
+#[tokio::test]
+async fn serve_goes_on_serving_with_its_stdout_closed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = herald()
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .expect("herald starts");
+    drop(child.stdout.take());
+    let hub_url =
+        format!("http://127.0.0.1:{port}/.well-known/mercure?match=https://example.com/t");
+    let client = client();
+    let response = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(response) = client.get(&hub_url).send().await {
+                return response;
+            }
+            assert!(
+                child.try_wait().expect("status").is_none(),
+                "herald exited with its stdout closed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the hub answers in time");
+    assert_eq!(response.status(), 200);
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "herald exited with its stdout closed"
+    );
+    child.kill().await.expect("kill");
+}
+
 #[tokio::test]
 async fn serve_dev_prints_a_hub_url_and_tokens_that_work() {
     let mut child = herald()

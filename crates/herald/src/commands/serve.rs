@@ -83,8 +83,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         "HTTP/1.1 and h2c"
     };
     // Scripts parse this first line: keep its shape.
-    println!("herald listening on {} (hub URL {hub_url})", config.listen);
-    println!("transport: {transport}");
+    say(format_args!(
+        "herald listening on {} (hub URL {hub_url})",
+        config.listen
+    ));
+    say(format_args!("transport: {transport}"));
     match dev_secret {
         Some(secret) => print_dev_banner(&hub_url, &secret)?,
         None if verifier.is_none() => tracing::warn!(
@@ -101,7 +104,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         let local = admin
             .local_addr()
             .map_err(|e| CliError::Runtime(format!("cannot read the admin address: {e}")))?;
-        println!("herald admin listening on {local} (/metrics, /healthz, /readyz)");
+        say(format_args!(
+            "herald admin listening on {local} (/metrics, /healthz, /readyz)"
+        ));
         let routes = herald.admin_router();
         let stop = herald.shutdown_token().clone();
         tokio::spawn(async move {
@@ -121,6 +126,14 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     served.map_err(|e| CliError::Runtime(format!("the server failed: {e}")))
 }
 
+/// Prints a line of the banner on stdout. A hub whose stdout is gone (a
+/// reader that stopped after the URL, `| head -1`) goes on serving, where
+/// `println!` would panic.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {
     let key = SigningKey::hs256(secret.as_bytes()).map_err(|e| CliError::Usage(e.to_string()))?;
     let token = |action: Action, subject: &str| {
@@ -136,7 +149,7 @@ fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {
     };
     let publisher = token(Action::Publish, "dev-publisher")?;
     let subscriber = token(Action::Subscribe, "dev-subscriber")?;
-    println!(
+    say(format_args!(
         "\nDevelopment mode: do not expose this hub. Tokens are valid for 24 hours.\n\
          \n  token secret (HS256, issuer \"{DEV_ISSUER}\"): {secret}\
          \n  publisher token:  {publisher}\
@@ -145,7 +158,7 @@ fn print_dev_banner(hub_url: &Url, secret: &str) -> Result<(), CliError> {
          \n  curl -N -H 'Authorization: Bearer {subscriber}' '{hub_url}?match=*'\n\
          \nPublish an update:\
          \n  curl -H 'Authorization: Bearer {publisher}' -d 'topic=https://example.com/books/1' -d 'data={{\"title\":\"Dune\"}}' {hub_url}\n"
-    );
+    ));
     Ok(())
 }
 

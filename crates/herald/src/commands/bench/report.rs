@@ -89,6 +89,9 @@ pub struct Publish {
     pub per_second: f64,
     /// Request → 200 answer.
     pub request_latency: Summary,
+    /// Whether the publishers ran on a thread and a runtime of their own
+    /// (with more than 1,000 subscribers) rather than on the subscribers'.
+    pub apart: bool,
 }
 
 /// What the subscribers received.

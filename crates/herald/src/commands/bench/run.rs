@@ -225,7 +225,8 @@ impl Live {
             let sent = sent.clone();
             ctx.track("publish", total, move || sent.load(Ordering::Relaxed))
         };
-        let outcomes = if self.tasks.len() > PUBLISHERS_APART_ABOVE {
+        let apart = self.tasks.len() > PUBLISHERS_APART_ABOVE;
+        let outcomes = if apart {
             publish::run_apart(ctx.publisher.clone(), jobs, sent.clone()).await
         } else {
             publish::run_here(ctx.publisher.clone(), jobs, sent.clone()).await
@@ -233,6 +234,7 @@ impl Live {
         let mut published = vec![Published::default(); streams];
         let mut report = Publish {
             publishers,
+            apart,
             ..Publish::default()
         };
         let mut latency = histogram();
