@@ -29,7 +29,7 @@ const MAX_ERRORS: usize = 5;
 /// ([`publish::run_here`]). Measured both ways on one guest (change 14 in
 /// docs/benchmarks.md): a fan-out to 10,000 lost whole milliseconds per
 /// publish with the publishers on the readers' runtime, while a throughput
-/// run with 100 subscribers made 29% fewer publishes with them apart, each
+/// run with 100 subscribers made 28% fewer publishes with them apart, each
 /// answer then waking another thread on the generator's one core.
 const PUBLISHERS_APART_ABOVE: usize = 1_000;
 
