@@ -26,6 +26,14 @@
 //! caught up again. Direct writes happen under the group lock, and a member
 //! is direct only while its task holds nothing it has not written, so the
 //! order of a member's entries is the order they were queued.
+//!
+//! With a publish pace (off by default), a group whose writer is busy takes
+//! that many entries per pass over its direct members, spread over the pass:
+//! each further entry's publish is answered once the writer has written its
+//! share of members since the last one. Without it a publisher can queue
+//! entries faster than passes go, every member's next write grows, and each
+//! entry waits longer for its pass (docs/benchmarks.md, "Targets"); with it
+//! that wait is the publisher's.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -88,6 +96,8 @@ pub(crate) struct Group {
     matchers: Arc<[Matcher]>,
     key: GroupKey,
     capacity: usize,
+    /// Entries taken per pass of a busy writer (0: no pace).
+    pace: usize,
     state: Mutex<GroupState>,
 }
 
@@ -112,6 +122,12 @@ struct GroupState {
     queued_since_pass: bool,
     /// Where the writer's pass is in `direct`.
     pass_at: usize,
+    /// Members the writer has written to (or found with nothing pending).
+    writes: u64,
+    /// The value of `writes` the last paced entry's publish waits for.
+    paced_until: u64,
+    /// Publishers waiting for `writes` to reach their mark.
+    pacers: Vec<Waker>,
 }
 
 struct Queued {
@@ -152,16 +168,26 @@ pub(crate) struct Pushed {
     pub(crate) evicted: Vec<Arc<SubscriberState>>,
     /// A writer task must be started for the group's direct members.
     pub(crate) start_writer: bool,
+    /// The entry's publish is to be answered once the writer has reached
+    /// this count of writes (see [`Group::poll_paced`]).
+    pub(crate) pace_until: Option<u64>,
 }
 
 impl Group {
     /// An empty group for `matchers`, known by `key`, holding at most
-    /// `capacity` entries a member has not read.
-    pub(crate) fn new(matchers: Arc<[Matcher]>, key: GroupKey, capacity: usize) -> Arc<Self> {
+    /// `capacity` entries a member has not read, and taking `pace` entries
+    /// per pass while its writer is busy (0: as many as come).
+    pub(crate) fn new(
+        matchers: Arc<[Matcher]>,
+        key: GroupKey,
+        capacity: usize,
+        pace: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             matchers,
             key,
             capacity: capacity.max(1),
+            pace,
             state: Mutex::new(GroupState {
                 ring: VecDeque::new(),
                 start: 0,
@@ -173,6 +199,9 @@ impl Group {
                 writing: false,
                 queued_since_pass: false,
                 pass_at: 0,
+                writes: 0,
+                paced_until: 0,
+                pacers: Vec::new(),
             }),
         })
     }
@@ -241,6 +270,7 @@ impl Group {
             queued: 0,
             evicted: Vec::new(),
             start_writer: false,
+            pace_until: None,
         };
         let mut g = self.state.lock();
         if g.last_position >= entry.position() {
@@ -261,6 +291,15 @@ impl Group {
         pushed.queued = g.live as u64;
         if !g.direct.is_empty() {
             g.queued_since_pass = true;
+            if g.writing && self.pace > 0 {
+                // One entry per `spacing` members written: `pace` per pass.
+                let spacing = (g.direct.len() / self.pace).max(1) as u64;
+                let until = (g.paced_until + spacing).max(g.writes);
+                g.paced_until = until;
+                if until > g.writes {
+                    pushed.pace_until = Some(until);
+                }
+            }
             if !g.writing {
                 g.writing = true;
                 // A small group is written now; it needs a writer task only
@@ -342,6 +381,17 @@ impl Group {
     pub(crate) fn write_slice(&self, wake: &mut Vec<Waker>, give_way: &dyn Fn() -> bool) -> bool {
         self.state.lock().write_slice(wake, give_way)
     }
+
+    /// Ready once the writer has made `until` writes, or has stopped (its
+    /// pass is over: there is nothing left to pace against).
+    pub(crate) fn poll_paced(&self, until: u64, cx: &mut Context<'_>) -> Poll<()> {
+        let mut g = self.state.lock();
+        if !g.writing || g.writes >= until {
+            return Poll::Ready(());
+        }
+        g.pacers.push(cx.waker().clone());
+        Poll::Pending
+    }
 }
 
 /// Removes `key` from a list of member keys.
@@ -365,6 +415,7 @@ impl GroupState {
                 break;
             }
             served += 1;
+            self.writes += 1;
             let key = self.direct[self.pass_at];
             let member = &mut self.members[key];
             if member.cursor == end {
@@ -400,6 +451,8 @@ impl GroupState {
                 self.direct.swap_remove(self.pass_at);
             }
         }
+        // Paced publishers check their mark again.
+        wake.append(&mut self.pacers);
         if self.pass_at < self.direct.len() {
             return true;
         }
@@ -542,10 +595,15 @@ mod tests {
     }
 
     fn group(capacity: usize) -> Arc<Group> {
+        paced_group(capacity, 0)
+    }
+
+    fn paced_group(capacity: usize, pace: usize) -> Arc<Group> {
         Group::new(
             vec![Matcher::Exact("t".into())].into(),
             vec![MatcherKey::Exact("t".into())].into(),
             capacity,
+            pace,
         )
     }
 
@@ -782,6 +840,72 @@ mod tests {
             assert_eq!(written, ["id-1", "id-2"]);
         }
         assert_eq!(ring_len(&group), 0);
+    }
+
+    #[test]
+    fn a_busy_group_paces_publishes_to_its_share_of_each_pass() {
+        // 4 entries per pass over 2 slices' worth of members: one entry per
+        // SLICE / 2 members written.
+        let group = paced_group(64, 4);
+        let wires = direct_members(&group, SLICE * 2);
+        let spacing = (SLICE * 2 / 4) as u64;
+        let first = push(&group, &entry(1, false));
+        assert!(first.start_writer);
+        assert_eq!(first.pace_until, None, "an idle writer takes it at once");
+        let mut wake = Vec::new();
+        assert!(group.write_slice(&mut wake, &|| false), "one slice of two");
+        // The writer is busy: the first entry in a while is taken at once,
+        // the next ones each wait for their share of writes.
+        let written = SLICE as u64;
+        assert_eq!(push(&group, &entry(2, false)).pace_until, None);
+        assert_eq!(
+            push(&group, &entry(3, false)).pace_until,
+            Some(written + spacing)
+        );
+        assert_eq!(
+            push(&group, &entry(4, false)).pace_until,
+            Some(written + 2 * spacing)
+        );
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        assert!(group.poll_paced(written + spacing, &mut cx).is_pending());
+        assert!(
+            group
+                .poll_paced(written + 2 * spacing, &mut cx)
+                .is_pending()
+        );
+        // The pass's second slice writes SLICE members, and wakes them.
+        assert!(
+            group.write_slice(&mut wake, &|| false),
+            "entries 2-4 pass next"
+        );
+        wake.drain(..).for_each(Waker::wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(group.poll_paced(written + spacing, &mut cx).is_ready());
+        assert!(group.poll_paced(written + 2 * spacing, &mut cx).is_ready());
+        assert!(group.poll_paced(u64::MAX, &mut cx).is_pending());
+        while group.write_slice(&mut wake, &|| false) {}
+        assert!(
+            group.poll_paced(u64::MAX, &mut cx).is_ready(),
+            "a writer that stopped paces no one"
+        );
+        for wire in &wires {
+            let written: Vec<String> = wire.written.lock().concat();
+            assert_eq!(written, ["id-1", "id-2", "id-3", "id-4"]);
+        }
+    }
+
+    #[test]
+    fn without_a_pace_no_publish_waits() {
+        let group = group(64);
+        let _wires = direct_members(&group, SLICE * 2);
+        push(&group, &entry(1, false));
+        let mut wake = Vec::new();
+        assert!(group.write_slice(&mut wake, &|| false));
+        for position in 2..10 {
+            assert_eq!(push(&group, &entry(position, false)).pace_until, None);
+        }
     }
 
     #[test]

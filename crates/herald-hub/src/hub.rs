@@ -32,6 +32,7 @@ pub struct HubBuilder {
     log: Option<Arc<dyn Log>>,
     shards: usize,
     queue_capacity: usize,
+    publish_pace: usize,
     memory_log_capacity: usize,
     update_limits: UpdateLimits,
     matcher_limits: MatcherLimits,
@@ -72,6 +73,18 @@ impl HubBuilder {
         self
     }
 
+    /// Paces publishers to the fan-out (default 0: off). While the hub is
+    /// still writing earlier updates to a group of subscribers, the group
+    /// takes `per_pass` updates per pass over its subscribers, spread over
+    /// the pass; a publish beyond that is answered once the hub has written
+    /// the group's next share. Off, every publish is answered as soon as
+    /// its update is queued, and a publisher faster than the fan-out makes
+    /// every update wait longer in the hub (see docs/benchmarks.md).
+    pub fn publish_pace(mut self, per_pass: usize) -> Self {
+        self.publish_pace = per_pass;
+        self
+    }
+
     /// Limits on published updates.
     pub fn update_limits(mut self, limits: UpdateLimits) -> Self {
         self.update_limits = limits;
@@ -92,7 +105,8 @@ impl HubBuilder {
 
     /// Builds the hub.
     pub fn build(self) -> Hub {
-        let registry = Registry::new(self.shards, self.queue_capacity);
+        let registry =
+            Registry::with_publish_pace(self.shards, self.queue_capacity, self.publish_pace);
         let log = self
             .log
             .unwrap_or_else(|| Arc::new(MemoryLog::new(self.memory_log_capacity)));
@@ -165,6 +179,7 @@ impl Hub {
             log: None,
             shards: parallelism * 2,
             queue_capacity: 1024,
+            publish_pace: 0,
             memory_log_capacity: 100_000,
             update_limits: UpdateLimits::default(),
             matcher_limits: MatcherLimits::default(),
@@ -235,7 +250,9 @@ impl Hub {
             None => self.generate_id(),
         };
         let entry = Entry::encode(update, id, SystemTime::now())?;
-        self.inner.log.append(entry).await
+        let entry = self.inner.log.append(entry).await?;
+        self.inner.registry.paced(entry.position()).await;
+        Ok(entry)
     }
 
     fn generate_id(&self) -> String {

@@ -25,6 +25,9 @@ pub struct RegistryStats {
     pub connected: AtomicUsize,
     /// Subscribers disconnected because their queue was full.
     pub slow_disconnects: AtomicU64,
+    /// Publishes whose answer waited for the fan-out (a publish pace is set
+    /// and a busy group had taken its share of the pass).
+    pub paced_publishes: AtomicU64,
     /// Entries queued for subscribers: one per subscriber of a matching
     /// subscription (a private entry counts for each, whether or not its
     /// grants let it read the entry).
@@ -73,6 +76,12 @@ pub struct Registry {
     /// The runtime subscribers registered from, where writer tasks run even
     /// when a log dispatches from a thread of its own.
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Entries a busy group takes per pass of its writer (0: no pace).
+    publish_pace: usize,
+    /// Paced publishes: the position of the entry, a group it went to and
+    /// the writes that group's writer is to reach before the answer.
+    /// Only entries that must wait are here, and only for a moment.
+    pacing: Mutex<Vec<(Position, Arc<Group>, u64)>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -233,6 +242,17 @@ impl Registry {
     /// A registry with `shards` shards, where a subscriber may fall at most
     /// `queue_capacity` entries behind.
     pub fn new(shards: usize, queue_capacity: usize) -> Arc<Self> {
+        Self::with_publish_pace(shards, queue_capacity, 0)
+    }
+
+    /// The same, with publishes paced to the fan-out: while a group's
+    /// writer is busy, it takes `publish_pace` entries per pass over its
+    /// subscribers (0: no pace; see [`Registry::paced`]).
+    pub fn with_publish_pace(
+        shards: usize,
+        queue_capacity: usize,
+        publish_pace: usize,
+    ) -> Arc<Self> {
         let shards = (0..shards.max(1))
             .map(|_| Mutex::new(Shard::default()))
             .collect();
@@ -244,6 +264,8 @@ impl Registry {
             last_dispatched: AtomicU64::new(0),
             wake: Mutex::new(Vec::new()),
             runtime: OnceLock::new(),
+            publish_pace,
+            pacing: Mutex::new(Vec::new()),
         })
     }
 
@@ -255,6 +277,36 @@ impl Registry {
             shard.dispatched = shard.dispatched.max(position);
         }
         self.last_dispatched.fetch_max(position, Ordering::AcqRel);
+    }
+
+    /// Resolves once the publish of the entry at `position` may be answered:
+    /// at once without a publish pace, else once the writer of every group
+    /// that had to pace it has written that group's share of subscribers
+    /// since the entry before (or has finished its pass).
+    pub async fn paced(&self, position: Position) {
+        if self.publish_pace == 0 {
+            return;
+        }
+        let groups: Vec<(Arc<Group>, u64)> = {
+            let mut pacing = self.pacing.lock();
+            if pacing.is_empty() {
+                return;
+            }
+            let mut mine = Vec::new();
+            pacing.retain(|(at, group, until)| {
+                if *at == position {
+                    mine.push((Arc::clone(group), *until));
+                }
+                *at != position
+            });
+            mine
+        };
+        if !groups.is_empty() {
+            self.stats.paced_publishes.fetch_add(1, Ordering::Relaxed);
+        }
+        for (group, until) in groups {
+            std::future::poll_fn(|cx| group.poll_paced(until, cx)).await;
+        }
     }
 
     /// The registry's counters.
@@ -282,7 +334,12 @@ impl Registry {
             let mut shard = self.shard(id).lock();
             let group = match shard.groups.get(&key) {
                 Some(group) => Arc::clone(group),
-                None => shard.add_group(Group::new(matchers.into(), key, self.queue_capacity)),
+                None => shard.add_group(Group::new(
+                    matchers.into(),
+                    key,
+                    self.queue_capacity,
+                    self.publish_pace,
+                )),
             };
             let member = group.join(Arc::clone(&state), Arc::clone(&grants));
             (group, member, shard.dispatched)
@@ -321,6 +378,9 @@ impl Registry {
         }
     }
 }
+
+/// How many positions back a paced publish's marks are kept for it.
+const PACING_KEPT: Position = 1024;
 
 /// Starts the task that writes `group`'s direct members their entries, on
 /// the current runtime or else the one subscribers registered from (a log
@@ -467,6 +527,7 @@ impl Shard {
         evicted: &mut Vec<Arc<SubscriberState>>,
         writers: &mut Vec<Arc<Group>>,
         counts: &RegistryStats,
+        paced: &mut Vec<(Arc<Group>, u64)>,
     ) -> u64 {
         self.dispatched = entry.position();
         let mut candidates = std::mem::take(&mut self.scratch);
@@ -490,6 +551,9 @@ impl Shard {
                 counts.count_subscriptions(group.matchers(), false);
             }
             evicted.extend(pushed.evicted);
+            if let Some(until) = pushed.pace_until {
+                paced.push((Arc::clone(&group), until));
+            }
             if pushed.start_writer {
                 writers.push(group);
             }
@@ -505,11 +569,28 @@ impl Dispatch for Registry {
         let mut evicted = Vec::new();
         let mut writers = Vec::new();
         let mut queued = 0;
+        let mut paced = Vec::new();
         for shard in self.shards.iter() {
-            queued +=
-                shard
-                    .lock()
-                    .dispatch(entry, &mut wake, &mut evicted, &mut writers, &self.stats);
+            queued += shard.lock().dispatch(
+                entry,
+                &mut wake,
+                &mut evicted,
+                &mut writers,
+                &self.stats,
+                &mut paced,
+            );
+        }
+        if !paced.is_empty() {
+            let position = entry.position();
+            let mut pacing = self.pacing.lock();
+            // A publish given up before it was answered leaves its marks
+            // behind: they go once they are this far back.
+            pacing.retain(|(at, _, _)| at.saturating_add(PACING_KEPT) > position);
+            pacing.extend(
+                paced
+                    .into_iter()
+                    .map(|(group, until)| (position, group, until)),
+            );
         }
         self.last_dispatched
             .store(entry.position(), Ordering::Release);

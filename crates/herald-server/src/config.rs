@@ -158,6 +158,10 @@ pub struct SubscribersConfig {
     pub max_lifetime: Duration,
     /// Updates that may wait for one subscriber before it is disconnected as too slow.
     pub queue_capacity: usize,
+    /// Updates a group of subscribers takes per pass of the hub over it
+    /// while the hub is still writing it earlier ones; further publishes
+    /// are answered as the hub makes room. 0: no pace.
+    pub publish_pace: usize,
 }
 
 /// `[limits]`.
@@ -321,6 +325,7 @@ impl Default for SubscribersConfig {
             heartbeat: settings.heartbeat,
             max_lifetime: settings.max_connection_lifetime.unwrap_or(Duration::ZERO),
             queue_capacity: 1024,
+            publish_pace: 0,
         }
     }
 }
@@ -496,6 +501,7 @@ impl Config {
         let hub = Hub::builder(self.hub_url())
             .log(log)
             .queue_capacity(self.subscribers.queue_capacity)
+            .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,

@@ -224,6 +224,12 @@ impl Collector for HubCollector {
             "Subscribers disconnected because their queue was full",
             stats.slow_disconnects.load(Ordering::Relaxed),
         )?;
+        counter(
+            &mut encoder,
+            "paced_publishes",
+            "Publishes answered only once the fan-out made room (subscribers.publish_pace)",
+            stats.paced_publishes.load(Ordering::Relaxed),
+        )?;
         let log = self.hub.log_stats();
         gauge(
             &mut encoder,
