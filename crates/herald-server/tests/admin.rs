@@ -311,52 +311,55 @@ async fn per_address_and_per_subject_refusals_are_counted_by_their_reason() {
     );
 }
 
+/// Opens 300 subscriptions to `TOPIC` (enough that each group's writer
+/// takes more than one slice), publishes 20 updates at once (so that they
+/// find the writers busy with the ones before), and returns the updates'
+/// data with what each subscriber received.
+async fn concurrent_burst(hub: &TestHub) -> (Vec<String>, Vec<Vec<String>>) {
+    let query = format!("match={}", enc(TOPIC));
+    let mut streams = Vec::new();
+    for _ in 0..300 {
+        streams.push(subscribe(hub, &query).await);
+    }
+    let data: Vec<String> = (0..20).map(|i| format!("update {i}")).collect();
+    futures_util::future::join_all(
+        data.iter()
+            .map(|d| async move { publish_ok(hub, &[("topic", TOPIC), ("data", d)]).await }),
+    )
+    .await;
+    let mut received = Vec::new();
+    for stream in &mut streams {
+        received.push(stream.data(data.len()).await);
+    }
+    (data, received)
+}
+
 #[tokio::test]
 async fn paced_publishes_are_counted_and_every_subscriber_gets_every_update_in_one_order() {
     let mut config = config();
     config.subscribers.publish_pace = 1;
     let hub = start(config).await;
     let admin = admin(&hub.herald).await;
-    // Enough subscribers that each group's writer takes more than one slice.
-    let query = format!("match={}", enc(TOPIC));
-    let mut streams = Vec::new();
-    for _ in 0..300 {
-        streams.push(subscribe(&hub, &query).await);
-    }
-    let data: Vec<String> = (0..20).map(|i| format!("update {i}")).collect();
-    // Concurrent publishes find the writers busy with the ones before.
-    futures_util::future::join_all(data.iter().map(|d| publish_ok_owned(&hub, d.clone()))).await;
+    let (data, received) = concurrent_burst(&hub).await;
     let paced = value(&scrape(&admin).await, "herald_paced_publishes_total");
     assert!(paced >= 1.0, "no publish was paced");
-    let first = streams[0].data(data.len()).await;
-    let mut sorted = first.clone();
+    let mut sorted = received[0].clone();
     sorted.sort_by_key(|d| d[7..].parse::<u32>().unwrap());
     assert_eq!(sorted, data, "every update, once");
-    for stream in &mut streams[1..] {
-        assert_eq!(stream.data(data.len()).await, first, "in the log's order");
-    }
+    assert!(
+        received.iter().all(|r| *r == received[0]),
+        "every subscriber in the log's order"
+    );
 }
 
 #[tokio::test]
 async fn without_a_publish_pace_no_publish_is_paced() {
     let hub = start_default().await;
     let admin = admin(&hub.herald).await;
-    let query = format!("match={}", enc(TOPIC));
-    let mut streams = Vec::new();
-    for _ in 0..300 {
-        streams.push(subscribe(&hub, &query).await);
-    }
-    futures_util::future::join_all((0..20).map(|i| publish_ok_owned(&hub, format!("update {i}"))))
-        .await;
-    for stream in &mut streams {
-        assert_eq!(stream.data(20).await.len(), 20);
-    }
+    let (data, received) = concurrent_burst(&hub).await;
+    assert!(received.iter().all(|r| r.len() == data.len()));
     assert_eq!(
         value(&scrape(&admin).await, "herald_paced_publishes_total"),
         0.0
     );
-}
-
-async fn publish_ok_owned(hub: &TestHub, data: String) -> String {
-    publish_ok(hub, &[("topic", TOPIC), ("data", &data)]).await
 }
