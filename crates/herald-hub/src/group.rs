@@ -32,7 +32,7 @@
 //! each further entry's publish is answered once the writer has written its
 //! share of members since the last one. Without it a publisher can queue
 //! entries faster than passes go, every member's next write grows, and each
-//! entry waits longer for its pass (docs/benchmarks.md, "Targets"); with it
+//! entry waits longer for its pass (docs/benchmarks.md, change 15); with it
 //! that wait is the publisher's.
 
 use std::collections::VecDeque;

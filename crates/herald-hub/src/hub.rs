@@ -79,7 +79,7 @@ impl HubBuilder {
     /// the pass; a publish beyond that is answered once the hub has written
     /// the group's next share. Off, every publish is answered as soon as
     /// its update is queued, and a publisher faster than the fan-out makes
-    /// every update wait longer in the hub (see docs/benchmarks.md).
+    /// every update wait longer in the hub (docs/benchmarks.md, change 15).
     pub fn publish_pace(mut self, per_pass: usize) -> Self {
         self.publish_pace = per_pass;
         self
