@@ -56,6 +56,8 @@ struct Hub {
     held: Mutex<HashMap<usize, Vec<u8>>>,
     /// Connections that carried publishes, and the publishes.
     publishing: Mutex<(usize, usize)>,
+    /// Each subscriber's index and the bearer token it presented.
+    tokens: Mutex<Vec<(usize, Option<String>)>>,
 }
 
 /// Starts a scripted hub on 127.0.0.1:0; returns its hub URL.
@@ -139,6 +141,11 @@ async fn connection(
                 .expect("the bench names its subscribers")
                 .parse()
                 .unwrap();
+            let token = headers
+                .iter()
+                .find_map(|h| h.strip_prefix("Authorization: Bearer "))
+                .map(str::to_owned);
+            hub.tokens.lock().unwrap().push((index, token));
             let (sender, receiver) = mpsc::unbounded_channel();
             hub.subscribers.lock().unwrap().push((index, sender));
             follow(reader.into_inner(), receiver, chunked).await;
@@ -498,6 +505,76 @@ async fn publishers_keep_their_connection_alive_and_read_every_kind_of_answer() 
             "{answers:?}: connections that carried publishes"
         );
     }
+}
+
+#[tokio::test]
+async fn subscribers_present_the_tokens_of_the_file_in_turn() {
+    let (hub, state) = scripted_hub_answering(Script::new(), false, Answers::Length).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "t0\n\n  t1\nt2\n").unwrap();
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        &hub,
+        "--subscribers",
+        "5",
+        "--events",
+        "3",
+        "--subscriber-tokens",
+        file.to_str().unwrap(),
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert_eq!(json(&run)["delivery"]["delivered"], 15);
+    let mut tokens = state.tokens.lock().unwrap().clone();
+    tokens.sort();
+    let tokens: Vec<_> = tokens.into_iter().map(|(_, t)| t.unwrap()).collect();
+    assert_eq!(tokens, ["t0", "t1", "t2", "t0", "t1"]);
+}
+
+#[tokio::test]
+async fn a_bad_token_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let spaced = dir.path().join("spaced");
+    std::fs::write(&spaced, "t0\nBearer t1\n").unwrap();
+    for (file, reason) in [
+        (&missing, "cannot read it"),
+        (&empty, "it holds no token"),
+        (&spaced, "line 2 holds more than one word"),
+    ] {
+        let file = file.to_str().unwrap();
+        let run = bench(&[
+            "fanout",
+            "--hub",
+            "http://127.0.0.1:9/.well-known/mercure",
+            "--subscriber-tokens",
+            file,
+        ])
+        .await;
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("invalid --subscriber-tokens '{file}': {reason}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = bench(&[
+        "fanout",
+        "--hub",
+        "http://127.0.0.1:9/.well-known/mercure",
+        "--subscriber-token",
+        "t",
+        "--subscriber-tokens",
+        empty.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, Some(2), "both flags at once: {}", run.stderr);
 }
 
 #[tokio::test]

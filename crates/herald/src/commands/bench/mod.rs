@@ -18,6 +18,7 @@ pub mod tally;
 pub mod wire;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -75,6 +76,11 @@ struct Common {
         hide_env_values = true
     )]
     subscriber_token: Option<String>,
+    /// A file of JWTs with subscribe rights, one per line (blank lines are
+    /// skipped): subscriber n presents the n-th, wrapping around, as the
+    /// users of a deployment each present their own.
+    #[arg(long, value_name = "FILE", conflicts_with = "subscriber_token")]
+    subscriber_tokens: Option<PathBuf>,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -322,7 +328,7 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
             host: host_header,
             hub,
             match_param: common.match_param.clone(),
-            token: common.subscriber_token.clone(),
+            tokens: subscriber_tokens(common)?,
         }),
         publisher: Arc::new(publisher),
         timeout: common.timeout,
@@ -331,6 +337,50 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
         server_pid: common.server_pid,
         progress,
     })
+}
+
+/// The tokens subscribers present: `--subscriber-tokens`' lines, or
+/// `--subscriber-token`, or none.
+fn subscriber_tokens(common: &Common) -> Result<Arc<[String]>, CliError> {
+    match (&common.subscriber_tokens, &common.subscriber_token) {
+        (Some(path), _) => read_tokens(path),
+        (None, Some(token)) => Ok(Arc::from([token.clone()])),
+        (None, None) => Ok(Arc::from([])),
+    }
+}
+
+/// The non-blank lines of the file at `path`, each a token.
+fn read_tokens(path: &Path) -> Result<Arc<[String]>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "invalid --subscriber-tokens '{}': cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some((number, _)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, line)| line.trim().chars().any(char::is_whitespace))
+    {
+        return Err(CliError::Usage(format!(
+            "invalid --subscriber-tokens '{}': line {} holds more than one word; expected one token per line",
+            path.display(),
+            number + 1
+        )));
+    }
+    if tokens.is_empty() {
+        return Err(CliError::Usage(format!(
+            "invalid --subscriber-tokens '{}': it holds no token",
+            path.display()
+        )));
+    }
+    Ok(tokens.into())
 }
 
 fn positive(value: f64, flag: &str) -> Result<f64, CliError> {

@@ -29,11 +29,17 @@ pub struct Target {
     pub hub: Url,
     /// The query parameter naming a topic (`match` for herald, `topic` for older hubs).
     pub match_param: String,
-    /// The subscriber token, if any.
-    pub token: Option<String>,
+    /// Subscriber tokens: subscriber `n` presents the `n`-th, wrapping
+    /// around (none: anonymous subscribers).
+    pub tokens: Arc<[String]>,
 }
 
 impl Target {
+    /// The token subscriber `index` presents, if any.
+    pub fn token(&self, index: usize) -> Option<&str> {
+        (!self.tokens.is_empty()).then(|| self.tokens[index % self.tokens.len()].as_str())
+    }
+
     /// The request of subscriber `index` to `topic`.
     pub fn request(&self, index: usize, topic: &str) -> Vec<u8> {
         let mut url = self.hub.clone();
@@ -45,7 +51,7 @@ impl Target {
             &format!(
                 "Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber {index})\r\n"
             ),
-            self.token.as_deref(),
+            self.token(index),
         );
         request.push_str("\r\n");
         request.into_bytes()
@@ -325,13 +331,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn subscribers_take_the_tokens_in_turn() {
+        let target = |tokens: &[&str]| Target {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "127.0.0.1:1".into(),
+            hub: Url::parse("http://127.0.0.1:1/").unwrap(),
+            match_param: "match".into(),
+            tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        let three = target(&["a", "b", "c"]);
+        let taken: Vec<_> = (0..5).map(|n| three.token(n).unwrap()).collect();
+        assert_eq!(taken, ["a", "b", "c", "a", "b"]);
+        assert_eq!(target(&[]).token(7), None);
+    }
+
+    #[test]
     fn the_request_adds_the_topic_to_the_hub_query_and_names_the_subscriber() {
         let target = Target {
             addr: "127.0.0.1:1".parse().unwrap(),
             host: "127.0.0.1:1".into(),
             hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
             match_param: "topic".into(),
-            token: Some("jwt".into()),
+            tokens: Arc::from(["jwt".to_owned()]),
         };
         let request = String::from_utf8(target.request(3, "https://e.com/a b")).unwrap();
         assert_eq!(
