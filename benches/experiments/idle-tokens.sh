@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # benches/experiments/idle-tokens.sh: memory per idle subscriber when every
-# subscriber presents its own token, as a deployment's users do, against the
-# comparison's idle scenario, where all present one. herald serve with the
+# subscriber presents its own token, or subscribes to a topic of its own, as
+# a deployment's users do, against the comparison's idle scenario, where all
+# present one token and subscribe to one topic. herald serve with the
 # durable log and the comparison's limits, `herald bench idle --settle 3s`
 # at 10,000 and 19,000 subscribers, alternating, in one run:
 #
-#   shared     every subscriber presents the subscriber token --dev prints
-#              (as scripts/compare does)
-#   distinct   subscriber n presents its own: the same claims with the
-#              subject `bench-subscriber-<n>` and a fresh `jti`, signed with
-#              the dev secret (`herald bench --subscriber-tokens`)
+#   shared      every subscriber presents the subscriber token --dev prints,
+#               all on one topic (as scripts/compare does)
+#   distinct    subscriber n presents its own token: the same claims with
+#               the subject `bench-subscriber-<n>` and a fresh `jti`, signed
+#               with the dev secret (`herald bench --subscriber-tokens`)
+#   own-topic   the shared token, each subscriber on a topic of its own
+#               (`herald bench idle --topics <subscribers>`)
+#   per-user    both: its own token and its own topic
 #
 # Server on core 0, `herald bench` on core 1, as in scripts/compare.
 # Reports: benches/results/<UTC stamp>-idle-tokens/<mode>-<n>-<run>.json and
 # the table of medians in summary.md beside them.
-# Knobs: IDLE_TOKENS_RUNS=3.
+# Knobs: IDLE_TOKENS_RUNS=3, IDLE_TOKENS_SIZES="10000 19000",
+# IDLE_TOKENS_MODES="shared distinct own-topic per-user", IDLE_TOKENS_SERVER
+# (the herald binary to serve with, e.g. an older build; default: this
+# checkout's, which also runs the bench).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +36,7 @@ trap 'if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi; 
 
 cargo build --release -p herald >&2
 herald="$root/target/release/herald"
+server=${IDLE_TOKENS_SERVER:-$herald}
 secret="idle-tokens-secret-$(date +%s)-not-for-production"
 port=8098
 mkdir -p "$out"
@@ -40,6 +48,7 @@ max_connections_per_address = 19500
 EOT
 {
     echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo " (+ uncommitted changes)")"
+    echo "server: $server ($("$server" --version))"
     echo "kernel: $(uname -r)"
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
     echo "runs: $runs"
@@ -47,7 +56,7 @@ EOT
 
 start() {
     rm -rf "$work/data"
-    HERALD_LOG=warn taskset -c 0 "$herald" serve --dev --dev-secret "$secret" --config "$work/herald.toml" \
+    HERALD_LOG=warn taskset -c 0 "$server" serve --dev --dev-secret "$secret" --config "$work/herald.toml" \
         --log-kind durable --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 200); do
@@ -82,16 +91,20 @@ PY
 
 for n in $(seq "$runs"); do
     for subscribers in ${IDLE_TOKENS_SIZES:-10000 19000}; do
-        for mode in shared distinct; do
+        for mode in ${IDLE_TOKENS_MODES:-shared distinct own-topic per-user}; do
             start
             token=$(grep -a 'subscriber token:' "$work/server.log" | tail -1 | awk '{print $NF}')
             publisher=$(grep -a 'publisher token:' "$work/server.log" | tail -1 | awk '{print $NF}')
-            if [[ $mode == shared ]]; then
-                tokens=(--subscriber-token "$token")
-            else
-                mint "$token" "$subscribers" >"$work/tokens"
-                tokens=(--subscriber-tokens "$work/tokens")
-            fi
+            case "$mode" in
+                shared | own-topic) tokens=(--subscriber-token "$token") ;;
+                *)
+                    mint "$token" "$subscribers" >"$work/tokens"
+                    tokens=(--subscriber-tokens "$work/tokens")
+                    ;;
+            esac
+            case "$mode" in
+                own-topic | per-user) tokens+=(--topics "$subscribers") ;;
+            esac
             report="$out/$mode-$subscribers-$n.json"
             taskset -c 1 "$herald" bench idle --hub "http://127.0.0.1:$port/.well-known/mercure"  --json \
                 --publisher-token "$publisher" "${tokens[@]}" --subscribers "$subscribers" --settle 3s --server-pid "$server_pid" >"$report" ||
@@ -108,12 +121,13 @@ import json, pathlib, statistics, sys
 out = pathlib.Path(sys.argv[1])
 rows = {}
 for f in out.glob("*.json"):
-    mode, subscribers, _ = f.stem.split("-")
+    mode, subscribers, _ = f.stem.rsplit("-", 2)
     idle = json.load(open(f))["idle"]
     rows.setdefault((int(subscribers), mode), []).append(idle["server_kib_per_subscriber"])
-print("| subscribers | tokens | KiB per idle subscriber, median (min–max) | kB |")
+print("| subscribers | mode | KiB per idle subscriber, median (min–max) | kB |")
 print("| ---: | --- | ---: | ---: |")
-for (subscribers, mode), values in sorted(rows.items(), key=lambda r: (r[0][0], r[0][1] != "shared")):
+order = ["shared", "distinct", "own-topic", "per-user"]
+for (subscribers, mode), values in sorted(rows.items(), key=lambda r: (r[0][0], order.index(r[0][1]))):
     median = statistics.median(values)
     print(f"| {subscribers:,} | {mode} | {median:.2f} ({min(values):.2f}–{max(values):.2f}) | {median * 1.024:.2f} |")
 PY

@@ -192,7 +192,10 @@ impl Group {
                 ring: VecDeque::new(),
                 start: 0,
                 last_position: 0,
-                members: Slab::new(),
+                // Room for one: with a topic per user most groups never
+                // hold more, and a slab grown by one insert holds four
+                // members (320 bytes) for the rest of the group's life.
+                members: Slab::with_capacity(1),
                 live: 0,
                 waiting: Vec::new(),
                 direct: Vec::new(),

@@ -465,7 +465,8 @@ impl Shard {
                 Index::Exact(topic) => self
                     .exact
                     .entry(Arc::clone(topic))
-                    .or_default()
+                    // Most topics have one group (see `Group::new`).
+                    .or_insert_with(|| Vec::with_capacity(1))
                     .push(Arc::clone(&group)),
                 Index::Scan(address) => self
                     .patterns

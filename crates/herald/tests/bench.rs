@@ -794,3 +794,53 @@ async fn a_small_fanout_publishes_on_the_subscribers_runtime() {
     assert_eq!(report["delivery"]["delivered"], 5_000);
     server.kill().await.unwrap();
 }
+
+/// `idle --topics`: subscribers spread over topics, each checked afterwards
+/// on its own topic, and the tool measures the hub's memory per subscriber.
+#[tokio::test]
+async fn idle_subscribers_spread_over_topics_each_get_their_topic_only() {
+    let (mut server, pid, hub, publisher, subscriber) = dev_hub().await;
+    let run = bench(&[
+        "idle",
+        "--hub",
+        &hub,
+        "--publisher-token",
+        &publisher,
+        "--subscriber-token",
+        &subscriber,
+        "--subscribers",
+        "12",
+        "--topics",
+        "4",
+        "--events",
+        "2",
+        "--settle",
+        "100ms",
+        "--server-pid",
+        &pid,
+        "--json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["parameters"]["topics"], 4);
+    assert_eq!(
+        report["publish"]["acknowledged"], 8,
+        "2 events on each topic"
+    );
+    assert_eq!(
+        report["delivery"]["expected"], 24,
+        "each subscriber gets its topic's 2"
+    );
+    assert_eq!(report["delivery"]["delivered"], 24);
+    assert_eq!(report["violations"]["total"], 0);
+    assert!(report["idle"]["server_kib_per_subscriber"].is_number());
+    let run = bench(&["idle", "--hub", &hub, "--topics", "0", "--server-pid", &pid]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--topics must be at least 1"),
+        "{}",
+        run.stderr
+    );
+    server.kill().await.unwrap();
+}

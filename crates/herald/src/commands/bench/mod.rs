@@ -168,9 +168,15 @@ struct IdleArgs {
     /// How long to wait after connecting before reading the server's memory.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     settle: Duration,
-    /// Events published afterwards, to check every subscriber is still live.
+    /// Events published afterwards to each topic, to check every subscriber
+    /// is still live.
     #[arg(long, value_name = "M", default_value_t = 1)]
     events: u64,
+    /// Topics the subscribers spread over, subscriber n on topic n mod T
+    /// (as many as subscribers: each on a topic of its own, as with a
+    /// topic per user).
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    topics: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -564,23 +570,33 @@ async fn idle(
             "cannot read VmRSS from /proc/{pid}/status: is the hub running on this machine?"
         )));
     };
+    if a.topics == 0 {
+        return Err(CliError::Usage("--topics must be at least 1".into()));
+    }
     let tool_before = rss_kib("self");
-    let topics = vec![format!("{base}/0")];
+    let topics: Vec<String> = (0..a.topics).map(|t| format!("{base}/{t}")).collect();
     let mut report = Report {
         scenario: "idle",
         parameters: BTreeMap::from([
             ("subscribers", json!(a.subscribers)),
+            ("topics", json!(a.topics)),
             ("settle_s", json!(a.settle.as_secs_f64())),
             ("events", json!(a.events)),
         ]),
         ..Report::default()
     };
     let title = format!(
-        "{} idle subscribers, memory read {} after connecting",
+        "{} idle subscribers{}, memory read {} after connecting",
         a.subscribers,
+        match a.topics {
+            1 => String::new(),
+            t => format!(" over {t} topics"),
+        },
         humantime::format_duration(a.settle)
     );
-    let (live, connect) = Live::connect(ctx, &topics, vec![0; a.subscribers], vec![0]).await;
+    let subscriber_topics = (0..a.subscribers).map(|n| n % a.topics).collect();
+    let (live, connect) =
+        Live::connect(ctx, &topics, subscriber_topics, (0..a.topics).collect()).await;
     report.phases.push(connect);
     ctx.progress.set_message("settle");
     tokio::time::sleep(a.settle).await;
@@ -602,10 +618,12 @@ async fn idle(
         cpu_s: None,
     });
     let job = Job {
-        streams: vec![(0, topics[0].clone())],
+        streams: (0..a.topics)
+            .map(|t| (t as u32, topics[t].clone()))
+            .collect(),
         size: 64,
         rate: None,
-        limit: Limit::Events(a.events),
+        limit: Limit::Events(a.events.saturating_mul(a.topics as u64)),
     };
     deliver(ctx, live, vec![job], &mut report).await;
     Ok((report, title))

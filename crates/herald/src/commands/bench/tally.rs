@@ -119,8 +119,10 @@ const MAX_DETAILS: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Tally {
     subscriber: usize,
-    /// Indexed by stream; `None` for streams this subscriber does not expect.
-    streams: Vec<Option<StreamState>>,
+    /// The streams this subscriber expects, by stream index, in order: only
+    /// those, since with a topic per subscriber a run has as many streams
+    /// as subscribers.
+    streams: Vec<(u32, StreamState)>,
     /// Events received for the first time (in order or reordered).
     pub first: u64,
     counts: Counts,
@@ -132,9 +134,10 @@ impl Tally {
     pub fn new(subscriber: usize, expects: impl IntoIterator<Item = bool>) -> Self {
         Self {
             subscriber,
-            streams: expects
-                .into_iter()
-                .map(|expected| expected.then(StreamState::default))
+            streams: (0..)
+                .zip(expects)
+                .filter(|&(_, expected)| expected)
+                .map(|(stream, _)| (stream, StreamState::default()))
                 .collect(),
             first: 0,
             counts: Counts::default(),
@@ -156,11 +159,13 @@ impl Tally {
 
     /// Judges one receipt of `seq` on `stream`.
     pub fn record(&mut self, stream: u32, seq: u64) -> Outcome {
-        let Some(Some(state)) = self.streams.get_mut(stream as usize) else {
+        let found = self.streams.binary_search_by_key(&stream, |&(s, _)| s);
+        let Ok(index) = found else {
             self.counts.unexpected += 1;
             self.note(Kind::Unexpected, stream, seq, 1);
             return Outcome::Unexpected;
         };
+        let state = &mut self.streams[index].1;
         if seq >= state.next {
             if seq > state.next {
                 state.missing.insert(state.next, seq);
@@ -202,15 +207,14 @@ impl Tally {
     /// returns the violation counts and the detailed violations.
     pub fn finish(mut self, published: &[Published]) -> (Counts, Vec<Violation>) {
         let mut lost_ranges = Vec::new();
-        for (stream, state) in self.streams.iter().enumerate() {
-            let (Some(state), Some(sent)) = (state, published.get(stream)) else {
+        for (stream, state) in &self.streams {
+            let Some(sent) = published.get(*stream as usize) else {
                 continue;
             };
             let tail = (state.next < sent.next).then_some((state.next, sent.next));
             for (start, end) in state.missing.iter().map(|(&s, &e)| (s, e)).chain(tail) {
-                lost_ranges.extend(
-                    without(start, end, &sent.uncertain).map(|(s, e)| (stream as u32, s, e)),
-                );
+                lost_ranges
+                    .extend(without(start, end, &sent.uncertain).map(|(s, e)| (*stream, s, e)));
             }
         }
         for (stream, start, end) in lost_ranges {
