@@ -357,34 +357,28 @@ fn subscriber_tokens(common: &Common) -> Result<Arc<[String]>, CliError> {
 
 /// The non-blank lines of the file at `path`, each a token.
 fn read_tokens(path: &Path) -> Result<Arc<[String]>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let invalid = |reason: String| {
         CliError::Usage(format!(
-            "invalid --subscriber-tokens '{}': cannot read it: {e}",
+            "invalid --subscriber-tokens '{}': {reason}",
             path.display()
         ))
-    })?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if let Some((number, _)) = text
-        .lines()
-        .enumerate()
-        .find(|(_, line)| line.trim().chars().any(char::is_whitespace))
-    {
-        return Err(CliError::Usage(format!(
-            "invalid --subscriber-tokens '{}': line {} holds more than one word; expected one token per line",
-            path.display(),
-            number + 1
-        )));
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read it: {e}")))?;
+    let mut tokens = Vec::new();
+    for (number, line) in (1..).zip(text.lines()) {
+        let line = line.trim();
+        if line.chars().any(char::is_whitespace) {
+            return Err(invalid(format!(
+                "line {number} holds more than one word; expected one token per line"
+            )));
+        }
+        if !line.is_empty() {
+            tokens.push(line.to_owned());
+        }
     }
     if tokens.is_empty() {
-        return Err(CliError::Usage(format!(
-            "invalid --subscriber-tokens '{}': it holds no token",
-            path.display()
-        )));
+        return Err(invalid("it holds no token".into()));
     }
     Ok(tokens.into())
 }
