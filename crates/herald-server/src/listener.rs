@@ -91,7 +91,10 @@ pub(crate) async fn run(
                     match stream_conn::route(&tcp, hub_path, peer, publishers).await {
                         Route::Subscription(request, head) => {
                             // Shutdown waits for this connection while `watcher` lives.
-                            stream_conn::serve(tcp, router, *request, head, write_timeout).await;
+                            let open = stream_conn::open(tcp, router, request, head, write_timeout);
+                            if let Some(opened) = Box::pin(open).await {
+                                stream_conn::stream(opened, write_timeout).await;
+                            }
                             drop(watcher);
                             return;
                         }

@@ -371,43 +371,50 @@ impl Wire for ChunkedWire {
     }
 }
 
-/// Serves one subscription request on `tcp`, whose head (as long as `head`)
-/// is still in the socket, then closes the connection.
-pub(crate) async fn serve(
+/// A subscription answered with its stream's head: what the stream needs
+/// from then on.
+pub(crate) struct Opened {
+    wire: Arc<ChunkedWire>,
+    frames: axum::body::BodyDataStream,
+}
+
+/// Answers one subscription request on `tcp`, whose head (as long as
+/// `head`) is still in the socket: sends the response head of a stream and
+/// returns it, or sends a refusal whole and returns `None` (as when the
+/// socket fails), the connection then being over.
+///
+/// Apart from [`stream`], and to be boxed by the caller: a task is as big as
+/// its largest state and an async function's arguments stay in its state
+/// for its whole life, so the request, the router and the router's future
+/// must not be part of the state a stream keeps for hours.
+pub(crate) async fn open(
     mut tcp: TcpStream,
     router: Router,
-    mut request: Request<Body>,
+    request: Box<Request<Body>>,
     mut head: Vec<u8>,
     write_timeout: Duration,
-) {
+) -> Option<Opened> {
+    // Unboxed here, so the box is freed with this function's state.
+    let mut request = *request;
     // Consume the head that was only peeked.
-    if tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut head)
+    tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut head)
         .await
-        .is_err()
-    {
-        return;
-    }
+        .ok()?;
     drop(head);
     let wire = Arc::new(ChunkedWire::new(tcp));
     request
         .extensions_mut()
         .insert(DirectWire(Arc::clone(&wire)));
-    // Boxed, and so freed once answered: the task of a long-lived stream is
-    // as big as its largest state, and the router's future is large.
-    let Ok(response) = Box::pin(router.oneshot(request)).await;
+    let Ok(response) = router.oneshot(request).await;
     let (parts, body) = response.into_parts();
     let streaming = parts
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    // `parts` is consumed here: its header map must not stay in the
-    // stream's state for the life of the connection.
     let mut out = response_head(parts);
     if !streaming {
         // A refusal: small, sent whole, and the connection closed after it.
-        let Ok(bytes) = Box::pin(axum::body::to_bytes(body, MAX_HEAD * 4)).await else {
-            return;
-        };
+        let bytes = axum::body::to_bytes(body, MAX_HEAD * 4).await.ok()?;
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(bytes.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
@@ -415,14 +422,23 @@ pub(crate) async fn serve(
         if wire.send_last(&[&out]) {
             let _ = wire.flush(write_timeout).await;
         }
-        return;
+        return None;
     }
     out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
     if wire.send(&[&out]) && wire.flush(write_timeout).await.is_err() {
-        return;
+        return None;
     }
-    drop(out);
-    let mut frames = body.into_data_stream();
+    Some(Opened {
+        wire,
+        frames: body.into_data_stream(),
+    })
+}
+
+/// Writes the frames of a stream [`open`] answered, each batch as one
+/// chunk, until the subscription ends or the client leaves; then closes
+/// the connection.
+pub(crate) async fn stream(opened: Opened, write_timeout: Duration) {
+    let Opened { wire, mut frames } = opened;
     let mut probe = [0u8; 16];
     loop {
         let frame = tokio::select! {
