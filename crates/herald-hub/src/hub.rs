@@ -291,19 +291,10 @@ impl Hub {
         resume: Resume,
     ) -> Result<Subscription, HubError> {
         let plain: Vec<Matcher> = matchers.iter().map(|(_, m)| m.clone()).collect();
-        let registration = self
-            .inner
-            .registry
-            .register(plain.clone(), Arc::clone(&grants));
+        let registration = self.inner.registry.register(plain, Arc::clone(&grants));
         let state = Arc::clone(registration.state());
-        let mut subscription = Subscription::start(
-            registration,
-            plain,
-            Arc::clone(&grants),
-            Arc::clone(&self.inner.log),
-            resume,
-        )
-        .await?;
+        let mut subscription =
+            Subscription::start(registration, Arc::clone(&self.inner.log), resume).await?;
         if let Some(presence) = &self.inner.presence {
             let membership = presence.join(&matchers, &grants);
             let on_slow = Arc::clone(&membership);

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::group::{Group, GroupKey, MatcherKey, Wire};
 use crate::log::Dispatch;
@@ -96,8 +97,12 @@ impl std::fmt::Debug for Registry {
 #[derive(Default)]
 struct Shard {
     dispatched: Position,
+    /// Groups by key, but for those whose key is one exact topic: those are
+    /// found in `exact` (a topic per user makes most groups such, and an
+    /// entry here would cost each its key twice more).
     groups: HashMap<GroupKey, Arc<Group>>,
-    exact: HashMap<Arc<str>, Vec<Arc<Group>>, foldhash::fast::RandomState>,
+    /// Most topics have one group: it is kept inline.
+    exact: HashMap<Arc<str>, SmallVec<[Arc<Group>; 1]>, foldhash::fast::RandomState>,
     /// Groups whose matchers are tried against every update (URL patterns,
     /// templates), by compiled matcher (keyed by its address).
     patterns: HashMap<usize, (Matcher, Vec<Arc<Group>>)>,
@@ -207,9 +212,15 @@ impl Registration {
         self.group.attach_wire(self.member, wire);
     }
 
+    /// The subscriber's matchers: its group's, which select the same topics
+    /// (a group is keyed by what its matchers select).
+    pub(crate) fn matchers(&self) -> &[Matcher] {
+        self.group.matchers()
+    }
+
     /// Whether the grants allow `entry`: the group queues private entries
     /// for every member, and each member skips those it may not read.
-    fn may_read(&self, entry: &Entry) -> bool {
+    pub(crate) fn may_read(&self, entry: &Entry) -> bool {
         !entry.is_private() || self.grants.can_read(entry.topics())
     }
 
@@ -332,8 +343,8 @@ impl Registry {
         self.stats.count_subscriptions(&matchers, true);
         let (group, member, position) = {
             let mut shard = self.shard(id).lock();
-            let group = match shard.groups.get(&key) {
-                Some(group) => Arc::clone(group),
+            let group = match shard.group(&key) {
+                Some(group) => group,
                 None => shard.add_group(Group::new(
                     matchers.into(),
                     key,
@@ -456,7 +467,28 @@ impl<'a> Index<'a> {
     }
 }
 
+/// The topic of a key that is one exact topic.
+fn single_exact(key: &GroupKey) -> Option<&Arc<str>> {
+    match &**key {
+        [MatcherKey::Exact(topic)] => Some(topic),
+        _ => None,
+    }
+}
+
 impl Shard {
+    /// The group with `key`, if there is one.
+    fn group(&self, key: &GroupKey) -> Option<Arc<Group>> {
+        match single_exact(key) {
+            Some(topic) => self
+                .exact
+                .get(&**topic)?
+                .iter()
+                .find(|group| group.key() == key)
+                .cloned(),
+            None => self.groups.get(key).cloned(),
+        }
+    }
+
     /// Indexes a new group under each of its matchers.
     fn add_group(&mut self, group: Arc<Group>) -> Arc<Group> {
         for matcher in group.matchers().iter() {
@@ -465,8 +497,7 @@ impl Shard {
                 Index::Exact(topic) => self
                     .exact
                     .entry(Arc::clone(topic))
-                    // Most topics have one group (see `Group::new`).
-                    .or_insert_with(|| Vec::with_capacity(1))
+                    .or_default()
                     .push(Arc::clone(&group)),
                 Index::Scan(address) => self
                     .patterns
@@ -476,31 +507,34 @@ impl Shard {
                     .push(Arc::clone(&group)),
             }
         }
-        self.groups.insert(group.key().clone(), Arc::clone(&group));
+        if single_exact(group.key()).is_none() {
+            self.groups.insert(group.key().clone(), Arc::clone(&group));
+        }
         group
     }
 
     /// Unindexes a group that has no member left.
     fn remove_group(&mut self, group: &Arc<Group>) {
         if !self
-            .groups
-            .get(group.key())
-            .is_some_and(|g| Arc::ptr_eq(g, group))
+            .group(group.key())
+            .is_some_and(|g| Arc::ptr_eq(&g, group))
         {
             return;
         }
         self.groups.remove(group.key());
-        let forget = |groups: &mut Vec<Arc<Group>>| {
-            if let Some(i) = groups.iter().position(|g| Arc::ptr_eq(g, group)) {
-                groups.swap_remove(i);
-            }
-        };
+        let at = |groups: &[Arc<Group>]| groups.iter().position(|g| Arc::ptr_eq(g, group));
         for matcher in group.matchers().iter() {
             match Index::of(matcher) {
-                Index::Wildcard => forget(&mut self.wildcard),
+                Index::Wildcard => {
+                    if let Some(i) = at(&self.wildcard) {
+                        self.wildcard.swap_remove(i);
+                    }
+                }
                 Index::Exact(topic) => {
                     if let Some(groups) = self.exact.get_mut(&**topic) {
-                        forget(groups);
+                        if let Some(i) = at(groups) {
+                            groups.swap_remove(i);
+                        }
                         if groups.is_empty() {
                             self.exact.remove(&**topic);
                         }
@@ -508,7 +542,9 @@ impl Shard {
                 }
                 Index::Scan(address) => {
                     if let Some((_, groups)) = self.patterns.get_mut(&address) {
-                        forget(groups);
+                        if let Some(i) = at(groups) {
+                            groups.swap_remove(i);
+                        }
                         if groups.is_empty() {
                             self.patterns.remove(&address);
                         }

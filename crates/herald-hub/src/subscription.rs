@@ -7,7 +7,7 @@ use crate::group::Wire;
 use crate::log::Log;
 use crate::presence::Membership;
 use crate::registry::Registration;
-use crate::{Entry, Grants, HubError, Matcher, Position};
+use crate::{Entry, HubError, Position};
 
 /// How many entries a replay reads from the log at a time.
 const REPLAY_BATCH: usize = 512;
@@ -38,9 +38,9 @@ impl Resume {
 ///
 /// Dropping it unregisters the subscriber.
 pub struct Subscription {
+    /// Also holds the matchers (its group's) and the grants: one copy of
+    /// each per subscriber.
     registration: Registration,
-    matchers: Vec<Matcher>,
-    grants: Arc<Grants>,
     log: Arc<dyn Log>,
     /// Replay cursor and end: entries in `(after, up_to]` still to be read.
     replay: Option<(Position, Position)>,
@@ -64,8 +64,6 @@ impl Drop for Subscription {
 impl Subscription {
     pub(crate) async fn start(
         registration: Registration,
-        matchers: Vec<Matcher>,
-        grants: Arc<Grants>,
         log: Arc<dyn Log>,
         resume: Resume,
     ) -> Result<Subscription, HubError> {
@@ -83,8 +81,6 @@ impl Subscription {
         registration.skip_through(after.max(joined_at));
         Ok(Subscription {
             registration,
-            matchers,
-            grants,
             log,
             replay: (after < joined_at).then_some((after, joined_at)),
             buffered: VecDeque::new(),
@@ -131,8 +127,11 @@ impl Subscription {
     /// topics, and a private entry needs a `subscribe` grant on one of them.
     pub fn wants(&self, entry: &Entry) -> bool {
         let topics = entry.topics();
-        self.matchers.iter().any(|m| m.matches_any(topics))
-            && (!entry.is_private() || self.grants.can_read(topics))
+        self.registration
+            .matchers()
+            .iter()
+            .any(|m| m.matches_any(topics))
+            && self.registration.may_read(entry)
     }
 
     /// The next entry if it is ready without waiting: a replayed entry already

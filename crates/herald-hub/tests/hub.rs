@@ -392,3 +392,49 @@ async fn next_ready_drains_what_is_ready_without_waiting_in_order() {
         .unwrap();
     assert_eq!(next_id(&mut s).await, "f");
 }
+
+#[tokio::test]
+async fn subscribers_coming_and_going_on_exact_topics_keep_receiving_theirs() {
+    let hub = hub();
+    let a = "https://example.com/a";
+    let b = "https://example.com/b";
+    let both = || {
+        vec![
+            hub.matcher("match", MatcherType::Exact, a).unwrap(),
+            hub.matcher("match", MatcherType::Exact, b).unwrap(),
+        ]
+    };
+    let first_on_a = subscribe(&hub, a, Grants::none(), Resume::Live).await;
+    let second_on_a = subscribe(&hub, a, Grants::none(), Resume::Live).await;
+    let mut on_both = hub
+        .subscribe(both(), Grants::none(), Resume::Live)
+        .await
+        .unwrap();
+    let mut on_b = subscribe(&hub, b, Grants::none(), Resume::Live).await;
+    // Every subscriber of `a` leaves, then one comes back.
+    drop(first_on_a);
+    drop(second_on_a);
+    let mut back_on_a = subscribe(&hub, a, Grants::none(), Resume::Live).await;
+    hub.publish(Update::new(a, "x").with_id("1")).await.unwrap();
+    hub.publish(Update::new(b, "x").with_id("2")).await.unwrap();
+    assert_eq!(next_id(&mut back_on_a).await, "1");
+    assert_eq!(next_id(&mut on_both).await, "1");
+    assert_eq!(next_id(&mut on_both).await, "2");
+    assert_eq!(next_id(&mut on_b).await, "2");
+    assert!(
+        back_on_a.next_ready().is_none(),
+        "b is not for a's subscriber"
+    );
+    assert_eq!(
+        hub.stats()
+            .exact_subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4,
+        "the two that left are counted out"
+    );
+    // A subscriber resuming on `a` replays only `a`'s update.
+    let mut resumed = subscribe(&hub, a, Grants::none(), Resume::Earliest).await;
+    assert_eq!(next_id(&mut resumed).await, "1");
+    hub.publish(Update::new(a, "x").with_id("3")).await.unwrap();
+    assert_eq!(next_id(&mut resumed).await, "3");
+}
