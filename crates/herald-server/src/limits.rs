@@ -40,7 +40,8 @@ pub struct ConnectionCounter {
 struct Counts {
     total: usize,
     by_address: HashMap<IpAddr, usize>,
-    by_subject: HashMap<String, usize>,
+    /// Keys shared with the admissions they count: one copy per subject.
+    by_subject: HashMap<Arc<str>, usize>,
 }
 
 /// One admitted connection; dropping it releases its place.
@@ -48,7 +49,7 @@ struct Counts {
 pub struct Admission {
     counter: Arc<ConnectionCounter>,
     address: Option<IpAddr>,
-    subject: Option<String>,
+    subject: Option<Arc<str>>,
 }
 
 impl ConnectionCounter {
@@ -103,13 +104,17 @@ impl ConnectionCounter {
         if let Some(address) = address {
             *counts.by_address.entry(address).or_default() += 1;
         }
-        if let Some(subject) = subject {
-            *counts.by_subject.entry(subject.to_owned()).or_default() += 1;
+        let subject = subject.map(|subject| match counts.by_subject.get_key_value(subject) {
+            Some((key, _)) => Arc::clone(key),
+            None => Arc::from(subject),
+        });
+        if let Some(subject) = &subject {
+            *counts.by_subject.entry(Arc::clone(subject)).or_default() += 1;
         }
         Ok(Admission {
             counter: Arc::clone(self),
             address,
-            subject: subject.map(str::to_owned),
+            subject,
         })
     }
 }
@@ -127,11 +132,11 @@ impl Drop for Admission {
             }
         }
         if let Some(subject) = &self.subject
-            && let Some(n) = counts.by_subject.get_mut(subject)
+            && let Some(n) = counts.by_subject.get_mut(&**subject)
         {
             *n -= 1;
             if *n == 0 {
-                counts.by_subject.remove(subject);
+                counts.by_subject.remove(&**subject);
             }
         }
     }
