@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -180,18 +180,15 @@ impl Registration {
 
     /// The next live entry; `None` once the registry dropped the subscriber.
     pub async fn recv(&mut self) -> Option<Arc<Entry>> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// Polls for the next live entry: [`Registration::recv`] without a
-    /// future to keep.
-    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Arc<Entry>>> {
-        loop {
-            match self.group.poll_next(self.member, self.skip_through, cx) {
-                Poll::Ready(Some(entry)) if !self.may_read(&entry) => continue,
-                other => return other,
+        std::future::poll_fn(|cx| {
+            loop {
+                match self.group.poll_next(self.member, self.skip_through, cx) {
+                    std::task::Poll::Ready(Some(entry)) if !self.may_read(&entry) => continue,
+                    other => return other,
+                }
             }
-        }
+        })
+        .await
     }
 
     /// The next live entry if one is already queued; never waits.

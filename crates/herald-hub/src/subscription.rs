@@ -2,9 +2,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-
-use futures_util::future::BoxFuture;
 
 use crate::group::Wire;
 use crate::log::Log;
@@ -47,8 +44,6 @@ pub struct Subscription {
     log: Arc<dyn Log>,
     /// Replay cursor and end: entries in `(after, up_to]` still to be read.
     replay: Option<(Position, Position)>,
-    /// The replay's read in progress, kept across polls.
-    reading: Option<BoxFuture<'static, Result<Vec<Arc<Entry>>, HubError>>>,
     buffered: VecDeque<Arc<Entry>>,
     /// Live entries at or before this position were already replayed or are
     /// older than the resume point.
@@ -88,7 +83,6 @@ impl Subscription {
             registration,
             log,
             replay: (after < joined_at).then_some((after, joined_at)),
-            reading: None,
             buffered: VecDeque::new(),
             skip_through: after.max(joined_at),
             resumed_after,
@@ -165,30 +159,14 @@ impl Subscription {
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub async fn next(&mut self) -> Result<Option<Arc<Entry>>, HubError> {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
-    }
-
-    /// Polls for the next entry: [`Subscription::next`] without a future to
-    /// keep, for a connection writer that is itself a hand-written stream. A
-    /// replay's read in progress is kept here between polls.
-    pub fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Arc<Entry>>, HubError>> {
         loop {
             if let Some(entry) = self.buffered.pop_front() {
-                return Poll::Ready(Ok(Some(entry)));
+                return Ok(Some(entry));
             }
             let Some((after, up_to)) = self.replay else {
                 break;
             };
-            let reading = self.reading.get_or_insert_with(|| {
-                let log = Arc::clone(&self.log);
-                Box::pin(async move { log.read(after, up_to, REPLAY_BATCH).await })
-            });
-            let batch = ready!(reading.as_mut().poll(cx));
-            self.reading = None;
-            let batch = batch?;
+            let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
             let next_after = batch.last().map(|e| e.position());
             match next_after {
                 Some(last) if last < up_to => self.replay = Some((last, up_to)),
@@ -198,11 +176,11 @@ impl Subscription {
             self.registration.count_replayed(self.buffered.len());
         }
         loop {
-            let Some(entry) = ready!(self.registration.poll_recv(cx)) else {
-                return Poll::Ready(Ok(None));
+            let Some(entry) = self.registration.recv().await else {
+                return Ok(None);
             };
             if entry.position() > self.skip_through {
-                return Poll::Ready(Ok(Some(entry)));
+                return Ok(Some(entry));
             }
         }
     }

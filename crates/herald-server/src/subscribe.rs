@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -13,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use herald_hub::{Entry, MatcherType, Resume, Subscription};
 use herald_sse::encode::KEEP_ALIVE;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Client;
 use crate::compat::Purpose;
@@ -97,9 +96,11 @@ pub(crate) async fn subscribe(
     let stream = EventStream {
         subscription,
         heartbeat: herald.settings().heartbeat,
-        timer: sleep_until((Instant::now() + herald.settings().heartbeat).min(deadline)),
+        timer: Box::pin(sleep_until(
+            (Instant::now() + herald.settings().heartbeat).min(deadline),
+        )),
         deadline,
-        shutdown: herald.shutdown_token().clone().cancelled_owned(),
+        shutdown: herald.shutdown_token().clone(),
         metrics: Arc::clone(herald.metrics()),
         wire,
         opened: false,
@@ -115,7 +116,7 @@ pub(crate) async fn subscribe(
         "subscriber connected"
     );
     response
-        .body(Body::from_stream(stream))
+        .body(Body::from_stream(stream.into_stream()))
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
 }
 
@@ -261,160 +262,152 @@ fn reconnect_hint(subscriber: u64) -> Bytes {
 /// The most bytes of ready entries coalesced into one body chunk (one write).
 const MAX_CHUNK: usize = 64 * 1024;
 
-pin_project_lite::pin_project! {
-    /// Writes a subscription to the wire: entries, keep-alives, and the close.
-    ///
-    /// A stream written by hand rather than with `futures_util::stream::unfold`
-    /// over an async block: every idle subscriber keeps one in its response
-    /// body, and the async block's future sat beside the state it carried
-    /// (160 bytes more), with the timer in a box of its own.
-    struct EventStream {
-        subscription: Subscription,
-        heartbeat: Duration,
-        // One timer for both the next keep-alive and the deadline (whichever
-        // comes first).
-        #[pin]
-        timer: Sleep,
-        // When the stream must close (token expiry or maximum lifetime).
-        deadline: Instant,
-        #[pin]
-        shutdown: WaitForCancellationFutureOwned,
-        metrics: Arc<Metrics>,
-        // The socket the hub writes entries to directly, if it does: those
-        // writes postpone the keep-alive too.
-        wire: Option<Arc<ChunkedWire>>,
-        opened: bool,
-        // The stream has ended (after the final `retry:` hint, if any):
-        // every later poll says so.
-        closing: bool,
-        // Whether the hub ended the stream (and logged why).
-        ended: bool,
-        // The request span, so the close is logged with the request id.
-        span: tracing::Span,
-        _admission: Admission,
+/// Writes a subscription to the wire: entries, keep-alives, and the close.
+struct EventStream {
+    subscription: Subscription,
+    heartbeat: Duration,
+    /// One timer for both the next keep-alive and the deadline (whichever
+    /// comes first): a timer is a heap allocation per subscriber.
+    timer: Pin<Box<Sleep>>,
+    /// When the stream must close (token expiry or maximum lifetime).
+    deadline: Instant,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    /// The socket the hub writes entries to directly, if it does: those
+    /// writes postpone the keep-alive too.
+    wire: Option<Arc<ChunkedWire>>,
+    opened: bool,
+    /// The final `retry:` hint was sent; the next poll ends the stream.
+    closing: bool,
+    /// Whether the hub ended the stream (and logged why).
+    ended: bool,
+    /// The request span, so the close is logged with the request id.
+    span: tracing::Span,
+    _admission: Admission,
+}
+
+impl EventStream {
+    /// Sets the timer to the next keep-alive, or the deadline if sooner.
+    fn rearm(&mut self) {
+        let at = (Instant::now() + self.heartbeat).min(self.deadline);
+        self.timer.as_mut().reset(at);
     }
 
-    impl PinnedDrop for EventStream {
-        fn drop(this: Pin<&mut Self>) {
-            if !this.ended {
-                let _entered = this.span.enter();
-                tracing::info!(
-                    subscriber = this.subscription.subscriber_id(),
-                    reason = "client disconnected",
-                    "subscriber disconnected"
-                );
-            }
-        }
+    /// Logs why the hub ends this stream.
+    fn end(&mut self, reason: &'static str) {
+        self.ended = true;
+        let _entered = self.span.enter();
+        tracing::info!(
+            subscriber = self.subscription.subscriber_id(),
+            reason,
+            "subscriber disconnected"
+        );
     }
 }
 
-/// Logs why the hub ends a stream.
-fn end(ended: &mut bool, span: &tracing::Span, subscription: &Subscription, reason: &'static str) {
-    *ended = true;
-    let _entered = span.enter();
-    tracing::info!(
-        subscriber = subscription.subscriber_id(),
-        reason,
-        "subscriber disconnected"
-    );
-}
-
-/// `first`'s frame, followed by the frames of every entry already ready
-/// (a replay batch, a queued backlog) up to [`MAX_CHUNK`] bytes: one body
-/// chunk and one write for many events. A lone entry's shared frame is
-/// sent as is, without a copy.
-fn coalesce(subscription: &mut Subscription, first: &Arc<Entry>) -> Bytes {
-    let Some(second) = subscription.next_ready() else {
-        return first.frame().clone();
-    };
-    // Sized for a few frames, not for the limit: with thousands of
-    // subscribers catching up at once, a 64 KiB buffer each is gigabytes.
-    let pair = first.frame().len() + second.frame().len();
-    let mut chunk = BytesMut::with_capacity((pair * 4).min(MAX_CHUNK));
-    chunk.extend_from_slice(first.frame());
-    chunk.extend_from_slice(second.frame());
-    while chunk.len() < MAX_CHUNK {
-        let Some(entry) = subscription.next_ready() else {
-            break;
-        };
-        chunk.extend_from_slice(entry.frame());
-    }
-    chunk.freeze()
-}
-
-impl futures_util::Stream for EventStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        if *this.closing {
-            return Poll::Ready(None);
-        }
-        if !*this.opened {
-            // A first comment flushes the headers through buffering proxies
-            // and lets clients see the stream is open.
-            *this.opened = true;
-            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
-        }
-        if this.shutdown.as_mut().poll(cx).is_ready() {
-            *this.closing = true;
-            end(
-                this.ended,
-                this.span,
-                this.subscription,
-                "hub shutting down",
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _entered = self.span.enter();
+            tracing::info!(
+                subscriber = self.subscription.subscriber_id(),
+                reason = "client disconnected",
+                "subscriber disconnected"
             );
-            let hint = reconnect_hint(this.subscription.subscriber_id());
-            return Poll::Ready(Some(Ok(hint)));
         }
-        // Before entries, so a busy stream still closes at its deadline.
-        while this.timer.as_mut().poll(cx).is_ready() {
-            let now = Instant::now();
-            if now >= *this.deadline {
-                *this.closing = true;
-                end(
-                    this.ended,
-                    this.span,
-                    this.subscription,
-                    "token expired or maximum lifetime reached",
-                );
-                return Poll::Ready(None);
-            }
-            let next = this
-                .wire
-                .as_ref()
-                .and_then(|wire| wire.last_write())
-                .map(|at| at + *this.heartbeat)
-                .filter(|next| *next > now);
-            if let Some(next) = next {
-                // The hub wrote an entry since: no keep-alive yet.
-                this.timer.as_mut().reset(next.min(*this.deadline));
-                continue;
-            }
-            this.timer
-                .as_mut()
-                .reset((now + *this.heartbeat).min(*this.deadline));
-            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
-        }
-        let next = ready!(this.subscription.poll_next(cx));
-        let reason = match next {
-            Ok(Some(entry)) => {
-                let at = (Instant::now() + *this.heartbeat).min(*this.deadline);
-                this.timer.as_mut().reset(at);
-                let published_at = entry.published_at();
-                let chunk = coalesce(this.subscription, &entry);
-                this.metrics.written(chunk.len(), published_at);
-                return Poll::Ready(Some(Ok(chunk)));
-            }
-            Ok(None) if this.subscription.was_too_slow() => "too slow: its queue was full",
-            Ok(None) => "ended by the hub",
-            Err(error) => {
-                tracing::warn!(%error, "replay failed; closing the subscription");
-                "replay failed"
-            }
+    }
+}
+
+impl EventStream {
+    /// `first`'s frame, followed by the frames of every entry already ready
+    /// (a replay batch, a queued backlog) up to [`MAX_CHUNK`] bytes: one body
+    /// chunk and one write for many events. A lone entry's shared frame is
+    /// sent as is, without a copy.
+    fn coalesce(&mut self, first: &Arc<Entry>) -> Bytes {
+        let Some(second) = self.subscription.next_ready() else {
+            return first.frame().clone();
         };
-        *this.closing = true;
-        end(this.ended, this.span, this.subscription, reason);
-        Poll::Ready(None)
+        // Sized for a few frames, not for the limit: with thousands of
+        // subscribers catching up at once, a 64 KiB buffer each is gigabytes.
+        let pair = first.frame().len() + second.frame().len();
+        let mut chunk = BytesMut::with_capacity((pair * 4).min(MAX_CHUNK));
+        chunk.extend_from_slice(first.frame());
+        chunk.extend_from_slice(second.frame());
+        while chunk.len() < MAX_CHUNK {
+            let Some(entry) = self.subscription.next_ready() else {
+                break;
+            };
+            chunk.extend_from_slice(entry.frame());
+        }
+        chunk.freeze()
+    }
+
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            if s.closing {
+                return None;
+            }
+            if !s.opened {
+                // A first comment flushes the headers through buffering proxies
+                // and lets clients see the stream is open.
+                s.opened = true;
+                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
+            }
+            loop {
+                tokio::select! {
+                    biased;
+                    () = s.shutdown.cancelled() => {
+                        s.closing = true;
+                        s.end("hub shutting down");
+                        return Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s));
+                    }
+
+                    // Before entries, so a busy stream still closes at its deadline.
+                    () = &mut s.timer => {
+                        let now = Instant::now();
+                        if now >= s.deadline {
+                            s.end("token expired or maximum lifetime reached");
+                            return None;
+                        }
+                        let next = s
+                            .wire
+                            .as_ref()
+                            .and_then(|wire| wire.last_write())
+                            .map(|at| at + s.heartbeat)
+                            .filter(|next| *next > now);
+                        if let Some(next) = next {
+                            // The hub wrote an entry since: no keep-alive yet.
+                            s.timer.as_mut().reset(next.min(s.deadline));
+                            continue;
+                        }
+                        s.rearm();
+                        return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
+                    }
+                    next = s.subscription.next() => match next {
+                        Ok(Some(entry)) => {
+                            s.rearm();
+                            let published_at = entry.published_at();
+                            let chunk = s.coalesce(&entry);
+                            s.metrics.written(chunk.len(), published_at);
+                            return Some((Ok(chunk), s));
+                        }
+                        Ok(None) => {
+                            let reason = if s.subscription.was_too_slow() {
+                                "too slow: its queue was full"
+                            } else {
+                                "ended by the hub"
+                            };
+                            s.end(reason);
+                            return None;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "replay failed; closing the subscription");
+                            s.end("replay failed");
+                            return None;
+                        }
+                    },
+                }
+            }
+        })
     }
 }
