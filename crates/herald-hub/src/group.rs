@@ -411,7 +411,9 @@ impl GroupState {
             self.queued_since_pass = false;
         }
         let end = self.start + self.ring.len() as u64;
-        let mut batch: Vec<Arc<Entry>> = Vec::new();
+        // Inline for the usual few entries: a small group is written by
+        // each dispatch, and a heap batch was an allocation per publish.
+        let mut batch: smallvec::SmallVec<[Arc<Entry>; 8]> = smallvec::SmallVec::new();
         let mut served = 0;
         while served < SLICE && self.pass_at < self.direct.len() {
             if served >= SLICE_MIN && give_way() {

@@ -22,6 +22,7 @@ pub mod compat;
 pub mod config;
 pub mod error;
 mod form;
+mod headers;
 pub mod limits;
 mod listener;
 pub mod metadata;
@@ -364,7 +365,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
 /// hand-served connection): the update's entry, counted in the metrics.
 async fn publish_request(
     herald: &Herald,
-    headers: &http::HeaderMap,
+    headers: &impl headers::RequestHeaders,
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Arc<herald_hub::Entry>, ServerError> {

@@ -2,26 +2,24 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use herald_hub::{Entry, Update, parse_retry};
 use serde::Deserialize;
 
 use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
+use crate::headers::RequestHeaders;
 use crate::subscribe::is_form;
 use crate::{Herald, form};
 
 /// Publishes the update a request carries; its entry in the log.
 pub(crate) async fn publish(
     herald: &Herald,
-    headers: &HeaderMap,
+    headers: &impl RequestHeaders,
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Arc<Entry>, ServerError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.text(&header::CONTENT_TYPE).unwrap_or("");
     let update = if is_form(content_type) {
         from_form(body)?
     } else if is_json(content_type) {
@@ -33,7 +31,7 @@ pub(crate) async fn publish(
     };
     let Some(client) = herald
         .auth()
-        .authenticate(headers, query, Purpose::Publish)?
+        .authenticate_in(headers, query, Purpose::Publish)?
     else {
         return Err(ServerError::Bearer {
             error: BearerError::Missing,
@@ -68,13 +66,12 @@ pub(crate) async fn publish(
 /// A cookie is sent by the browser whatever page makes the request, so a
 /// publish authenticated by cookie must come from the hub's own origin or an
 /// allowed one (`Origin`, else `Referer`); without either it is refused.
-fn check_same_origin(herald: &Herald, headers: &HeaderMap) -> Result<(), ServerError> {
+fn check_same_origin(herald: &Herald, headers: &impl RequestHeaders) -> Result<(), ServerError> {
     let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
+        .text(&header::ORIGIN)
         .map(str::to_owned)
         .or_else(|| {
-            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            let referer = headers.text(&header::REFERER)?;
             Some(
                 url::Url::parse(referer)
                     .ok()?

@@ -1,0 +1,113 @@
+//! The request headers that publishing and authorization read: hyper's
+//! [`HeaderMap`] on the router's paths, or the spans of a head parsed by hand
+//! on the publisher's hot path (`publish_conn`), where building a header map
+//! per request was a tenth of herald's instructions per publish
+//! (docs/benchmarks.md, change 21).
+
+use http::{HeaderMap, HeaderName};
+
+/// Read access to a request's headers, by name.
+pub(crate) trait RequestHeaders {
+    /// The raw bytes of every value of `name`, in order (names are the
+    /// constants of [`http::header`] and this crate).
+    fn all<'h>(&'h self, name: &'static HeaderName) -> impl Iterator<Item = &'h [u8]>;
+
+    /// The first value of `name`, if it is text (visible ASCII, spaces and
+    /// tabs, as [`http::HeaderValue::to_str`] accepts).
+    fn text(&self, name: &'static HeaderName) -> Option<&str> {
+        self.all(name).next().and_then(as_text)
+    }
+}
+
+/// `value` as text, if it is visible ASCII, spaces and tabs.
+pub(crate) fn as_text(value: &[u8]) -> Option<&str> {
+    // Without a short cut, so that the compiler checks many bytes at once:
+    // an access token is some hundred bytes, checked on every publish.
+    let outside = value.iter().fold(false, |outside, &b| {
+        outside | ((b < 0x20 && b != b'\t') | (b >= 0x7f))
+    });
+    if !outside {
+        // Checked above: ASCII only.
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+impl RequestHeaders for HeaderMap {
+    fn all<'h>(&'h self, name: &'static HeaderName) -> impl Iterator<Item = &'h [u8]> {
+        self.get_all(name).into_iter().map(|v| v.as_bytes())
+    }
+}
+
+/// Where one header of a hand-parsed head lies in the read buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Span {
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
+}
+
+impl Span {
+    /// The span of `name` and `value`, both slices of `buf`.
+    pub(crate) fn within(buf: &[u8], name: &[u8], value: &[u8]) -> Self {
+        let offset = |part: &[u8]| part.as_ptr() as usize - buf.as_ptr() as usize;
+        Self {
+            name: offset(name)..offset(name) + name.len(),
+            value: offset(value)..offset(value) + value.len(),
+        }
+    }
+}
+
+/// The headers of a head parsed by hand: spans into the buffer it was read into.
+pub(crate) struct Spans<'b> {
+    /// The buffer the head was parsed from, unchanged since.
+    pub(crate) buf: &'b [u8],
+    /// Its headers, in order.
+    pub(crate) spans: &'b [Span],
+}
+
+impl RequestHeaders for Spans<'_> {
+    fn all<'h>(&'h self, name: &'static HeaderName) -> impl Iterator<Item = &'h [u8]> {
+        let name = name.as_str().as_bytes();
+        self.spans
+            .iter()
+            .filter(move |span| self.buf[span.name.clone()].eq_ignore_ascii_case(name))
+            .map(|span| &self.buf[span.value.clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header;
+
+    #[test]
+    fn spans_answer_by_name_whatever_its_case_as_a_header_map_does() {
+        let buf = b"Content-Type: a\r\nCOOKIE: x=1\r\ncookie: y=2\r\nBad: caf\xc3\xa9\r\n";
+        let part = |from: usize, len: usize| &buf[from..from + len];
+        let spans = [
+            Span::within(buf, part(0, 12), part(14, 1)),
+            Span::within(buf, part(17, 6), part(25, 3)),
+            Span::within(buf, part(30, 6), part(38, 3)),
+            Span::within(buf, part(43, 3), part(48, 5)),
+        ];
+        let spans = Spans { buf, spans: &spans };
+        let mut map = HeaderMap::new();
+        map.append(header::CONTENT_TYPE, "a".parse().unwrap());
+        map.append(header::COOKIE, "x=1".parse().unwrap());
+        map.append(header::COOKIE, "y=2".parse().unwrap());
+        map.append(
+            HeaderName::from_static("bad"),
+            http::HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        static BAD: HeaderName = HeaderName::from_static("bad");
+        assert_eq!(spans.text(&header::CONTENT_TYPE), Some("a"));
+        assert_eq!(map.text(&header::CONTENT_TYPE), Some("a"));
+        let cookies: Vec<&[u8]> = spans.all(&header::COOKIE).collect();
+        assert_eq!(cookies, [&b"x=1"[..], b"y=2"]);
+        assert_eq!(map.all(&header::COOKIE).collect::<Vec<_>>(), cookies);
+        assert_eq!(spans.text(&BAD), None, "not ASCII: not text");
+        assert_eq!(map.text(&BAD), None);
+        assert_eq!(spans.all(&header::ORIGIN).count(), 0);
+    }
+}
