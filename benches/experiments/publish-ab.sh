@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# benches/experiments/publish-ab.sh: two herald builds, alternating, on the
+# comparison's publish scenario (4 publishers over 100 topics, one
+# subscriber each, 64-byte events, memory log), to tell a change to the
+# publish path from the guest's drift. Server on core 0, `herald bench` on
+# core 1, as in scripts/compare; one line per run:
+#   <run> <A|B> ok|FAIL publishes/s <n> cpu_us_per_publish <µs> tool_cpu <%>
+# then the medians of each build.
+# Used for change 21 of docs/benchmarks.md.
+# Knobs: PUBLISH_AB_A, PUBLISH_AB_B (the two herald binaries; B defaults to
+# this checkout's release build, which also runs the bench), RUNS=6,
+# DURATION=10s.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+a=${PUBLISH_AB_A:?set PUBLISH_AB_A to the herald binary to compare against}
+b=${PUBLISH_AB_B:-$root/target/release/herald}
+[[ -x $a && -x $b ]] || { echo "publish-ab: $a or $b is not an executable" >&2; exit 1; }
+work=$(mktemp -d /tmp/herald-publish-ab.XXXXXX)
+pid=""
+trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+cat >"$work/herald.toml" <<EOT
+[limits]
+max_connections_per_subject = 100000
+EOT
+for run in $(seq "${RUNS:-6}"); do
+    for which in A B; do
+        server=$a
+        [[ $which == B ]] && server=$b
+        HERALD_LOG=warn taskset -c 0 "$server" serve --dev --config "$work/herald.toml" \
+            --log-kind memory --listen 127.0.0.1:8092 >"$work/log" 2>&1 &
+        pid=$!
+        for _ in $(seq 100); do
+            grep -qa 'subscriber token:' "$work/log" && break
+            sleep 0.1
+        done
+        sub=$(grep -a 'subscriber token:' "$work/log" | awk '{print $NF}')
+        pub=$(grep -a 'publisher token:' "$work/log" | awk '{print $NF}')
+        taskset -c 1 "$b" bench throughput --hub http://127.0.0.1:8092/.well-known/mercure --json \
+            --publisher-token "$pub" --subscriber-token "$sub" --publishers 4 --topics 100 \
+            --subscribers-per-topic 1 --duration "${DURATION:-10s}" --size 64 \
+            --drain-timeout 60s --server-pid "$pid" >"$work/report.json" || true
+        python3 - "$work/report.json" "$run $which" <<'PY' | tee -a "$work/lines"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rate = d["publish"]["per_second"]
+acked = d["publish"]["acknowledged"] or 1
+cpu = d["server"]["cpu_s"] / acked * 1e6
+tool = [p for p in d["phases"] if p["name"] == "deliver"][0]["tool_cpu_percent"]
+print(sys.argv[2], "ok" if d["ok"] else "FAIL", "publishes/s", round(rate),
+      "cpu_us_per_publish", round(cpu, 2), "tool_cpu", round(tool))
+PY
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+        pid=""
+    done
+done
+python3 - "$work/lines" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+for which in "AB":
+    mine = [r for r in rows if r[1] == which]
+    rates = [float(r[4]) for r in mine]
+    cpus = [float(r[6]) for r in mine]
+    print(which, "median publishes/s", round(statistics.median(rates)),
+          f"(min {round(min(rates))}, max {round(max(rates))})",
+          "median cpu_us_per_publish", round(statistics.median(cpus), 2))
+pairs = [(float(a[4]), float(b[4])) for a, b in zip(
+    [r for r in rows if r[1] == "A"], [r for r in rows if r[1] == "B"])]
+print("B faster in", sum(1 for a, b in pairs if b > a), "of", len(pairs), "pairs")
+PY
