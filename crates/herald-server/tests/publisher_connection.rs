@@ -346,3 +346,75 @@ async fn shutdown_closes_an_idle_publisher_connection() {
     drop(hub);
     assert!(connection.closed().await);
 }
+
+#[tokio::test]
+async fn a_token_already_verified_is_read_as_the_slow_path_reads_it() {
+    let hub = start_default().await;
+    let token = hub.publisher();
+    let mut connection = Connection::open(&hub).await;
+    let with_header = |header: &str, id: &str| {
+        let body = form(&[("topic", BOOK), ("id", id)]);
+        let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
+        [
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\n{header}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+                hub.addr,
+                body.len()
+            )
+            .into_bytes(),
+            body.into_bytes(),
+        ]
+        .concat()
+    };
+    // The first publish verifies the token and caches it; the others find
+    // it by its bytes, however the header spells the scheme and spaces.
+    for (n, header) in [
+        format!("Authorization: Bearer {token}"),
+        format!("Authorization: Bearer {token}"),
+        format!("authorization: bearer   {token}  "),
+        format!("AUTHORIZATION: BEARER {token}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        connection
+            .send(&with_header(header, &format!("n{n}")))
+            .await;
+        let answer = connection.answer().await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, &*format!("n{n}")),
+            "{header}"
+        );
+    }
+    // What the cache does not hold is still checked, with the usual errors.
+    for (header, status, words) in [
+        (
+            format!("Authorization: Basic {token}"),
+            400,
+            "Bearer scheme",
+        ),
+        (
+            format!("Authorization: Bearer {token}x"),
+            401,
+            "invalid_token",
+        ),
+        (
+            format!("Authorization: Bearer {token}\u{e9}"),
+            400,
+            "not ASCII",
+        ),
+        ("Authorization: Bearer ".to_owned(), 400, "no token"),
+    ] {
+        connection.send(&with_header(&header, "refused")).await;
+        let answer = connection.answer().await;
+        assert_eq!(answer.status, status, "{header}: {answer:?}");
+        assert!(
+            answer.body.contains(words)
+                || answer
+                    .header("www-authenticate")
+                    .is_some_and(|h| h.contains(words)),
+            "{header}: {answer:?}"
+        );
+    }
+}
