@@ -4,6 +4,8 @@
 //! per request was a tenth of herald's instructions per publish
 //! (docs/benchmarks.md, change 21).
 
+use std::ops::Range;
+
 use http::{HeaderMap, HeaderName};
 
 /// Read access to a request's headers, by name.
@@ -43,19 +45,30 @@ impl RequestHeaders for HeaderMap {
 /// Where one header of a hand-parsed head lies in the read buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct Span {
-    name: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
+    name: Range<usize>,
+    value: Range<usize>,
 }
 
 impl Span {
-    /// The span of `name` and `value`, both slices of `buf`.
-    pub(crate) fn within(buf: &[u8], name: &[u8], value: &[u8]) -> Self {
-        let offset = |part: &[u8]| part.as_ptr() as usize - buf.as_ptr() as usize;
-        Self {
-            name: offset(name)..offset(name) + name.len(),
-            value: offset(value)..offset(value) + value.len(),
-        }
+    /// The span of `name` and `value`, both slices of `buf`; `None` if
+    /// either is not (httparse hands out slices of what it parsed, but
+    /// nothing here depends on it: such a head goes to hyper instead).
+    pub(crate) fn within(buf: &[u8], name: &[u8], value: &[u8]) -> Option<Self> {
+        Some(Self {
+            name: range_within(buf, name)?,
+            value: range_within(buf, value)?,
+        })
     }
+}
+
+/// Where `part` lies in `buf`, if it lies there (an empty `part` anywhere).
+fn range_within(buf: &[u8], part: &[u8]) -> Option<Range<usize>> {
+    if part.is_empty() {
+        return Some(0..0);
+    }
+    let start = (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= buf.len()).then_some(start..end)
 }
 
 /// The headers of a head parsed by hand: spans into the buffer it was read into.
@@ -86,10 +99,10 @@ mod tests {
         let buf = b"Content-Type: a\r\nCOOKIE: x=1\r\ncookie: y=2\r\nBad: caf\xc3\xa9\r\n";
         let part = |from: usize, len: usize| &buf[from..from + len];
         let spans = [
-            Span::within(buf, part(0, 12), part(14, 1)),
-            Span::within(buf, part(17, 6), part(25, 3)),
-            Span::within(buf, part(30, 6), part(38, 3)),
-            Span::within(buf, part(43, 3), part(48, 5)),
+            Span::within(buf, part(0, 12), part(14, 1)).unwrap(),
+            Span::within(buf, part(17, 6), part(25, 3)).unwrap(),
+            Span::within(buf, part(30, 6), part(38, 3)).unwrap(),
+            Span::within(buf, part(43, 3), part(48, 5)).unwrap(),
         ];
         let spans = Spans { buf, spans: &spans };
         let mut map = HeaderMap::new();
@@ -109,5 +122,22 @@ mod tests {
         assert_eq!(spans.text(&BAD), None, "not ASCII: not text");
         assert_eq!(map.text(&BAD), None);
         assert_eq!(spans.all(&header::ORIGIN).count(), 0);
+    }
+
+    #[test]
+    fn only_slices_of_the_buffer_make_spans() {
+        let buf = b"Name: value";
+        let other = b"Name: value".to_vec();
+        assert!(Span::within(buf, &buf[..4], &buf[6..]).is_some());
+        assert!(Span::within(buf, &buf[..4], &buf[11..]).is_some(), "empty");
+        assert!(
+            Span::within(buf, &buf[..4], b"").is_some(),
+            "empty elsewhere"
+        );
+        assert!(Span::within(buf, &other[..4], &buf[6..]).is_none());
+        assert!(
+            Span::within(&buf[..8], &buf[..4], &buf[6..]).is_none(),
+            "past the end"
+        );
     }
 }

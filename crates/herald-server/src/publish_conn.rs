@@ -244,7 +244,10 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
         {
             close = true;
         }
-        spans.push(Span::within(bytes, name, h.value));
+        let Some(span) = Span::within(bytes, name, h.value) else {
+            return Parsed::Other;
+        };
+        spans.push(span);
     }
     Parsed::Publish(Head {
         len,
@@ -471,6 +474,15 @@ mod tests {
             Some("application/x-www-form-urlencoded")
         );
         assert_eq!(spans.text(&header::HOST), Some("x"));
+        let empty = b"POST /.well-known/mercure HTTP/1.1\r\nCookie:\r\nX-Empty:  \r\n\r\n";
+        let Parsed::Publish(_) = parse(empty, HUB, &mut headers) else {
+            panic!("not a publish")
+        };
+        let spans = Spans {
+            buf: empty,
+            spans: &headers,
+        };
+        assert_eq!(spans.text(&header::COOKIE), Some(""));
         assert!(head.close);
         let Parsed::Publish(bodiless) = parse(
             b"POST /.well-known/mercure HTTP/1.1\r\n\r\n",
