@@ -12,9 +12,7 @@
 # Results: benches/results/<UTC stamp>-pace-sweep/lines.txt and summary.txt.
 # Knobs: SWEEP_RUNS=3, SWEEP_PACES="0 40 64 96", SWEEP_EVENTS="200 3000".
 set -euo pipefail
-ulimit -n 20000
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 herald="$root/target/release/herald"
 floor="$root/target/peers/release/floor"
 [[ -x $herald && -x $floor ]] || {
@@ -23,9 +21,6 @@ floor="$root/target/peers/release/floor"
 }
 out="benches/results/$(date -u +%Y%m%dT%H%M%SZ)-pace-sweep"
 mkdir -p "$out"
-work=$(mktemp -d /tmp/herald-pace-sweep.XXXXXX)
-pid=""
-trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 echo "commit: $(git rev-parse --short HEAD); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" >"$out/machine.txt"
 
 for run in $(seq "${SWEEP_RUNS:-3}"); do
@@ -38,17 +33,9 @@ for run in $(seq "${SWEEP_RUNS:-3}"); do
                 sleep 0.5
                 name=floor
             else
-                printf '[limits]\nmax_connections_per_subject = 100000\nmax_connections = 19500\nmax_connections_per_address = 19500\n[subscribers]\npublish_pace = %s\n' \
-                    "$server" >"$work/herald.toml"
-                HERALD_LOG=warn taskset -c 0 "$herald" serve --dev --config "$work/herald.toml" \
-                    --log-kind memory --listen 127.0.0.1:8094 >"$work/log" 2>&1 &
-                pid=$!
-                for _ in $(seq 100); do
-                    grep -qa 'subscriber token:' "$work/log" && break
-                    sleep 0.1
-                done
-                args=(--publisher-token "$(grep -a 'publisher token:' "$work/log" | awk '{print $NF}')"
-                    --subscriber-token "$(grep -a 'subscriber token:' "$work/log" | awk '{print $NF}')")
+                herald_config "$work/herald.toml" "$server"
+                start_herald "$herald" "$work/herald.toml" 8094 --log-kind memory
+                args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
                 name=pace-$server
             fi
             taskset -c 1 "$herald" bench fanout --hub http://127.0.0.1:8094/.well-known/mercure --json \
@@ -60,9 +47,7 @@ d = json.load(open(sys.argv[1]))
 print(sys.argv[2], "ok" if d["ok"] else "FAIL", "dps", round(d["delivery"]["per_second"]),
       "p99", d["delivery"]["latency"]["p99_ms"], "pubs", round(d["publish"]["per_second"]))
 PY
-            kill "$pid"
-            wait "$pid" 2>/dev/null || true
-            pid=""
+            stop_server
         done
     done
 done

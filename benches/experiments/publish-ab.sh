@@ -11,33 +11,16 @@
 # this checkout's release build, which also runs the bench), RUNS=6,
 # DURATION=10s.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-a=${PUBLISH_AB_A:?set PUBLISH_AB_A to the herald binary to compare against}
-b=${PUBLISH_AB_B:-$root/target/release/herald}
-[[ -x $a && -x $b ]] || { echo "publish-ab: $a or $b is not an executable" >&2; exit 1; }
-work=$(mktemp -d /tmp/herald-publish-ab.XXXXXX)
-pid=""
-trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
-cat >"$work/herald.toml" <<EOT
-[limits]
-max_connections_per_subject = 100000
-EOT
+source "$(dirname "$0")/lib.sh"
+ab_binaries publish-ab PUBLISH_AB_A PUBLISH_AB_B
+herald_config "$work/herald.toml"
 for run in $(seq "${RUNS:-6}"); do
     for which in A B; do
         server=$a
         [[ $which == B ]] && server=$b
-        HERALD_LOG=warn taskset -c 0 "$server" serve --dev --config "$work/herald.toml" \
-            --log-kind memory --listen 127.0.0.1:8092 >"$work/log" 2>&1 &
-        pid=$!
-        for _ in $(seq 100); do
-            grep -qa 'subscriber token:' "$work/log" && break
-            sleep 0.1
-        done
-        sub=$(grep -a 'subscriber token:' "$work/log" | awk '{print $NF}')
-        pub=$(grep -a 'publisher token:' "$work/log" | awk '{print $NF}')
+        start_herald "$server" "$work/herald.toml" 8092 --log-kind memory
         taskset -c 1 "$b" bench throughput --hub http://127.0.0.1:8092/.well-known/mercure --json \
-            --publisher-token "$pub" --subscriber-token "$sub" --publishers 4 --topics 100 \
+            --publisher-token "$pub_token" --subscriber-token "$sub_token" --publishers 4 --topics 100 \
             --subscribers-per-topic 1 --duration "${DURATION:-10s}" --size 64 \
             --drain-timeout 60s --server-pid "$pid" >"$work/report.json" || true
         python3 - "$work/report.json" "$run $which" <<'PY' | tee -a "$work/lines"
@@ -50,9 +33,7 @@ tool = [p for p in d["phases"] if p["name"] == "deliver"][0]["tool_cpu_percent"]
 print(sys.argv[2], "ok" if d["ok"] else "FAIL", "publishes/s", round(rate),
       "cpu_us_per_publish", round(cpu, 2), "tool_cpu", round(tool))
 PY
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
-        pid=""
+        stop_server
     done
 done
 python3 - "$work/lines" <<'PY'

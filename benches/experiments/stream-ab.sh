@@ -10,21 +10,9 @@
 # this checkout's release build, which also runs the bench), RUNS=5,
 # SCENS="rate burst", KIND=memory|durable.
 set -euo pipefail
-ulimit -n 20000
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-a=${STREAM_AB_A:?set STREAM_AB_A to the herald binary to compare against}
-b=${STREAM_AB_B:-$root/target/release/herald}
-[[ -x $a && -x $b ]] || { echo "stream-ab: $a or $b is not an executable" >&2; exit 1; }
-work=$(mktemp -d /tmp/herald-stream-ab.XXXXXX)
-pid=""
-trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
-cat >"$work/herald.toml" <<EOT
-[limits]
-max_connections_per_subject = 100000
-max_connections = 19500
-max_connections_per_address = 19500
-EOT
+source "$(dirname "$0")/lib.sh"
+ab_binaries stream-ab STREAM_AB_A STREAM_AB_B
+herald_config "$work/herald.toml"
 for run in $(seq "${RUNS:-5}"); do
     for which in A B; do
         server=$a
@@ -33,19 +21,11 @@ for run in $(seq "${RUNS:-5}"); do
             rm -rf "$work/data"
             extra=()
             [[ ${KIND:-memory} == durable ]] && extra=(--data-dir "$work/data")
-            HERALD_LOG=warn taskset -c 0 "$server" serve --dev --config "$work/herald.toml" \
-                --log-kind "${KIND:-memory}" "${extra[@]}" --listen 127.0.0.1:8092 >"$work/log" 2>&1 &
-            pid=$!
-            for _ in $(seq 100); do
-                grep -qa 'subscriber token:' "$work/log" && break
-                sleep 0.1
-            done
-            sub=$(grep -a 'subscriber token:' "$work/log" | awk '{print $NF}')
-            pub=$(grep -a 'publisher token:' "$work/log" | awk '{print $NF}')
+            start_herald "$server" "$work/herald.toml" 8092 --log-kind "${KIND:-memory}" "${extra[@]}"
             rate=()
             [[ $scenario == rate ]] && rate=(--rate 50)
             taskset -c 1 "$b" bench fanout --hub http://127.0.0.1:8092/.well-known/mercure --json \
-                --publisher-token "$pub" --subscriber-token "$sub" --subscribers 10000 --events 200 \
+                --publisher-token "$pub_token" --subscriber-token "$sub_token" --subscribers 10000 --events 200 \
                 --size 64 "${rate[@]}" --drain-timeout 60s --server-pid "$pid" >"$work/report.json" || true
             python3 - "$work/report.json" "$run $which $scenario" <<'PY'
 import json, sys
@@ -54,9 +34,7 @@ l = d["delivery"]["latency"]
 print(sys.argv[2], "ok" if d["ok"] else "FAIL", "p50", l["p50_ms"], "p99", l["p99_ms"],
       "dps", round(d["delivery"]["per_second"]))
 PY
-            kill "$pid"
-            wait "$pid" 2>/dev/null || true
-            pid=""
+            stop_server
         done
     done
 done
