@@ -522,19 +522,13 @@ impl Shard {
             return;
         }
         self.groups.remove(group.key());
-        let at = |groups: &[Arc<Group>]| groups.iter().position(|g| Arc::ptr_eq(g, group));
+        let other = |g: &Arc<Group>| !Arc::ptr_eq(g, group);
         for matcher in group.matchers().iter() {
             match Index::of(matcher) {
-                Index::Wildcard => {
-                    if let Some(i) = at(&self.wildcard) {
-                        self.wildcard.swap_remove(i);
-                    }
-                }
+                Index::Wildcard => self.wildcard.retain(other),
                 Index::Exact(topic) => {
                     if let Some(groups) = self.exact.get_mut(&**topic) {
-                        if let Some(i) = at(groups) {
-                            groups.swap_remove(i);
-                        }
+                        groups.retain(|g| other(g));
                         if groups.is_empty() {
                             self.exact.remove(&**topic);
                         }
@@ -542,9 +536,7 @@ impl Shard {
                 }
                 Index::Scan(address) => {
                     if let Some((_, groups)) = self.patterns.get_mut(&address) {
-                        if let Some(i) = at(groups) {
-                            groups.swap_remove(i);
-                        }
+                        groups.retain(other);
                         if groups.is_empty() {
                             self.patterns.remove(&address);
                         }

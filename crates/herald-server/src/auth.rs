@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use axum::http::{HeaderMap, header};
-
-use crate::headers::{RequestHeaders, as_text};
 use herald_hub::{Grants, Hub, Matcher, MatcherType, SubscribeGrant};
 use herald_token::claims::{Action, MatchType, TopicMatcher};
 use herald_token::{LegacyToken, OAuthError, Verifier};
@@ -15,6 +13,7 @@ use herald_token::{LegacyToken, OAuthError, Verifier};
 use crate::compat::{Compatibility, Purpose};
 use crate::error::{BearerError, ServerError};
 use crate::form;
+use crate::headers::{RequestHeaders, as_text};
 
 /// Who made a request, as far as its token says.
 #[derive(Debug, Clone)]
@@ -360,7 +359,6 @@ impl Authenticator {
             })
     }
 
-    /// The token and where it was found.
     /// The client of a bearer token in the `Authorization` header that was
     /// verified already, found by the token's bytes before any other work on
     /// them: a publisher sends the same token with every request. A token is
@@ -369,15 +367,12 @@ impl Authenticator {
     fn cached_bearer(&self, headers: &impl RequestHeaders) -> Option<Client> {
         let verifier = self.verifier.as_ref()?;
         let value = headers.all(&header::AUTHORIZATION).next()?;
-        let space = value.iter().position(|&b| b == b' ')?;
-        if !value[..space].eq_ignore_ascii_case(b"bearer") {
-            return None;
-        }
-        let token = value[space + 1..].trim_ascii();
+        let token = &value[bearer_token(value).ok()?];
         self.cache
             .get(token, SystemTime::now(), verifier.key_generation())
     }
 
+    /// The token and where it was found.
     fn find_token<'r>(
         &self,
         headers: &'r impl RequestHeaders,
@@ -387,21 +382,10 @@ impl Authenticator {
             let value = as_text(value).ok_or_else(|| {
                 invalid_request("malformed_header", "the Authorization header is not ASCII")
             })?;
-            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(invalid_request(
-                    "malformed_header",
-                    "the Authorization header must use the Bearer scheme",
-                ));
-            }
-            let token = token.trim();
-            if token.is_empty() {
-                return Err(invalid_request(
-                    "malformed_header",
-                    "the Authorization header carries no token",
-                ));
-            }
-            return Ok(Some((token.into(), Source::Header)));
+            let token = bearer_token(value.as_bytes())
+                .map_err(|reason| invalid_request("malformed_header", reason))?;
+            // ASCII (checked above), so any byte offset is a char boundary.
+            return Ok(Some((value[token].into(), Source::Header)));
         }
         if self.compatibility.is_some()
             && let Some(query) = query
@@ -428,6 +412,25 @@ impl Authenticator {
         }
         Ok(None)
     }
+}
+
+/// Where the token of an `Authorization` header value `Bearer <token>` lies
+/// in it (the scheme in any case, spaces around the token left out), or why
+/// the value is not one.
+fn bearer_token(value: &[u8]) -> Result<Range<usize>, &'static str> {
+    let (scheme, after) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], space + 1),
+        None => (value, value.len()),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err("the Authorization header must use the Bearer scheme");
+    }
+    let token = value[after..].trim_ascii();
+    if token.is_empty() {
+        return Err("the Authorization header carries no token");
+    }
+    let start = value.len() - value[after..].trim_ascii_start().len();
+    Ok(start..start + token.len())
 }
 
 /// The value of the cookie `name`, if the request carries a non-empty one.
