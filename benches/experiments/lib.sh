@@ -37,12 +37,16 @@ stop_server() {
     pid=""
 }
 
-# herald_config FILE [PACE]: the comparison's limits (one token subject and
-# one address for every subscriber), and `subscribers.publish_pace` if given.
+# herald_config FILE [PACE [IDS]]: the comparison's limits (one token
+# subject and one address for every subscriber), and
+# `subscribers.publish_pace` and `log.ids` if given.
 herald_config() {
     printf '[limits]\nmax_connections_per_subject = 100000\nmax_connections = 19500\nmax_connections_per_address = 19500\n' >"$1"
     if [[ $# -gt 1 ]]; then
         printf '[subscribers]\npublish_pace = %s\n' "$2" >>"$1"
+    fi
+    if [[ $# -gt 2 ]]; then
+        printf '[log]\nids = "%s"\n' "$3" >>"$1"
     fi
 }
 

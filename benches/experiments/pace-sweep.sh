@@ -10,7 +10,9 @@
 #   <run> <events> <floor|pace-N> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
 # then, per burst length and server, the medians and their ratios to the floor's.
 # Results: benches/results/<UTC stamp>-pace-sweep/lines.txt and summary.txt.
-# Knobs: SWEEP_RUNS=3, SWEEP_PACES="0 40 64 96", SWEEP_EVENTS="200 3000".
+# Knobs: SWEEP_RUNS=3, SWEEP_PACES="0 40 64 96", SWEEP_EVENTS="200 3000",
+# SWEEP_IDS="uuid-v7" (`log.ids`; with several, each pace runs with each,
+# named pace-N/IDS).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 herald="$root/target/release/herald"
@@ -25,7 +27,13 @@ echo "commit: $(git rev-parse --short HEAD); cpu: $(grep -m1 'model name' /proc/
 
 for run in $(seq "${SWEEP_RUNS:-3}"); do
     for events in ${SWEEP_EVENTS:-200 3000}; do
-        for server in floor ${SWEEP_PACES:-0 40 64 96}; do
+        servers=(floor)
+        for ids in ${SWEEP_IDS:-uuid-v7}; do
+            for pace in ${SWEEP_PACES:-0 40 64 96}; do
+                servers+=("$pace/$ids")
+            done
+        done
+        for server in "${servers[@]}"; do
             args=()
             if [[ $server == floor ]]; then
                 taskset -c 0 "$floor" 127.0.0.1:8094 >"$work/log" 2>&1 &
@@ -33,10 +41,13 @@ for run in $(seq "${SWEEP_RUNS:-3}"); do
                 sleep 0.5
                 name=floor
             else
-                herald_config "$work/herald.toml" "$server"
+                herald_config "$work/herald.toml" "${server%%/*}" "${server#*/}"
                 start_herald "$herald" "$work/herald.toml" 8094 --log-kind memory
                 args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
-                name=pace-$server
+                name=pace-${server%%/*}
+                if [[ -n ${SWEEP_IDS:-} ]]; then
+                    name=pace-$server
+                fi
             fi
             taskset -c 1 "$herald" bench fanout --hub http://127.0.0.1:8094/.well-known/mercure --json \
                 "${args[@]}" --subscribers 10000 --events "$events" --size 64 \
@@ -66,6 +77,6 @@ for events in sorted({r[1] for r in rows}, key=int):
     fdps, fp99, _, _ = med["floor"]
     print(f"{events} events:")
     for name, (dps, p99, pubs, ok) in med.items():
-        print(f"  {name:8} dps {dps:>10,.0f} ({dps / fdps:.2f}x)  p99 {p99:7.1f} ms ({p99 / fp99:.2f}x)"
+        print(f"  {name:18} dps {dps:>10,.0f} ({dps / fdps:.2f}x)  p99 {p99:7.1f} ms ({p99 / fp99:.2f}x)"
               f"  publishes/s {pubs:6,.0f}  {'ok' if ok else 'FAIL'}")
 PY

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use url::Url;
 
+use crate::ids::{IdGenerator, IdScheme};
 use crate::log::{Dispatch, Log, MemoryLog};
 use crate::presence::Presence;
 use crate::registry::{Registry, RegistryStats};
@@ -13,17 +14,6 @@ use crate::{
     Entry, Grants, HubError, Matcher, MatcherLimits, MatcherType, Matchers, Namespace, Update,
     UpdateLimits,
 };
-
-/// How the hub chooses ids for updates published without one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IdScheme {
-    /// `urn:uuid:` with a time-ordered UUIDv7 (the default).
-    #[default]
-    UuidV7,
-    /// `urn:uuid:` with a random UUIDv4: reveals nothing about ordering or
-    /// timing, for deployments with sensitive private updates.
-    UuidV4,
-}
 
 /// Builds a [`Hub`].
 #[derive(Clone)]
@@ -124,7 +114,7 @@ impl HubBuilder {
                 registry,
                 log,
                 update_limits: self.update_limits,
-                id_scheme: self.id_scheme,
+                ids: IdGenerator::new(self.id_scheme),
             }),
         }
     }
@@ -158,7 +148,7 @@ struct Inner {
     registry: Arc<Registry>,
     log: Arc<dyn Log>,
     update_limits: UpdateLimits,
-    id_scheme: IdScheme,
+    ids: IdGenerator,
 }
 
 impl std::fmt::Debug for Hub {
@@ -247,23 +237,12 @@ impl Hub {
     async fn append(&self, mut update: Update) -> Result<Arc<Entry>, HubError> {
         let id = match update.id.take() {
             Some(id) => id,
-            None => self.generate_id(),
+            None => self.inner.ids.generate(&*self.inner.log).await?,
         };
         let entry = Entry::encode(update, id, SystemTime::now())?;
         let entry = self.inner.log.append(entry).await?;
         self.inner.registry.paced(entry.position()).await;
         Ok(entry)
-    }
-
-    fn generate_id(&self) -> String {
-        let uuid = match self.inner.id_scheme {
-            IdScheme::UuidV7 => uuid::Uuid::now_v7(),
-            IdScheme::UuidV4 => uuid::Uuid::new_v4(),
-        };
-        // Written into a buffer of the exact size, not through `format!`:
-        // one id per publish.
-        let mut urn = [0; uuid::fmt::Urn::LENGTH];
-        uuid.urn().encode_lower(&mut urn).to_owned()
     }
 
     /// Subscribes with `matchers`, reading private updates as `grants` allow,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_hub::{Hub, MatcherLimits, UpdateLimits};
+use herald_hub::{Hub, IdScheme, MatcherLimits, UpdateLimits};
 use herald_store::{Durability, DurableLog, Retention, StoreConfig};
 use herald_token::keys::Algorithm;
 use herald_token::{Issuer, LegacyVerifier, Verifier, VerifyingKey};
@@ -249,6 +249,9 @@ pub struct LogConfig {
     pub max_age: Duration,
     /// Durable log: keep at most this many bytes of records (0: unlimited).
     pub max_bytes: u64,
+    /// How ids are generated for updates published without one: `uuid-v7`
+    /// (the default), `uuid-v4` or `sequence`.
+    pub ids: String,
 }
 
 /// `[tls]`: off unless `cert_file` and `key_file` are set.
@@ -372,6 +375,7 @@ impl Default for LogConfig {
             max_entries: 0,
             max_age: Duration::ZERO,
             max_bytes: 0,
+            ids: "uuid-v7".into(),
         }
     }
 }
@@ -398,7 +402,20 @@ impl LogConfig {
                 ),
             ));
         }
+        self.id_scheme().map_err(|reason| invalid("ids", reason))?;
         Ok(())
+    }
+
+    /// The id scheme `ids` names.
+    pub fn id_scheme(&self) -> Result<IdScheme, String> {
+        match self.ids.as_str() {
+            "uuid-v7" => Ok(IdScheme::UuidV7),
+            "uuid-v4" => Ok(IdScheme::UuidV4),
+            "sequence" => Ok(IdScheme::Sequence),
+            other => Err(format!(
+                "unknown id scheme `{other}` (use uuid-v7, uuid-v4 or sequence)"
+            )),
+        }
     }
 
     /// Opens the configured log.
@@ -493,13 +510,21 @@ impl Config {
 
     /// Builds the hub and its HTTP edge like [`Config::build`], on a log the
     /// caller opened (and may keep a handle to, e.g. to read a
-    /// [`DurableLog`]'s counters); the `[log]` table is not used.
+    /// [`DurableLog`]'s counters); of the `[log]` table only `ids` is used.
     pub fn build_with_log(
         &self,
         log: Arc<dyn herald_hub::Log>,
     ) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
+        let id_scheme = self
+            .log
+            .id_scheme()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "log.ids".into(),
+                reason,
+            })?;
         let hub = Hub::builder(self.hub_url())
             .log(log)
+            .id_scheme(id_scheme)
             .queue_capacity(self.subscribers.queue_capacity)
             .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)

@@ -111,6 +111,7 @@ fn documented_defaults_match_the_code() {
         ("log.max_bytes", config.log.max_bytes.to_string()),
         ("log.dir", config.log.dir.display().to_string()),
         ("log.durability", config.log.durability.clone()),
+        ("log.ids", config.log.ids.clone()),
         ("auth.cookie_name", config.auth.cookie_name.clone()),
         (
             "subscriptions.enabled",

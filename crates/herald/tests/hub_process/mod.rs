@@ -27,6 +27,11 @@ pub fn token(action: Action) -> String {
 
 /// Starts the hub on a free port over `data_dir`; returns it and its address.
 pub async fn start(data_dir: &std::path::Path) -> (Child, String) {
+    start_with(data_dir, &[]).await
+}
+
+/// Like [`start`], with more `herald serve` arguments.
+pub async fn start_with(data_dir: &std::path::Path, more: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "serve",
@@ -38,6 +43,7 @@ pub async fn start(data_dir: &std::path::Path) -> (Child, String) {
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(more)
         .env("HERALD_DEV_SECRET", SECRET)
         .env("HERALD_LOG", "warn")
         .stdout(Stdio::piped())
