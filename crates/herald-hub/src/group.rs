@@ -27,7 +27,7 @@
 //! is direct only while its task holds nothing it has not written, so the
 //! order of a member's entries is the order they were queued.
 //!
-//! With a publish pace (off by default), a group whose writer is busy takes
+//! With a publish pace (40 by default), a group whose writer is busy takes
 //! that many entries per pass over its direct members, spread over the pass:
 //! each further entry's publish is answered once the writer has written its
 //! share of members since the last one. Without it a publisher can queue

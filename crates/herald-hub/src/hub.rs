@@ -63,13 +63,14 @@ impl HubBuilder {
         self
     }
 
-    /// Paces publishers to the fan-out (default 0: off). While the hub is
-    /// still writing earlier updates to a group of subscribers, the group
+    /// Paces publishers to the fan-out (default 40; 0: off). While the hub
+    /// is still writing earlier updates to a group of subscribers, the group
     /// takes `per_pass` updates per pass over its subscribers, spread over
     /// the pass; a publish beyond that is answered once the hub has written
     /// the group's next share. Off, every publish is answered as soon as
     /// its update is queued, and a publisher faster than the fan-out makes
-    /// every update wait longer in the hub (docs/benchmarks.md, change 15).
+    /// every update wait longer in the hub (docs/benchmarks.md, changes 15
+    /// and 22).
     pub fn publish_pace(mut self, per_pass: usize) -> Self {
         self.publish_pace = per_pass;
         self
@@ -169,7 +170,7 @@ impl Hub {
             log: None,
             shards: parallelism * 2,
             queue_capacity: 1024,
-            publish_pace: 0,
+            publish_pace: 40,
             memory_log_capacity: 100_000,
             update_limits: UpdateLimits::default(),
             matcher_limits: MatcherLimits::default(),

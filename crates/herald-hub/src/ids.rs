@@ -17,15 +17,15 @@ use crate::{HubError, Log};
 /// How the hub chooses ids for updates published without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IdScheme {
-    /// `urn:uuid:` with a time-ordered UUIDv7 (the default).
-    #[default]
+    /// `urn:uuid:` with a time-ordered UUIDv7.
     UuidV7,
     /// `urn:uuid:` with a random UUIDv4: reveals nothing about ordering or
     /// timing, for deployments with sensitive private updates.
     UuidV4,
-    /// `#` and a decimal number, one more for each update: the shortest
-    /// frames. Reveals ordering, timing and how many updates the hub took
-    /// between two ids (private ones included).
+    /// `#` and a decimal number, one more for each update (the default):
+    /// the shortest frames. Reveals ordering, timing and how many updates
+    /// the hub took between two ids (private ones included).
+    #[default]
     Sequence,
 }
 

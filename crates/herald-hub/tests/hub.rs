@@ -66,7 +66,11 @@ async fn the_frame_is_encoded_once_with_the_generated_id() {
         )
         .await
         .unwrap();
-    assert!(entry.id().starts_with("urn:uuid:"));
+    assert!(
+        entry.id()[1..].parse::<u64>().is_ok() && entry.id().starts_with('#'),
+        "a sequence id: {}",
+        entry.id()
+    );
     let frame = std::str::from_utf8(entry.frame()).unwrap();
     assert_eq!(
         frame,

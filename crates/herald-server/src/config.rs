@@ -249,8 +249,8 @@ pub struct LogConfig {
     pub max_age: Duration,
     /// Durable log: keep at most this many bytes of records (0: unlimited).
     pub max_bytes: u64,
-    /// How ids are generated for updates published without one: `uuid-v7`
-    /// (the default), `uuid-v4` or `sequence`.
+    /// How ids are generated for updates published without one: `sequence`
+    /// (the default), `uuid-v7` or `uuid-v4`.
     pub ids: String,
 }
 
@@ -328,7 +328,7 @@ impl Default for SubscribersConfig {
             heartbeat: settings.heartbeat,
             max_lifetime: settings.max_connection_lifetime.unwrap_or(Duration::ZERO),
             queue_capacity: 1024,
-            publish_pace: 0,
+            publish_pace: 40,
         }
     }
 }
@@ -375,7 +375,7 @@ impl Default for LogConfig {
             max_entries: 0,
             max_age: Duration::ZERO,
             max_bytes: 0,
-            ids: "uuid-v7".into(),
+            ids: "sequence".into(),
         }
     }
 }

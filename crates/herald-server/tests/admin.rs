@@ -354,7 +354,9 @@ async fn paced_publishes_are_counted_and_every_subscriber_gets_every_update_in_o
 
 #[tokio::test]
 async fn without_a_publish_pace_no_publish_is_paced() {
-    let hub = start_default().await;
+    let mut config = config();
+    config.subscribers.publish_pace = 0;
+    let hub = start(config).await;
     let admin = admin(&hub.herald).await;
     let (data, received) = concurrent_burst(&hub).await;
     assert!(received.iter().all(|r| r.len() == data.len()));

@@ -83,8 +83,25 @@ async fn alternate_topics_reach_their_subscribers() {
 }
 
 #[tokio::test]
-async fn a_generated_id_is_a_urn_uuid() {
+async fn a_generated_id_is_a_sequence_fragment_by_default() {
     let hub = start_default().await;
+    let mut stream = subscribe(&hub, "match=x").await;
+    let first = publish_ok(&hub, &[("topic", "x")]).await;
+    let second = publish_ok(&hub, &[("topic", "x")]).await;
+    let number = |id: &str| -> u64 {
+        id.strip_prefix('#')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a sequence id: {id}"))
+    };
+    assert_eq!(number(&second), number(&first) + 1, "{first} then {second}");
+    assert_eq!(stream.ids(2).await, [first.as_str(), second.as_str()]);
+}
+
+#[tokio::test]
+async fn a_generated_id_is_a_urn_uuid_when_configured() {
+    let mut config = config();
+    config.log.ids = "uuid-v7".into();
+    let hub = start(config).await;
     let mut stream = subscribe(&hub, "match=x").await;
     let first = publish_ok(&hub, &[("topic", "x")]).await;
     let second = publish_ok(&hub, &[("topic", "x")]).await;
