@@ -12,7 +12,8 @@
 # Results: benches/results/<UTC stamp>-pace-sweep/lines.txt and summary.txt.
 # Knobs: SWEEP_RUNS=3, SWEEP_PACES="0 40 64 96", SWEEP_EVENTS="200 3000",
 # SWEEP_IDS="uuid-v7" (`log.ids`; with several, each pace runs with each,
-# named pace-N/IDS).
+# named pace-N/IDS), SWEEP_LOGS="memory" (`log.kind`; with several, each
+# runs with each, named LOG:pace-N…; the durable log in a fresh directory).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 herald="$root/target/release/herald"
@@ -28,9 +29,11 @@ echo "commit: $(git rev-parse --short HEAD); cpu: $(grep -m1 'model name' /proc/
 for run in $(seq "${SWEEP_RUNS:-3}"); do
     for events in ${SWEEP_EVENTS:-200 3000}; do
         servers=(floor)
-        for ids in ${SWEEP_IDS:-uuid-v7}; do
-            for pace in ${SWEEP_PACES:-0 40 64 96}; do
-                servers+=("$pace/$ids")
+        for log in ${SWEEP_LOGS:-memory}; do
+            for ids in ${SWEEP_IDS:-uuid-v7}; do
+                for pace in ${SWEEP_PACES:-0 40 64 96}; do
+                    servers+=("$log:$pace/$ids")
+                done
             done
         done
         for server in "${servers[@]}"; do
@@ -41,12 +44,17 @@ for run in $(seq "${SWEEP_RUNS:-3}"); do
                 sleep 0.5
                 name=floor
             else
-                herald_config "$work/herald.toml" "${server%%/*}" "${server#*/}"
-                start_herald "$herald" "$work/herald.toml" 8094 --log-kind memory
+                log=${server%%:*} setting=${server#*:}
+                herald_config "$work/herald.toml" "${setting%%/*}" "${setting#*/}"
+                rm -rf "$work/data"
+                start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$work/data"
                 args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
-                name=pace-${server%%/*}
+                name=pace-${setting%%/*}
                 if [[ -n ${SWEEP_IDS:-} ]]; then
-                    name=pace-$server
+                    name=pace-$setting
+                fi
+                if [[ -n ${SWEEP_LOGS:-} ]]; then
+                    name=$log:$name
                 fi
             fi
             taskset -c 1 "$herald" bench fanout --hub http://127.0.0.1:8094/.well-known/mercure --json \
@@ -77,6 +85,6 @@ for events in sorted({r[1] for r in rows}, key=int):
     fdps, fp99, _, _ = med["floor"]
     print(f"{events} events:")
     for name, (dps, p99, pubs, ok) in med.items():
-        print(f"  {name:18} dps {dps:>10,.0f} ({dps / fdps:.2f}x)  p99 {p99:7.1f} ms ({p99 / fp99:.2f}x)"
+        print(f"  {name:26} dps {dps:>10,.0f} ({dps / fdps:.2f}x)  p99 {p99:7.1f} ms ({p99 / fp99:.2f}x)"
               f"  publishes/s {pubs:6,.0f}  {'ok' if ok else 'FAIL'}")
 PY
