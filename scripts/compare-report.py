@@ -368,8 +368,8 @@ def main():
     w("</details>")
 
     section = "\n".join(lines) + "\n"
-    chart(results, labels, servers, stats, ROOT / "docs" / "comparison.png")
     if write:
+        chart(results, labels, servers, stats, ROOT / "docs" / "comparison.png")
         doc = ROOT / "docs" / "benchmarks.md"
         text = doc.read_text()
         begin, end = "<!-- compare:begin -->", "<!-- compare:end -->"

@@ -13,7 +13,8 @@
 # Knobs: SWEEP_RUNS=3, SWEEP_PACES="0 40 64 96", SWEEP_EVENTS="200 3000",
 # SWEEP_IDS="uuid-v7" (`log.ids`; with several, each pace runs with each,
 # named pace-N/IDS), SWEEP_LOGS="memory" (`log.kind`; with several, each
-# runs with each, named LOG:pace-N…; the durable log in a fresh directory).
+# runs with each, named LOG:pace-N…; the durable log in a fresh directory),
+# SWEEP_DURABILITY="strict" (`log.durability` of the durable log).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 herald="$root/target/release/herald"
@@ -46,6 +47,7 @@ for run in $(seq "${SWEEP_RUNS:-3}"); do
             else
                 log=${server%%:*} setting=${server#*:}
                 herald_config "$work/herald.toml" "${setting%%/*}" "${setting#*/}"
+                printf 'durability = "%s"\n' "${SWEEP_DURABILITY:-strict}" >>"$work/herald.toml"
                 rm -rf "$work/data"
                 start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$work/data"
                 args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
