@@ -402,19 +402,20 @@ impl LogConfig {
                 ),
             ));
         }
-        self.id_scheme().map_err(|reason| invalid("ids", reason))?;
+        self.id_scheme()?;
         Ok(())
     }
 
     /// The id scheme `ids` names.
-    pub fn id_scheme(&self) -> Result<IdScheme, String> {
+    pub fn id_scheme(&self) -> Result<IdScheme, ConfigError> {
         match self.ids.as_str() {
             "uuid-v7" => Ok(IdScheme::UuidV7),
             "uuid-v4" => Ok(IdScheme::UuidV4),
             "sequence" => Ok(IdScheme::Sequence),
-            other => Err(format!(
-                "unknown id scheme `{other}` (use uuid-v7, uuid-v4 or sequence)"
-            )),
+            other => Err(ConfigError::Invalid {
+                key: "log.ids".into(),
+                reason: format!("unknown id scheme `{other}` (use uuid-v7, uuid-v4 or sequence)"),
+            }),
         }
     }
 
@@ -515,16 +516,9 @@ impl Config {
         &self,
         log: Arc<dyn herald_hub::Log>,
     ) -> Result<(Herald, Option<Arc<Verifier>>), ConfigError> {
-        let id_scheme = self
-            .log
-            .id_scheme()
-            .map_err(|reason| ConfigError::Invalid {
-                key: "log.ids".into(),
-                reason,
-            })?;
         let hub = Hub::builder(self.hub_url())
             .log(log)
-            .id_scheme(id_scheme)
+            .id_scheme(self.log.id_scheme()?)
             .queue_capacity(self.subscribers.queue_capacity)
             .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)
