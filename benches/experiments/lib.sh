@@ -37,9 +37,9 @@ stop_server() {
     pid=""
 }
 
-# herald_config FILE [PACE [IDS]]: the comparison's limits (one token
-# subject and one address for every subscriber), and
-# `subscribers.publish_pace` and `log.ids` if given.
+# herald_config FILE [PACE [IDS [DURABILITY]]]: the comparison's limits
+# (one token subject and one address for every subscriber), and
+# `subscribers.publish_pace`, `log.ids` and `log.durability` if given.
 herald_config() {
     printf '[limits]\nmax_connections_per_subject = 100000\nmax_connections = 19500\nmax_connections_per_address = 19500\n' >"$1"
     if [[ $# -gt 1 ]]; then
@@ -47,6 +47,9 @@ herald_config() {
     fi
     if [[ $# -gt 2 ]]; then
         printf '[log]\nids = "%s"\n' "$3" >>"$1"
+    fi
+    if [[ $# -gt 3 ]]; then
+        printf 'durability = "%s"\n' "$4" >>"$1"
     fi
 }
 

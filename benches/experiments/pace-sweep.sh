@@ -46,8 +46,7 @@ for run in $(seq "${SWEEP_RUNS:-3}"); do
                 name=floor
             else
                 log=${server%%:*} setting=${server#*:}
-                herald_config "$work/herald.toml" "${setting%%/*}" "${setting#*/}"
-                printf 'durability = "%s"\n' "${SWEEP_DURABILITY:-strict}" >>"$work/herald.toml"
+                herald_config "$work/herald.toml" "${setting%%/*}" "${setting#*/}" "${SWEEP_DURABILITY:-strict}"
                 rm -rf "$work/data"
                 start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$work/data"
                 args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
