@@ -24,6 +24,8 @@ struct State<T> {
     items: VecDeque<T>,
     /// How many queued items wake the consumer (besides the first).
     wanted: usize,
+    /// Set by [`Inbox::poke`]; cleared by the wait it ends.
+    poked: bool,
     closed: bool,
 }
 
@@ -35,6 +37,8 @@ pub(crate) enum Wait {
     Ready,
     /// The deadline passed first; fewer items (maybe none) are queued.
     TimedOut,
+    /// [`Inbox::poke`] was called: fewer items (maybe none) are queued.
+    Poked,
     /// The inbox is closed and empty.
     Closed,
 }
@@ -45,6 +49,7 @@ impl<T> Inbox<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 wanted: 1,
+                poked: false,
                 closed: false,
             }),
             arrived: Condvar::new(),
@@ -76,6 +81,9 @@ impl<T> Inbox<T> {
             if state.items.len() >= state.wanted {
                 return Wait::Ready;
             }
+            if std::mem::take(&mut state.poked) {
+                return Wait::Poked;
+            }
             if state.closed {
                 return if state.items.is_empty() {
                     Wait::Closed
@@ -91,6 +99,13 @@ impl<T> Inbox<T> {
                 };
             }
         }
+    }
+
+    /// Ends the consumer's wait (or its next one) early, with
+    /// [`Wait::Poked`]: what it waits for has changed.
+    pub(crate) fn poke(&self) {
+        self.state.lock().poked = true;
+        self.arrived.notify_one();
     }
 
     /// Moves at most `most` queued items, oldest first, to `into`.
@@ -162,6 +177,23 @@ mod tests {
         inbox.send(7).unwrap();
         assert_eq!(inbox.wait(2, soon()), Wait::TimedOut);
         assert_eq!(inbox.wait(1, soon()), Wait::Ready);
+    }
+
+    #[test]
+    fn a_poke_ends_one_wait_early() {
+        let inbox = Arc::new(Inbox::<u8>::new());
+        let poker = Arc::clone(&inbox);
+        let poking = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2));
+            poker.poke();
+        });
+        let far = Instant::now() + Duration::from_secs(30);
+        assert_eq!(inbox.wait(1, far), Wait::Poked);
+        poking.join().unwrap();
+        assert_eq!(inbox.wait(1, soon()), Wait::TimedOut, "once only");
+        inbox.poke();
+        inbox.send(1).unwrap();
+        assert_eq!(inbox.wait(1, soon()), Wait::Ready, "items first");
     }
 
     #[test]
