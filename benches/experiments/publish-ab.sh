@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # benches/experiments/publish-ab.sh: two herald builds, alternating, on the
 # comparison's publish scenario (4 publishers over 100 topics, one
-# subscriber each, 64-byte events, memory log), to tell a change to the
+# subscriber each, 64-byte events, memory log by default), to tell a change to the
 # publish path from the guest's drift. Server on core 0, `herald bench` on
 # core 1, as in scripts/compare; one line per run:
 #   <run> <A|B> ok|FAIL publishes/s <n> cpu_us_per_publish <µs> tool_cpu <%>
 # then the medians of each build.
-# Used for change 21 of docs/benchmarks.md.
+# Used for changes 21 and 23 of docs/benchmarks.md.
 # Knobs: PUBLISH_AB_A, PUBLISH_AB_B (the two herald binaries; B defaults to
 # this checkout's release build, which also runs the bench), RUNS=6,
-# DURATION=10s.
+# DURATION=10s, PUBLISH_AB_LOG=memory (or strict, or relaxed: the durable
+# log in a fresh data directory each run, with that log.durability).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ab_binaries publish-ab PUBLISH_AB_A PUBLISH_AB_B
-herald_config "$work/herald.toml"
+log=${PUBLISH_AB_LOG:-memory}
+case $log in
+    memory) herald_config "$work/herald.toml" ;;
+    strict | relaxed) herald_config "$work/herald.toml" 40 sequence "$log" ;;
+    *) echo "publish-ab: PUBLISH_AB_LOG is memory, strict or relaxed, not $log" >&2; exit 1 ;;
+esac
 for run in $(seq "${RUNS:-6}"); do
     for which in A B; do
         server=$a
         [[ $which == B ]] && server=$b
-        start_herald "$server" "$work/herald.toml" 8092 --log-kind memory
+        log_args=(--log-kind memory)
+        if [[ $log != memory ]]; then
+            rm -rf "$work/data"
+            log_args=(--log-kind durable --data-dir "$work/data")
+        fi
+        start_herald "$server" "$work/herald.toml" 8092 "${log_args[@]}"
         taskset -c 1 "$b" bench throughput --hub http://127.0.0.1:8092/.well-known/mercure --json \
             --publisher-token "$pub_token" --subscriber-token "$sub_token" --publishers 4 --topics 100 \
             --subscribers-per-topic 1 --duration "${DURATION:-10s}" --size 64 \

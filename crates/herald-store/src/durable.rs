@@ -36,6 +36,13 @@
 //! task is gone with its runtime) the committer dispatches itself; a lock held
 //! around the dispatch of every batch, whoever does it, keeps the order across
 //! the switch.
+//!
+//! With relaxed durability a commit is one `pwrite`, and the thread's wake-ups
+//! cost more than it: a publisher that finds the committer idle commits on
+//! its own task and dispatches there (see `DurableLog::append_inline`), and
+//! only appends made while the committer applies, flushes or checkpoints go
+//! through its inbox. The committer's state sits behind one lock, which the
+//! thread takes for each step and never while it waits.
 
 use std::collections::VecDeque;
 use std::fs;
