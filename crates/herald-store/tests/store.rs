@@ -220,8 +220,7 @@ async fn subscribers_resuming_during_concurrent_publishes_see_each_entry_once_in
 /// committer is free, and through its inbox while it flushes (every
 /// millisecond here) or applies: both kinds of commit interleave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relaxed_subscribers_resuming_during_concurrent_publishes_see_each_entry_once_in_order()
-{
+async fn relaxed_subscribers_resuming_during_concurrent_publishes_see_each_entry_once_in_order() {
     let relaxed = Durability::Relaxed {
         flush_interval: Duration::from_millis(1),
     };
