@@ -6,11 +6,16 @@
 # every 200 publishes, the mean time a publish spent in the log's append
 # and in the publish pace (hub), and, for the durable log, from the
 # append's send to the committer's wake, in the journal's write and sync,
-# and from the hand-over to the dispatch (store).
+# and from the hand-over to the dispatch (store). A third variant,
+# memory+syncs, runs the memory log while sync-load.py makes journal-like
+# durable writes from another process on the server's core, about as many
+# per second as the strict durable log commits in this burst (one every
+# 2.5 ms plus the sync): what the syncs cost the core, apart from herald's
+# path through its committer.
 # Server on core 0, `herald bench` on core 1, as in scripts/compare.
 # The patch applies to commit bee66c2 (BASE below), built in a worktree into
 # target/burst-timing. One line per run:
-#   <run> <memory|durable> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
+#   <run> <memory|durable|memory+syncs> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
 # followed by the server's last timing lines. Used for item 2 of the targets
 # in docs/benchmarks.md. Results: benches/results/<UTC stamp>-burst-timing/.
 # Knobs: RUNS=3.
@@ -28,14 +33,25 @@ mkdir -p "$out"
 echo "base: $base + burst-timing.patch; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" >"$out/machine.txt"
 herald_config "$work/herald.toml" 40 sequence strict
 for run in $(seq "${RUNS:-3}"); do
-    for log in memory durable; do
+    for variant in memory durable memory+syncs; do
+        log=${variant%+syncs}
         rm -rf "$work/data"
         start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$work/data"
         sleep 0.3
+        syncing=""
+        if [[ $variant == *+syncs ]]; then
+            taskset -c 0 python3 "$root/benches/experiments/sync-load.py" "$work/sync-load" 30 0.0025 \
+                2>>"$out/sync-load.txt" &
+            syncing=$!
+        fi
         taskset -c 1 "$herald" bench fanout --hub http://127.0.0.1:8094/.well-known/mercure --json \
             --drain-timeout 60s --publisher-token "$pub_token" --subscriber-token "$sub_token" \
             --subscribers 10000 --events 200 --size 64 --server-pid "$pid" >"$work/report.json" || true
-        python3 - "$work/report.json" "$run $log" <<'PY' | tee -a "$out/lines.txt"
+        if [[ -n $syncing ]]; then
+            kill "$syncing" 2>/dev/null || true
+            wait "$syncing" 2>/dev/null || true
+        fi
+        python3 - "$work/report.json" "$run $variant" <<'PY' | tee -a "$out/lines.txt"
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(sys.argv[2], "ok" if d["ok"] else "FAIL", "dps", round(d["delivery"]["per_second"]),
