@@ -145,7 +145,7 @@ const APPLY_ENTRIES: usize = 1024;
 const APPLY_BYTES: u64 = 4 << 20;
 
 /// The longest the first append of a commit waits for the others (see
-/// `Committer::gather`).
+/// `Committer::gathering`).
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// Committed entries not yet applied to redb, in position order (contiguous
@@ -991,7 +991,7 @@ struct Committer {
     /// When a relaxed commit was last left unflushed.
     unflushed_since: Option<Instant>,
     /// How many appends the last commit held, and how long its journal write
-    /// (and sync) took: see [`Committer::gather`].
+    /// (and sync) took: see [`Committer::gathering`].
     last_batch: usize,
     last_write: Duration,
     /// Cleared when the log is closed or the committer stops: appends are

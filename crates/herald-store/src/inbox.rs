@@ -2,7 +2,7 @@
 //! wakes the committer only when there is something for it to do.
 //!
 //! A channel wakes its receiver at every send. While the committer gathers a
-//! commit's appends (see `Committer::gather` in `durable`), that was one
+//! commit's appends (see `Committer::gathering` in `durable`), that was one
 //! wake-up, and two switches on the server's core, per publisher, each
 //! taking the core from the worker that was parsing the next publisher's
 //! request. The inbox wakes the committer for the first append and for the
