@@ -1085,6 +1085,11 @@ impl Committer {
         if self.unapplied.is_empty() {
             self.retain();
         }
+        if let Err(error) = self.journal.grow_ahead() {
+            // Not yet a failure: the next write grows the file itself, and
+            // fails its publishers with the reason if it cannot.
+            tracing::warn!(file = %self.journal.path().display(), %error, "cannot grow the journal ahead");
+        }
         true
     }
 

@@ -139,6 +139,17 @@ impl Journal {
         self.file.sync_data()
     }
 
+    /// Grows the file by [`GROW`] when less than half of that is left past
+    /// the last record, so that a write seldom grows it itself: a relaxed
+    /// commit's write is made on a publisher's task, and a growth is a
+    /// megabyte of zeros and a sync.
+    pub fn grow_ahead(&mut self) -> io::Result<()> {
+        if self.allocated.saturating_sub(self.offset) < GROW / 2 {
+            self.grow(self.offset + GROW)?;
+        }
+        Ok(())
+    }
+
     /// Starts `epoch`: the next record is written at the start of the file.
     /// Called once redb durably holds everything journaled so far and names
     /// `epoch` as the current one.
@@ -328,5 +339,34 @@ mod tests {
         journal.write().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * GROW);
         assert_eq!(positions(&recover(&path, 2, 2).unwrap()), [3]);
+    }
+
+    #[test]
+    fn growing_ahead_leaves_room_for_the_next_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=1);
+        journal.grow_ahead().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            GROW,
+            "half of it is still free"
+        );
+        let most = vec![7u8; (GROW / 2) as usize];
+        journal.push(2, &most).unwrap();
+        journal.write().unwrap();
+        journal.grow_ahead().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * GROW);
+        let length = journal.len();
+        journal.push(3, &stored(3)).unwrap();
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        assert!(journal.len() > length);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            2 * GROW,
+            "the write fit"
+        );
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2, 3]);
     }
 }
