@@ -505,7 +505,6 @@ impl DurableLog {
             unapplied_bytes: 0,
             unapplied_since: None,
             path: path.clone(),
-            dispatcher: Arc::clone(&dispatcher),
             config: config.clone(),
             state,
             journal,
@@ -521,7 +520,8 @@ impl DurableLog {
             .spawn({
                 let inbox = Arc::clone(&inbox);
                 let core = Arc::clone(&core);
-                move || run(&core, &inbox)
+                let dispatcher = Arc::clone(&dispatcher);
+                move || run(&core, &inbox, &dispatcher)
             })
             .map_err(|e| io(dir, e))?;
         Ok(DurableLog {
@@ -980,7 +980,6 @@ struct Committer {
     /// When the oldest unapplied entry was committed.
     unapplied_since: Option<Instant>,
     path: PathBuf,
-    dispatcher: Arc<Dispatcher>,
     config: StoreConfig,
     /// What redb holds: the tail comes after it.
     state: State,
@@ -1001,16 +1000,13 @@ struct Committer {
 
 /// The committer thread: commits what publishers queue in `inbox`, applies
 /// the tail, flushes, checkpoints and discards, taking `core` for each step
-/// and never while it waits.
-fn run(core: &Mutex<Committer>, inbox: &Arc<Inbox<(Entry, Reply)>>) {
+/// and never while it waits, and hands committed batches to `dispatcher`.
+fn run(core: &Mutex<Committer>, inbox: &Arc<Inbox<(Entry, Reply)>>, dispatcher: &Dispatcher) {
     // However this ends, appends still queued are answered, and no more are
     // taken, here or inline.
     let _closer = inbox.closer();
     let _refusing = Refusing(core);
-    let (max_batch, dispatcher) = {
-        let core = core.lock();
-        (core.config.max_batch, Arc::clone(&core.dispatcher))
-    };
+    let max_batch = core.lock().config.max_batch;
     let mut batch = Vec::with_capacity(max_batch);
     loop {
         let deadline = core.lock().next_deadline();
