@@ -11,14 +11,18 @@
 # durable writes from another process on the server's core, about as many
 # per second as the strict durable log commits in this burst (one every
 # 2.5 ms plus the sync): what the syncs cost the core, apart from herald's
-# path through its committer.
+# path through its committer. A fourth, durable+tmpfs, runs the strict
+# durable log with its data directory in /dev/shm, where a sync costs
+# nothing: herald's path through its committer without the disk.
+# The server also prints how many members the group's writer served
+# (written: in all, per publish) during the append and the pace.
 # Server on core 0, `herald bench` on core 1, as in scripts/compare.
 # The patch applies to commit bee66c2 (BASE below), built in a worktree into
 # target/burst-timing. One line per run:
 #   <run> <memory|durable|memory+syncs> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
 # followed by the server's last timing lines. Used for item 2 of the targets
 # in docs/benchmarks.md. Results: benches/results/<UTC stamp>-burst-timing/.
-# Knobs: RUNS=3.
+# Knobs: RUNS=3, VARIANTS="memory durable memory+syncs durable+tmpfs".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 base=bee66c2
@@ -33,10 +37,14 @@ mkdir -p "$out"
 echo "base: $base + burst-timing.patch; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" >"$out/machine.txt"
 herald_config "$work/herald.toml" 40 sequence strict
 for run in $(seq "${RUNS:-3}"); do
-    for variant in memory durable memory+syncs; do
-        log=${variant%+syncs}
-        rm -rf "$work/data"
-        start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$work/data"
+    for variant in ${VARIANTS:-memory durable memory+syncs durable+tmpfs}; do
+        log=${variant%+*}
+        data="$work/data"
+        if [[ $variant == *+tmpfs ]]; then
+            data=$(mktemp -d /dev/shm/herald-burst-timing.XXXXXX)
+        fi
+        rm -rf "$data"
+        start_herald "$herald" "$work/herald.toml" 8094 --log-kind "$log" --data-dir "$data"
         sleep 0.3
         syncing=""
         if [[ $variant == *+syncs ]]; then
@@ -58,6 +66,7 @@ print(sys.argv[2], "ok" if d["ok"] else "FAIL", "dps", round(d["delivery"]["per_
       "p99", round(d["delivery"]["latency"]["p99_ms"], 1), "pubs", round(d["publish"]["per_second"]))
 PY
         stop_server
+        if [[ $data == /dev/shm/* ]]; then rm -rf "$data"; fi
         grep -a 'timing:' "$work/log" | grep -a 'batches' | tail -1 | tee -a "$out/lines.txt" || true
         grep -a 'timing:' "$work/log" | grep -a 'publishes' | tail -1 | tee -a "$out/lines.txt"
         sleep 1
