@@ -30,7 +30,9 @@
 //! With a publish pace (40 by default), a group whose writer is busy takes
 //! that many entries per pass over its direct members, spread over the pass:
 //! each further entry's publish is answered once the writer has written its
-//! share of members since the last one. Without it a publisher can queue
+//! share of members since the last one (shares the writer wrote while no
+//! publish came count for the next few, so a publisher delayed by a slow
+//! commit catches up instead of thinning every write). Without it a publisher can queue
 //! entries faster than passes go, every member's next write grows, and each
 //! entry waits longer for its pass (docs/benchmarks.md, change 15); with it
 //! that wait is the publisher's.
