@@ -30,9 +30,7 @@
 //! With a publish pace (40 by default), a group whose writer is busy takes
 //! that many entries per pass over its direct members, spread over the pass:
 //! each further entry's publish is answered once the writer has written its
-//! share of members since the last one (shares the writer wrote while no
-//! publish came count for the next few, so a publisher delayed by a slow
-//! commit catches up instead of thinning every write). Without it a publisher can queue
+//! share of members since the last one. Without it a publisher can queue
 //! entries faster than passes go, every member's next write grows, and each
 //! entry waits longer for its pass (docs/benchmarks.md, change 15); with it
 //! that wait is the publisher's.
@@ -54,11 +52,6 @@ const SLICE: usize = 64;
 /// How many direct members a writer serves at least before it gives way to
 /// work woken from outside the runtime (see [`Group::write_slice`]).
 const SLICE_MIN: usize = 4;
-
-/// How many marks of a busy writer's work a publisher that fell behind may
-/// draw on (see [`Group::push`]): up to this many entries are answered
-/// without waiting, each leaving a mark the writer has already passed.
-const PACE_CREDIT: u64 = 4;
 
 /// Up to this many direct members are written by the dispatch itself: a
 /// task to write one or two sockets costs more than the writes.
@@ -303,14 +296,8 @@ impl Group {
             g.queued_since_pass = true;
             if g.writing && self.pace > 0 {
                 // One entry per `spacing` members written: `pace` per pass.
-                // Members written beyond the last mark while no publish
-                // came (a slow commit, a slow client) are credit for the
-                // next ones, up to `PACE_CREDIT` marks: forfeited, each
-                // such wait would leave the writer serving more members
-                // per entry, each write carrying fewer entries.
                 let spacing = (g.direct.len() / self.pace).max(1) as u64;
-                let credit = spacing * PACE_CREDIT;
-                let until = (g.paced_until + spacing).max(g.writes.saturating_sub(credit));
+                let until = (g.paced_until + spacing).max(g.writes);
                 g.paced_until = until;
                 if until > g.writes {
                     pushed.pace_until = Some(until);
@@ -318,8 +305,6 @@ impl Group {
             }
             if !g.writing {
                 g.writing = true;
-                // A new busy spell: no credit from the last one.
-                g.paced_until = g.writes;
                 // A small group is written now; it needs a writer task only
                 // if its wires stopped taking entries meanwhile.
                 pushed.start_writer = g.direct.len() > INLINE || g.write_slice(wake, &|| false);
@@ -874,19 +859,16 @@ mod tests {
         assert_eq!(first.pace_until, None, "an idle writer takes it at once");
         let mut wake = Vec::new();
         assert!(group.write_slice(&mut wake, &|| false), "one slice of two");
-        // The writer is busy and has written two shares since entry 1: the
-        // next two entries are taken at once, the ones after them each wait
-        // for their share of writes.
+        // The writer is busy: the first entry in a while is taken at once,
+        // the next ones each wait for their share of writes.
         let written = SLICE as u64;
-        assert_eq!(written, 2 * spacing);
         assert_eq!(push(&group, &entry(2, false)).pace_until, None);
-        assert_eq!(push(&group, &entry(3, false)).pace_until, None);
         assert_eq!(
-            push(&group, &entry(4, false)).pace_until,
+            push(&group, &entry(3, false)).pace_until,
             Some(written + spacing)
         );
         assert_eq!(
-            push(&group, &entry(5, false)).pace_until,
+            push(&group, &entry(4, false)).pace_until,
             Some(written + 2 * spacing)
         );
         let count = Arc::new(Count::default());
@@ -901,7 +883,7 @@ mod tests {
         // The pass's second slice writes SLICE members, and wakes them.
         assert!(
             group.write_slice(&mut wake, &|| false),
-            "entries 2-5 pass next"
+            "entries 2-4 pass next"
         );
         wake.drain(..).for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
@@ -915,48 +897,8 @@ mod tests {
         );
         for wire in &wires {
             let written: Vec<String> = wire.written.lock().concat();
-            assert_eq!(written, ["id-1", "id-2", "id-3", "id-4", "id-5"]);
+            assert_eq!(written, ["id-1", "id-2", "id-3", "id-4"]);
         }
-    }
-
-    #[test]
-    fn a_late_publisher_draws_on_at_most_its_credit_of_the_writers_work() {
-        // 16 entries per pass over 8 slices' worth of members: one entry
-        // per SLICE / 2 members, and PACE_CREDIT such shares of credit.
-        let group = paced_group(64, 16);
-        let _wires = direct_members(&group, SLICE * 8);
-        let spacing = (SLICE / 2) as u64;
-        assert!(push(&group, &entry(1, false)).start_writer);
-        let mut wake = Vec::new();
-        // Half a pass with no publish: eight shares written.
-        for _ in 0..4 {
-            assert!(group.write_slice(&mut wake, &|| false));
-        }
-        let written = 4 * SLICE as u64;
-        // The first entry after the wait is taken at once, as without
-        // credit, and PACE_CREDIT more; the next waits for its share.
-        for position in 2..(3 + PACE_CREDIT) {
-            assert_eq!(
-                push(&group, &entry(position, false)).pace_until,
-                None,
-                "entry {position}"
-            );
-        }
-        assert_eq!(
-            push(&group, &entry(3 + PACE_CREDIT, false)).pace_until,
-            Some(written + spacing)
-        );
-        // A new busy spell starts with no credit from the last one.
-        while group.write_slice(&mut wake, &|| false) {}
-        assert!(push(&group, &entry(10, false)).start_writer);
-        assert!(group.write_slice(&mut wake, &|| false));
-        assert_eq!(push(&group, &entry(11, false)).pace_until, None);
-        assert_eq!(push(&group, &entry(12, false)).pace_until, None);
-        let restarted = group.state.lock().writes - SLICE as u64;
-        assert_eq!(
-            push(&group, &entry(13, false)).pace_until,
-            Some(restarted + 3 * spacing)
-        );
     }
 
     #[test]
