@@ -22,7 +22,9 @@
 #   <run> <memory|durable|memory+syncs> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
 # followed by the server's last timing lines. Used for item 2 of the targets
 # in docs/benchmarks.md. Results: benches/results/<UTC stamp>-burst-timing/.
-# Knobs: RUNS=3, VARIANTS="memory durable memory+syncs durable+tmpfs".
+# Knobs: RUNS=3, VARIANTS="memory durable memory+syncs durable+tmpfs",
+# EXTRA_PATCH (a further patch applied after this one, e.g.
+# benches/experiments/pace-credit.patch).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 base=bee66c2
@@ -30,11 +32,14 @@ tree="$work/tree"
 trap 'if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi; git -C "$root" worktree remove --force "$tree" 2>/dev/null || true; rm -rf "$work"' EXIT
 git worktree add --detach "$tree" "$base" >&2
 git -C "$tree" apply "$root/benches/experiments/burst-timing.patch"
+if [[ -n ${EXTRA_PATCH:-} ]]; then
+    git -C "$tree" apply "$root/$EXTRA_PATCH"
+fi
 (cd "$tree" && CARGO_TARGET_DIR="$root/target/burst-timing" cargo build --release -p herald >&2)
 herald="$root/target/burst-timing/release/herald"
 out="benches/results/$(date -u +%Y%m%dT%H%M%SZ)-burst-timing"
 mkdir -p "$out"
-echo "base: $base + burst-timing.patch; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" >"$out/machine.txt"
+echo "base: $base + burst-timing.patch${EXTRA_PATCH:+ + $EXTRA_PATCH}; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" >"$out/machine.txt"
 herald_config "$work/herald.toml" 40 sequence strict
 for run in $(seq "${RUNS:-3}"); do
     for variant in ${VARIANTS:-memory durable memory+syncs durable+tmpfs}; do
