@@ -19,7 +19,7 @@
 # Server on core 0, `herald bench` on core 1, as in scripts/compare.
 # The patch applies to commit bee66c2 (BASE below), built in a worktree into
 # target/burst-timing. One line per run:
-#   <run> <memory|durable|memory+syncs> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
+#   <run> <memory|durable|memory+syncs|durable+tmpfs> ok|FAIL dps <deliveries/s> p99 <ms> pubs <publishes/s>
 # followed by the server's last timing lines. Used for item 2 of the targets
 # in docs/benchmarks.md. Results: benches/results/<UTC stamp>-burst-timing/.
 # Knobs: RUNS=3, VARIANTS="memory durable memory+syncs durable+tmpfs",
