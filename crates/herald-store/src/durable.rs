@@ -233,17 +233,21 @@ impl Dispatcher {
     /// multi-threaded one: a current-thread runtime runs its tasks only while
     /// its owner drives it, and the committer must never wait on that.
     fn start(self: &Arc<Self>) {
-        let mut queue = self.queue.lock();
-        if queue.task != Task::Idle {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
             return;
         }
-        queue.task = Task::Running;
+        {
+            let mut queue = self.queue.lock();
+            if queue.task != Task::Idle {
+                return;
+            }
+            queue.task = Task::Running;
+        }
+        // Spawned with the queue unlocked: a runtime that is shutting down
+        // drops the task at once, and its drop takes the lock.
         runtime.spawn(
             DispatchTask {
                 dispatcher: Arc::clone(self),
@@ -285,14 +289,10 @@ impl Dispatcher {
         }
     }
 
-    /// Dispatches every queued batch, oldest first. The caller holds `order`.
-    fn dispatch_queued(&self) {
-        loop {
-            let Some(batch) = self.queue.lock().batches.pop_front() else {
-                return;
-            };
-            self.dispatch(batch);
-        }
+    /// Takes every queued batch, oldest first, for a caller holding `order`
+    /// to dispatch before anything committed later.
+    fn take_queued(&self) -> VecDeque<Committed> {
+        std::mem::take(&mut self.queue.lock().batches)
     }
 
     /// Dispatches `batch` in order and answers each publisher once its entry
@@ -598,10 +598,16 @@ impl DurableLog {
         let quiet = core.unapplied_since.is_none() || core.unflushed_since.is_none();
         let committed = core.commit(&mut vec![(entry, reply)]);
         let poke = quiet || core.needs_apply() || core.needs_checkpoint();
+        // What the committer committed before this entry is queued, and goes
+        // first. It is taken before `core` is released: once it is, the
+        // committer can commit and queue a later batch, which must wait for
+        // this entry (`order`, held until it is dispatched, sees to that).
+        let earlier = self.dispatcher.take_queued();
         drop(core);
+        for batch in earlier {
+            self.dispatcher.dispatch(batch);
+        }
         if let Some(committed) = committed {
-            // What the committer committed before it is queued, and goes first.
-            self.dispatcher.dispatch_queued();
             self.dispatcher.dispatch(committed);
         }
         drop(order);
