@@ -183,6 +183,23 @@ async fn concurrent_appends_share_commits() {
     );
 }
 
+/// Starts `count` tasks, each publishing `each` updates to [`TOPIC`] one
+/// after the other, with ids `p<task>-<k>`.
+fn spawn_publishers(hub: &Hub, count: usize, each: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..count)
+        .map(|p| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for k in 0..each {
+                    hub.publish(Update::new(TOPIC, "x").with_id(format!("p{p}-{k}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
 async fn next_entry(s: &mut herald_hub::Subscription) -> Arc<Entry> {
     tokio::time::timeout(Duration::from_secs(10), s.next())
         .await
@@ -262,18 +279,7 @@ async fn relaxed_inline_and_committed_batches_are_dispatched_in_log_order() {
         .subscribe(vec![matcher], Grants::none(), Resume::Live)
         .await
         .unwrap();
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                for k in 0..EACH {
-                    hub.publish(Update::new(TOPIC, "x").with_id(format!("p{p}-{k}")))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
+    let publishers = spawn_publishers(&hub, PUBLISHERS, EACH);
     let total = (PUBLISHERS * EACH) as u64;
     let mut positions = Vec::new();
     while positions.last() != Some(&total) {
@@ -307,18 +313,7 @@ async fn resume_during_concurrent_publishes(round: usize, durability: Durability
             .unwrap();
     }
     let total = HISTORY + (PUBLISHERS * EACH) as u64;
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                for k in 0..EACH {
-                    hub.publish(Update::new(TOPIC, "x").with_id(format!("p{p}-{k}")))
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
+    let publishers = spawn_publishers(&hub, PUBLISHERS, EACH);
     // Resume from the history, and from ids committed while the others are
     // still publishing: replay `(cursor, P]` then live, with commits and
     // dispatches going on at every step.
