@@ -292,7 +292,12 @@ impl Dispatcher {
     /// Takes every queued batch, oldest first, for a caller holding `order`
     /// to dispatch before anything committed later.
     fn take_queued(&self) -> VecDeque<Committed> {
-        std::mem::take(&mut self.queue.lock().batches)
+        let mut queue = self.queue.lock();
+        if queue.batches.is_empty() {
+            // Usually so: the queue keeps its room for the committer.
+            return VecDeque::new();
+        }
+        std::mem::take(&mut queue.batches)
     }
 
     /// Dispatches `batch` in order and answers each publisher once its entry
