@@ -276,6 +276,15 @@ impl Group {
             pace_until: None,
         };
         let mut g = self.state.lock();
+        // Equal when several of the group's matchers select the entry. An
+        // earlier position would be a log dispatching out of order, which
+        // this guard would turn into a silent loss: loud in tests.
+        debug_assert!(
+            g.last_position <= entry.position(),
+            "entry {} dispatched after entry {}",
+            entry.position(),
+            g.last_position
+        );
         if g.last_position >= entry.position() {
             return pushed;
         }

@@ -9,13 +9,16 @@ use herald_store::{Durability, DurableLog, Retention, StoreConfig, StoreError};
 const TOPIC: &str = "https://example.com/books/1";
 
 fn hub_on(log: Arc<DurableLog>) -> Hub {
+    hub_builder(log).build()
+}
+
+fn hub_builder(log: Arc<DurableLog>) -> herald_hub::HubBuilder {
     Hub::builder(
         "https://hub.example.com/.well-known/mercure"
             .parse()
             .unwrap(),
     )
     .log(log)
-    .build()
 }
 
 fn entry(id: &str, at: SystemTime) -> Entry {
@@ -266,14 +269,9 @@ async fn relaxed_inline_and_committed_batches_are_dispatched_in_log_order() {
     let log = Arc::new(DurableLog::open(config).unwrap());
     // Room for every entry: a subscriber left behind by the publishers on a
     // loaded machine is not evicted as too slow.
-    let hub = Hub::builder(
-        "https://hub.example.com/.well-known/mercure"
-            .parse()
-            .unwrap(),
-    )
-    .log(Arc::clone(&log) as Arc<dyn Log>)
-    .queue_capacity(PUBLISHERS * EACH)
-    .build();
+    let hub = hub_builder(Arc::clone(&log))
+        .queue_capacity(PUBLISHERS * EACH)
+        .build();
     let matcher = hub.matcher("match", MatcherType::Exact, TOPIC).unwrap();
     let mut s = hub
         .subscribe(vec![matcher], Grants::none(), Resume::Live)
