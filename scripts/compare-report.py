@@ -39,6 +39,8 @@ def load(out: Path):
                 report = json.loads(f.read_text())
             except (json.JSONDecodeError, OSError):
                 report = None
+            if isinstance(report, dict):
+                report["derived"] = derived(report)
             results.setdefault(label_dir.name, {}).setdefault(m.group(1), []).append(
                 (int(m.group(2)), report)
             )
@@ -46,6 +48,15 @@ def load(out: Path):
         for runs in servers.values():
             runs.sort(key=lambda r: r[0])
     return results
+
+
+def derived(report):
+    """Figures computed from a report: the load generator's CPU in the
+    measured phase, as a percentage of the one core it is pinned to (near
+    100%, the generator rather than the server may have set the pace)."""
+    phases = report.get("phases") or []
+    deliver = next((p for p in phases if p.get("name") == "deliver"), None)
+    return {"generator_cpu_percent": deliver.get("tool_cpu_percent") if deliver else None}
 
 
 def get(report, *path):
@@ -64,6 +75,8 @@ METRICS = {
         ("p50", "delivery p50", ("delivery", "latency", "p50_ms"), " ms", "{:,.1f}", False),
         ("p99", "delivery p99", ("delivery", "latency", "p99_ms"), " ms", "{:,.1f}", False),
         ("cpu", "server CPU", ("server", "cpu_s"), " s", "{:,.2f}", False),
+        ("server_busy", "server core busy", ("server", "cpu_percent"), "%", "{:,.0f}", False),
+        ("generator", "generator CPU", ("derived", "generator_cpu_percent"), "%", "{:,.0f}", False),
     ],
     "fanout-rate": [
         ("publishes", "publishes/s", ("publish", "per_second"), "", "{:,.1f}", True),
@@ -71,6 +84,8 @@ METRICS = {
         ("p50", "delivery p50", ("delivery", "latency", "p50_ms"), " ms", "{:,.2f}", False),
         ("p99", "delivery p99", ("delivery", "latency", "p99_ms"), " ms", "{:,.2f}", False),
         ("cpu", "server CPU", ("server", "cpu_s"), " s", "{:,.2f}", False),
+        ("server_busy", "server core busy", ("server", "cpu_percent"), "%", "{:,.0f}", False),
+        ("generator", "generator CPU", ("derived", "generator_cpu_percent"), "%", "{:,.0f}", False),
     ],
     "idle": [
         ("kib", "KiB per subscriber", ("idle", "server_kib_per_subscriber"), "", "{:,.2f}", False),
@@ -81,6 +96,8 @@ METRICS = {
         ("req_p99", "publish request p99", ("publish", "request_latency", "p99_ms"), " ms", "{:,.2f}", False),
         ("p99", "delivery p99", ("delivery", "latency", "p99_ms"), " ms", "{:,.2f}", False),
         ("cpu", "server CPU", ("server", "cpu_s"), " s", "{:,.2f}", False),
+        ("server_busy", "server core busy", ("server", "cpu_percent"), "%", "{:,.0f}", False),
+        ("generator", "generator CPU", ("derived", "generator_cpu_percent"), "%", "{:,.0f}", False),
     ],
 }
 
@@ -209,7 +226,11 @@ def main():
     w("| floor | `benches/peers/floor`: one `mio` thread, one preformatted frame per publish, publishes acknowledged first, then subscribers written in FIFO slices of 256 sockets per loop turn, each socket everything it has pending in one write (frames coalesce while it waits); no auth |")
     w("")
     w("Medians over the runs, with min–max in brackets; every figure below is from")
-    w("this one run of the script.")
+    w("this one run of the script. \"Server core busy\" is the server's CPU time")
+    w("over the scenario's wall time (its one core: 100% is saturated);")
+    w("\"generator CPU\" is `herald bench`'s own CPU time over the measured phase,")
+    w("on the one core it is pinned to: near 100%, the load generator may have set")
+    w("the pace rather than the server.")
     w("")
 
     for label in labels:

@@ -844,3 +844,53 @@ async fn idle_subscribers_spread_over_topics_each_get_their_topic_only() {
     );
     server.kill().await.unwrap();
 }
+
+/// The server's CPU is also given as a share of the run's wall time, so a
+/// reader sees whether the server's core was saturated: a process that
+/// spins the whole run reads far above one that sleeps through it.
+#[tokio::test]
+async fn the_server_cpu_share_tells_a_busy_server_from_an_idle_one() {
+    let hub = scripted_hub(Script::new(), true).await;
+    let share = |pid: u32| {
+        let hub = hub.clone();
+        async move {
+            let pid = pid.to_string();
+            let run = bench(&[
+                "fanout",
+                "--hub",
+                &hub,
+                "--subscribers",
+                "10",
+                "--events",
+                "20",
+                "--rate",
+                "40",
+                "--server-pid",
+                &pid,
+                "--json",
+            ])
+            .await;
+            assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+            let report = json(&run);
+            report["server"]["cpu_percent"].as_f64().unwrap()
+        }
+    };
+    let mut spinner = tokio::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut sleeper = tokio::process::Command::new("sleep")
+        .arg("60")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let busy = share(spinner.id().unwrap()).await;
+    let idle = share(sleeper.id().unwrap()).await;
+    spinner.kill().await.unwrap();
+    sleeper.kill().await.unwrap();
+    // Half a second at 40 events/s: the spinner holds a core for all of it
+    // (less when the tests share the machine), the sleeper for none of it.
+    assert!(busy > 25.0, "a spinning server used {busy:.0}% of the run");
+    assert!(idle < 5.0, "a sleeping server used {idle:.0}% of the run");
+}

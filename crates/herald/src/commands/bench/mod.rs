@@ -250,8 +250,15 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         if server.rss_kib_after.is_none() {
             server.rss_kib_after = after.as_ref().and_then(|a| a.rss_kib);
         }
+        let wall_s = after
+            .as_ref()
+            .map(|a| a.at.saturating_duration_since(before.at).as_secs_f64());
         server.cpu_s = match (before.cpu, after.and_then(|a| a.cpu)) {
             (Some(before), Some(after)) => Some(after.saturating_sub(before).as_secs_f64()),
+            _ => None,
+        };
+        server.cpu_percent = match (server.cpu_s, wall_s) {
+            (Some(cpu), Some(wall)) if wall > 0.0 => Some(100.0 * cpu / wall),
             _ => None,
         };
     } else if let Some(pid) = server_pid {
@@ -283,6 +290,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 struct ServerReading {
     cpu: Option<Duration>,
     rss_kib: Option<u64>,
+    at: std::time::Instant,
 }
 
 impl ServerReading {
@@ -291,6 +299,7 @@ impl ServerReading {
         let reading = Self {
             cpu: cpu_time(&pid),
             rss_kib: rss_kib(&pid),
+            at: std::time::Instant::now(),
         };
         (reading.cpu.is_some() || reading.rss_kib.is_some()).then_some(reading)
     }
@@ -609,7 +618,7 @@ async fn idle(
         pid,
         rss_kib_before: Some(before),
         rss_kib_after: after,
-        cpu_s: None,
+        ..Server::default()
     });
     let job = Job {
         streams: (0..a.topics)

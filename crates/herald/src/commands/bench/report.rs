@@ -134,6 +134,9 @@ pub struct Server {
     pub rss_kib_after: Option<u64>,
     /// Its CPU time during the run (user + system), seconds.
     pub cpu_s: Option<f64>,
+    /// `cpu_s` as a percentage of the run's wall time: near 100 × its
+    /// cores, the server (not this tool) was the limit.
+    pub cpu_percent: Option<f64>,
 }
 
 /// Memory per idle subscriber.
@@ -203,7 +206,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "({} cores: {}% means the load generator used the whole machine)\n",
+            "({} cores for this tool: {}% means the load generator used all of them)\n",
             self.cores,
             self.cores * 100
         );
@@ -314,8 +317,10 @@ impl Report {
             rows.push((
                 format!("server (pid {})", s.pid),
                 format!(
-                    "CPU {}, RSS {} → {}",
+                    "CPU {}{}, RSS {} → {}",
                     s.cpu_s.map_or("?".to_owned(), |c| format!("{c:.3} s")),
+                    s.cpu_percent
+                        .map_or(String::new(), |p| format!(" ({p:.0}% of the run)")),
                     kib(s.rss_kib_before),
                     kib(s.rss_kib_after)
                 ),
