@@ -304,6 +304,25 @@ fn json(run: &Run) -> Value {
     })
 }
 
+/// Runs `herald bench` with `args`, measuring the server process `pid`,
+/// and returns its JSON report; the run must succeed.
+async fn measured_report(args: &[&str], pid: &str) -> Value {
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--server-pid", pid, "--json"])
+        .collect();
+    let run = bench(&args).await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    json(&run)
+}
+
 /// (subscriber, kind, seq, count) of every listed violation, sorted.
 fn violations(report: &Value) -> Vec<(u64, String, u64, u64)> {
     let mut list: Vec<_> = report["violations"]["details"]
@@ -734,24 +753,8 @@ async fn fanout_report(
     if let Some(subscriber) = subscriber {
         args.extend(["--subscriber-token", subscriber]);
     }
-    args.extend([
-        "--subscribers",
-        &subscribers,
-        "--events",
-        &events,
-        "--server-pid",
-        pid,
-        "--json",
-    ]);
-    let run = bench(&args).await;
-    assert_eq!(
-        run.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
-    );
-    json(&run)
+    args.extend(["--subscribers", &subscribers, "--events", &events]);
+    measured_report(&args, pid).await
 }
 
 /// The real hub, in memory, with development tokens: a small fan-out must
@@ -800,29 +803,27 @@ async fn a_small_fanout_publishes_on_the_subscribers_runtime() {
 #[tokio::test]
 async fn idle_subscribers_spread_over_topics_each_get_their_topic_only() {
     let (mut server, pid, hub, publisher, subscriber) = dev_hub().await;
-    let run = bench(&[
-        "idle",
-        "--hub",
-        &hub,
-        "--publisher-token",
-        &publisher,
-        "--subscriber-token",
-        &subscriber,
-        "--subscribers",
-        "12",
-        "--topics",
-        "4",
-        "--events",
-        "2",
-        "--settle",
-        "100ms",
-        "--server-pid",
+    let report = measured_report(
+        &[
+            "idle",
+            "--hub",
+            &hub,
+            "--publisher-token",
+            &publisher,
+            "--subscriber-token",
+            &subscriber,
+            "--subscribers",
+            "12",
+            "--topics",
+            "4",
+            "--events",
+            "2",
+            "--settle",
+            "100ms",
+        ],
         &pid,
-        "--json",
-    ])
+    )
     .await;
-    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let report = json(&run);
     assert_eq!(report["parameters"]["topics"], 4);
     assert_eq!(
         report["publish"]["acknowledged"], 8,
@@ -854,8 +855,7 @@ async fn the_server_cpu_share_tells_a_busy_server_from_an_idle_one() {
     let share = |pid: u32| {
         let hub = hub.clone();
         async move {
-            let pid = pid.to_string();
-            let run = bench(&[
+            let args = [
                 "fanout",
                 "--hub",
                 &hub,
@@ -865,13 +865,8 @@ async fn the_server_cpu_share_tells_a_busy_server_from_an_idle_one() {
                 "20",
                 "--rate",
                 "40",
-                "--server-pid",
-                &pid,
-                "--json",
-            ])
-            .await;
-            assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-            let report = json(&run);
+            ];
+            let report = measured_report(&args, &pid.to_string()).await;
             report["server"]["cpu_percent"].as_f64().unwrap()
         }
     };
