@@ -170,7 +170,6 @@ impl Live {
                 let tally = Tally::new(index, stream_topics.iter().map(|&t| t == topic));
                 let request = ctx.target.request(index, &names[topic]);
                 tokio::spawn(subscriber::run(
-                    index,
                     topic,
                     ctx.target.clone(),
                     request,
