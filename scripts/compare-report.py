@@ -77,6 +77,7 @@ METRICS = {
         ("cpu", "server CPU", ("server", "cpu_s"), " s", "{:,.2f}", False),
         ("server_busy", "server core busy", ("server", "cpu_percent"), "%", "{:,.0f}", False),
         ("generator", "generator CPU", ("derived", "generator_cpu_percent"), "%", "{:,.0f}", False),
+        ("per_read", "events per read", ("delivery", "per_read"), "", "{:,.1f}", True),
     ],
     "fanout-rate": [
         ("publishes", "publishes/s", ("publish", "per_second"), "", "{:,.1f}", True),
@@ -86,6 +87,7 @@ METRICS = {
         ("cpu", "server CPU", ("server", "cpu_s"), " s", "{:,.2f}", False),
         ("server_busy", "server core busy", ("server", "cpu_percent"), "%", "{:,.0f}", False),
         ("generator", "generator CPU", ("derived", "generator_cpu_percent"), "%", "{:,.0f}", False),
+        ("per_read", "events per read", ("delivery", "per_read"), "", "{:,.1f}", True),
     ],
     "idle": [
         ("kib", "KiB per subscriber", ("idle", "server_kib_per_subscriber"), "", "{:,.2f}", False),

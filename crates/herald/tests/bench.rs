@@ -434,6 +434,13 @@ async fn a_delayed_event_shows_in_the_latency_and_is_not_a_violation() {
     // Seven subscribers of eight were never delayed.
     assert!(p50 < 100.0, "p50 {p50} ms");
     assert!(report["publish"]["request_latency"]["count"] == 40);
+    // The scripted hub writes each event on its own, 10 ms apart (but for
+    // the delayed subscriber's, which come together after the delay): the
+    // generator reads nearly every event alone, and never part of one.
+    let reads = report["delivery"]["reads"].as_u64().unwrap();
+    assert!((250..=320).contains(&reads), "{reads} reads");
+    let per_read = report["delivery"]["per_read"].as_f64().unwrap();
+    assert!((per_read - 320.0 / reads as f64).abs() < 1e-9, "{per_read}");
 }
 
 #[tokio::test]
@@ -457,6 +464,7 @@ async fn a_clean_run_prints_a_table_and_exits_zero() {
         "tool CPU / wall",
         "20 of 20 connected, 0 failed, 0 dropped",
         "600 of 600 expected",
+        " per read",
         "none (0 lost, 0 duplicated, 0 reordered, 0 unexpected)",
         "result: ok",
     ] {

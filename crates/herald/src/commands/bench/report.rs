@@ -107,6 +107,12 @@ pub struct Delivery {
     pub window_s: f64,
     /// Publish (the payload's timestamp) → receipt.
     pub latency: Summary,
+    /// Reads of the subscribers' stream bodies that brought bytes, the
+    /// load generator's main cost.
+    pub reads: u64,
+    /// First receipts per read: how many events the hub's writes brought
+    /// together, on average (1 when every event came in a read of its own).
+    pub per_read: f64,
 }
 
 /// Delivery violations.
@@ -248,11 +254,12 @@ impl Report {
             rows.push((
                 "deliveries".into(),
                 format!(
-                    "{} of {} expected, {}/s over {:.3} s",
+                    "{} of {} expected, {}/s over {:.3} s, {:.1} per read",
                     thousands(d.delivered),
                     thousands(d.expected),
                     thousands(d.per_second.round() as u64),
-                    d.window_s
+                    d.window_s,
+                    d.per_read
                 ),
             ));
             rows.push(("publish → receive".into(), latency(&d.latency)));

@@ -330,12 +330,14 @@ impl Live {
         };
         let mut expected = 0;
         let mut last_delivery: Option<Instant> = None;
+        let mut reads = 0;
         for (index, task) in self.tasks.into_iter().enumerate() {
             let ended = match task.await {
                 Ok(ended) => ended,
                 Err(error) => Ended {
                     tally: None,
                     error: Some(format!("the subscriber task failed: {error}")),
+                    reads: 0,
                     last_delivery: None,
                 },
             };
@@ -349,6 +351,7 @@ impl Live {
                         .push(format!("subscriber {index}: {error}"));
                 }
             }
+            reads += ended.reads;
             if let Some(at) = ended.last_delivery {
                 last_delivery = Some(last_delivery.map_or(at, |last| last.max(at)));
             }
@@ -381,6 +384,12 @@ impl Live {
                 },
                 window_s: window,
                 latency: Summary::of(&self.shared.latency.merged()),
+                reads,
+                per_read: if reads > 0 {
+                    delivered as f64 / reads as f64
+                } else {
+                    0.0
+                },
             },
             violations: Violations {
                 counts,

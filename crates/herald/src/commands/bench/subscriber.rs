@@ -205,6 +205,8 @@ pub struct Ended {
     pub tally: Option<Tally>,
     /// Why it could not connect, or why its stream ended before the stop.
     pub error: Option<String>,
+    /// Reads of its stream's body that brought bytes.
+    pub reads: u64,
     /// When it last received an event for the first time.
     pub last_delivery: Option<Instant>,
 }
@@ -241,11 +243,13 @@ pub async fn run(
             return Ended {
                 tally: None,
                 error: Some(error.to_string()),
+                reads: 0,
                 last_delivery: None,
             };
         }
     };
     drop(request);
+    let head_reads = buffer.reads();
     // When this subscriber last received an event for the first time, on
     // the payloads' clock: the clock is read once per read, for latencies
     // and this alike, and turned into an `Instant` once, at the end.
@@ -325,6 +329,7 @@ pub async fn run(
     Ended {
         tally: Some(tally),
         error,
+        reads: buffer.reads() - head_reads,
         last_delivery,
     }
 }

@@ -321,6 +321,8 @@ pub struct BodyBuffer {
     busy: bool,
     /// The size of the spare room last handed out.
     offered: usize,
+    /// Reads that brought bytes.
+    reads: u64,
 }
 
 impl BodyBuffer {
@@ -336,7 +338,13 @@ impl BodyBuffer {
             max: max.max(capacity),
             busy: false,
             offered: 0,
+            reads: 0,
         }
+    }
+
+    /// How many reads brought bytes into this buffer.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     /// How far a busy connection's buffer grows on its own.
@@ -384,6 +392,7 @@ impl BodyBuffer {
     /// Records that `n` bytes were read into [`BodyBuffer::spare`].
     pub fn filled(&mut self, n: usize) -> Result<(), WireError> {
         self.busy = n > 0 && n >= self.offered;
+        self.reads += u64::from(n > 0);
         self.end += n;
         match &mut self.chunked {
             Some(dechunker) => {
