@@ -68,3 +68,31 @@ ab_binaries() {
         exit 1
     fi
 }
+
+# run_fanout GENERATOR SCENARIO REPORT: `GENERATOR bench fanout` on core 1
+# against the herald start_herald started on port 8092, with the
+# comparison's sizes (10,000 subscribers on one topic, 200 events of 64
+# bytes; at 50/s when SCENARIO is `rate`, as fast as possible when it is
+# `burst`); the JSON report goes to REPORT.
+run_fanout() {
+    local generator=$1 scenario=$2 report=$3
+    local rate=()
+    [[ $scenario == rate ]] && rate=(--rate 50)
+    taskset -c 1 "$generator" bench fanout --hub http://127.0.0.1:8092/.well-known/mercure --json \
+        --publisher-token "$pub_token" --subscriber-token "$sub_token" --subscribers 10000 --events 200 \
+        --size 64 "${rate[@]}" --drain-timeout 60s --server-pid "$pid" >"$report" || true
+}
+
+# fanout_line REPORT LABEL: one line for a run_fanout report:
+#   LABEL ok|FAIL p50 <ms> p99 <ms> dps <deliveries/s> gen% <the generator's CPU in the deliver phase> srv% <the server's core busy>
+fanout_line() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["delivery"]["latency"]
+deliver = next(p for p in d["phases"] if p["name"] == "deliver")
+print(sys.argv[2], "ok" if d["ok"] else "FAIL", "p50", l["p50_ms"], "p99", l["p99_ms"],
+      "dps", round(d["delivery"]["per_second"]), "gen%", round(deliver["tool_cpu_percent"]),
+      "srv%", round(d["server"].get("cpu_percent") or 0))
+PY
+}
