@@ -257,7 +257,7 @@ pub async fn run(
     let mut error = None;
     // One wait for the stop, kept across reads: a wait made anew for each
     // read would join and leave the channel's list of 10,000 waiters every
-    // time, touching other subscribers' cold memory (4% of the
+    // time, touching other subscribers' cold memory (3% of the
     // generator's samples at 50 events/s).
     let stopped = until_stopped(stop);
     tokio::pin!(stopped);
