@@ -672,6 +672,37 @@ async fn bad_command_lines_exit_2() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
 
+/// A run that would deliver nothing is refused before it starts: it would
+/// report "ok" having measured nothing.
+#[tokio::test]
+async fn a_run_that_would_measure_nothing_exits_2_naming_the_flag() {
+    let hub = "http://127.0.0.1:9/.well-known/mercure";
+    let pid = std::process::id().to_string();
+    let cases: [(&[&str], &str); 7] = [
+        (&["fanout", "--subscribers", "0"], "--subscribers"),
+        (&["fanout", "--events", "0"], "--events"),
+        (&["throughput", "--events", "0"], "--events"),
+        (&["throughput", "--duration", "0s"], "--duration"),
+        (
+            &["idle", "--subscribers", "0", "--server-pid", &pid],
+            "--subscribers",
+        ),
+        (&["storm", "--connects", "0"], "--connects"),
+        (&["storm", "--concurrency", "0"], "--concurrency"),
+    ];
+    for (args, flag) in cases {
+        let mut command = args.to_vec();
+        command.extend(["--hub", hub]);
+        let run = bench(&command).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(flag) && run.stderr.contains("must be"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_hub_fails_the_run() {
     // Nothing listens on a port the OS just released.

@@ -408,6 +408,12 @@ fn rate_text(rate: Option<f64>) -> String {
 
 /// `fanout`: N subscribers on one topic, M events from one publisher.
 async fn fanout(ctx: &Ctx, a: FanoutArgs, base: &str) -> Result<(Report, String), CliError> {
+    // A run with nothing to deliver would report "ok" having measured nothing.
+    if a.subscribers == 0 || a.events == 0 {
+        return Err(CliError::Usage(
+            "--subscribers and --events must be at least 1".into(),
+        ));
+    }
     let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
     let topics = vec![format!("{base}/0")];
     let mut report = Report {
@@ -488,6 +494,11 @@ async fn throughput(
         ));
     }
     let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
+    if a.events == Some(0) || a.duration.is_some_and(|d| d.is_zero()) {
+        return Err(CliError::Usage(
+            "--events must be at least 1 and --duration longer than 0".into(),
+        ));
+    }
     let limit = match (a.events, a.duration) {
         (Some(events), _) => Limit::Events(events),
         (None, Some(duration)) => Limit::Duration(duration),
@@ -573,8 +584,10 @@ async fn idle(
             "cannot read VmRSS from /proc/{pid}/status: is the hub running on this machine?"
         )));
     };
-    if a.topics == 0 {
-        return Err(CliError::Usage("--topics must be at least 1".into()));
+    if a.topics == 0 || a.subscribers == 0 {
+        return Err(CliError::Usage(
+            "--subscribers and --topics must be at least 1".into(),
+        ));
     }
     let tool_before = rss_kib("self");
     let topics: Vec<String> = (0..a.topics).map(|t| format!("{base}/{t}")).collect();
@@ -634,8 +647,10 @@ async fn idle(
 
 /// `storm`: connect/disconnect churn, with steady subscribers measuring delivery.
 async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), CliError> {
-    if a.concurrency == 0 {
-        return Err(CliError::Usage("--concurrency must be at least 1".into()));
+    if a.concurrency == 0 || a.connects == 0 {
+        return Err(CliError::Usage(
+            "--connects and --concurrency must be at least 1".into(),
+        ));
     }
     let rate = positive(a.rate, "--rate")?;
     let topics = vec![format!("{base}/0")];
