@@ -12,14 +12,14 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 herald="$root/target/release/herald"
-herald_config "$work/strict.toml"
+herald_config "$work/herald.toml"
 herald_config "$work/relaxed.toml" 40 sequence relaxed
 for run in $(seq "${RUNS:-7}"); do
     for log in ${LOGS:-memory strict relaxed}; do
         rm -rf "$work/data"
         case $log in
-            memory) start_herald "$herald" "$work/strict.toml" 8092 --log-kind memory ;;
-            strict) start_herald "$herald" "$work/strict.toml" 8092 --log-kind durable --data-dir "$work/data" ;;
+            memory) start_herald "$herald" "$work/herald.toml" 8092 --log-kind memory ;;
+            strict) start_herald "$herald" "$work/herald.toml" 8092 --log-kind durable --data-dir "$work/data" ;;
             relaxed) start_herald "$herald" "$work/relaxed.toml" 8092 --log-kind durable --data-dir "$work/data" ;;
             *) echo "unknown log: $log (memory, strict or relaxed)" >&2; exit 2 ;;
         esac
