@@ -208,6 +208,33 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
+/// One event whose single data line arrives in many small chunks, as a
+/// large payload does through a slow network: the parser must not rescan the
+/// unfinished line after every chunk.
+fn long_line(c: &mut Criterion) {
+    const LINE: usize = 8 * 1024 * 1024;
+    const SMALL_CHUNK: usize = 1024;
+    let mut stream = b"data: ".to_vec();
+    stream.resize(LINE, b'q');
+    stream.extend_from_slice(b"\n\n");
+    let chunks: Vec<&[u8]> = stream.chunks(SMALL_CHUNK).collect();
+    let mut group = c.benchmark_group("parse-long-line");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    group.sample_size(10);
+    group.bench_function("herald 8MiB line, 1KiB-chunks", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            herald_parse(&chunks, |e| {
+                black_box(e);
+                n += 1;
+            });
+            assert_eq!(n, 1, "the one event is parsed");
+            n
+        });
+    });
+    group.finish();
+}
+
 fn encode(c: &mut Criterion) {
     let (specs, stream) = generate();
     let events: Vec<Event> = specs.iter().map(Spec::event).collect();
@@ -260,5 +287,5 @@ fn encode(c: &mut Criterion) {
     assert_eq!(out, stream, "to_bytes writes the benchmarked stream");
 }
 
-criterion_group!(benches, parse, encode);
+criterion_group!(benches, parse, long_line, encode);
 criterion_main!(benches);

@@ -38,6 +38,9 @@ pub struct MessageEvent {
 pub struct Parser {
     buf: Vec<u8>,
     pos: usize,
+    /// How many bytes after `pos` are known to hold no line end, so that a
+    /// long line arriving in small chunks is scanned once, not once per chunk.
+    scanned: usize,
     max_event_size: usize,
     bom_checked: bool,
     /// The previous line ended with a CR at the end of a chunk: an LF that
@@ -76,6 +79,7 @@ impl Parser {
         Self {
             buf: Vec::new(),
             pos: 0,
+            scanned: 0,
             max_event_size: limit,
             bom_checked: false,
             skip_lf: false,
@@ -124,12 +128,15 @@ impl Parser {
                 self.skip_lf = false;
             }
             let rest = &self.buf[self.pos..];
-            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
+            let Some(found) = memchr::memchr2(b'\n', b'\r', &rest[self.scanned..]) else {
                 if rest.len() > self.max_event_size {
                     return Err(self.too_large());
                 }
+                self.scanned = rest.len();
                 return Ok(None);
             };
+            let end = self.scanned + found;
+            self.scanned = 0;
             if end > self.max_event_size {
                 return Err(self.too_large());
             }
@@ -157,6 +164,7 @@ impl Parser {
     pub fn finish(&mut self) {
         self.buf.clear();
         self.pos = 0;
+        self.scanned = 0;
         self.skip_lf = false;
         self.bom_checked = false;
         self.block.data.clear();
@@ -218,6 +226,7 @@ impl Parser {
     fn too_large(&mut self) -> Error {
         self.buf.clear();
         self.pos = 0;
+        self.scanned = 0;
         self.block.data = String::new();
         Error::EventTooLarge {
             limit: self.max_event_size,

@@ -42,6 +42,43 @@ proptest! {
     }
 
     #[test]
+    fn any_stream_cut_into_any_chunks_parses_as_when_fed_whole(
+        lines in proptest::collection::vec(
+            prop_oneof!["(data|id|event|retry)?:? ?[a-z0-9 ]{0,40}", Just(String::new())],
+            0..30,
+        ),
+        ends in proptest::collection::vec(prop_oneof![Just("\n"), Just("\r"), Just("\r\n")], 30),
+        cuts in proptest::collection::vec(1usize..9, 0..200),
+    ) {
+        let mut stream = String::new();
+        for (line, end) in lines.iter().zip(&ends) {
+            stream.push_str(line);
+            stream.push_str(end);
+        }
+        let bytes = stream.as_bytes();
+        let whole = {
+            let mut parser = Parser::new();
+            parser.feed(bytes);
+            let mut events = Vec::new();
+            while let Some(e) = parser.next_event().unwrap() { events.push(e); }
+            (events, parser.last_event_id().to_owned(), parser.retry())
+        };
+        // Small chunks, polled after each: a line's end is found however
+        // many chunks its bytes came in.
+        let mut parser = Parser::new();
+        let mut events = Vec::new();
+        let mut at = 0;
+        for cut in cuts.iter().copied().chain(std::iter::repeat(1)) {
+            if at >= bytes.len() { break; }
+            let next = (at + cut).min(bytes.len());
+            parser.feed(&bytes[at..next]);
+            at = next;
+            while let Some(e) = parser.next_event().unwrap() { events.push(e); }
+        }
+        prop_assert_eq!((events, parser.last_event_id().to_owned(), parser.retry()), whole);
+    }
+
+    #[test]
     fn parser_never_panics_on_arbitrary_bytes(input in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut parser = Parser::with_max_event_size(64);
         parser.feed(&input);
