@@ -5,7 +5,7 @@ use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue}
 use http::{HeaderMap, Method};
 use url::Url;
 
-use crate::event_source::{EventSource, RequestTemplate};
+use crate::event_source::{EventSource, LAST_EVENT_ID, RequestTemplate};
 use crate::{Backoff, Error, http_client};
 
 /// Configures an [`EventSource`]; made by [`EventSource::builder`].
@@ -38,7 +38,9 @@ impl EventSourceBuilder {
     /// Adds a request header, sent on every connection. A header named like one
     /// the event source sets itself (`Accept`, `Cache-Control`) replaces it;
     /// several headers with one name are all sent. A `Last-Event-ID` given
-    /// here is sent until the stream itself sets a last event ID.
+    /// here counts as [`last_event_id`](Self::last_event_id) (which wins when
+    /// both are given): it is sent until the stream sets another, and not after
+    /// the stream resets it with an empty `id`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -110,6 +112,12 @@ impl EventSourceBuilder {
                 })?;
             custom.append(parsed, header_value(name, value)?);
         }
+        let mut last_event_id = self.last_event_id;
+        if let Some(value) = custom.remove(LAST_EVENT_ID)
+            && last_event_id.is_empty()
+        {
+            last_event_id = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        }
         for name in custom.keys() {
             headers.remove(name);
         }
@@ -126,7 +134,7 @@ impl EventSourceBuilder {
                 headers,
                 body: self.body.map(|(_, body)| body),
             },
-            self.last_event_id,
+            last_event_id,
             self.backoff,
             self.max_event_size,
         ))

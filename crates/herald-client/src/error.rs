@@ -41,13 +41,18 @@ pub enum Error {
     /// The server answered 204 No Content: it asks the client to stop. Fatal.
     #[error("the server answered 204 No Content (it asks the client not to reconnect)")]
     NoContent,
-    /// The server answered a status other than 2xx. Fatal.
-    #[error("the server answered {status}")]
+    /// The server answered a status other than 200 (and 204). Fatal, as in a
+    /// browser, which fails the connection on any other status, 2xx included.
+    #[error("the server answered {status}{}", colon_then(problem))]
     Status {
         /// The status of the answer.
         status: StatusCode,
         /// The headers of the answer (for instance a `WWW-Authenticate` challenge).
         headers: Box<HeaderMap>,
+        /// What the server said: an RFC 9457 problem document's `title: detail`,
+        /// else the body's text, else the `WWW-Authenticate` challenge's
+        /// `error_description`; control characters escaped; possibly empty.
+        problem: String,
     },
     /// The server answered with a content type other than `text/event-stream`. Fatal.
     #[error(
@@ -86,16 +91,40 @@ pub enum PublishError {
     /// The HTTP client could not be created (TLS setup).
     #[error("cannot create the HTTP client")]
     Client(#[source] reqwest::Error),
-    /// The request failed: the hub could not be reached, or did not answer in time.
+    /// The request was not sent: the hub could not be reached (refused, DNS
+    /// failure, no connection in time). The update was not published.
     #[error("cannot reach the hub")]
     Request(#[source] reqwest::Error),
-    /// The hub answered a status other than 200.
+    /// The request was sent but no answer came (timeout, connection closed):
+    /// the hub may have published the update, so a retry may publish it twice.
+    #[error("the hub did not answer (the update may have been published)")]
+    NoAnswer(#[source] reqwest::Error),
+    /// The answer began but broke off before its end.
+    #[error("the hub's answer ({status}) was cut short{}", if status.is_success() {
+        " (the update may have been published)"
+    } else {
+        ""
+    })]
+    CutShort {
+        /// The status of the answer.
+        status: StatusCode,
+        /// Why the answer ended.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The hub answered 200 with something that is not an event id.
+    #[error("the hub answered 200 OK, but not with an event id: {0}")]
+    NotAnId(String),
+    /// The hub answered a status other than 200 (a redirect other than 307
+    /// and 308 included: the update was not published).
     #[error("the hub answered {status}{}", colon_then(problem))]
     Rejected {
         /// The status of the answer.
         status: StatusCode,
         /// The problem as the hub described it: `title: detail` from an RFC 9457
-        /// `application/problem+json` document, else the body text (possibly empty).
+        /// `application/problem+json` document, else the body text, else the
+        /// `WWW-Authenticate` challenge's `error_description`; a redirect's
+        /// target first. Control characters are escaped; possibly empty.
         problem: String,
     },
 }

@@ -15,12 +15,12 @@ use url::Url;
 use crate::{Backoff, Error, EventSourceBuilder};
 
 /// The name of the request header carrying the last event ID.
-const LAST_EVENT_ID: &str = "last-event-id";
+pub(crate) const LAST_EVENT_ID: &str = "last-event-id";
 
 /// What an [`EventSource`] yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// A connection was established (a 2xx `text/event-stream` answer); sent on
+    /// A connection was established (a 200 `text/event-stream` answer); sent on
     /// every reconnection. The headers carry, for instance, a Mercure hub's
     /// `Mercure-Last-Event-ID`.
     Open {
@@ -226,7 +226,18 @@ impl Driver {
                 Error::Connect(error)
             }
         })?;
-        check_response(&response)?;
+        if let Err(error) = check_response(&response) {
+            return Err(match error {
+                Error::Status {
+                    status, headers, ..
+                } => Error::Status {
+                    status,
+                    headers,
+                    problem: crate::rejection::describe_answer(response).await,
+                },
+                other => other,
+            });
+        }
         let item = Item::Open {
             status: response.status(),
             headers: response.headers().clone(),
@@ -238,17 +249,19 @@ impl Driver {
     }
 }
 
-/// Fails the connection as a browser does: 204 and non-2xx statuses, then any
-/// content type but `text/event-stream` (parameters such as `charset` allowed).
+/// Fails the connection as a browser does: any status but 200 (204 meaning
+/// "stop"), then any content type but `text/event-stream` (parameters such as
+/// `charset` allowed). The problem text of a refused status is read afterwards.
 fn check_response(response: &reqwest::Response) -> Result<(), Error> {
     let status = response.status();
     if status == StatusCode::NO_CONTENT {
         return Err(Error::NoContent);
     }
-    if !status.is_success() {
+    if status != StatusCode::OK {
         return Err(Error::Status {
             status,
             headers: Box::new(response.headers().clone()),
+            problem: String::new(),
         });
     }
     let content_type = response

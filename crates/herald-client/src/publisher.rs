@@ -7,13 +7,14 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use crate::{PublishError, Update, http_client};
+use crate::{PublishError, Update, http_client, rejection};
 
 /// How long a publish may take by default, from connecting to the last byte of the answer.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The largest problem text kept from a rejection, in characters.
-const MAX_PROBLEM_CHARS: usize = 1000;
+/// The longest answer taken for an event id; a longer one is not an id
+/// (a page from a proxy in front of the hub, say).
+const MAX_ID_BYTES: usize = 8 * 1024;
 
 /// Publishes updates to one hub, as `POST` form requests with a bearer token.
 ///
@@ -60,7 +61,10 @@ impl Publisher {
         self
     }
 
-    /// Uses this HTTP client instead of a new one.
+    /// Uses this HTTP client instead of a new one. Set its redirect policy to
+    /// follow only 307 and 308 (as the publisher's own client does): after a
+    /// 301, 302 or 303 a client repeats the request as a `GET` without the
+    /// update, and takes the page it lands on for the hub's answer.
     pub fn with_client(mut self, client: reqwest::Client) -> Self {
         self.client = OnceCell::new_with(Some(client));
         self
@@ -77,7 +81,7 @@ impl Publisher {
         }
         let client = self
             .client
-            .get_or_try_init(|| async { http_client::default_client() })
+            .get_or_try_init(|| async { http_client::publisher_client() })
             .await
             .map_err(PublishError::Client)?;
         let mut request = client
@@ -93,82 +97,31 @@ impl Publisher {
                 .map_err(|_| PublishError::InvalidToken)?;
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.map_err(PublishError::Request)?;
-        let status = response.status();
-        let is_problem = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let essence = value.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/problem+json")
-            });
-        let body = response.text().await.map_err(PublishError::Request)?;
-        if status != StatusCode::OK {
-            let problem = if is_problem {
-                problem_text(&body).unwrap_or_else(|| one_line(&body))
+        let mut response = request.send().await.map_err(|error| {
+            if error.is_connect() || error.is_builder() {
+                PublishError::Request(error)
             } else {
-                one_line(&body)
-            };
+                PublishError::NoAnswer(error)
+            }
+        })?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let problem = rejection::describe_answer(response).await;
             return Err(PublishError::Rejected { status, problem });
         }
-        Ok(body.trim_end_matches(['\r', '\n']).to_owned())
-    }
-}
-
-/// The fields of an RFC 9457 problem document that describe it to a person.
-#[derive(serde::Deserialize)]
-struct Problem {
-    title: Option<String>,
-    detail: Option<String>,
-}
-
-/// `title: detail` (or whichever exists) from a problem document.
-fn problem_text(body: &str) -> Option<String> {
-    let problem: Problem = serde_json::from_str(body).ok()?;
-    let text = match (problem.title, problem.detail) {
-        (Some(title), Some(detail)) => format!("{title}: {detail}"),
-        (Some(text), None) | (None, Some(text)) => text,
-        (None, None) => return None,
-    };
-    Some(one_line(&text))
-}
-
-/// The text with its line breaks folded into spaces, trimmed and bounded.
-fn one_line(text: &str) -> String {
-    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match folded.char_indices().nth(MAX_PROBLEM_CHARS) {
-        Some((cut, _)) => format!("{}…", &folded[..cut]),
-        None => folded,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{one_line, problem_text};
-
-    #[test]
-    fn a_problem_document_is_described_by_its_title_and_detail() {
-        let both = r#"{"type":"about:blank","title":"Invalid topic","detail":"topic is empty","status":400}"#;
-        assert_eq!(
-            problem_text(both).as_deref(),
-            Some("Invalid topic: topic is empty")
-        );
-        assert_eq!(
-            problem_text(r#"{"title":"Forbidden"}"#).as_deref(),
-            Some("Forbidden")
-        );
-        assert_eq!(problem_text(r#"{"detail":"no"}"#).as_deref(), Some("no"));
-        assert_eq!(problem_text(r#"{"status":400}"#), None);
-        assert_eq!(problem_text("not json"), None);
-    }
-
-    #[test]
-    fn problem_texts_are_folded_onto_one_bounded_line() {
-        assert_eq!(one_line("  bad\r\n  request\n"), "bad request");
-        let long = "é".repeat(5000);
-        let folded = one_line(&long);
-        assert_eq!(folded.chars().count(), super::MAX_PROBLEM_CHARS + 1);
-        assert!(folded.ends_with('…'));
+        let (body, too_long) = rejection::read_bounded(&mut response, MAX_ID_BYTES)
+            .await
+            .map_err(|source| PublishError::CutShort { status, source })?;
+        let id = String::from_utf8_lossy(&body);
+        let id = id.trim_end_matches(['\r', '\n']);
+        if too_long {
+            return Err(PublishError::NotAnId(format!(
+                "its answer is longer than {MAX_ID_BYTES} bytes"
+            )));
+        }
+        if id.is_empty() {
+            return Err(PublishError::NotAnId("its answer is empty".to_owned()));
+        }
+        Ok(id.to_owned())
     }
 }

@@ -204,6 +204,15 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
 
 /// Starts a source, answers its first request with `response`, returns the first item.
 async fn first_item_for(status: &str, content_type: &str) -> (Result<Item, Error>, EventSource) {
+    first_item_for_answer(status, content_type, "").await
+}
+
+/// [`first_item_for`] with a body.
+async fn first_item_for_answer(
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> (Result<Item, Error>, EventSource) {
     let server = Server::start().await;
     let mut source = EventSource::builder(url(&server))
         .backoff(fast())
@@ -216,7 +225,7 @@ async fn first_item_for(status: &str, content_type: &str) -> (Result<Item, Error
     server
         .accept()
         .await
-        .respond(status, content_type, "")
+        .respond(status, content_type, body)
         .await;
     let result = reader.await.expect("task");
     // A fatal answer must not be retried.
@@ -247,6 +256,84 @@ async fn a_non_2xx_status_stops_for_good() {
         other => panic!("expected a status error, got {other:?}"),
     }
     assert_ended(&mut source).await;
+}
+
+#[tokio::test]
+async fn a_2xx_status_other_than_200_stops_for_good_as_in_a_browser() {
+    for status in [
+        "201 Created",
+        "205 Reset Content",
+        "206 Partial Content",
+        "299 Whatever",
+    ] {
+        let (item, mut source) =
+            first_item_for_answer(status, "text/event-stream", "data: x\n\n").await;
+        match item {
+            Err(error @ Error::Status { .. }) => {
+                assert!(error.is_fatal());
+                let text = error.to_string();
+                assert!(
+                    text.starts_with(&format!("the server answered {}", &status[..3])),
+                    "{text}"
+                );
+                assert!(text.ends_with(": data: x"), "{text}");
+            }
+            other => panic!("{status}: expected a status error, got {other:?}"),
+        }
+        assert_ended(&mut source).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_carries_the_servers_explanation() {
+    let (item, _source) = first_item_for_answer(
+        "400 Bad Request",
+        "application/problem+json",
+        r#"{"title":"Invalid token","detail":"the header is not base64url","status":400}"#,
+    )
+    .await;
+    match item {
+        Err(Error::Status {
+            status, problem, ..
+        }) => {
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(problem, "Invalid token: the header is not base64url");
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_last_event_id_header_is_not_sent_once_the_stream_resets_the_id() {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .header("Last-Event-ID", "5")
+        .backoff(fast())
+        .build()
+        .expect("valid configuration");
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(next(&mut source).await.expect("no error"));
+        }
+        seen
+    });
+    let mut first = server.accept().await;
+    assert_eq!(first.request.header_values("last-event-id"), ["5"]);
+    first.open_stream().await;
+    first
+        .write(b"retry: 0\nid: 7\ndata: a\n\nid\ndata: b\n\n")
+        .await;
+    first.close().await;
+    let mut second = server.accept().await;
+    assert_eq!(
+        second.request.header_values("last-event-id"),
+        Vec::<&str>::new()
+    );
+    second.open_stream().await;
+    let seen = reader.await.expect("task");
+    assert_eq!(seen[1], Item::Event(message("a", "7")));
+    assert_eq!(seen[2], Item::Event(message("b", "")));
 }
 
 #[tokio::test]

@@ -105,3 +105,166 @@ async fn an_update_without_topic_is_refused_before_sending() {
         Err(PublishError::NoTopic)
     ));
 }
+
+/// Publishes one update in a task and returns its result once the hand-written
+/// hub has run `answer` on the connection.
+async fn publish_against<F, Fut>(
+    server: &Server,
+    publisher: Publisher,
+    answer: F,
+) -> Result<String, PublishError>
+where
+    F: FnOnce(support::Conn) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let publish = tokio::spawn(async move { publisher.publish(&Update::new("t", "d")).await });
+    answer(server.accept().await).await;
+    tokio::time::timeout(WAIT, publish)
+        .await
+        .expect("answer")
+        .expect("task")
+}
+
+#[tokio::test]
+async fn a_302_is_reported_not_followed_as_a_get_without_the_update() {
+    let server = Server::start().await;
+    let error = publish_against(&server, publisher(&server), |mut conn| async move {
+        conn.write(b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        conn.close().await;
+    })
+    .await
+    .expect_err("a redirect is not a publish");
+    assert!(
+        matches!(&error, PublishError::Rejected { status, problem } if *status == StatusCode::FOUND && problem == "redirected to /login"),
+        "{error:?}"
+    );
+    // Nothing else was requested: no GET of the login page.
+    assert!(
+        server
+            .accept_within(std::time::Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_307_is_followed_with_the_update() {
+    let server = Server::start().await;
+    let publisher = publisher(&server);
+    let publish = tokio::spawn(async move { publisher.publish(&Update::new("t", "d")).await });
+    let mut first = server.accept().await;
+    first
+        .write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /moved\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await;
+    first.close().await;
+    let second = server.accept().await;
+    assert_eq!(second.request.method, "POST");
+    assert_eq!(second.request.target, "/moved");
+    assert_eq!(
+        String::from_utf8_lossy(&second.request.body),
+        "topic=t&data=d"
+    );
+    second.respond("200 OK", "text/plain", "urn:uuid:7").await;
+    let id = tokio::time::timeout(WAIT, publish)
+        .await
+        .expect("answer")
+        .expect("task");
+    assert_eq!(id.expect("published"), "urn:uuid:7");
+}
+
+#[tokio::test]
+async fn an_empty_401_is_explained_by_its_bearer_challenge() {
+    let server = Server::start().await;
+    let error = publish_against(&server, publisher(&server), |mut conn| async move {
+        conn.write(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"mercure\", error=\"invalid_token\", error_description=\"The token has expired\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        conn.close().await;
+    })
+    .await
+    .expect_err("rejected");
+    assert_eq!(
+        error.to_string(),
+        "the hub answered 401 Unauthorized: The token has expired"
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_cannot_drive_the_terminal() {
+    let server = Server::start().await;
+    let error = publish_against(&server, publisher(&server), |conn| async move {
+        conn.respond(
+            "400 Bad Request",
+            "text/html",
+            "<h1>Bad</h1>\u{1b}[31mRED\u{1b}[0m",
+        )
+        .await;
+    })
+    .await
+    .expect_err("rejected");
+    let text = error.to_string();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.ends_with("<h1>Bad</h1>\\u{1b}[31mRED\\u{1b}[0m"),
+        "{text:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_sent_but_never_answered_may_have_been_published() {
+    let server = Server::start().await;
+    let publisher = publisher(&server).with_timeout(std::time::Duration::from_millis(300));
+    let error = publish_against(&server, publisher, |conn| async move {
+        // Read the request, then say nothing until the publisher gives up.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        drop(conn);
+    })
+    .await
+    .expect_err("no answer");
+    assert!(matches!(error, PublishError::NoAnswer(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("may have been published"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_200_cut_short_says_the_update_may_have_been_published() {
+    let server = Server::start().await;
+    let error = publish_against(&server, publisher(&server), |mut conn| async move {
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: close\r\n\r\nurn:uuid:1")
+            .await;
+        conn.close().await;
+    })
+    .await
+    .expect_err("cut short");
+    assert!(
+        matches!(&error, PublishError::CutShort { status, .. } if *status == StatusCode::OK),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "the hub's answer (200 OK) was cut short (the update may have been published)"
+    );
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_an_id_is_an_error() {
+    let server = Server::start().await;
+    let empty = publish_against(&server, publisher(&server), |conn| async move {
+        conn.respond("200 OK", "text/plain", "").await;
+    })
+    .await
+    .expect_err("empty");
+    assert!(matches!(empty, PublishError::NotAnId(_)), "{empty:?}");
+    let page = "x".repeat(20_000);
+    let long = publish_against(&server, publisher(&server), |conn| async move {
+        conn.respond("200 OK", "text/html", &page).await;
+    })
+    .await
+    .expect_err("too long");
+    assert_eq!(
+        long.to_string(),
+        "the hub answered 200 OK, but not with an event id: its answer is longer than 8192 bytes"
+    );
+}

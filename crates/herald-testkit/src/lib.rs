@@ -59,6 +59,14 @@ impl Server {
         Self { listener }
     }
 
+    /// A server on a given address (one a client was already told about).
+    pub async fn start_on(address: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind(address)
+            .await
+            .unwrap_or_else(|error| panic!("bind {address}: {error}"));
+        Self { listener }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!(
             "http://{}{path}",

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Stdio;
 
-use support::{Server, run, spawn, spawn_with_stdin};
+use support::{Server, WAIT, run, spawn, spawn_with_stdin};
 
 #[tokio::test]
 async fn posts_every_field_as_a_form_and_prints_the_id() {
@@ -156,6 +156,64 @@ async fn an_unreachable_hub_exits_1_with_one_line() {
 }
 
 #[tokio::test]
+async fn an_id_that_cannot_be_written_is_an_error_naming_it_not_a_panic() {
+    let server = Server::start().await;
+    let hub = server.url("/hub");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["publish", "--hub", &hub, "--topic", "t", "--data", "x"])
+        .env_remove("HERALD_TOKEN")
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start herald");
+    server
+        .accept()
+        .await
+        .respond("200 OK", "text/plain", "urn:uuid:9")
+        .await;
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("herald did not exit in time")
+        .expect("wait for herald");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("herald: published as urn:uuid:9, but cannot write the id to stdout: "),
+        "{stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr:?}");
+}
+
+#[tokio::test]
+async fn a_hub_that_never_answers_is_not_reported_unreachable() {
+    let server = Server::start().await;
+    let hub = server.url("/hub");
+    let herald = spawn(&[
+        "publish",
+        "--hub",
+        &hub,
+        "--topic",
+        "t",
+        "--data",
+        "x",
+        "--timeout",
+        "300ms",
+    ]);
+    let conn = server.accept().await;
+    let output = herald.finish().await;
+    drop(conn);
+    assert_eq!(output.code(), Some(1));
+    let prefix =
+        format!("herald: {hub}: the hub did not answer (the update may have been published): ");
+    assert!(output.stderr.starts_with(&prefix), "{:?}", output.stderr);
+}
+
+#[tokio::test]
 async fn bad_flag_values_are_usage_errors() {
     let output = run(&[
         "publish",
@@ -197,4 +255,24 @@ async fn bad_flag_values_are_usage_errors() {
     let output = run(&["publish", "--hub", "http://127.0.0.1:9/", "--data", "x"]).await;
     assert_eq!(output.code(), Some(2));
     assert_eq!(output.stdout, "");
+    for (timeout, why) in [
+        ("0s", "it must be longer than 0s"),
+        ("soon", "expected a duration"),
+    ] {
+        let output = run(&[
+            "publish",
+            "--hub",
+            "http://127.0.0.1:9/",
+            "--topic",
+            "t",
+            "--data",
+            "x",
+            "--timeout",
+            timeout,
+        ])
+        .await;
+        assert_eq!(output.code(), Some(2), "{timeout}");
+        assert!(output.stderr.contains("--timeout"), "{:?}", output.stderr);
+        assert!(output.stderr.contains(why), "{:?}", output.stderr);
+    }
 }

@@ -1,7 +1,8 @@
 //! `herald publish`: publishes one update to a Mercure hub and prints its id.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use herald_client::{PublishError, Publisher, Update};
 
@@ -38,6 +39,18 @@ pub struct Args {
     /// A JWT with publish rights, sent as `Authorization: Bearer <JWT>`.
     #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// How long the publish may take, from connecting to the end of the answer.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+/// A humantime duration greater than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("it must be longer than 0s".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error} (expected a duration such as 10s or 2m)")),
+    }
 }
 
 /// Runs `herald publish`.
@@ -77,7 +90,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         retry,
         private: args.private,
     };
-    let mut publisher = Publisher::new(hub.clone());
+    let mut publisher = Publisher::new(hub.clone()).with_timeout(args.timeout);
     if let Some(token) = args.token {
         publisher = publisher.with_token(token);
     }
@@ -89,12 +102,22 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 "cannot reach the hub at {hub}: {}",
                 root_cause(source)
             )),
+            PublishError::NoAnswer(source) | PublishError::CutShort { source, .. } => {
+                CliError::Runtime(format!("{hub}: {error}: {}", root_cause(source)))
+            }
             PublishError::InvalidToken => CliError::Usage(format!("invalid --token: {error}")),
             PublishError::NoTopic | PublishError::UnsupportedScheme(_) => {
                 CliError::Usage(error.to_string())
             }
             _ => CliError::Runtime(error.to_string()),
         })?;
-    println!("{id}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{id}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // The reader went away (`herald publish … | true`): it wanted no id.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(CliError::Runtime(format!(
+            "published as {id}, but cannot write the id to stdout: {error}"
+        ))),
+    }
 }

@@ -1,5 +1,7 @@
 //! `herald subscribe`: follows an SSE URL like a browser's EventSource and
-//! prints each event.
+//! prints each event. As a browser's, it retries network errors from the
+//! first connection on (the hub may not be up yet), saying so on stderr, and
+//! stops at a refusal: a status other than 200, or another content type.
 
 use std::io::{self, Write};
 
@@ -94,10 +96,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         _ => CliError::Usage(describe(&error)),
     })?;
 
-    let mut opened = false;
     while let Some(item) = source.next().await {
         match item {
-            Ok(Item::Open { .. }) => opened = true,
+            Ok(Item::Open { .. }) => {}
             Ok(Item::Event(event)) => match print_event(format, &event) {
                 Ok(()) => {}
                 // The reader went away (`herald subscribe … | head`): done.
@@ -110,7 +111,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             },
             // The server asked us to stop.
             Err(Error::NoContent) => return Ok(()),
-            Err(error) if error.is_fatal() || !opened => {
+            Err(error) if error.is_fatal() => {
                 return Err(CliError::Runtime(describe_for(&url, &error)));
             }
             Err(error) => eprintln!("herald: {}; reconnecting", describe_for(&url, &error)),

@@ -6,7 +6,7 @@
 use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 pub use herald_testkit::*;
 
@@ -28,6 +28,7 @@ impl Output {
 pub struct Herald {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: BufReader<ChildStderr>,
 }
 
 /// Starts the real binary with `args`, stdin closed and no token in the environment.
@@ -47,7 +48,12 @@ pub fn spawn_with_stdin(args: &[&str], stdin: Stdio) -> Herald {
         .spawn()
         .expect("start herald");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    Herald { child, stdout }
+    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    Herald {
+        child,
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs `herald` to completion (bounded by [`WAIT`]).
@@ -58,15 +64,12 @@ pub async fn run(args: &[&str]) -> Output {
 impl Herald {
     /// The next line of stdout, without its line break; fails after [`WAIT`].
     pub async fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = tokio::time::timeout(WAIT, self.stdout.read_line(&mut line))
-            .await
-            .expect("no output line within the timeout")
-            .expect("read stdout");
-        assert!(n > 0, "stdout closed");
-        assert!(line.ends_with('\n'), "partial line {line:?}");
-        line.pop();
-        line
+        read_line(&mut self.stdout, "stdout").await
+    }
+
+    /// The next line of stderr, without its line break; fails after [`WAIT`].
+    pub async fn err_line(&mut self) -> String {
+        read_line(&mut self.stderr, "stderr").await
     }
 
     /// Writes `bytes` to stdin and closes it.
@@ -78,13 +81,12 @@ impl Herald {
 
     /// Waits for the exit (bounded by [`WAIT`]) and returns what remained on stdout and stderr.
     pub async fn finish(mut self) -> Output {
-        let mut stderr_pipe = self.child.stderr.take().expect("piped stderr");
         let wait = async {
             let mut stdout = String::new();
             let mut stderr = String::new();
             let (out, err) = tokio::join!(
                 self.stdout.read_to_string(&mut stdout),
-                stderr_pipe.read_to_string(&mut stderr)
+                self.stderr.read_to_string(&mut stderr)
             );
             out.expect("read stdout");
             err.expect("read stderr");
@@ -104,4 +106,16 @@ impl Herald {
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill herald");
     }
+}
+
+async fn read_line(reader: &mut (impl AsyncBufReadExt + Unpin), name: &str) -> String {
+    let mut line = String::new();
+    let n = tokio::time::timeout(WAIT, reader.read_line(&mut line))
+        .await
+        .unwrap_or_else(|_| panic!("no {name} line within the timeout"))
+        .unwrap_or_else(|error| panic!("read {name}: {error}"));
+    assert!(n > 0, "{name} closed");
+    assert!(line.ends_with('\n'), "partial line {line:?}");
+    line.pop();
+    line
 }
