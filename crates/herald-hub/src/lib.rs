@@ -25,6 +25,7 @@ mod ids;
 mod log;
 mod matcher;
 mod namespace;
+mod pattern_regex;
 mod presence;
 mod registry;
 mod subscription;

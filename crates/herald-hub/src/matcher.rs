@@ -18,6 +18,8 @@ use quick_cache::Equivalent;
 use url::Url;
 use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
 
+use crate::pattern_regex::{self, PatternRegex};
+
 use crate::text::check_characters;
 use crate::{HubError, UriTemplate};
 
@@ -130,7 +132,7 @@ impl Matcher {
 /// A compiled URL pattern.
 pub struct Pattern {
     source: Box<str>,
-    compiled: UrlPattern,
+    compiled: UrlPattern<PatternRegex>,
     memo: Memo,
 }
 
@@ -261,11 +263,17 @@ impl<T> Interner<T> {
         source: &str,
         build: impl FnOnce() -> Result<T, E>,
     ) -> Result<Arc<T>, E> {
-        let mut interned = self.0.lock();
-        if let Some(existing) = interned.get(source).and_then(Weak::upgrade) {
+        if let Some(existing) = self.0.lock().get(source).and_then(Weak::upgrade) {
             return Ok(existing);
         }
+        // Built without the lock: a costly build must not hold up every other
+        // subscription's matchers.
         let value = Arc::new(build()?);
+        let mut interned = self.0.lock();
+        if let Some(existing) = interned.get(source).and_then(Weak::upgrade) {
+            // Built meanwhile by another request: share that one.
+            return Ok(existing);
+        }
         if interned.len() > 1024 {
             interned.retain(|_, weak| weak.strong_count() > 0);
         }
@@ -366,16 +374,23 @@ impl Matchers {
             matcher_type: "urlpattern",
             reason,
         };
-        let init = UrlPatternInit::parse_constructor_string::<regex::Regex>(
+        // The URL pattern crate says only "regexp error" of a refused group.
+        let reason = |error: urlpattern::Error| match error {
+            urlpattern::Error::RegExp(()) => {
+                pattern_regex::take_last_refusal().unwrap_or_else(|| error.to_string())
+            }
+            other => other.to_string(),
+        };
+        let init = UrlPatternInit::parse_constructor_string::<PatternRegex>(
             value,
             Some(self.shared.base.clone()),
         )
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| invalid(reason(e)))?;
         let options = UrlPatternOptions {
             ignore_case: false,
             ..Default::default()
         };
-        let compiled = UrlPattern::parse(init, options).map_err(|e| invalid(e.to_string()))?;
+        let compiled = UrlPattern::parse(init, options).map_err(|e| invalid(reason(e)))?;
         Ok(Pattern {
             source: value.into(),
             compiled,

@@ -142,9 +142,13 @@ pub fn parse_retry(value: &str) -> Result<u64, HubError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(HubError::InvalidRetry(value.to_owned()));
     }
-    value
-        .parse()
-        .map_err(|_| HubError::InvalidRetry(value.to_owned()))
+    // Only digits, so the one failure left is a number beyond u64.
+    value.parse().map_err(|_| {
+        HubError::TooLarge(format!(
+            "`retry` is {value} ms; the largest this hub accepts is {} ms",
+            u64::MAX
+        ))
+    })
 }
 
 /// Size limits on updates; exceeding one is a 413 at the HTTP edge.
@@ -241,5 +245,13 @@ mod tests {
         for bad in ["", "-1", "1.5", " 1", "١"] {
             assert!(parse_retry(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_retry("18446744073709551615").unwrap(), u64::MAX);
+        // Digits only, but beyond what the hub can hold: a limit, said as one.
+        let error = parse_retry("18446744073709551616").unwrap_err();
+        assert!(matches!(error, HubError::TooLarge(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "`retry` is 18446744073709551616 ms; the largest this hub accepts is 18446744073709551615 ms"
+        );
     }
 }

@@ -82,6 +82,9 @@ pub enum ServerError {
     /// The resource does not exist.
     #[error("not found")]
     NotFound,
+    /// The hub cannot serve the request now (it is shutting down) (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Error responses need the URL of the protected resource metadata for the
@@ -144,6 +147,7 @@ impl IntoResponse for ErrorResponse {
                 problem(StatusCode::TOO_MANY_REQUESTS, &detail)
             }
             ServerError::NotFound => problem(StatusCode::NOT_FOUND, &detail),
+            ServerError::Unavailable(_) => problem(StatusCode::SERVICE_UNAVAILABLE, &detail),
         }
     }
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::http::header;
 use herald_hub::{Entry, Update, parse_retry};
-use serde::Deserialize;
 
 use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
@@ -118,9 +117,11 @@ fn from_form(body: &[u8]) -> Result<Update, ServerError> {
                 seen.0 = true;
                 update.data = value;
             }
+            // An empty id is no id (the hub generates one), as form
+            // serializers send every field and the reference hub reads it so.
             "id" if !seen.1 => {
                 seen.1 = true;
-                update.id = Some(value);
+                update.id = Some(value).filter(|id| !id.is_empty());
             }
             "type" if !seen.2 => {
                 seen.2 = true;
@@ -137,52 +138,97 @@ fn from_form(body: &[u8]) -> Result<Update, ServerError> {
     Ok(update)
 }
 
-/// The JSON form of a publication (a herald extension).
-#[derive(Deserialize)]
-struct JsonUpdate {
-    topic: OneOrMany,
-    #[serde(default)]
-    data: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default, rename = "type")]
-    event_type: Option<String>,
-    #[serde(default)]
-    retry: Option<JsonRetry>,
-    #[serde(default)]
-    private: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonRetry {
-    Number(u64),
-    Text(String),
-}
-
+/// Reads the JSON form of a publication (a herald extension): an object with
+/// `topic` (a string or an array of strings) and optional `data`, `id`,
+/// `type` (strings), `retry` (a non-negative integer or a string of digits)
+/// and `private` (a boolean); other members are ignored, as unknown form
+/// fields are. Each error names the member.
 fn from_json(body: &[u8]) -> Result<Update, ServerError> {
-    let json: JsonUpdate = serde_json::from_slice(body)
-        .map_err(|e| ServerError::BadRequest(format!("the JSON update is invalid: {e}")))?;
+    let invalid =
+        |why: String| ServerError::BadRequest(format!("the JSON update is invalid: {why}"));
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    let serde_json::Value::Object(mut fields) = json else {
+        return Err(invalid(
+            "it must be an object, such as {\"topic\": \"…\", \"data\": \"…\"}".into(),
+        ));
+    };
+    let mut text = |name: &str| -> Result<Option<String>, ServerError> {
+        match fields.remove(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(value)) => Ok(Some(value)),
+            Some(other) => Err(invalid(format!(
+                "`{name}` must be a string, not {}",
+                kind(&other)
+            ))),
+        }
+    };
+    let data = text("data")?;
+    let id = text("id")?;
+    let event_type = text("type")?;
+    let topics = match fields.remove("topic") {
+        Some(serde_json::Value::String(topic)) => vec![topic],
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                serde_json::Value::String(topic) => Ok(topic),
+                other => Err(invalid(format!(
+                    "`topic` must hold strings only, not {}",
+                    kind(&other)
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(other) => {
+            return Err(invalid(format!(
+                "`topic` must be a string or an array of strings, not {}",
+                kind(&other)
+            )));
+        }
+    };
+    let retry = match fields.remove("retry") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(number)) => Some(number.as_u64().ok_or_else(|| {
+            invalid(format!(
+                "`retry` must be a non-negative integer of milliseconds, not {number}"
+            ))
+        })?),
+        Some(serde_json::Value::String(digits)) => Some(parse_retry(&digits)?),
+        Some(other) => {
+            return Err(invalid(format!(
+                "`retry` must be a non-negative integer of milliseconds, not {}",
+                kind(&other)
+            )));
+        }
+    };
+    let private = match fields.remove("private") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(private)) => private,
+        Some(other) => {
+            return Err(invalid(format!(
+                "`private` must be true or false, not {}",
+                kind(&other)
+            )));
+        }
+    };
     Ok(Update {
-        topics: match json.topic {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(t) => t,
-        },
-        data: json.data.unwrap_or_default(),
-        id: json.id,
-        event_type: json.event_type,
-        retry: match json.retry {
-            None => None,
-            Some(JsonRetry::Number(n)) => Some(n),
-            Some(JsonRetry::Text(t)) => Some(parse_retry(&t)?),
-        },
-        private: json.private,
+        topics,
+        data: data.unwrap_or_default(),
+        id: id.filter(|id| !id.is_empty()),
+        event_type,
+        retry,
+        private,
     })
+}
+
+/// The JSON type of a value, for error messages.
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }

@@ -42,7 +42,24 @@ pub(crate) async fn subscribe(
     peer: Option<IpAddr>,
     wire: Option<Arc<ChunkedWire>>,
 ) -> Result<Response, ServerError> {
-    let request = parse(herald, method, headers, query, &body)?;
+    let request = if names_a_url_pattern(query, &body) {
+        // A URL pattern's groups take up to milliseconds each to compile:
+        // compiled off the runtime's workers, so that a request with many of
+        // them does not hold up other connections.
+        let (herald, method, headers) = (herald.clone(), method.clone(), headers.clone());
+        let query = query.map(str::to_owned);
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || {
+            parse(&herald, &method, &headers, query.as_deref(), &body)
+        })
+        .await
+        .map_err(|error| match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => ServerError::Unavailable("the hub is shutting down".into()),
+        })??
+    } else {
+        parse(herald, method, headers, query, &body)?
+    };
     let client = match herald
         .auth()
         .authenticate(headers, query, Purpose::Subscribe)?
@@ -118,6 +135,18 @@ pub(crate) async fn subscribe(
     response
         .body(Body::from_stream(stream.into_stream()))
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
+}
+
+/// Whether a subscription request names `match_urlpattern`, as clients write
+/// it. A name with percent-encoded letters is compiled on the worker: the
+/// size limit of a pattern's groups still bounds it.
+fn names_a_url_pattern(query: Option<&str>, body: &[u8]) -> bool {
+    let names = |bytes: &[u8]| {
+        bytes
+            .windows(b"urlpattern".len())
+            .any(|w| w.eq_ignore_ascii_case(b"urlpattern"))
+    };
+    query.is_some_and(|query| names(query.as_bytes())) || names(body)
 }
 
 fn parse(
@@ -197,12 +226,12 @@ fn parse(
         return Err(ServerError::BadRequest(hint.into()));
     }
     // The Last-Event-ID header wins over the parameter.
+    // Browsers send the id as they received it, UTF-8 (ids may be IRIs).
     let header_id = match headers.get("last-event-id") {
         Some(value) => Some(
-            value
-                .to_str()
+            std::str::from_utf8(value.as_bytes())
                 .map_err(|_| {
-                    ServerError::BadRequest("the Last-Event-ID header is not ASCII".into())
+                    ServerError::BadRequest("the Last-Event-ID header is not valid UTF-8".into())
                 })?
                 .to_owned(),
         ),

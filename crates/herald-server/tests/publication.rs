@@ -321,6 +321,110 @@ async fn a_json_body_is_accepted_with_the_same_fields() {
 }
 
 #[tokio::test]
+async fn a_malformed_json_update_is_refused_naming_the_member() {
+    let hub = start_default().await;
+    for (body, detail) in [
+        ("[]", "the JSON update is invalid: it must be an object"),
+        (
+            r#"{"topic": 7}"#,
+            "`topic` must be a string or an array of strings, not a number",
+        ),
+        (
+            r#"{"topic": ["a", 7]}"#,
+            "`topic` must hold strings only, not a number",
+        ),
+        (
+            r#"{"topic": "a", "data": {"x": 1}}"#,
+            "`data` must be a string, not an object",
+        ),
+        (
+            r#"{"topic": "a", "id": 1}"#,
+            "`id` must be a string, not a number",
+        ),
+        (
+            r#"{"topic": "a", "type": true}"#,
+            "`type` must be a string, not a boolean",
+        ),
+        (
+            r#"{"topic": "a", "retry": -5}"#,
+            "`retry` must be a non-negative integer of milliseconds, not -5",
+        ),
+        (
+            r#"{"topic": "a", "retry": [1]}"#,
+            "`retry` must be a non-negative integer of milliseconds, not an array",
+        ),
+        (
+            r#"{"topic": "a", "private": "on"}"#,
+            "`private` must be true or false, not a string",
+        ),
+        (
+            r#"{"topic": "a""#,
+            "the JSON update is invalid: EOF while parsing an object",
+        ),
+    ] {
+        let (_, problem) = refused(
+            client()
+                .post(&hub.url)
+                .bearer_auth(hub.publisher())
+                .header("content-type", "application/json")
+                .body(body),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(problem.contains(detail), "{body}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_id_is_no_id_the_hub_generates_one() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let form_id = publish_ok(&hub, &[("topic", BOOK), ("id", ""), ("data", "form")]).await;
+    let response = send(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"topic": BOOK, "id": "", "data": "json"}).to_string()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let json_id = text(response).await;
+    for (id, data) in [(&form_id, "form"), (&json_id, "json")] {
+        assert!(id.starts_with('#'), "a generated id: {id:?}");
+        let event = stream.event().await;
+        assert_eq!(
+            (event.last_event_id.as_str(), event.data.as_str()),
+            (id.as_str(), data)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_beyond_what_the_hub_holds_is_a_413_saying_so() {
+    let hub = start_default().await;
+    assert_publish_refused(
+        &hub,
+        &[("topic", BOOK), ("retry", "18446744073709551616")],
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    let (_, problem) = refused(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("topic", BOOK), ("retry", "99999999999999999999")])),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(
+        problem.contains("the largest this hub accepts is 18446744073709551615 ms"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
 async fn other_content_types_are_a_415() {
     let hub = start_default().await;
     for content_type in [

@@ -68,6 +68,35 @@ async fn last_event_id_header_replays_every_later_event() {
 }
 
 #[tokio::test]
+async fn an_iri_id_sent_back_in_utf8_by_a_browser_resumes() {
+    let hub = start_default().await;
+    let ids = [
+        "https://example.com/événements/1",
+        "https://example.com/événements/2",
+    ];
+    publish_ids(&hub, &ids).await;
+    // A browser writes the last event ID into the header as UTF-8 bytes.
+    let value = reqwest::header::HeaderValue::from_bytes(ids[0].as_bytes()).expect("bytes");
+    let mut stream = open(get(&hub, &q()).header("last-event-id", value)).await;
+    assert_eq!(
+        stream.header("mercure-last-event-id").as_deref(),
+        Some(ids[0])
+    );
+    assert_eq!(stream.ids(1).await, [ids[1]]);
+    // Bytes that are not UTF-8 are refused, naming the header.
+    let bad = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").expect("bytes");
+    let (_, body) = refused(
+        get(&hub, &q()).header("last-event-id", bad),
+        reqwest::StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        body.contains("the Last-Event-ID header is not valid UTF-8"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn last_event_id_parameter_replays_every_later_event() {
     let hub = start_default().await;
     publish_ids(&hub, &["a", "b", "c"]).await;

@@ -249,6 +249,44 @@ async fn an_invalid_url_pattern_is_refused() {
 }
 
 #[tokio::test]
+async fn a_url_pattern_too_costly_to_compile_is_refused_naming_why() {
+    let hub = start_default().await;
+    let (_, body) = refused(
+        get(
+            &hub,
+            &format!(
+                "match_urlpattern={}",
+                enc(r"https://example.com/:x(\w{1,200})")
+            ),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("match_urlpattern"), "{body}");
+    assert!(body.contains("compiles to more than 256 KiB"), "{body}");
+    let (_, body) = refused(
+        get(
+            &hub,
+            &format!(
+                "match_urlpattern={}",
+                enc(r"https://example.com/:x(\p{Nope})")
+            ),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("invalid regular expression: "), "{body}");
+    // An ordinary group compiles and matches.
+    let mut stream = subscribe(
+        &hub,
+        &format!("match_urlpattern={}", enc(r"https://example.com/:x(\w+)")),
+    )
+    .await;
+    publish_marker(&hub, "https://example.com/word_1", "matched").await;
+    assert_eq!(stream.event().await.data, "matched");
+}
+
+#[tokio::test]
 async fn too_many_matchers_are_refused() {
     let mut config = config();
     config.limits.max_matchers = 3;

@@ -422,11 +422,13 @@ impl EventStream {
         }
     }
 
-    /// A response header as text.
+    /// A response header as text (UTF-8: ids may be IRIs).
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header").to_owned())
+        self.headers.get(name).map(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .expect("UTF-8 header")
+                .to_owned()
+        })
     }
 
     /// Reads one chunk of bytes; `false` at the end or after `deadline`.
