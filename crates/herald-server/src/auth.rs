@@ -366,7 +366,11 @@ impl Authenticator {
     /// and the verifier make, so a hit answers as they would.
     fn cached_bearer(&self, headers: &impl RequestHeaders) -> Option<Client> {
         let verifier = self.verifier.as_ref()?;
-        let value = headers.all(&header::AUTHORIZATION).next()?;
+        let mut values = headers.all(&header::AUTHORIZATION);
+        let value = values.next()?;
+        if values.next().is_some() {
+            return None; // refused by find_token
+        }
         let token = &value[bearer_token(value).ok()?];
         self.cache
             .get(token, SystemTime::now(), verifier.key_generation())
@@ -378,7 +382,16 @@ impl Authenticator {
         headers: &'r impl RequestHeaders,
         query: Option<&str>,
     ) -> Result<Option<(std::borrow::Cow<'r, str>, Source)>, ServerError> {
-        if let Some(value) = headers.all(&header::AUTHORIZATION).next() {
+        let mut values = headers.all(&header::AUTHORIZATION);
+        if let Some(value) = values.next() {
+            // Which of several would count depends on their order, which
+            // proxies may change: none does.
+            if values.next().is_some() {
+                return Err(invalid_request(
+                    "malformed_header",
+                    "the request carries several Authorization headers; send one",
+                ));
+            }
             let value = as_text(value).ok_or_else(|| {
                 invalid_request("malformed_header", "the Authorization header is not ASCII")
             })?;

@@ -138,7 +138,7 @@ impl IntoResponse for ErrorResponse {
                 let mut response = problem(StatusCode::METHOD_NOT_ALLOWED, &detail);
                 response.headers_mut().insert(
                     header::ALLOW,
-                    HeaderValue::from_static("GET, QUERY, POST, OPTIONS"),
+                    HeaderValue::from_static("GET, HEAD, QUERY, POST, OPTIONS"),
                 );
                 response
             }

@@ -329,7 +329,9 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let (parts, body) = request.into_parts();
-    let is_subscribe = parts.method == Method::GET || parts.method.as_str() == "QUERY";
+    let is_subscribe = parts.method == Method::GET
+        || parts.method == Method::HEAD
+        || parts.method.as_str() == "QUERY";
     if !is_subscribe && parts.method != Method::POST {
         return herald.error(ServerError::MethodNotAllowed(parts.method.to_string()));
     }

@@ -74,6 +74,16 @@ pub(crate) async fn subscribe(
             });
         }
     };
+    if *method == Method::HEAD {
+        // The head of the same answer, checked as a GET is, without
+        // subscribing: no stream, no subscription event, no connection slot.
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header("x-accel-buffering", "no")
+            .body(Body::empty())
+            .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")));
+    }
     let admission = herald
         .connections()
         .admit(peer, client.subject.as_deref())?;
@@ -158,7 +168,7 @@ fn parse(
 ) -> Result<Request, ServerError> {
     let mut pairs = form::parse(query.unwrap_or("").as_bytes()).map_err(ServerError::BadRequest)?;
     let query_len = pairs.len();
-    if *method != Method::GET && !body.is_empty() {
+    if *method != Method::GET && *method != Method::HEAD && !body.is_empty() {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

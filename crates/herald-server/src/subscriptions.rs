@@ -155,14 +155,16 @@ fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Option<Target> {
     }
     let rest = rest.strip_prefix('/')?;
     let segments: Vec<&str> = rest.split('/').collect();
-    let decode = |s: &str| -> Option<String> {
-        let decoded = percent_decode_str(s).decode_utf8().ok()?.into_owned();
-        (!decoded.is_empty()).then_some(decoded)
+    let decode_any = |s: &str| -> Option<String> {
+        Some(percent_decode_str(s).decode_utf8().ok()?.into_owned())
     };
+    let decode = |s: &str| -> Option<String> { decode_any(s).filter(|d| !d.is_empty()) };
+    // A matcher may be empty (`match=` is a matcher with an empty value), so
+    // its segment may be too: `…/subscriptions/exact//{subscriber}`.
     match segments.as_slice() {
         [topic] if legacy => Some(Target::Matcher(MatcherType::Selector, decode(topic)?)),
         [first, second] => match MatcherType::from_name(&decode(first)?) {
-            Some(match_type) => Some(Target::Matcher(match_type, decode(second)?)),
+            Some(match_type) => Some(Target::Matcher(match_type, decode_any(second)?)),
             None if legacy => Some(Target::One(
                 MatcherType::Selector,
                 decode(first)?,
@@ -172,7 +174,7 @@ fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Option<Target> {
         },
         [match_type, matcher, subscriber] => Some(Target::One(
             MatcherType::from_name(&decode(match_type)?)?,
-            decode(matcher)?,
+            decode_any(matcher)?,
             decode(subscriber)?,
         )),
         _ => None,

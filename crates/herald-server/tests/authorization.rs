@@ -196,6 +196,41 @@ async fn a_malformed_token_presentation_is_400_invalid_request() {
 }
 
 #[tokio::test]
+async fn several_authorization_headers_are_400_whatever_their_order() {
+    let hub = start_default().await;
+    let good = hub.token().publish(&["*"]).subscribe(&["*"]).sign();
+    // Warm the verified-token cache, so that a cached token cannot slip through.
+    let response = send(publish_request(&hub, Some(&good), &[("topic", BOOK)])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for (first, second) in [
+        (good.as_str(), "Bearer x.y.z"),
+        ("Bearer x.y.z", good.as_str()),
+    ] {
+        let first = if first.starts_with("Bearer") {
+            first.to_owned()
+        } else {
+            format!("Bearer {first}")
+        };
+        let second = if second.starts_with("Bearer") {
+            second.to_owned()
+        } else {
+            format!("Bearer {second}")
+        };
+        let request = publish_request(&hub, None, &[("topic", BOOK)])
+            .header("authorization", &first)
+            .header("authorization", &second);
+        let (headers, body) = refused(request, StatusCode::BAD_REQUEST).await;
+        assert_challenge(&hub, &headers, Some("invalid_request"));
+        assert!(body.contains("several Authorization headers"), "{body}");
+        let request = get(&hub, "match=*")
+            .header("authorization", &first)
+            .header("authorization", &second);
+        let (headers, _) = refused(request, StatusCode::BAD_REQUEST).await;
+        assert_challenge(&hub, &headers, Some("invalid_request"));
+    }
+}
+
+#[tokio::test]
 async fn the_authorization_header_wins_over_the_cookie() {
     let hub = start_default().await;
     let good = hub.token().publish(&["*"]).subscribe(&["*"]).sign();

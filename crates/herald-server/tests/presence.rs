@@ -293,6 +293,30 @@ async fn connect_and_disconnect_publish_active_then_inactive_events() {
 }
 
 #[tokio::test]
+async fn a_subscription_with_an_empty_matcher_has_a_url_that_answers() {
+    let hub = start(true, |_| {}).await;
+    let reader = hub.reader();
+    let mut watcher = hub
+        .subscribe(&[("match_urlpattern", ALL_EVENTS)], Some(&reader))
+        .await;
+    let _subscriber = hub.subscribe(&[("match", "")], None).await;
+    let event = watcher.next_about("").await;
+    let id = event["id"].as_str().expect("an id").to_owned();
+    assert!(id.starts_with(&format!("{PREFIX}/exact//")), "{id}");
+    let (doc, _) = hub.get_json(&id, &reader).await;
+    assert_eq!(
+        (doc["match"].clone(), doc["active"].clone()),
+        (json!(""), json!(true))
+    );
+    let (doc, _) = hub.get_json(&format!("{PREFIX}/exact/"), &reader).await;
+    assert_eq!(
+        doc["subscriptions"].as_array().map(Vec::len),
+        Some(1),
+        "{doc}"
+    );
+}
+
+#[tokio::test]
 async fn events_are_private_and_typed_mercure() {
     let hub = start(true, |_| {}).await;
     // An anonymous subscriber cannot read subscription events, even with `*`.

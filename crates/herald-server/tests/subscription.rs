@@ -287,6 +287,29 @@ async fn a_url_pattern_too_costly_to_compile_is_refused_naming_why() {
 }
 
 #[tokio::test]
+async fn head_answers_the_head_of_a_subscription_without_subscribing() {
+    let hub = start_default().await;
+    let url = format!("{}?match={}", hub.url, enc("https://example.com/books/1"));
+    let response = send(client().head(&url)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"text/event-stream"[..])
+    );
+    assert_eq!(response.bytes().await.expect("body").len(), 0);
+    // Checked as a GET is: no matcher is a 400.
+    let response = send(client().head(&hub.url)).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Other methods name HEAD among the allowed ones.
+    let response = send(client().put(&hub.url)).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        response.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"GET, HEAD, QUERY, POST, OPTIONS"[..])
+    );
+}
+
+#[tokio::test]
 async fn too_many_matchers_are_refused() {
     let mut config = config();
     config.limits.max_matchers = 3;
