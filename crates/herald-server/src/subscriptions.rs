@@ -321,11 +321,16 @@ mod tests {
                 "urn:uuid:1".into()
             ))
         );
+        // `match=` is a matcher too: its segment is empty.
+        assert_eq!(
+            parse_path(&p, &format!("{base}/exact//s"), false),
+            Some(Target::One(MatcherType::Exact, String::new(), "s".into()))
+        );
         for bad in [
             format!("{base}/"),
             format!("{base}/exact"),
             format!("{base}/regex/a"),
-            format!("{base}/exact//s"),
+            format!("{base}/exact/a/"),
             format!("{base}/exact/a/b/c"),
             format!("{base}x"),
             format!("{base}/exact/%FF"),
