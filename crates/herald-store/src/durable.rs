@@ -47,7 +47,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -71,7 +71,10 @@ const IDS: MultimapTableDefinition<'_, &str, u64> = MultimapTableDefinition::new
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The marker naming the on-disk format, checked at every start.
-pub const FORMAT_MARKER: &str = "herald-log 2";
+pub const FORMAT_MARKER: &str = "herald-log 3";
+/// The format before the journal's barriers: its records are read as records
+/// without one, so a directory in it is taken as it is, and its marker rewritten.
+const FORMAT_WITHOUT_BARRIERS: &str = "herald-log 2";
 /// The format before the journal: a directory in it is read as one whose
 /// journal is empty, and its marker rewritten.
 const FORMAT_WITHOUT_JOURNAL: &str = "herald-log 1";
@@ -434,30 +437,56 @@ impl DurableLog {
         };
         fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(STORE_FILE);
+        let journal_path = dir.join(JOURNAL_FILE);
+        let initialized = dir.join(VERSION_FILE).exists();
         check_version(dir, &path)?;
+        check_files_present(initialized, &path, &journal_path)?;
         let db_error = |e: &dyn std::fmt::Display| StoreError::Database {
             path: path.clone(),
             reason: e.to_string(),
         };
+        let repaired = Arc::new(AtomicBool::new(false));
         let repair_path = path.clone();
-        let db = Database::builder()
-            .set_repair_callback(move |session| {
-                tracing::warn!(
-                    file = %repair_path.display(),
-                    progress = session.progress(),
-                    "repairing the store after an unclean shutdown"
-                );
-            })
-            .create(&path)
-            .map_err(|e| StoreError::Damaged {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        let (mut state, epoch) = initialize(&db).map_err(|e| db_error(&e))?;
-        let journal_path = dir.join(JOURNAL_FILE);
+        let db = guard_panics(&path, || {
+            let repaired = Arc::clone(&repaired);
+            Database::builder()
+                .set_repair_callback(move |session| {
+                    repaired.store(true, Ordering::Relaxed);
+                    tracing::warn!(
+                        file = %repair_path.display(),
+                        progress = session.progress(),
+                        "repairing the store after an unclean shutdown"
+                    );
+                })
+                .create(&path)
+                .map_err(|e| open_error(&path, e))
+        })?;
+        let (mut state, epoch) = guard_panics(&path, || initialize(&db).map_err(|e| db_error(&e)))?;
         let damaged_journal = |reason: String| StoreError::Damaged {
             path: journal_path.clone(),
             reason,
+        };
+        if repaired.load(Ordering::Relaxed) && epoch.is_some() {
+            check_journal_after_crash(&journal_path)?;
+        }
+        let epoch = match epoch {
+            Some(epoch) => epoch,
+            None => {
+                // A store without a journal epoch is new (or from before the
+                // journal): a journal that holds records was written beside
+                // another log.redb, which this one replaced or lost.
+                if let Some(found) = journal::first_epoch(&journal_path) {
+                    return Err(StoreError::Damaged {
+                        path: path.clone(),
+                        reason: format!(
+                            "it holds no log, but {} holds records of epoch {found}: \
+                             log.redb was replaced, emptied or repaired to nothing",
+                            journal_path.display()
+                        ),
+                    });
+                }
+                0
+            }
         };
         let replayed =
             journal::recover(&journal_path, epoch, state.last_position).map_err(damaged_journal)?;
@@ -475,7 +504,9 @@ impl DurableLog {
         // records may end in a torn one, which the next records must not
         // seem to continue.
         let epoch = epoch + 1;
-        replay(&db, &mut state, epoch, &records).map_err(|e| db_error(&e))?;
+        guard_panics(&path, || {
+            replay(&db, &mut state, epoch, &records).map_err(|e| db_error(&e))
+        })?;
         if !replayed.is_empty() {
             tracing::warn!(
                 file = %journal_path.display(),
@@ -483,7 +514,7 @@ impl DurableLog {
                 "applied the journal after an unclean shutdown"
             );
         }
-        check_tail(&db, &path, state.last_position)?;
+        guard_panics(&path, || check_tail(&db, &path, state.last_position))?;
         let journal = Journal::open(&journal_path, epoch).map_err(|e| io(&journal_path, e))?;
         tracing::info!(
             file = %path.display(),
@@ -843,7 +874,11 @@ fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
     };
     match fs::read_to_string(&marker) {
         Ok(text) if text.trim() == FORMAT_MARKER => Ok(()),
-        Ok(text) if text.trim() == FORMAT_WITHOUT_JOURNAL => written(write()),
+        Ok(text)
+            if text.trim() == FORMAT_WITHOUT_JOURNAL || text.trim() == FORMAT_WITHOUT_BARRIERS =>
+        {
+            written(write())
+        }
         Ok(text) => Err(StoreError::Incompatible {
             path: marker,
             reason: format!(
@@ -870,11 +905,101 @@ fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Refuses a data directory that held a log (its `VERSION` was there before
+/// this start) whose `log.redb` is gone or empty while its journal is not:
+/// redb would start a new, empty store in its place, and positions would be
+/// reused.
+fn check_files_present(initialized: bool, store: &Path, journal: &Path) -> Result<(), StoreError> {
+    let size = |path: &Path| fs::metadata(path).map(|m| m.len()).ok();
+    let journal_written = size(journal).is_some_and(|len| len > 0);
+    if !initialized || !journal_written {
+        return Ok(());
+    }
+    let problem = match size(store) {
+        None => "it is missing",
+        Some(0) => "it is empty",
+        Some(_) => return Ok(()),
+    };
+    Err(StoreError::Damaged {
+        path: store.to_owned(),
+        reason: format!(
+            "{problem}, but {} and the version marker show this directory held a log; \
+             refusing to start a new one in its place",
+            journal.display()
+        ),
+    })
+}
+
+/// After an unclean shutdown of a store opened before (it has a journal
+/// epoch, and its journal was created right after that was committed), the
+/// journal holds what redb may not: refuses to start without it, or with one
+/// cut shorter than the step it always grows by. (An empty journal was never
+/// written, so it held nothing.)
+fn check_journal_after_crash(journal: &Path) -> Result<(), StoreError> {
+    let damaged = |reason: String| StoreError::Damaged {
+        path: journal.to_owned(),
+        reason,
+    };
+    match fs::metadata(journal) {
+        Ok(meta) if meta.len() == 0 || meta.len() >= journal::GROW => Ok(()),
+        Ok(meta) => Err(damaged(format!(
+            "it is {} bytes after an unclean shutdown, shorter than the {} bytes it grows by: \
+             it was cut, and the updates acknowledged since the last checkpoint would be lost",
+            meta.len(),
+            journal::GROW
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(damaged(
+            "it is missing after an unclean shutdown: the updates acknowledged since the \
+             last checkpoint would be lost"
+                .into(),
+        )),
+        Err(e) => Err(StoreError::Io {
+            path: journal.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Runs `work` on the database, turning a panic of redb's (on a damaged
+/// file) into an error naming the file.
+fn guard_panics<T>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            reason: format!("the database failed on it: {message}"),
+        })
+    })
+}
+
+/// A failure to open redb: the operating system's errors (a read-only file
+/// system, a permission) are not damage, and must not be called so.
+fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
+    match error {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io {
+            path: path.to_owned(),
+            reason: io.to_string(),
+        },
+        other => StoreError::Damaged {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// The `meta` key of the journal epoch redb holds everything before.
 const EPOCH: &str = "journal_epoch";
 
-/// Creates the tables if needed; returns the counters and the journal epoch.
-fn initialize(db: &Database) -> Result<(State, u64), redb::Error> {
+/// Creates the tables if needed; returns the counters and the journal epoch
+/// (none in a new store).
+fn initialize(db: &Database) -> Result<(State, Option<u64>), redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(ENTRIES)?;
@@ -886,7 +1011,7 @@ fn initialize(db: &Database) -> Result<(State, u64), redb::Error> {
         .begin_read()?
         .open_table(META)?
         .get(EPOCH)?
-        .map_or(0, |v| v.value());
+        .map(|v| v.value());
     Ok((read_state(db)?, epoch))
 }
 
@@ -1386,4 +1511,41 @@ fn write_state(meta: &mut redb::Table<'_, &str, u64>, state: &State) -> Result<(
     meta.insert("count", state.count)?;
     meta.insert("bytes", state.bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_of_the_database_is_an_error_naming_the_file() {
+        let path = Path::new("/data/log.redb");
+        let error = guard_panics::<()>(path, || panic!("internal error: entered unreachable code"))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "/data/log.redb is damaged: the database failed on it: internal error: entered unreachable code"
+        );
+        let error = guard_panics::<()>(path, || panic!("{}", String::from("owned"))).unwrap_err();
+        assert!(
+            error.to_string().ends_with("failed on it: owned"),
+            "{error}"
+        );
+        assert_eq!(guard_panics(path, || Ok(7)).unwrap(), 7);
+    }
+
+    #[test]
+    fn an_operating_system_error_is_not_called_damage() {
+        let path = Path::new("/data/log.redb");
+        let read_only = std::io::Error::from_raw_os_error(30);
+        let error = open_error(
+            path,
+            redb::DatabaseError::Storage(redb::StorageError::Io(read_only)),
+        );
+        assert!(matches!(error, StoreError::Io { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains("Read-only file system"),
+            "{error}"
+        );
+    }
 }

@@ -15,6 +15,14 @@
 //! makes redb hold everything journaled so far, so the records of earlier
 //! epochs, still in the file, end a recovery scan without the file ever being
 //! cleared.
+//!
+//! The length's top bit marks a *barrier*: the first record of a write made
+//! after a sync, so every record of its epoch before it was durable when it
+//! was written. A recovery scan that stops at a record that is not whole
+//! tells a crash from damage by it: a write torn by a crash can only be the
+//! last one, which no later barrier follows, while a whole barrier after the
+//! stop means durable (acknowledged) records were damaged, and the store is
+//! refused rather than opened without them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,8 +35,10 @@ use herald_hub::Position;
 pub const JOURNAL_FILE: &str = "log.journal";
 
 const HEADER: usize = 24;
+/// The length field's top bit: this record is a barrier (see the module doc).
+const BARRIER: u32 = 1 << 31;
 /// The file grows by this much at a time, written with zeros and synced once.
-const GROW: u64 = 1 << 20;
+pub(crate) const GROW: u64 = 1 << 20;
 
 /// An open journal, written by the committer only.
 pub(crate) struct Journal {
@@ -41,6 +51,9 @@ pub(crate) struct Journal {
     allocated: u64,
     /// Records pushed and not yet written.
     pending: Vec<u8>,
+    /// Every record written in this epoch is durable: the next write's first
+    /// record is a barrier.
+    synced: bool,
 }
 
 /// A record found by [`recover`].
@@ -75,6 +88,7 @@ impl Journal {
             offset: 0,
             allocated,
             pending: Vec::new(),
+            synced: true,
         })
     }
 
@@ -97,12 +111,15 @@ impl Journal {
     /// next [`write`](Self::write). Refuses a record longer than a length
     /// field holds.
     pub fn push(&mut self, position: Position, stored: &[u8]) -> io::Result<()> {
-        let length = u32::try_from(stored.len()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("an entry of {} bytes is too long to journal", stored.len()),
-            )
-        })?;
+        let length = u32::try_from(stored.len())
+            .ok()
+            .filter(|length| length & BARRIER == 0)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("an entry of {} bytes is too long to journal", stored.len()),
+                )
+            })?;
         let start = self.pending.len();
         self.pending.extend_from_slice(&length.to_le_bytes());
         self.pending.extend_from_slice(&[0; 4]);
@@ -122,21 +139,31 @@ impl Journal {
     /// Writes the pushed records after this epoch's others. They are durable
     /// once [`sync`](Self::sync) returns.
     pub fn write(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let end = self.offset + self.pending.len() as u64;
         if end > self.allocated {
             self.grow(end)?;
+        }
+        if self.synced {
+            self.pending[3] |= (BARRIER >> 24) as u8;
         }
         let result = self.file.write_all_at(&self.pending, self.offset);
         if result.is_ok() {
             self.offset = end;
         }
+        // Even a failed write may have reached the file in part.
+        self.synced = false;
         self.pending.clear();
         result
     }
 
     /// Makes every written record durable.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.synced = true;
+        Ok(())
     }
 
     /// Grows the file by [`GROW`] when less than half of that is left past
@@ -157,6 +184,7 @@ impl Journal {
         self.epoch = epoch;
         self.offset = 0;
         self.pending.clear();
+        self.synced = true;
     }
 
     /// Extends the file past `end` with zeros, synced, so that later syncs of
@@ -171,6 +199,7 @@ impl Journal {
             at += n as u64;
         }
         self.file.sync_data()?;
+        self.synced = true;
         self.allocated = target;
         Ok(())
     }
@@ -181,8 +210,10 @@ impl Journal {
 ///
 /// The scan ends at the first record that is not a whole record of `epoch`:
 /// zeros, an earlier epoch's record, or one torn by a crash mid-write, whose
-/// update was never acknowledged. A whole record out of sequence means the
-/// journal and the store disagree, and is refused with the reason.
+/// update was never acknowledged. If a whole barrier record of `epoch` lies
+/// past that point, what ended the scan was durable and is damaged: refused,
+/// naming the offset. A whole record out of sequence means the journal and
+/// the store disagree, and is refused with the reason.
 pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Recovered>, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -191,47 +222,102 @@ pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Re
     };
     let mut found = Vec::new();
     let mut previous: Option<Position> = None;
-    let mut rest = bytes.as_slice();
-    while rest.len() >= HEADER {
-        let word = |at: usize| u32::from_le_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
-        let long = |at: usize| u64::from_le_bytes(rest[at..at + 8].try_into().expect("8 bytes"));
-        let length = word(0) as usize;
-        let record_epoch = long(8);
-        let position = long(16);
-        if record_epoch != epoch || rest.len() - HEADER < length {
-            break;
-        }
-        let record = &rest[..HEADER + length];
-        if crc32fast::hash(&record[8..]) != word(4) {
-            break;
-        }
+    let mut offset = 0;
+    while let Some(record) = whole_record(&bytes, offset, epoch) {
         let expected = previous.map_or(after + 1, |p| p + 1);
         match previous {
-            None if position > expected => {
+            None if record.position > expected => {
                 return Err(format!(
-                    "the journal continues at position {position} but the store ends at {after}: \
+                    "the journal continues at position {} but the store ends at {after}: \
                      positions {expected} to {} are missing",
-                    position - 1
+                    record.position,
+                    record.position - 1
                 ));
             }
-            Some(_) if position != expected => {
+            Some(_) if record.position != expected => {
                 return Err(format!(
-                    "the journal's record at position {position} follows position {}",
+                    "the journal's record at position {} follows position {}",
+                    record.position,
                     expected - 1
                 ));
             }
             _ => {}
         }
-        previous = Some(position);
-        if position > after {
+        previous = Some(record.position);
+        if record.position > after {
             found.push(Recovered {
-                position,
-                stored: record[HEADER..].to_vec(),
+                position: record.position,
+                stored: record.stored.to_vec(),
             });
         }
-        rest = &rest[HEADER + length..];
+        offset += record.size;
+    }
+    // Only where the epoch's bytes are can a record of it start.
+    let search_from = offset + 1 + 8;
+    let later_barrier = bytes.get(search_from..).and_then(|rest| {
+        memchr::memmem::find_iter(rest, &epoch.to_le_bytes())
+            .map(|hit| search_from + hit - 8)
+            .find_map(|at| {
+                whole_record(&bytes, at, epoch)
+                    .filter(|r| r.barrier)
+                    .map(|r| (at, r))
+            })
+    });
+    if let Some((at, barrier)) = later_barrier {
+        let last = previous.map_or(after, |p| p);
+        return Err(format!(
+            "the bytes at offset {offset} (after position {last}) are not a whole record, \
+             but a record written once they were durable follows at offset {at} \
+             (position {}): the acknowledged updates between them would be lost",
+            barrier.position
+        ));
     }
     Ok(found)
+}
+
+/// The epoch of the record at the journal's start, if a whole one is there:
+/// every epoch's writes start at the file's start, so a journal that was
+/// ever written has one.
+pub(crate) fn first_epoch(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let epoch = u64::from_le_bytes(bytes.get(8..16)?.try_into().expect("8 bytes"));
+    whole_record(&bytes, 0, epoch).map(|_| epoch)
+}
+
+/// A whole, checksummed record of `epoch` at `at` in the journal's bytes.
+struct Whole<'a> {
+    position: Position,
+    stored: &'a [u8],
+    barrier: bool,
+    /// The record's size in the file, header included.
+    size: usize,
+}
+
+fn whole_record(bytes: &[u8], at: usize, epoch: u64) -> Option<Whole<'_>> {
+    let rest = bytes.get(at..)?;
+    if rest.len() < HEADER {
+        return None;
+    }
+    let word = |i: usize| u32::from_le_bytes(rest[i..i + 4].try_into().expect("4 bytes"));
+    let long = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().expect("8 bytes"));
+    if long(8) != epoch {
+        return None;
+    }
+    let field = word(0);
+    let length = (field & !BARRIER) as usize;
+    if rest.len() - HEADER < length {
+        return None;
+    }
+    let record = &rest[..HEADER + length];
+    if crc32fast::hash(&record[8..]) != word(4) {
+        return None;
+    }
+    Some(Whole {
+        position: long(16),
+        stored: &record[HEADER..],
+        barrier: field & BARRIER != 0,
+        size: HEADER + length,
+    })
 }
 
 #[cfg(test)]
@@ -302,6 +388,90 @@ mod tests {
         // Or only its first bytes did.
         journal.file.set_len(end - 5).unwrap();
         assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+    }
+
+    /// Flips every bit of the byte at `at`.
+    fn flip(path: &Path, at: u64) {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[!byte[0]], at).unwrap();
+    }
+
+    #[test]
+    fn damage_before_a_later_synced_write_is_refused_naming_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=3);
+        let second_write = journal.len();
+        for n in 4..=6 {
+            journal.push(n, &stored(n)).unwrap();
+        }
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        // A byte of record 2, inside the first (synced) write.
+        let record = (HEADER + stored(1).len()) as u64;
+        flip(&path, record + HEADER as u64 + 1);
+        let error = recover(&path, 1, 0).unwrap_err();
+        assert!(
+            error.starts_with(&format!("the bytes at offset {record} (after position 1)")),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("follows at offset {second_write} (position 4)")),
+            "{error}"
+        );
+        // The same damage to the length field.
+        flip(&path, record + HEADER as u64 + 1);
+        flip(&path, record);
+        assert!(recover(&path, 1, 0).is_err());
+    }
+
+    #[test]
+    fn a_write_torn_anywhere_in_its_records_loses_only_that_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=2);
+        for n in 3..=6 {
+            journal.push(n, &stored(n)).unwrap();
+        }
+        journal.write().unwrap();
+        // Never synced: a power loss may keep any of its pages, so record 3
+        // may be lost while 4 to 6 are whole. None was acknowledged.
+        let third = 2 * (HEADER + stored(1).len()) as u64;
+        flip(&path, third + HEADER as u64);
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+    }
+
+    #[test]
+    fn records_of_the_format_before_barriers_are_read_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=2);
+        journal.push(3, &stored(3)).unwrap();
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        // Clear the barrier bits, as the older format wrote no barrier.
+        let size = (HEADER + stored(1).len()) as u64;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        for at in [0, 2 * size] {
+            let mut top = [0u8];
+            file.read_exact_at(&mut top, at + 3).unwrap();
+            assert_eq!(top[0], 0x80, "a barrier at {at}");
+            file.write_all_at(&[0], at + 3).unwrap();
+        }
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2, 3]);
+        // Without barriers, damage ends the scan as before.
+        flip(&path, size + HEADER as u64);
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1]);
     }
 
     #[test]

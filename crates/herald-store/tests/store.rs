@@ -730,6 +730,108 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
     });
 }
 
+/// Set for the child process of the damaged-journal test.
+const DAMAGE_ABORT_IN: &str = "HERALD_STORE_TEST_DAMAGE_ABORT_IN";
+
+/// A copy of the data directory `from`, to damage.
+fn copy_dir(from: &std::path::Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for file in std::fs::read_dir(from).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), to.path().join(file.file_name())).unwrap();
+    }
+    to
+}
+
+#[test]
+fn a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_without_it() {
+    if let Some(dir) = std::env::var_os(DAMAGE_ABORT_IN) {
+        append_then_abort(async {
+            let log = DurableLog::open(StoreConfig::new(&dir)).unwrap();
+            for n in 1..=BEFORE_ABORT {
+                log.append(entry(&format!("e{n}"), SystemTime::now()))
+                    .await
+                    .unwrap();
+            }
+            log
+        });
+    }
+    let crashed = abort_in_child(
+        "a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_without_it",
+        DAMAGE_ABORT_IN,
+    );
+    let journal = |dir: &tempfile::TempDir| dir.path().join("log.journal");
+
+    // One byte of an early, synced record: every later acknowledged entry
+    // would be dropped with it.
+    let flipped = copy_dir(crashed.path());
+    let mut bytes = std::fs::read(journal(&flipped)).unwrap();
+    bytes[200] ^= 0xff;
+    std::fs::write(journal(&flipped), &bytes).unwrap();
+    let error = open_error(flipped.path());
+    assert!(error.contains("log.journal is damaged"), "{error}");
+    assert!(
+        error.contains("the acknowledged updates between them would be lost"),
+        "{error}"
+    );
+
+    let gone = copy_dir(crashed.path());
+    std::fs::remove_file(journal(&gone)).unwrap();
+    let error = open_error(gone.path());
+    assert!(
+        error.contains("log.journal is damaged: it is missing after an unclean shutdown"),
+        "{error}"
+    );
+
+    let cut = copy_dir(crashed.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal(&cut))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let error = open_error(cut.path());
+    assert!(
+        error.contains("it is 10 bytes after an unclean shutdown"),
+        "{error}"
+    );
+
+    // Untouched, every acknowledged entry comes back.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let log = DurableLog::open(StoreConfig::new(crashed.path())).unwrap();
+        assert_eq!(log.stats().entries, BEFORE_ABORT);
+    });
+}
+
+#[tokio::test]
+async fn a_store_file_gone_or_emptied_beside_its_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        log.append(entry("a", SystemTime::now())).await.unwrap();
+        log.close();
+    }
+    let store = dir.path().join("log.redb");
+    let kept = std::fs::read(&store).unwrap();
+    std::fs::write(&store, b"").unwrap();
+    let error = open_error(dir.path());
+    assert!(
+        error.contains("log.redb is damaged: it is empty"),
+        "{error}"
+    );
+    std::fs::remove_file(&store).unwrap();
+    let error = open_error(dir.path());
+    assert!(
+        error.contains("log.redb is damaged: it is missing"),
+        "{error}"
+    );
+    // Nothing was written in its place: put back, it opens with its entry.
+    std::fs::write(&store, kept).unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(log.stats().entries, 1);
+}
+
 /// Set for the child process of the relaxed abort test: the data directory
 /// it appends to before it aborts.
 const RELAXED_ABORT_IN: &str = "HERALD_STORE_TEST_RELAXED_ABORT_IN";
@@ -844,6 +946,24 @@ async fn a_store_of_the_format_before_the_journal_opens_and_is_upgraded() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("VERSION")).unwrap(),
         format!("{}\n", herald_store::FORMAT_MARKER)
+    );
+}
+
+#[tokio::test]
+async fn a_store_of_the_format_before_barriers_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        log.append(entry("old", SystemTime::now())).await.unwrap();
+        log.close();
+    }
+    std::fs::write(dir.path().join("VERSION"), "herald-log 2\n").unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(ids_after(&log, 0).await, ["old"]);
+    assert_eq!(herald_store::FORMAT_MARKER, "herald-log 3");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("VERSION")).unwrap(),
+        "herald-log 3\n"
     );
 }
 
