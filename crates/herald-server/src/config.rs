@@ -558,6 +558,14 @@ impl Config {
     /// Checks every value without side effects: nothing is created or
     /// opened, but key files and TLS certificates are read and parsed.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.subscribers.heartbeat.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "subscribers.heartbeat".into(),
+                reason: "0s would send keep-alive comments without pause; \
+                         use an idle time such as 15s"
+                    .into(),
+            });
+        }
         for origin in &self.cors.origins {
             if origin == "*" || Url::parse(origin).is_err() {
                 return Err(ConfigError::Invalid {
@@ -746,6 +754,16 @@ mod tests {
     fn bad_values_are_errors_with_line() {
         let error = Config::from_toml("[subscribers]\nheartbeat = \"soon\"\n").unwrap_err();
         assert!(error.starts_with("line 2, at `\"soon\"`:"), "{error}");
+    }
+
+    #[test]
+    fn a_heartbeat_of_zero_is_refused_naming_the_key() {
+        let config = Config::from_toml("[subscribers]\nheartbeat = \"0s\"\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("configuration key `subscribers.heartbeat`: 0s would send"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -581,8 +581,14 @@ impl DurableLog {
     pub fn close(&self) {
         self.core.lock().accepting = false;
         self.inbox.close();
-        if let Some(handle) = self.thread.lock().take() {
-            let _ = handle.join();
+        if let Some(handle) = self.thread.lock().take()
+            && let Err(panic) = handle.join()
+        {
+            tracing::error!(
+                file = %self.path.display(),
+                reason = panic_message(panic.as_ref()),
+                "the log's committer failed; the journal keeps what it acknowledged for the next start"
+            );
         }
         self.dispatcher.close();
     }
@@ -662,9 +668,19 @@ impl DurableLog {
         let db = Arc::clone(&self.db);
         let path = self.path.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || work(&db, &path))
-                .await
-                .map_err(|e| HubError::Log(format!("the log reader stopped: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                // redb panics on some damaged pages: say so, naming the file.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&db, &path)))
+                    .unwrap_or_else(|panic| {
+                        Err(HubError::Log(format!(
+                            "{} is damaged: reading it failed: {}",
+                            path.display(),
+                            panic_message(panic.as_ref())
+                        )))
+                    })
+            })
+            .await
+            .map_err(|e| HubError::Log(format!("the log reader stopped: {e}")))?
         })
     }
 }
@@ -967,16 +983,23 @@ fn guard_panics<T>(
     work: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
         Err(StoreError::Damaged {
             path: path.to_owned(),
-            reason: format!("the database failed on it: {message}"),
+            reason: format!(
+                "the database failed on it: {}",
+                panic_message(panic.as_ref())
+            ),
         })
     })
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// A failure to open redb: the operating system's errors (a read-only file
@@ -1332,7 +1355,7 @@ impl Committer {
             return true;
         }
         let mut next = self.state;
-        let result = (|| -> Result<(), redb::Error> {
+        let transaction = || -> Result<(), redb::Error> {
             let mut txn = self.db.begin_write()?;
             txn.set_durability(redb::Durability::None)?;
             {
@@ -1352,7 +1375,16 @@ impl Committer {
             }
             txn.commit()?;
             Ok(())
-        })();
+        };
+        // redb panics on some damaged pages: that is a failed apply too, and
+        // must not kill the committer.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(transaction))
+            .unwrap_or_else(|panic| {
+                Err(redb::Error::Corrupted(format!(
+                    "the database failed: {}",
+                    panic_message(panic.as_ref())
+                )))
+            });
         if let Err(error) = result {
             tracing::error!(
                 file = %self.path.display(),
