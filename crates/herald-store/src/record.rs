@@ -2,14 +2,19 @@
 //!
 //! Decoding checks every length and every string, so a damaged record is
 //! reported with what is wrong instead of being served or causing a panic.
+//! Version 2 ends with a CRC-32 of everything before it, so that damage that
+//! still decodes (a flipped byte in a topic or the frame) is found too;
+//! version 1 records, written before it, are still read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use herald_hub::{Entry, EntryParts, Position};
 
-/// The record format this build writes and reads.
-pub const RECORD_VERSION: u8 = 1;
+/// The record format this build writes; it reads this one and the one before.
+pub const RECORD_VERSION: u8 = 2;
+/// The format before the checksum.
+const RECORD_VERSION_WITHOUT_CHECKSUM: u8 = 1;
 
 const PRIVATE: u8 = 1;
 const HAS_TYPE: u8 = 2;
@@ -41,16 +46,30 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
         put_bytes(&mut out, topic.as_bytes());
     }
     put_bytes(&mut out, frame);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
 /// Decodes a record stored at `position`; the error says what is damaged.
 pub fn decode(position: Position, record: &[u8]) -> Result<Entry, String> {
-    let mut reader = Reader { rest: record };
-    let version = reader.u8("format version")?;
-    if version != RECORD_VERSION {
-        return Err(format!("unknown record format version {version}"));
-    }
+    let fields = match record.first() {
+        Some(&RECORD_VERSION) => {
+            let Some(split) = record.len().checked_sub(4).filter(|&at| at > 0) else {
+                return Err(format!("truncated record: {} bytes", record.len()));
+            };
+            let (fields, crc) = record.split_at(split);
+            let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+            if crc32fast::hash(fields) != crc {
+                return Err("its checksum does not match: the record is damaged".into());
+            }
+            fields
+        }
+        Some(&RECORD_VERSION_WITHOUT_CHECKSUM) => record,
+        Some(version) => return Err(format!("unknown record format version {version}")),
+        None => return Err("truncated format version: needs 1 bytes, 0 left".into()),
+    };
+    let mut reader = Reader { rest: &fields[1..] };
     let micros = u64::from_le_bytes(reader.array("timestamp")?);
     let flags = reader.u8("flags")?;
     if flags & !(PRIVATE | HAS_TYPE) != 0 {
@@ -177,6 +196,25 @@ mod tests {
     }
 
     #[test]
+    fn any_flipped_byte_is_found() {
+        let record = encode(&entry());
+        for at in 1..record.len() {
+            let mut damaged = record.clone();
+            damaged[at] ^= 0x01;
+            assert!(decode(7, &damaged).is_err(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_version_before_the_checksum_is_read() {
+        let original = entry();
+        let mut record = encode(&original);
+        record.truncate(record.len() - 4);
+        record[0] = 1;
+        assert_eq!(decode(7, &record).unwrap(), original);
+    }
+
+    #[test]
     fn every_truncation_is_an_error_never_a_panic() {
         let record = encode(&entry());
         for len in 0..record.len() {
@@ -197,13 +235,19 @@ mod tests {
         record.push(0);
         assert_eq!(
             decode(7, &record).unwrap_err(),
+            "its checksum does not match: the record is damaged"
+        );
+        // Checks that a version 1 record (no checksum) still gets.
+        let mut old = encode(&entry());
+        old.truncate(old.len() - 4);
+        old[0] = 1;
+        let mut trailing = old.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode(7, &trailing).unwrap_err(),
             "1 unexpected trailing bytes"
         );
-        let mut bad_utf8 = encode(&entry());
-        bad_utf8[14] = 0xFF; // first byte of the id
-        assert_eq!(
-            decode(7, &bad_utf8).unwrap_err(),
-            "the id is not valid UTF-8"
-        );
+        old[14] = 0xFF; // first byte of the id
+        assert_eq!(decode(7, &old).unwrap_err(), "the id is not valid UTF-8");
     }
 }
