@@ -488,8 +488,9 @@ impl DurableLog {
                 0
             }
         };
-        let replayed =
-            journal::recover(&journal_path, epoch, state.last_position).map_err(damaged_journal)?;
+        let journal_bytes = journal::read(&journal_path).map_err(|e| io(&journal_path, e))?;
+        let replayed = journal::recover_from(&journal_bytes, epoch, state.last_position)
+            .map_err(damaged_journal)?;
         let mut records = Vec::with_capacity(replayed.len());
         for found in &replayed {
             let entry = record::decode(found.position, &found.stored).map_err(|reason| {
@@ -784,10 +785,27 @@ impl Log for DurableLog {
                 .open_multimap_table(IDS)
                 .map_err(|e| failure(path, &e))?;
             let mut positions = ids.get(id.as_str()).map_err(|e| failure(path, &e))?;
-            match positions.next() {
-                Some(first) => Ok(Some(first.map_err(|e| failure(path, &e))?.value())),
-                None => Ok(in_tail),
+            let Some(first) = positions.next() else {
+                return Ok(in_tail);
+            };
+            let position = first.map_err(|e| failure(path, &e))?.value();
+            // The index is not checksummed as records are: a damaged one
+            // would resume a subscriber at the wrong place, silently.
+            let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
+            let record = entries.get(position).map_err(|e| failure(path, &e))?;
+            let found = record.as_ref().and_then(|r| record::id(r.value()));
+            if found.as_deref() != Some(id.as_str()) {
+                return Err(HubError::Log(format!(
+                    "{} is damaged: the id index gives position {position} for the id `{id}`, \
+                     but the record there {}",
+                    path.display(),
+                    match found {
+                        Some(other) => format!("has the id `{other}`"),
+                        None => "is missing or unreadable".to_owned(),
+                    }
+                )));
             }
+            Ok(Some(position))
         })
     }
 

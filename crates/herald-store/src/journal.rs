@@ -205,8 +205,24 @@ impl Journal {
     }
 }
 
-/// Reads the records of `epoch` from the journal at `path` (none if it does
-/// not exist) and returns those after `after`, in order.
+/// [`recover_from`] on the journal at `path` (none if it does not exist).
+#[cfg(test)]
+pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Recovered>, String> {
+    let bytes = read(path).map_err(|e| e.to_string())?;
+    recover_from(&bytes, epoch, after)
+}
+
+/// The journal's bytes, none if it does not exist. An error is the operating
+/// system's (a permission, say), not damage.
+pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Reads the records of `epoch` from the journal's `bytes` and returns those
+/// after `after`, in order.
 ///
 /// The scan ends at the first record that is not a whole record of `epoch`:
 /// zeros, an earlier epoch's record, or one torn by a crash mid-write, whose
@@ -214,16 +230,15 @@ impl Journal {
 /// past that point, what ended the scan was durable and is damaged: refused,
 /// naming the offset. A whole record out of sequence means the journal and
 /// the store disagree, and is refused with the reason.
-pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Recovered>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.to_string()),
-    };
+pub(crate) fn recover_from(
+    bytes: &[u8],
+    epoch: u64,
+    after: Position,
+) -> Result<Vec<Recovered>, String> {
     let mut found = Vec::new();
     let mut previous: Option<Position> = None;
     let mut offset = 0;
-    while let Some(record) = whole_record(&bytes, offset, epoch) {
+    while let Some(record) = whole_record(bytes, offset, epoch) {
         let expected = previous.map_or(after + 1, |p| p + 1);
         match previous {
             None if record.position > expected => {
@@ -258,7 +273,7 @@ pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Re
         memchr::memmem::find_iter(rest, &epoch.to_le_bytes())
             .map(|hit| search_from + hit - 8)
             .find_map(|at| {
-                whole_record(&bytes, at, epoch)
+                whole_record(bytes, at, epoch)
                     .filter(|r| r.barrier)
                     .map(|r| (at, r))
             })

@@ -805,6 +805,38 @@ fn a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_withou
 }
 
 #[tokio::test]
+async fn an_id_index_pointing_at_another_record_is_reported_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        for id in ["a", "b", "c"] {
+            log.append(entry(id, SystemTime::now())).await.unwrap();
+        }
+        log.close();
+    }
+    // Damage the index as a flipped byte would: `c` now points at `a`'s record.
+    {
+        let ids: redb::MultimapTableDefinition<'_, &str, u64> =
+            redb::MultimapTableDefinition::new("ids");
+        let db = redb::Database::open(dir.path().join("log.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_multimap_table(ids).unwrap();
+            table.remove_all("c").unwrap();
+            table.insert("c", 1).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(log.find("b").await.unwrap(), Some(2));
+    let error = log.find("c").await.unwrap_err().to_string();
+    assert!(
+        error.contains("log.redb is damaged: the id index gives position 1 for the id `c`, but the record there has the id `a`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_store_file_gone_or_emptied_beside_its_journal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
