@@ -10,8 +10,9 @@ use http::header::{CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// How long the body of a refusal may take to arrive before the headers alone
-/// describe it (a server may hold an error answer open).
-const BODY_WAIT: Duration = Duration::from_secs(5);
+/// describe it (a server may hold an error answer open; a browser would not
+/// wait for it at all).
+const BODY_WAIT: Duration = Duration::from_secs(1);
 
 /// The largest text kept from a refusal, in characters.
 const MAX_CHARS: usize = 1000;

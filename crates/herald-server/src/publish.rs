@@ -146,13 +146,20 @@ fn from_form(body: &[u8]) -> Result<Update, ServerError> {
 fn from_json(body: &[u8]) -> Result<Update, ServerError> {
     let invalid =
         |why: String| ServerError::BadRequest(format!("the JSON update is invalid: {why}"));
-    let json: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
-    let serde_json::Value::Object(mut fields) = json else {
+    let json: JsonObject = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    let JsonObject::Members(members) = json else {
         return Err(invalid(
             "it must be an object, such as {\"topic\": \"…\", \"data\": \"…\"}".into(),
         ));
     };
+    let mut fields = serde_json::Map::new();
+    for (name, value) in members {
+        // A member given twice would be read one way here and another way
+        // by whoever wrote it: refused, as form fields cannot be.
+        if fields.insert(name.clone(), value).is_some() {
+            return Err(invalid(format!("`{name}` is given more than once")));
+        }
+    }
     let mut text = |name: &str| -> Result<Option<String>, ServerError> {
         match fields.remove(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -219,6 +226,65 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
         retry,
         private,
     })
+}
+
+/// A JSON document read as an object's members in order, duplicates kept
+/// (a `serde_json::Value` keeps only the last), or anything else.
+enum JsonObject {
+    Members(Vec<(String, serde_json::Value)>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsonObject;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonObject, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(JsonObject::Members(members))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<JsonObject, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonObject::Other)
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+            fn visit_unit<E>(self) -> Result<JsonObject, E> {
+                Ok(JsonObject::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The JSON type of a value, for error messages.

@@ -74,19 +74,24 @@ pub(crate) async fn subscribe(
             });
         }
     };
+    let admission = herald
+        .connections()
+        .admit(peer, client.subject.as_deref())?;
     if *method == Method::HEAD {
-        // The head of the same answer, checked as a GET is, without
-        // subscribing: no stream, no subscription event, no connection slot.
+        // The head of the same answer, checked as a GET is (connection
+        // limits included), without subscribing: no stream, no subscription
+        // event. A body of unknown length, as a GET's, so that no
+        // `Content-Length: 0` is announced.
+        drop(admission);
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
             .header("x-accel-buffering", "no")
-            .body(Body::empty())
+            .body(Body::from_stream(futures_util::stream::empty::<
+                Result<Bytes, std::convert::Infallible>,
+            >()))
             .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")));
     }
-    let admission = herald
-        .connections()
-        .admit(peer, client.subject.as_deref())?;
     if client.legacy {
         herald.metrics().legacy_request("token");
     }

@@ -361,6 +361,12 @@ async fn a_malformed_json_update_is_refused_naming_the_member() {
             r#"{"topic": "a""#,
             "the JSON update is invalid: EOF while parsing an object",
         ),
+        (
+            r#"{"topic": "a", "private": true, "private": false}"#,
+            "`private` is given more than once",
+        ),
+        ("\"a\"", "the JSON update is invalid: it must be an object"),
+        ("null", "the JSON update is invalid: it must be an object"),
     ] {
         let (_, problem) = refused(
             client()

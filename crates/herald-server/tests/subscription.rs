@@ -249,39 +249,40 @@ async fn an_invalid_url_pattern_is_refused() {
 }
 
 #[tokio::test]
-async fn a_url_pattern_too_costly_to_compile_is_refused_naming_why() {
+async fn url_pattern_groups_are_ascii_and_bounded_in_size() {
     let hub = start_default().await;
-    let (_, body) = refused(
-        get(
-            &hub,
-            &format!(
-                "match_urlpattern={}",
-                enc(r"https://example.com/:x(\w{1,200})")
-            ),
-        ),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let refusal = |pattern: &'static str| {
+        let hub = &hub;
+        async move {
+            refused(
+                get(hub, &format!("match_urlpattern={}", enc(pattern))),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+            .1
+        }
+    };
+    let body = refusal(r"https://example.com/:x(\d{1,100000})").await;
     assert!(body.contains("match_urlpattern"), "{body}");
     assert!(body.contains("compiles to more than 256 KiB"), "{body}");
-    let (_, body) = refused(
-        get(
-            &hub,
-            &format!(
-                "match_urlpattern={}",
-                enc(r"https://example.com/:x(\p{Nope})")
-            ),
-        ),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    assert!(body.contains("invalid regular expression: "), "{body}");
-    // An ordinary group compiles and matches.
+    let body = refusal(r"https://example.com/:x(\p{L}+)").await;
+    assert!(body.contains("URLs are matched as ASCII"), "{body}");
+    // What people write compiles, `\w{1,200}` included (ASCII, as in
+    // JavaScript, it is small), and matches.
+    for pattern in [
+        r"https://example.com/:x(\w{1,200})",
+        r"https://example.com/:code(\w{6})/:b(\w{3})",
+        r"https://example.com/:x([^/]{1,255})",
+        r"https://example.com/:x(\d{1,64})",
+    ] {
+        subscribe(&hub, &format!("match_urlpattern={}", enc(pattern))).await;
+    }
     let mut stream = subscribe(
         &hub,
         &format!("match_urlpattern={}", enc(r"https://example.com/:x(\w+)")),
     )
     .await;
+    publish_marker(&hub, "https://example.com/caf%C3%A9", "not a word").await;
     publish_marker(&hub, "https://example.com/word_1", "matched").await;
     assert_eq!(stream.event().await.data, "matched");
 }
@@ -295,6 +296,11 @@ async fn head_answers_the_head_of_a_subscription_without_subscribing() {
     assert_eq!(
         response.headers().get("content-type").map(|v| v.as_bytes()),
         Some(&b"text/event-stream"[..])
+    );
+    assert_eq!(
+        response.headers().get("content-length"),
+        None,
+        "a GET's length is not known either"
     );
     assert_eq!(response.bytes().await.expect("body").len(), 0);
     // Checked as a GET is: no matcher is a 400.
@@ -524,6 +530,9 @@ async fn connection_limit_in_total_answers_429_and_a_freed_slot_admits_again() {
     let _second = subscribe(&hub, "match=y").await;
     let (_, body) = refused(get(&hub, "match=z"), StatusCode::TOO_MANY_REQUESTS).await;
     assert!(body.contains('2'), "{body}");
+    // A HEAD is answered as the GET would be.
+    let head = send(client().head(format!("{}?match=z", hub.url))).await;
+    assert_eq!(head.status(), StatusCode::TOO_MANY_REQUESTS);
     // Publishing is not a subscriber connection.
     publish_ok(&hub, &[("topic", "x")]).await;
     drop(first);
