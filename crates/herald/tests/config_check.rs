@@ -162,6 +162,40 @@ fn bad_values_are_errors_naming_the_key() {
 }
 
 #[test]
+fn a_bad_value_names_where_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\n\n[log]\n# the default is strict\ndurability = \"fast\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[file.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "herald: {}: line 5, at `log.durability`: unknown durability `fast` (use strict or relaxed)\n",
+            file.display()
+        )
+    );
+    // A dotted key at the top is found too.
+    std::fs::write(&file, "log.ids = \"random\"\n").unwrap();
+    let (_, _, stderr) = check(&[file.to_str().unwrap()], &[]);
+    assert!(
+        stderr.contains("c.toml: line 1, at `log.ids`: unknown id scheme `random`"),
+        "{stderr}"
+    );
+    // From the environment: the variable, not a flag it is not.
+    let (code, _, stderr) = check(&[], &[("HERALD_LOG_KIND", "disk")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("herald: env HERALD_LOG_KIND: `log.kind`: unknown log kind `disk`"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_file_is_an_error_naming_it() {
     let (code, _, stderr) = check(&["/nonexistent/herald.toml"], &[]);
     assert_eq!(code, 2);

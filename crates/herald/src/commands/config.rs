@@ -31,7 +31,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     loaded
         .config
         .validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(|e| CliError::Usage(loaded.explain(&e)))?;
     let value = toml::Value::try_from(&loaded.config)
         .map_err(|e| CliError::Runtime(format!("cannot print the configuration: {e}")))?;
     println!("# herald configuration: valid. Effective values, each with its source.");

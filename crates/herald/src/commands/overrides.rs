@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use herald_server::Config;
+use herald_server::{Config, ConfigError};
 use url::Url;
 
 use crate::error::CliError;
@@ -78,6 +78,63 @@ pub struct Loaded {
     pub config: Config,
     /// Dotted key → where its value came from (absent: the default).
     pub sources: BTreeMap<String, Source>,
+}
+
+impl Loaded {
+    /// A configuration error, said with where the value came from: the file
+    /// and its line, the environment variable or the flag.
+    pub fn explain(&self, error: &ConfigError) -> String {
+        let ConfigError::Invalid { key, reason } = error else {
+            return error.to_string();
+        };
+        match self.sources.get(key.as_str()) {
+            Some(Source::File(path)) => {
+                let line = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| line_of(&text, key));
+                match line {
+                    Some(line) => format!("{}: line {line}, at `{key}`: {reason}", path.display()),
+                    None => format!("{}: at `{key}`: {reason}", path.display()),
+                }
+            }
+            Some(source @ (Source::Env(_) | Source::Flag(_))) => {
+                format!("{source}: `{key}`: {reason}")
+            }
+            _ => error.to_string(),
+        }
+    }
+}
+
+/// The line of a file that sets the dotted `key`, under its table header or
+/// as a dotted key. (The file parsed as TOML already: this only finds it.)
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let mut table = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            table = header
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().replace('"', "");
+        let full = if table.is_empty() {
+            name
+        } else {
+            format!("{table}.{name}")
+        };
+        if full == key {
+            return Some(index + 1);
+        }
+    }
+    None
 }
 
 impl Overrides {

@@ -45,7 +45,8 @@ pub enum LogFormat {
 
 /// Runs `herald serve`.
 pub async fn run(args: Args) -> Result<(), CliError> {
-    let mut config = args.overrides.load(None)?.config;
+    let loaded = args.overrides.load(None)?;
+    let mut config = loaded.config.clone();
     // Before listening: a bad certificate is a usage error naming the file.
     let tls = config
         .tls
@@ -74,7 +75,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     };
 
     raise_file_limit(config.limits.max_connections);
-    let (herald, verifier) = config.build().map_err(|e| CliError::Usage(e.to_string()))?;
+    let (herald, verifier) = config
+        .build()
+        .map_err(|e| CliError::Usage(loaded.explain(&e)))?;
     let _jwks = verifier.as_ref().map(|v| v.spawn_jwks_refresh());
     let hub_url = herald.hub().url().clone();
     let transport = if tls.is_some() {
