@@ -160,14 +160,14 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
             return Err(invalid(format!("`{name}` is given more than once")));
         }
     }
+    let wrong = |member: &str, expected: &str, got: &dyn std::fmt::Display| {
+        invalid(format!("`{member}` must be {expected}, not {got}"))
+    };
     let mut text = |name: &str| -> Result<Option<String>, ServerError> {
         match fields.remove(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(value)) => Ok(Some(value)),
-            Some(other) => Err(invalid(format!(
-                "`{name}` must be a string, not {}",
-                kind(&other)
-            ))),
+            Some(other) => Err(wrong(name, "a string", &kind(&other))),
         }
     };
     let data = text("data")?;
@@ -187,36 +187,27 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
             .collect::<Result<_, _>>()?,
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(other) => {
-            return Err(invalid(format!(
-                "`topic` must be a string or an array of strings, not {}",
-                kind(&other)
-            )));
+            return Err(wrong(
+                "topic",
+                "a string or an array of strings",
+                &kind(&other),
+            ));
         }
     };
     let retry = match fields.remove("retry") {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(number)) => Some(number.as_u64().ok_or_else(|| {
-            invalid(format!(
-                "`retry` must be a non-negative integer of milliseconds, not {number}"
-            ))
-        })?),
+        Some(serde_json::Value::Number(number)) => Some(
+            number
+                .as_u64()
+                .ok_or_else(|| wrong("retry", RETRY_EXPECTED, &number))?,
+        ),
         Some(serde_json::Value::String(digits)) => Some(parse_retry(&digits)?),
-        Some(other) => {
-            return Err(invalid(format!(
-                "`retry` must be a non-negative integer of milliseconds, not {}",
-                kind(&other)
-            )));
-        }
+        Some(other) => return Err(wrong("retry", RETRY_EXPECTED, &kind(&other))),
     };
     let private = match fields.remove("private") {
         None | Some(serde_json::Value::Null) => false,
         Some(serde_json::Value::Bool(private)) => private,
-        Some(other) => {
-            return Err(invalid(format!(
-                "`private` must be true or false, not {}",
-                kind(&other)
-            )));
-        }
+        Some(other) => return Err(wrong("private", "true or false", &kind(&other))),
     };
     Ok(Update {
         topics,
@@ -227,6 +218,9 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
         private,
     })
 }
+
+/// What a JSON update's `retry` must be.
+const RETRY_EXPECTED: &str = "a non-negative integer of milliseconds";
 
 /// A JSON document read as an object's members in order, duplicates kept
 /// (a `serde_json::Value` keeps only the last), or anything else.
