@@ -277,19 +277,19 @@ pub(crate) fn is_form(content_type: &str) -> bool {
 /// When the connection must close: at the token's expiry, and no later than
 /// the maximum lifetime.
 fn close_at(expires_at: Option<SystemTime>, max_lifetime: Option<Duration>) -> Instant {
-    let now = Instant::now();
-    let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
+    // Beyond a century a stream is as good as unbounded, and an `Instant`
+    // that far (a token's `exp` can be any NumericDate) would overflow.
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let by_token = expires_at.map(|exp| {
-        now + exp
-            .duration_since(SystemTime::now())
+        exp.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO)
     });
-    let by_lifetime = max_lifetime.map(|d| now + d);
-    [by_token, by_lifetime]
+    let wait = [by_token, max_lifetime]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(far)
+        .map_or(FAR, |wait| wait.min(FAR));
+    Instant::now() + wait
 }
 
 /// The `retry:` sent before the hub closes a stream to shut down: clients come

@@ -63,6 +63,22 @@ fn invalid_tokens(hub: &TestHub) -> Vec<(&'static str, String)> {
         )
         .expect("sign")
     };
+    // Signed and valid but for an `exp` no clock can reach (this used to
+    // panic the request's task instead of answering).
+    let endless = {
+        let mut claims = claims.clone();
+        claims.exp = u64::MAX;
+        let header = jsonwebtoken::Header {
+            typ: Some("at+jwt".into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        };
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("sign")
+    };
     let alg_none = format!(
         "{}.{}.",
         base64url(br#"{"alg":"none","typ":"at+jwt"}"#),
@@ -94,6 +110,7 @@ fn invalid_tokens(hub: &TestHub) -> Vec<(&'static str, String)> {
             valid().issuer("https://evil.example").sign(),
         ),
         ("alg none", alg_none),
+        ("exp beyond the clock", endless),
     ]
 }
 

@@ -178,7 +178,13 @@ fn decode_object(part: &str, b64: &str) -> Result<Map<String, Value>, Error> {
     }
 }
 
-/// A NumericDate claim (RFC 7519): a non-negative JSON number of seconds, fractions truncated.
+/// NumericDates from here on (some 31 million years away) are refused: a
+/// time so far cannot be added to the clock without overflowing, and no
+/// token needs one.
+const MAX_NUMERIC_DATE: u64 = 1_000_000_000_000_000;
+
+/// A NumericDate claim (RFC 7519): a non-negative JSON number of seconds,
+/// fractions truncated, below [`MAX_NUMERIC_DATE`].
 pub(crate) fn numeric_date(
     payload: &Map<String, Value>,
     claim: &'static str,
@@ -186,14 +192,16 @@ pub(crate) fn numeric_date(
     match payload.get(claim) {
         None => Ok(None),
         Some(Value::Number(n)) => {
-            if let Some(secs) = n.as_u64() {
+            if let Some(secs) = n.as_u64().filter(|secs| *secs < MAX_NUMERIC_DATE) {
                 return Ok(Some(secs));
             }
             match n.as_f64() {
-                Some(f) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
+                Some(f) if (0.0..MAX_NUMERIC_DATE as f64).contains(&f) => Ok(Some(f as u64)),
                 _ => Err(Error::InvalidClaim {
                     claim,
-                    reason: format!("{n} is not a valid NumericDate"),
+                    reason: format!(
+                        "{n} is not a valid NumericDate (whole seconds from 0 to 10^15)"
+                    ),
                 }),
             }
         }

@@ -382,7 +382,13 @@ fn exp_is_optional_but_enforced_when_present() {
     // Within the leeway.
     assert!(verify_claims(&json!({"exp": NOW - 3})).is_ok());
 
-    for exp in [json!("tomorrow"), json!(null), json!(-1)] {
+    for exp in [
+        json!("tomorrow"),
+        json!(null),
+        json!(-1),
+        json!(u64::MAX),
+        json!(1u64 << 63),
+    ] {
         assert!(
             matches!(
                 verify_claims(&json!({"exp": exp})),

@@ -592,6 +592,22 @@ fn exp_is_required_and_enforced() {
         verifier.verify_at(&token, now()),
         Err(Error::InvalidClaim { claim: "exp", .. })
     ));
+    // Too far to add to the clock: refused, where the addition used to panic.
+    for claim in ["exp", "nbf", "iat"] {
+        for value in [json!(u64::MAX), json!(1u64 << 63), json!(1e300)] {
+            let token = hs_token(&hs_header(), &with(claims(), claim, value.clone()));
+            let err = verifier.verify_at(&token, now()).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidClaim { claim: c, .. } if c == claim),
+                "{claim} = {value}: {err:?}"
+            );
+        }
+    }
+    let token = hs_token(
+        &hs_header(),
+        &with(claims(), "exp", json!(999_999_999_999_999u64)),
+    );
+    assert!(verifier.verify_at(&token, now()).is_ok());
 }
 
 #[test]
