@@ -219,6 +219,12 @@ impl Hub {
         self.inner.log.check_ready().await
     }
 
+    /// Closes the log at shutdown (see [`Log::close`]): blocks until what was
+    /// acknowledged is durable, and says what went wrong if it could not be.
+    pub fn close_log(&self) -> Result<(), HubError> {
+        self.inner.log.close()
+    }
+
     /// Validates and publishes an update. Resolves once it is committed to the
     /// log and queued for every matching subscriber; never waits on a subscriber.
     ///

@@ -70,6 +70,14 @@ pub trait Log: Send + Sync + 'static {
     fn check_ready(&self) -> BoxFuture<'_, Result<(), HubError>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Stops taking appends and makes what was acknowledged durable, waiting
+    /// for it; the error says what could not be made durable or tidied up
+    /// (the next open then repairs what it can). Blocking: call it at
+    /// shutdown, off the runtime. A second call does nothing.
+    fn close(&self) -> Result<(), HubError> {
+        Ok(())
+    }
 }
 
 /// A bounded in-memory log: the newest `capacity` entries are kept.

@@ -415,7 +415,7 @@ async fn publish_run(
     drop(client);
     server.stop().await;
     if let Some(durable) = durable {
-        durable.close();
+        durable.close().expect("the log closes cleanly");
     }
     let published = latencies.len() as u64;
     PublishRun {
@@ -457,7 +457,7 @@ async fn cached_store(name: &str, events: u64, batch: usize) -> (PathBuf, Option
     let log = DurableLog::open(config).expect("the store opens");
     let began = Instant::now();
     fill(&log, events, batch * 2).await;
-    log.close();
+    log.close().expect("the log closes cleanly");
     let took = began.elapsed();
     std::fs::write(&marker, expected).expect("the marker");
     eprintln!(
@@ -573,7 +573,7 @@ async fn replay() {
     for server in servers {
         server.stop().await;
     }
-    durable.close();
+    durable.close().expect("the log closes cleanly");
 
     let mut table = String::from(
         "| measure | memory events/s median (min–max) | durable events/s median (min–max) | durable ÷ memory |\n| --- | ---: | ---: | ---: |\n",
@@ -696,7 +696,7 @@ async fn open() {
         let log = DurableLog::open(StoreConfig::new(&data)).expect("the store opens");
         times.push(began.elapsed().as_secs_f64());
         shape = log.shape().ok();
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     let (lo, hi) = min_max(&times);
     let open_median = median(&mut times);
@@ -740,7 +740,7 @@ async fn open() {
     let log = DurableLog::open(StoreConfig::new(&data)).expect("the store opens after a crash");
     let unclean = began.elapsed();
     let entries = log.shape().map_or(0, |s| s.entries);
-    log.close();
+    log.close().expect("the log closes cleanly");
     println!(
         "after an unclean shutdown (a child process aborted right after a strict commit), one open of the {} entries took {:.1} ms (redb repairs the file)\n",
         thousands(entries as f64),

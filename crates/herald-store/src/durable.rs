@@ -413,7 +413,7 @@ pub struct DurableLog {
     /// Whether appends are committed by their publisher's task when the
     /// committer is free (relaxed durability).
     inline: bool,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
 impl std::fmt::Debug for DurableLog {
@@ -550,6 +550,7 @@ impl DurableLog {
             last_batch: 1,
             last_write: Duration::ZERO,
             accepting: true,
+            failure: None,
         };
         let core = Arc::new(Mutex::new(committer));
         let handle = std::thread::Builder::new()
@@ -577,21 +578,33 @@ impl DurableLog {
         })
     }
 
-    /// Stops accepting appends, commits what is queued, flushes, and waits.
-    /// The dispatcher task ends once it has dispatched the last batches.
-    pub fn close(&self) {
+    /// Stops accepting appends, commits what is queued, flushes, checkpoints,
+    /// and waits. The dispatcher task ends once it has dispatched the last
+    /// batches. The error says why the committer stopped early, or what the
+    /// last flush or checkpoint could not do; the journal then keeps what was
+    /// acknowledged, for the next open. A second call does nothing.
+    pub fn close(&self) -> Result<(), StoreError> {
         self.core.lock().accepting = false;
         self.inbox.close();
-        if let Some(handle) = self.thread.lock().take()
-            && let Err(panic) = handle.join()
-        {
-            tracing::error!(
-                file = %self.path.display(),
-                reason = panic_message(panic.as_ref()),
-                "the log's committer failed; the journal keeps what it acknowledged for the next start"
-            );
-        }
+        let outcome = match self.thread.lock().take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(reason))) => Err(reason),
+            Some(Err(panic)) => Err(format!(
+                "the committer failed: {}",
+                panic_message(panic.as_ref())
+            )),
+        };
         self.dispatcher.close();
+        outcome.map_err(|reason| {
+            tracing::error!(
+                %reason,
+                "the log did not close cleanly; the journal keeps what it acknowledged for the next start"
+            );
+            StoreError::Unclean {
+                path: self.path.clone(),
+                reason,
+            }
+        })
     }
 
     /// How many append transactions were committed since the log was opened;
@@ -688,13 +701,18 @@ impl DurableLog {
 
 impl Drop for DurableLog {
     fn drop(&mut self) {
-        self.close();
+        // Logged by `close`: a drop has no one to tell.
+        let _ = self.close();
     }
 }
 
 impl Log for DurableLog {
     fn attach(&self, target: Arc<dyn Dispatch>) {
         let _ = self.dispatcher.target.set(target);
+    }
+
+    fn close(&self) -> Result<(), HubError> {
+        DurableLog::close(self).map_err(|e| HubError::Log(e.to_string()))
     }
 
     fn head(&self) -> Position {
@@ -718,11 +736,18 @@ impl Log for DurableLog {
             .as_ref()
             .is_some_and(|handle| !handle.is_finished());
         let dir = self.dir.clone();
+        let core = Arc::clone(&self.core);
         Box::pin(async move {
             if !running {
                 return Err(HubError::Log("the log's committer has stopped".into()));
             }
             tokio::task::spawn_blocking(move || {
+                // Taken off the runtime: the committer holds it through a sync.
+                if let Some(failure) = core.lock().failure.clone() {
+                    return Err(HubError::Log(format!(
+                        "the log cannot take updates: {failure}"
+                    )));
+                }
                 let probe = dir.join(".ready-probe");
                 let result = fs::File::create(&probe)
                     .and_then(|file| file.sync_all())
@@ -1173,12 +1198,20 @@ struct Committer {
     /// Cleared when the log is closed or the committer stops: appends are
     /// refused from then on.
     accepting: bool,
+    /// Why a journal write, apply, flush or checkpoint first failed since
+    /// the last commit that succeeded: readiness reports it, and a close that
+    /// ends with one fails.
+    failure: Option<String>,
 }
 
 /// The committer thread: commits what publishers queue in `inbox`, applies
 /// the tail, flushes, checkpoints and discards, taking `core` for each step
 /// and never while it waits, and hands committed batches to `dispatcher`.
-fn run(core: &Mutex<Committer>, inbox: &Arc<Inbox<(Entry, Reply)>>, dispatcher: &Dispatcher) {
+fn run(
+    core: &Mutex<Committer>,
+    inbox: &Arc<Inbox<(Entry, Reply)>>,
+    dispatcher: &Dispatcher,
+) -> Result<(), String> {
     // However this ends, appends still queued are answered, and no more are
     // taken, here or inline.
     let _closer = inbox.closer();
@@ -1190,8 +1223,9 @@ fn run(core: &Mutex<Committer>, inbox: &Arc<Inbox<(Entry, Reply)>>, dispatcher: 
         match inbox.wait(1, deadline) {
             Wait::Ready => {}
             Wait::TimedOut | Wait::Poked => {
-                if !core.lock().housekeep() {
-                    return;
+                let mut core = core.lock();
+                if !core.housekeep() {
+                    return Err(core.stopped());
                 }
                 continue;
             }
@@ -1211,12 +1245,22 @@ fn run(core: &Mutex<Committer>, inbox: &Arc<Inbox<(Entry, Reply)>>, dispatcher: 
         }
         dispatcher.pending.fetch_sub(appends, Ordering::AcqRel);
         if !core.housekeep() {
-            return;
+            return Err(core.stopped());
         }
     }
     let mut core = core.lock();
+    // A journal write that failed earlier acknowledged nothing: what matters
+    // now is whether everything acknowledged is durable and checkpointed.
+    let earlier = core.failure.take();
     core.flush();
-    core.checkpoint();
+    let _ = core.checkpoint();
+    match (core.failure.take(), earlier) {
+        (None, _) => Ok(()),
+        (Some(now), Some(earlier)) if now != earlier => {
+            Err(format!("{now} (after an earlier failure: {earlier})"))
+        }
+        (Some(now), _) => Err(now),
+    }
 }
 
 /// Refuses appends once the committer thread ends, however it ends.
@@ -1247,13 +1291,29 @@ impl Committer {
     /// Flushes, applies and checkpoints what is due, and runs retention when
     /// the tail is empty. Returns false when the log cannot go on (see
     /// [`Committer::apply`]).
+    /// Keeps the first failure since the last successful commit: the later
+    /// ones (redb refusing every write after an I/O error) hide its cause.
+    fn note_failure(&mut self, reason: String) {
+        self.failure.get_or_insert(reason);
+    }
+
+    /// Why the committer stops, for [`DurableLog::close`].
+    fn stopped(&self) -> String {
+        let reason = self
+            .failure
+            .as_deref()
+            .unwrap_or("for a reason not recorded");
+        format!("the committer stopped: {reason}")
+    }
+
     fn housekeep(&mut self) -> bool {
         self.flush_if_due();
         if !self.apply_if_due() {
             return false;
         }
         if self.needs_checkpoint() {
-            self.checkpoint();
+            // A failure is noted; the next commit tries again.
+            let _ = self.checkpoint();
         }
         if self.unapplied.is_empty() {
             self.retain();
@@ -1321,9 +1381,11 @@ impl Committer {
         if let Err(error) = written {
             tracing::error!(file = %self.journal.path().display(), %error, "cannot journal updates");
             let message = format!("{}: cannot write: {error}", self.journal.path().display());
+            self.note_failure(message.clone());
             failure(batch, message);
             return None;
         }
+        self.failure = None;
         // Into the tail before the head moves: a reader up to the head finds
         // every entry in the tail or in redb.
         self.tail.lock().extend(committed.iter().cloned());
@@ -1356,7 +1418,7 @@ impl Committer {
         if !due {
             return true;
         }
-        if !self.apply() {
+        if self.apply().is_err() {
             return false;
         }
         self.retain();
@@ -1368,9 +1430,9 @@ impl Committer {
     /// it could not: the entries stay in the tail, where readers still find
     /// them, the log stops taking appends, and a restart applies them from
     /// the journal.
-    fn apply(&mut self) -> bool {
+    fn apply(&mut self) -> Result<(), String> {
         if self.unapplied.is_empty() {
-            return true;
+            return Ok(());
         }
         let mut next = self.state;
         let transaction = || -> Result<(), redb::Error> {
@@ -1409,7 +1471,12 @@ impl Committer {
                 %error,
                 "cannot apply journaled updates; the log stops, and a restart applies them"
             );
-            return false;
+            let reason = format!(
+                "{}: cannot apply journaled updates: {error}",
+                self.path.display()
+            );
+            self.note_failure(reason.clone());
+            return Err(reason);
         }
         self.state = next;
         let applied = self.unapplied.len();
@@ -1417,7 +1484,7 @@ impl Committer {
         self.unapplied_bytes = 0;
         self.unapplied_since = None;
         self.tail.lock().drain(..applied);
-        true
+        Ok(())
     }
 
     /// Appends the batch's records to the journal, synced when strict.
@@ -1426,10 +1493,12 @@ impl Committer {
         committed: &[Arc<Entry>],
         stored: &[Vec<u8>],
     ) -> std::io::Result<()> {
-        if self.rejournal && !self.checkpoint() {
-            return Err(std::io::Error::other(
-                "a checkpoint after an earlier failure did not succeed",
-            ));
+        if self.rejournal
+            && let Err(reason) = self.checkpoint()
+        {
+            return Err(std::io::Error::other(format!(
+                "a checkpoint after an earlier failure did not succeed: {reason}"
+            )));
         }
         let result = (|| {
             for (entry, stored) in committed.iter().zip(stored) {
@@ -1450,21 +1519,21 @@ impl Committer {
 
     /// Makes redb durably hold everything journaled and starts a new journal
     /// epoch; returns whether it did.
-    fn checkpoint(&mut self) -> bool {
-        if !self.apply() {
-            return false;
-        }
+    fn checkpoint(&mut self) -> Result<(), String> {
+        self.apply()?;
         let epoch = self.journal.epoch() + 1;
         // The transaction an open ends with, with nothing left to apply.
         match replay(&self.db, &mut self.state, epoch, &[]) {
             Ok(()) => {
                 self.journal.restart(epoch);
                 self.rejournal = false;
-                true
+                Ok(())
             }
             Err(error) => {
                 tracing::error!(file = %self.path.display(), %error, "cannot checkpoint the log");
-                false
+                let reason = format!("{}: cannot checkpoint: {error}", self.path.display());
+                self.note_failure(reason.clone());
+                Err(reason)
             }
         }
     }
@@ -1485,6 +1554,10 @@ impl Committer {
         }
         if let Err(error) = self.journal.sync() {
             tracing::error!(file = %self.journal.path().display(), %error, "cannot flush the journal");
+            self.note_failure(format!(
+                "{}: cannot flush: {error}",
+                self.journal.path().display()
+            ));
         }
     }
 

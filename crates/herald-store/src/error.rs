@@ -27,6 +27,15 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The log did not close cleanly: what was acknowledged may not all be
+    /// durable or checkpointed (the journal keeps it for the next open).
+    #[error("{reason}")]
+    Unclean {
+        /// The store file.
+        path: PathBuf,
+        /// What could not be done, naming the file it concerns.
+        reason: String,
+    },
     /// The embedded database failed.
     #[error("{path}: the database failed: {reason}")]
     Database {

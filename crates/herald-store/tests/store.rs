@@ -103,7 +103,7 @@ async fn ids_and_order_continue_after_a_restart() {
             .await
             .unwrap();
         drop(hub);
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     let log = Arc::new(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
     let hub = hub_on(Arc::clone(&log));
@@ -139,7 +139,7 @@ async fn a_subscriber_resuming_right_after_a_restart_replays_what_it_missed() {
                 .unwrap();
         }
         drop(hub);
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     // Nothing is published after the restart before the subscriber resumes.
     let hub = hub_on(Arc::new(
@@ -293,7 +293,7 @@ async fn relaxed_inline_and_committed_batches_are_dispatched_in_log_order() {
         publisher.await.unwrap();
     }
     assert_eq!(positions.len() as u64, total);
-    log.close();
+    log.close().expect("the log closes cleanly");
 }
 
 async fn resume_during_concurrent_publishes(round: usize, durability: Durability) {
@@ -352,7 +352,7 @@ async fn resume_during_concurrent_publishes(round: usize, durability: Durability
             "round {round}: no gap, no duplicate, in order"
         );
     }
-    log.close();
+    log.close().expect("the log closes cleanly");
 }
 
 /// Polls `future` to completion on this thread, outside any async runtime.
@@ -422,7 +422,7 @@ fn dispatch_goes_on_without_a_runtime_and_after_the_one_that_started_it_is_gone(
     block_on(publish("six")).unwrap();
     second.block_on(async { assert_eq!(next_entry(&mut s).await.id(), "six") });
     drop(current);
-    log.close();
+    log.close().expect("the log closes cleanly");
 }
 
 fn clock(
@@ -720,7 +720,7 @@ fn strictly_acknowledged_entries_survive_a_power_loss_and_positions_continue() {
         assert_eq!(log.find("e1").await.unwrap(), Some(1));
         let last = log.append(entry("after", SystemTime::now())).await.unwrap();
         assert_eq!(last.position(), BEFORE_ABORT + 1, "positions continue");
-        log.close();
+        log.close().expect("the log closes cleanly");
     });
     // Applied once: a clean restart finds the same entries, not twice.
     runtime.block_on(async {
@@ -812,7 +812,7 @@ async fn an_id_index_pointing_at_another_record_is_reported_not_followed() {
         for id in ["a", "b", "c"] {
             log.append(entry(id, SystemTime::now())).await.unwrap();
         }
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     // Damage the index as a flipped byte would: `c` now points at `a`'s record.
     {
@@ -842,7 +842,7 @@ async fn a_store_file_gone_or_emptied_beside_its_journal_is_refused() {
     {
         let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
         log.append(entry("a", SystemTime::now())).await.unwrap();
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     let store = dir.path().join("log.redb");
     let kept = std::fs::read(&store).unwrap();
@@ -929,7 +929,7 @@ fn relaxed_acknowledged_entries_survive_a_crash_of_the_process() {
         assert_eq!(ids, expected, "each appended entry, none lost");
         let last = log.append(entry("after", SystemTime::now())).await.unwrap();
         assert_eq!(last.position(), BEFORE_ABORT + 1, "positions continue");
-        log.close();
+        log.close().expect("the log closes cleanly");
     });
 }
 
@@ -947,7 +947,7 @@ async fn a_closed_log_refuses_appends_and_keeps_what_it_acknowledged() {
         };
         let log = DurableLog::open(config(durability)).unwrap();
         log.append(entry("kept", SystemTime::now())).await.unwrap();
-        log.close();
+        log.close().expect("the log closes cleanly");
         let refused = log
             .append(entry("late", SystemTime::now()))
             .await
@@ -968,7 +968,7 @@ async fn a_store_of_the_format_before_the_journal_opens_and_is_upgraded() {
     {
         let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
         log.append(entry("old", SystemTime::now())).await.unwrap();
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     // What a build before the journal left: its marker, no journal.
     std::fs::write(dir.path().join("VERSION"), "herald-log 1\n").unwrap();
@@ -987,7 +987,7 @@ async fn a_store_of_the_format_before_barriers_opens_and_is_upgraded() {
     {
         let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
         log.append(entry("old", SystemTime::now())).await.unwrap();
-        log.close();
+        log.close().expect("the log closes cleanly");
     }
     std::fs::write(dir.path().join("VERSION"), "herald-log 2\n").unwrap();
     let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();

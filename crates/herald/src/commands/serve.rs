@@ -126,7 +126,19 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Some(tls) => serve_tls(listener, &herald, router, tls, shutdown_signal()).await,
         None => serve(listener, &herald, router, shutdown_signal()).await,
     };
-    served.map_err(|e| CliError::Runtime(format!("the server failed: {e}")))
+    // Whatever ended the serving, the log is closed before the process
+    // exits, and a shutdown that could not make everything durable or
+    // checkpointed says so in its exit status, not only in the log.
+    let hub = herald.hub().clone();
+    let closed = tokio::task::spawn_blocking(move || hub.close_log())
+        .await
+        .map_err(|e| CliError::Runtime(format!("closing the update log failed: {e}")))?;
+    served.map_err(|e| CliError::Runtime(format!("the server failed: {e}")))?;
+    closed.map_err(|e| {
+        CliError::Runtime(format!(
+            "at shutdown, {e}; the journal keeps what was acknowledged, and the next start applies it"
+        ))
+    })
 }
 
 /// Prints a line of the banner on stdout. A hub whose stdout is gone (a
