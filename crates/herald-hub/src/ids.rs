@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 
-use crate::{HubError, Log};
+use crate::{HubError, Log, ReadLimit};
 
 /// How the hub chooses ids for updates published without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +77,7 @@ impl IdGenerator {
     async fn seed(&self, log: &dyn Log) -> Result<(), HubError> {
         let head = log.head();
         let after = head.saturating_sub(SEED_SCAN as u64);
-        let newest = log.read(after, head, SEED_SCAN).await?;
+        let newest = log.read(after, head, ReadLimit::entries(SEED_SCAN)).await?;
         if let Some(highest) = newest.iter().filter_map(|e| parse_sequence(e.id())).max() {
             self.next
                 .fetch_max(highest.saturating_add(1), Ordering::Relaxed);

@@ -26,6 +26,41 @@ pub struct LogStats {
     pub discarded: u64,
 }
 
+/// How much one [`Log::read`] returns at most: a replay holds a batch in
+/// memory per subscriber, so it is bounded in bytes as well as in entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    /// Entries at most.
+    pub entries: usize,
+    /// Bytes of encoded frames at most, but never fewer than one entry: the
+    /// entry that reaches the bound is the batch's last.
+    pub bytes: usize,
+}
+
+impl ReadLimit {
+    /// At most `entries` entries, whatever their size.
+    pub const fn entries(entries: usize) -> Self {
+        Self {
+            entries,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// The first entries of `entries` that this limit allows, in order.
+    pub fn take(&self, entries: impl IntoIterator<Item = Arc<Entry>>) -> Vec<Arc<Entry>> {
+        let mut taken = Vec::new();
+        let mut bytes = 0usize;
+        for entry in entries {
+            if taken.len() >= self.entries || (!taken.is_empty() && bytes >= self.bytes) {
+                break;
+            }
+            bytes = bytes.saturating_add(entry.frame().len());
+            taken.push(entry);
+        }
+        taken
+    }
+}
+
 /// Receives committed entries in log order (the registry of local subscribers).
 pub trait Dispatch: Send + Sync + 'static {
     /// Delivers one committed entry. Called in position order, never concurrently.
@@ -50,12 +85,13 @@ pub trait Log: Send + Sync + 'static {
     /// The position of the earliest retained entry with this id.
     fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<Position>, HubError>>;
 
-    /// Up to `limit` retained entries with positions in `(after, up_to]`, in order.
+    /// The retained entries with positions in `(after, up_to]`, in order, as
+    /// many as `limit` allows.
     fn read(
         &self,
         after: Position,
         up_to: Position,
-        limit: usize,
+        limit: ReadLimit,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>>;
 
     /// The entry just before `position` that is still retained, if any: the
@@ -214,7 +250,7 @@ impl Log for MemoryLog {
         &self,
         after: Position,
         up_to: Position,
-        limit: usize,
+        limit: ReadLimit,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>> {
         let store = self.store.read();
         let start = after.saturating_add(1).max(store.first);
@@ -222,16 +258,8 @@ impl Log for MemoryLog {
             Vec::new()
         } else {
             let skip = usize::try_from(start - store.first).unwrap_or(usize::MAX);
-            let take = usize::try_from(up_to - start + 1)
-                .unwrap_or(usize::MAX)
-                .min(limit);
-            store
-                .entries
-                .iter()
-                .skip(skip)
-                .take(take)
-                .cloned()
-                .collect()
+            let take = usize::try_from(up_to - start + 1).unwrap_or(usize::MAX);
+            limit.take(store.entries.iter().skip(skip).take(take).cloned())
         };
         drop(store);
         Box::pin(async move { Ok(entries) })

@@ -4,13 +4,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::group::Wire;
-use crate::log::Log;
+use crate::log::{Log, ReadLimit};
 use crate::presence::Membership;
 use crate::registry::Registration;
 use crate::{Entry, HubError, Position};
 
-/// How many entries a replay reads from the log at a time.
-const REPLAY_BATCH: usize = 512;
+/// How much a replay reads from the log at a time: many entries when they
+/// are small, few when they are large, since every replaying subscriber
+/// holds its batch (a subscriber that resumes from far back and never reads
+/// would otherwise pin 512 updates of up to 2 MiB each).
+const REPLAY_BATCH: ReadLimit = ReadLimit {
+    entries: 512,
+    bytes: 1 << 20,
+};
 
 /// Where a subscriber asked to resume from.
 #[derive(Debug, Clone, PartialEq, Eq)]

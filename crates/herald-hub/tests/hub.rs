@@ -442,3 +442,43 @@ async fn subscribers_coming_and_going_on_exact_topics_keep_receiving_theirs() {
     hub.publish(Update::new(a, "x").with_id("3")).await.unwrap();
     assert_eq!(next_id(&mut resumed).await, "3");
 }
+
+/// The memory log bounds a read in bytes as the durable log does: the entry
+/// that reaches the bound is the last, and there is always one.
+#[tokio::test]
+async fn memory_log_reads_are_bounded_in_bytes_as_well_as_entries() {
+    use herald_hub::{Entry, Log, MemoryLog, ReadLimit};
+    let log = MemoryLog::new(100);
+    for n in 0..5 {
+        let entry = Entry::encode(
+            Update::new(TOPIC, "x".repeat(10_000)),
+            format!("large{n}"),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        log.append(entry).await.unwrap();
+    }
+    let ids = |entries: Vec<Arc<Entry>>| -> Vec<String> {
+        entries.iter().map(|e| e.id().to_owned()).collect()
+    };
+    let frame = log.read(0, 1, ReadLimit::entries(1)).await.unwrap()[0]
+        .frame()
+        .len();
+    let bounded = ReadLimit {
+        entries: 100,
+        bytes: frame + 1,
+    };
+    assert_eq!(
+        ids(log.read(1, u64::MAX, bounded).await.unwrap()),
+        ["large1", "large2"]
+    );
+    let tiny = ReadLimit {
+        entries: 100,
+        bytes: 0,
+    };
+    assert_eq!(ids(log.read(3, u64::MAX, tiny).await.unwrap()), ["large3"]);
+    assert_eq!(
+        ids(log.read(0, u64::MAX, ReadLimit::entries(2)).await.unwrap()),
+        ["large0", "large1"]
+    );
+}

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{StreamExt, TryStreamExt};
-use herald_hub::{Entry, Log, MemoryLog, Update};
+use herald_hub::{Entry, Log, MemoryLog, ReadLimit, Update};
 use herald_server::config::IssuerConfig;
 use herald_server::{Config, Herald};
 use herald_store::{Durability, DurableLog, FORMAT_MARKER, StoreConfig};
@@ -669,7 +669,10 @@ async fn read_all(log: &dyn Log, events: u64) -> Duration {
     let mut after = 0;
     let mut seen = 0;
     loop {
-        let batch = log.read(after, events, 512).await.expect("read");
+        let batch = log
+            .read(after, events, ReadLimit::entries(512))
+            .await
+            .expect("read");
         let Some(last) = batch.last() else { break };
         after = last.position();
         seen += batch.len() as u64;

@@ -53,7 +53,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
-use herald_hub::{Dispatch, Entry, HubError, Log, LogStats, Position};
+use herald_hub::{Dispatch, Entry, HubError, Log, LogStats, Position, ReadLimit};
 use parking_lot::Mutex;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, oneshot};
@@ -108,6 +108,10 @@ pub struct StoreConfig {
     pub retention: Retention,
     /// The most entries committed together.
     pub max_batch: usize,
+    /// The bytes of `log.redb` pages kept in memory for reads and writes
+    /// (redb's cache; [`DEFAULT_CACHE_SIZE`]). The store's resident memory
+    /// grows to about this much once that much history has been read.
+    pub cache_size: usize,
     /// The time source for age-based retention (replaceable in tests).
     pub clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
@@ -118,6 +122,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("dir", &self.dir)
             .field("durability", &self.durability)
             .field("retention", &self.retention)
+            .field("max_batch", &self.max_batch)
+            .field("cache_size", &self.cache_size)
             .finish()
     }
 }
@@ -130,10 +136,18 @@ impl StoreConfig {
             durability: Durability::Strict,
             retention: Retention::default(),
             max_batch: 1024,
+            cache_size: DEFAULT_CACHE_SIZE,
             clock: Arc::new(SystemTime::now),
         }
     }
 }
+
+/// The default of [`StoreConfig::cache_size`]: 64 MiB. redb's own default,
+/// 1 GiB, made a hub that had replayed or written a gigabyte of history hold
+/// a gigabyte for good, which a container sized for the hub's subscribers
+/// does not expect; replays of recent history come from the journal's tail
+/// or the operating system's page cache anyway.
+pub const DEFAULT_CACHE_SIZE: usize = 64 << 20;
 
 /// The journal's length that triggers a checkpoint: it bounds both the
 /// journal's file and what redb holds only in non-durable transactions.
@@ -435,6 +449,12 @@ impl DurableLog {
             path: path.to_owned(),
             reason: e.to_string(),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::Io {
+                path: dir.clone(),
+                reason: "is not a directory (the data directory holds the log's files)".into(),
+            });
+        }
         fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(STORE_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
@@ -450,6 +470,7 @@ impl DurableLog {
         let db = guard_panics(&path, || {
             let repaired = Arc::clone(&repaired);
             Database::builder()
+                .set_cache_size(config.cache_size)
                 .set_repair_callback(move |session| {
                     repaired.store(true, Ordering::Relaxed);
                     tracing::warn!(
@@ -838,16 +859,15 @@ impl Log for DurableLog {
         &self,
         after: Position,
         up_to: Position,
-        limit: usize,
+        limit: ReadLimit,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>> {
-        if after >= up_to || limit == 0 {
+        if after >= up_to || limit.entries == 0 {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         {
             let tail = self.tail.lock();
             if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let mut found = tail_range(&tail, after, up_to);
-                found.truncate(limit);
+                let found = limit.take(tail_range(&tail, after, up_to));
                 return Box::pin(std::future::ready(Ok(found)));
             }
         }
@@ -857,12 +877,15 @@ impl Log for DurableLog {
             let recent = tail_range(&tail.lock(), after, up_to);
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
             let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
-            let mut out = Vec::with_capacity(limit.min(1024));
+            let mut out = Vec::with_capacity(limit.entries.min(1024));
+            let mut bytes = 0usize;
             for item in entries
                 .range(after + 1..=up_to)
                 .map_err(|e| failure(path, &e))?
-                .take(limit)
             {
+                if out.len() >= limit.entries || (!out.is_empty() && bytes >= limit.bytes) {
+                    return Ok(out);
+                }
                 let (key, value) = item.map_err(|e| failure(path, &e))?;
                 let position = key.value();
                 let entry = record::decode(position, value.value()).map_err(|reason| {
@@ -871,16 +894,17 @@ impl Log for DurableLog {
                         path.display()
                     ))
                 })?;
+                bytes = bytes.saturating_add(entry.frame().len());
                 out.push(Arc::new(entry));
             }
             let next = out.last().map_or(after, |e| e.position());
-            let room = limit - out.len();
-            out.extend(
-                recent
-                    .into_iter()
-                    .filter(|e| e.position() > next)
-                    .take(room),
-            );
+            let room = ReadLimit {
+                entries: limit.entries - out.len(),
+                bytes: limit.bytes.saturating_sub(bytes),
+            };
+            if room.entries > 0 && (out.is_empty() || room.bytes > 0) {
+                out.extend(room.take(recent.into_iter().filter(|e| e.position() > next)));
+            }
             Ok(out)
         })
     }
@@ -1048,13 +1072,35 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// A failure to open redb: the operating system's errors (a read-only file
 /// system, a permission) are not damage, and must not be called so.
 fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
+    let path = path.to_owned();
     match error {
+        // Not damage: telling an operator so could cost them good data.
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path,
+            reason: "another process (or another log in this one) has it open; stop it, \
+                     or give this one another data directory"
+                .into(),
+        },
+        redb::DatabaseError::UpgradeRequired(version) => StoreError::Incompatible {
+            path,
+            reason: format!("written in redb file format {version}, which this herald cannot read"),
+        },
+        // redb reports a file that is not a redb database ("magic number
+        // mismatch") as invalid data.
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Damaged {
+                path,
+                reason: io.to_string(),
+            }
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io {
-            path: path.to_owned(),
+            path,
             reason: io.to_string(),
         },
         other => StoreError::Damaged {
-            path: path.to_owned(),
+            path,
             reason: other.to_string(),
         },
     }

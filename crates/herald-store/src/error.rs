@@ -19,6 +19,15 @@ pub enum StoreError {
         /// What was found and what was expected.
         reason: String,
     },
+    /// The store file is in use by another open log, in this process or
+    /// another: nothing is wrong with it.
+    #[error("{path} is in use: {reason}")]
+    Locked {
+        /// The store file.
+        path: PathBuf,
+        /// Who may hold it, and what to do.
+        reason: String,
+    },
     /// The store file is damaged.
     #[error("{path} is damaged: {reason}")]
     Damaged {

@@ -20,7 +20,10 @@ mod journal;
 pub mod record;
 mod retention;
 
-pub use durable::{Durability, DurableLog, FORMAT_MARKER, STORE_FILE, StoreConfig, VERSION_FILE};
+pub use durable::{
+    DEFAULT_CACHE_SIZE, Durability, DurableLog, FORMAT_MARKER, STORE_FILE, StoreConfig,
+    VERSION_FILE,
+};
 pub use error::StoreError;
 pub use journal::JOURNAL_FILE;
 pub use retention::{Retention, Shape};

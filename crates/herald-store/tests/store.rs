@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use herald_hub::{Entry, Grants, Hub, Log, MatcherType, Resume, Update};
+use herald_hub::{Entry, Grants, Hub, Log, MatcherType, ReadLimit, Resume, Update};
 use herald_store::{Durability, DurableLog, Retention, StoreConfig, StoreError};
 
 const TOPIC: &str = "https://example.com/books/1";
@@ -26,7 +26,7 @@ fn entry(id: &str, at: SystemTime) -> Entry {
 }
 
 async fn ids_after(log: &DurableLog, after: u64) -> Vec<String> {
-    log.read(after, u64::MAX, usize::MAX)
+    log.read(after, u64::MAX, ReadLimit::entries(usize::MAX))
         .await
         .unwrap()
         .iter()
@@ -50,7 +50,63 @@ async fn appended_entries_read_back_in_order_with_an_id_index() {
     );
     assert_eq!(log.find("nope").await.unwrap(), None);
     assert_eq!(log.id_before(3).await.unwrap().as_deref(), Some("b"));
-    assert_eq!(log.read(1, 3, 10).await.unwrap().len(), 2, "(after, up_to]");
+    assert_eq!(
+        log.read(1, 3, ReadLimit::entries(10)).await.unwrap().len(),
+        2,
+        "(after, up_to]"
+    );
+}
+
+/// A read stops at the entry that reaches its byte bound, in the store, in
+/// what was just committed and across both: a replay holds one read per
+/// subscriber, so large updates come a few at a time.
+#[tokio::test]
+async fn reads_are_bounded_in_bytes_as_well_as_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    let large = |n: usize| {
+        Entry::encode(
+            Update::new(TOPIC, "x".repeat(10_000)),
+            format!("large{n}"),
+            SystemTime::now(),
+        )
+        .unwrap()
+    };
+    for n in 0..6 {
+        log.append(large(n)).await.unwrap();
+    }
+    let frame = log.read(0, 1, ReadLimit::entries(1)).await.unwrap()[0]
+        .frame()
+        .len();
+    let bounded = ReadLimit {
+        entries: 100,
+        bytes: 2 * frame + 1,
+    };
+    let ids = |entries: Vec<Arc<Entry>>| -> Vec<String> {
+        entries.iter().map(|e| e.id().to_owned()).collect()
+    };
+    // Just committed: from memory.
+    let read = log.read(0, u64::MAX, bounded).await.unwrap();
+    assert_eq!(ids(read), ["large0", "large1", "large2"]);
+    eventually("applied to the store", async || {
+        log.shape().unwrap().entries == 6
+    })
+    .await;
+    for n in 6..8 {
+        log.append(large(n)).await.unwrap();
+    }
+    // From the store, then across the store and memory (positions start at 1).
+    let read = log.read(3, u64::MAX, bounded).await.unwrap();
+    assert_eq!(ids(read), ["large3", "large4", "large5"]);
+    let read = log.read(4, u64::MAX, bounded).await.unwrap();
+    assert_eq!(ids(read), ["large4", "large5", "large6"]);
+    // Never fewer than one entry, however small the bound.
+    let tiny = ReadLimit {
+        entries: 100,
+        bytes: 1,
+    };
+    assert_eq!(ids(log.read(0, u64::MAX, tiny).await.unwrap()), ["large0"]);
+    assert_eq!(ids(log.read(7, u64::MAX, tiny).await.unwrap()), ["large7"]);
 }
 
 /// Entries committed in the last few milliseconds are read from memory until
@@ -76,7 +132,7 @@ async fn reads_span_applied_entries_and_those_just_committed() {
     assert_eq!(ids_after(&log, 3).await, ["c", "d", "dup", "e"]);
     assert_eq!(ids_after(&log, 5).await, ["dup", "e"]);
     let limited: Vec<_> = log
-        .read(2, 7, 3)
+        .read(2, 7, ReadLimit::entries(3))
         .await
         .unwrap()
         .iter()
@@ -912,7 +968,7 @@ fn relaxed_acknowledged_entries_survive_a_crash_of_the_process() {
     runtime.block_on(async {
         let log = DurableLog::open(relaxed(dir.path())).unwrap();
         let positions: Vec<u64> = log
-            .read(0, u64::MAX, usize::MAX)
+            .read(0, u64::MAX, ReadLimit::entries(usize::MAX))
             .await
             .unwrap()
             .iter()
@@ -1015,8 +1071,49 @@ async fn a_garbage_store_file_is_refused_naming_the_file() {
         b"this is not a database, just garbage bytes".repeat(100),
     )
     .unwrap();
-    let error = open_error(dir.path());
-    assert!(error.contains("log.redb"), "{error}");
+    let error = DurableLog::open(StoreConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Damaged { path, .. } if path.ends_with("log.redb")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_already_open_is_in_use_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    first
+        .append(entry("kept", SystemTime::now()))
+        .await
+        .unwrap();
+    let error = DurableLog::open(StoreConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Locked { path, .. } if path.ends_with("log.redb")),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("is in use") && !message.contains("damaged"),
+        "{message}"
+    );
+    // Nothing was touched: the first log goes on, and its update is kept.
+    first.close().expect("the log closes cleanly");
+    drop(first);
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(ids_after(&log, 0).await, ["kept"]);
+}
+
+#[tokio::test]
+async fn a_data_directory_that_is_a_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let error = DurableLog::open(StoreConfig::new(&file)).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Io { path, .. } if *path == file),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("is not a directory"), "{error}");
 }
 
 #[tokio::test]
