@@ -24,6 +24,7 @@ pub struct HubBuilder {
     queue_capacity: usize,
     publish_pace: usize,
     memory_log_capacity: usize,
+    memory_log_bytes: u64,
     update_limits: UpdateLimits,
     matcher_limits: MatcherLimits,
     id_scheme: IdScheme,
@@ -47,6 +48,13 @@ impl HubBuilder {
     /// How many entries the default in-memory log keeps (default 100,000).
     pub fn memory_log_capacity(mut self, capacity: usize) -> Self {
         self.memory_log_capacity = capacity;
+        self
+    }
+
+    /// How many bytes of frames the default in-memory log keeps (default
+    /// [`DEFAULT_MEMORY_LOG_BYTES`](crate::DEFAULT_MEMORY_LOG_BYTES)).
+    pub fn memory_log_bytes(mut self, bytes: u64) -> Self {
+        self.memory_log_bytes = bytes;
         self
     }
 
@@ -98,9 +106,9 @@ impl HubBuilder {
     pub fn build(self) -> Hub {
         let registry =
             Registry::with_publish_pace(self.shards, self.queue_capacity, self.publish_pace);
-        let log = self
-            .log
-            .unwrap_or_else(|| Arc::new(MemoryLog::new(self.memory_log_capacity)));
+        let log = self.log.unwrap_or_else(|| {
+            Arc::new(MemoryLog::new(self.memory_log_capacity).with_max_bytes(self.memory_log_bytes))
+        });
         registry.start_after(log.head());
         log.attach(Arc::clone(&registry) as Arc<dyn Dispatch>);
         let namespace = Namespace::new(self.hub_url.clone());
@@ -172,6 +180,7 @@ impl Hub {
             queue_capacity: 1024,
             publish_pace: 40,
             memory_log_capacity: 100_000,
+            memory_log_bytes: crate::DEFAULT_MEMORY_LOG_BYTES,
             update_limits: UpdateLimits::default(),
             matcher_limits: MatcherLimits::default(),
             id_scheme: IdScheme::default(),

@@ -39,7 +39,7 @@ pub use grants::{Grants, SubscribeGrant};
 pub use group::Wire;
 pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
-pub use log::{Dispatch, Log, LogStats, MemoryLog, ReadLimit};
+pub use log::{DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit};
 pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern, Selector};
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};

@@ -482,3 +482,48 @@ async fn memory_log_reads_are_bounded_in_bytes_as_well_as_entries() {
         ["large0", "large1"]
     );
 }
+
+/// The memory log keeps the newest entries within its byte bound, the
+/// newest always, and counts what it discards.
+#[tokio::test]
+async fn the_memory_log_is_bounded_in_bytes() {
+    use herald_hub::{Entry, Log, MemoryLog, ReadLimit};
+    let encode = |n: usize, size: usize| {
+        Entry::encode(
+            Update::new(TOPIC, "x".repeat(size)),
+            format!("e{n}"),
+            std::time::SystemTime::now(),
+        )
+        .unwrap()
+    };
+    let frame = encode(0, 1000).frame().len() as u64;
+    let log = MemoryLog::new(100).with_max_bytes(3 * frame);
+    for n in 0..5 {
+        log.append(encode(n, 1000)).await.unwrap();
+    }
+    let ids = |entries: Vec<Arc<Entry>>| -> Vec<String> {
+        entries.iter().map(|e| e.id().to_owned()).collect()
+    };
+    let all = ReadLimit::entries(usize::MAX);
+    assert_eq!(
+        ids(log.read(0, u64::MAX, all).await.unwrap()),
+        ["e2", "e3", "e4"]
+    );
+    let stats = log.stats();
+    assert_eq!(
+        (stats.entries, stats.bytes, stats.discarded),
+        (3, 3 * frame, 2)
+    );
+    assert_eq!(
+        log.find("e1").await.unwrap(),
+        None,
+        "a discarded id is forgotten"
+    );
+    // An entry larger than the whole bound is kept alone.
+    log.append(encode(5, 10_000)).await.unwrap();
+    assert_eq!(ids(log.read(0, u64::MAX, all).await.unwrap()), ["e5"]);
+    assert_eq!(log.find("e5").await.unwrap(), Some(6));
+    log.append(encode(6, 1000)).await.unwrap();
+    assert_eq!(ids(log.read(0, u64::MAX, all).await.unwrap()), ["e6"]);
+    assert_eq!(log.stats().discarded, 6);
+}
