@@ -10,9 +10,10 @@
 //!
 //! Each entry in the ring counts the members still to read it and leaves the
 //! ring once every member has, so an idle group holds nothing. A member that
-//! lets `capacity` entries pile up is too slow: it is evicted at once (the
-//! registry drops it and fires its hook), keeps what was already on its way,
-//! and reads the end after that.
+//! lets `capacity` entries, or `max_bytes` of their frames, pile up is too
+//! slow: it is evicted at once (the registry drops it and fires its hook),
+//! keeps what was already on its way, and reads the end after that. The
+//! byte bound is what holds with large updates: 1,024 of 2 MiB are 2 GiB.
 //!
 //! Private entries are queued for every member; each member skips those its
 //! grants do not allow as it reads (see `Registration`).
@@ -96,6 +97,8 @@ pub(crate) struct Group {
     matchers: Arc<[Matcher]>,
     key: GroupKey,
     capacity: usize,
+    /// The most bytes of frames the ring holds (the newest entry always fits).
+    max_bytes: u64,
     /// Entries taken per pass of a busy writer (0: no pace).
     pace: usize,
     state: Mutex<GroupState>,
@@ -106,6 +109,8 @@ struct GroupState {
     ring: VecDeque<Queued>,
     /// The number of `ring[0]`: every entry the group receives is numbered.
     start: u64,
+    /// The bytes of the frames in `ring`.
+    bytes: u64,
     /// The position of the last entry queued: an entry matched by several
     /// of the group's matchers is queued once.
     last_position: Position,
@@ -175,22 +180,26 @@ pub(crate) struct Pushed {
 
 impl Group {
     /// An empty group for `matchers`, known by `key`, holding at most
-    /// `capacity` entries a member has not read, and taking `pace` entries
-    /// per pass while its writer is busy (0: as many as come).
+    /// `capacity` entries (and `max_bytes` of their frames) a member has not
+    /// read, and taking `pace` entries per pass while its writer is busy (0:
+    /// as many as come).
     pub(crate) fn new(
         matchers: Arc<[Matcher]>,
         key: GroupKey,
         capacity: usize,
+        max_bytes: u64,
         pace: usize,
     ) -> Arc<Self> {
         Arc::new(Self {
             matchers,
             key,
             capacity: capacity.max(1),
+            max_bytes,
             pace,
             state: Mutex::new(GroupState {
                 ring: VecDeque::new(),
                 start: 0,
+                bytes: 0,
                 last_position: 0,
                 // Room for one: with a topic per user most groups never
                 // hold more, and a slab grown by one insert holds four
@@ -292,10 +301,21 @@ impl Group {
         if g.live == 0 {
             return pushed;
         }
-        if g.ring.len() == self.capacity {
+        let size = entry.frame().len() as u64;
+        while !g.ring.is_empty()
+            && (g.ring.len() >= self.capacity || g.bytes + size > self.max_bytes)
+        {
+            let held = g.ring.len();
             g.evict_laggards(&mut pushed.evicted, wake);
+            if g.ring.len() == held {
+                break;
+            }
+        }
+        if g.live == 0 {
+            return pushed;
         }
         let unread = u32::try_from(g.live).unwrap_or(u32::MAX);
+        g.bytes += size;
         g.ring.push_back(Queued {
             entry: Arc::clone(entry),
             unread,
@@ -503,7 +523,9 @@ impl GroupState {
     /// Drops the entries every live member has read from the front.
     fn trim(&mut self) {
         while self.ring.front().is_some_and(|q| q.unread == 0) {
-            self.ring.pop_front();
+            if let Some(queued) = self.ring.pop_front() {
+                self.bytes -= queued.entry.frame().len() as u64;
+            }
             self.start += 1;
         }
         // A burst can grow the ring a lot; give the memory back once drained.
@@ -547,7 +569,7 @@ impl GroupState {
     }
 
     /// The ring is full: evicts the members that have not read its oldest
-    /// entry (they are `capacity` entries behind). Rare, so a scan is fine.
+    /// entry (they are the furthest behind). Rare, so a scan is fine.
     fn evict_laggards(&mut self, evicted: &mut Vec<Arc<SubscriberState>>, wake: &mut Vec<Waker>) {
         let start = self.start;
         let laggards: Vec<usize> = self
@@ -617,6 +639,7 @@ mod tests {
             vec![Matcher::Exact("t".into())].into(),
             vec![MatcherKey::Exact("t".into())].into(),
             capacity,
+            u64::MAX,
             pace,
         )
     }
@@ -706,6 +729,36 @@ mod tests {
         assert_eq!(group.leave(a), (true, false));
         assert_eq!(ids(&group, b), ["id-4", "id-5"]);
         assert_eq!(ring_len(&group), 0);
+    }
+
+    #[test]
+    fn a_member_that_falls_max_bytes_behind_is_evicted_though_under_capacity() {
+        let frame = entry(1, false).frame().len() as u64;
+        // Room for 1,024 entries, but for the frames of two only.
+        let group = Group::new(
+            vec![Matcher::Exact("t".into())].into(),
+            vec![MatcherKey::Exact("t".into())].into(),
+            1024,
+            2 * frame,
+            0,
+        );
+        let slow_state = Arc::new(SubscriberState::default());
+        let slow = group.join(Arc::clone(&slow_state), Grants::none());
+        let fast = group.join(Arc::default(), Grants::none());
+        for position in 1..=2 {
+            assert!(push(&group, &entry(position, false)).evicted.is_empty());
+            assert_eq!(ids(&group, fast).len(), 1);
+        }
+        let pushed = push(&group, &entry(3, false));
+        assert_eq!(pushed.evicted.len(), 1);
+        assert!(slow_state.was_too_slow());
+        assert_eq!(ids(&group, fast), ["id-3"]);
+        assert_eq!(ring_len(&group), 0, "the evicted member holds nothing back");
+        assert_eq!(group.state.lock().bytes, 0, "the bytes follow the ring");
+        assert_eq!(ids(&group, slow), ["id-1", "id-2"]);
+        // The fast member, alone, goes on.
+        assert!(push(&group, &entry(4, false)).evicted.is_empty());
+        assert_eq!(ids(&group, fast), ["id-4"]);
     }
 
     #[test]

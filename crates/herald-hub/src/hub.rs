@@ -22,6 +22,7 @@ pub struct HubBuilder {
     log: Option<Arc<dyn Log>>,
     shards: usize,
     queue_capacity: usize,
+    queue_bytes: u64,
     publish_pace: usize,
     memory_log_capacity: usize,
     memory_log_bytes: u64,
@@ -71,6 +72,15 @@ impl HubBuilder {
         self
     }
 
+    /// How many bytes of updates may wait for one subscriber before it is
+    /// disconnected as too slow (default
+    /// [`DEFAULT_QUEUE_BYTES`](crate::DEFAULT_QUEUE_BYTES), 64 MiB); the
+    /// newest update always fits.
+    pub fn queue_bytes(mut self, bytes: u64) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
     /// Paces publishers to the fan-out (default 40; 0: off). While the hub
     /// is still writing earlier updates to a group of subscribers, the group
     /// takes `per_pass` updates per pass over its subscribers, spread over
@@ -104,8 +114,12 @@ impl HubBuilder {
 
     /// Builds the hub.
     pub fn build(self) -> Hub {
-        let registry =
-            Registry::with_publish_pace(self.shards, self.queue_capacity, self.publish_pace);
+        let registry = Registry::with_bounds(
+            self.shards,
+            self.queue_capacity,
+            self.queue_bytes,
+            self.publish_pace,
+        );
         let log = self.log.unwrap_or_else(|| {
             Arc::new(MemoryLog::new(self.memory_log_capacity).with_max_bytes(self.memory_log_bytes))
         });
@@ -178,6 +192,7 @@ impl Hub {
             log: None,
             shards: parallelism * 2,
             queue_capacity: 1024,
+            queue_bytes: crate::registry::DEFAULT_QUEUE_BYTES,
             publish_pace: 40,
             memory_log_capacity: 100_000,
             memory_log_bytes: crate::DEFAULT_MEMORY_LOG_BYTES,

@@ -43,7 +43,7 @@ pub use log::{DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, Read
 pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern, Selector};
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
-pub use registry::{Registration, Registry, RegistryStats, SubscriberState};
+pub use registry::{DEFAULT_QUEUE_BYTES, Registration, Registry, RegistryStats, SubscriberState};
 pub use subscription::{Resume, Subscription};
 pub use template::UriTemplate;
 pub use update::{Update, UpdateLimits, parse_retry};

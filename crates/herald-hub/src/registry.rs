@@ -63,11 +63,16 @@ impl RegistryStats {
     }
 }
 
+/// The default bound on the bytes of the entries a subscriber may fall
+/// behind (see [`Registry::with_bounds`]): 64 MiB.
+pub const DEFAULT_QUEUE_BYTES: u64 = 64 << 20;
+
 /// All subscribers of one hub process.
 pub struct Registry {
     shards: Box<[Mutex<Shard>]>,
     next_id: AtomicU64,
     queue_capacity: usize,
+    queue_bytes: u64,
     stats: RegistryStats,
     /// The position of the last entry dispatched to every shard.
     last_dispatched: AtomicU64,
@@ -264,6 +269,18 @@ impl Registry {
         queue_capacity: usize,
         publish_pace: usize,
     ) -> Arc<Self> {
+        Self::with_bounds(shards, queue_capacity, DEFAULT_QUEUE_BYTES, publish_pace)
+    }
+
+    /// The same, where a subscriber may also fall at most `queue_bytes` of
+    /// entries' frames behind: with large updates, the entry bound alone
+    /// lets one slow subscriber hold gigabytes.
+    pub fn with_bounds(
+        shards: usize,
+        queue_capacity: usize,
+        queue_bytes: u64,
+        publish_pace: usize,
+    ) -> Arc<Self> {
         let shards = (0..shards.max(1))
             .map(|_| Mutex::new(Shard::default()))
             .collect();
@@ -271,6 +288,7 @@ impl Registry {
             shards,
             next_id: AtomicU64::new(1),
             queue_capacity: queue_capacity.max(1),
+            queue_bytes,
             stats: RegistryStats::default(),
             last_dispatched: AtomicU64::new(0),
             wake: Mutex::new(Vec::new()),
@@ -349,6 +367,7 @@ impl Registry {
                     matchers.into(),
                     key,
                     self.queue_capacity,
+                    self.queue_bytes,
                     self.publish_pace,
                 )),
             };
