@@ -144,7 +144,13 @@ impl IntoResponse for ErrorResponse {
             }
             ServerError::Forbidden(_) => problem(StatusCode::FORBIDDEN, &detail),
             ServerError::TooManyConnections { .. } => {
-                problem(StatusCode::TOO_MANY_REQUESTS, &detail)
+                let mut response = problem(StatusCode::TOO_MANY_REQUESTS, &detail);
+                // Slots free up as other subscribers leave: a few seconds is
+                // a fair wait for a client that honours it.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
             }
             ServerError::NotFound => problem(StatusCode::NOT_FOUND, &detail),
             ServerError::Unavailable(_) => problem(StatusCode::SERVICE_UNAVAILABLE, &detail),

@@ -181,6 +181,11 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
         reqwest::StatusCode::TOO_MANY_REQUESTS,
         "the only slot is taken"
     );
+    assert_eq!(
+        refused.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"5"[..]),
+        "a refusal for a full hub says when to come back"
+    );
 
     // Enough data to fill every buffer between the hub and the stalled reader.
     let data = "x".repeat(DATA_BYTES);
