@@ -18,6 +18,16 @@ pub(crate) async fn publish(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Arc<Entry>, ServerError> {
+    // A compressed body read as if it were not would publish garbage, or
+    // echo binary in an error.
+    if let Some(encoding) = headers.text(&header::CONTENT_ENCODING)
+        && !encoding.trim().eq_ignore_ascii_case("identity")
+    {
+        return Err(ServerError::UnsupportedMediaType(format!(
+            "publish bodies are not decoded: send the body without Content-Encoding, not `{}`",
+            encoding.escape_debug()
+        )));
+    }
     let content_type = headers.text(&header::CONTENT_TYPE).unwrap_or("");
     let update = if is_form(content_type) {
         from_form(body)?

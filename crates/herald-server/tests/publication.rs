@@ -463,6 +463,33 @@ async fn other_content_types_are_a_415() {
 }
 
 #[tokio::test]
+async fn an_encoded_body_is_a_415_and_publishes_nothing() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    for encoding in ["gzip", "br", "deflate, gzip"] {
+        let request = publish_request(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK), ("data", encoding)],
+        )
+        .header("content-encoding", encoding);
+        let (_, problem) = refused(request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+        assert!(
+            problem.contains("without Content-Encoding") && problem.contains(encoding),
+            "{problem}"
+        );
+    }
+    let identity = publish_request(
+        &hub,
+        Some(&hub.publisher()),
+        &[("topic", BOOK), ("data", "identity")],
+    )
+    .header("content-encoding", "identity");
+    assert_eq!(send(identity).await.status(), StatusCode::OK);
+    assert_eq!(stream.data(1).await, ["identity"], "only the plain one");
+}
+
+#[tokio::test]
 async fn the_private_field_marks_an_update_private_whatever_its_value() {
     let hub = start_default().await;
     let mut anonymous = subscribe(&hub, "match=x").await;
