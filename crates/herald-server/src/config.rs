@@ -158,6 +158,9 @@ pub struct SubscribersConfig {
     pub max_lifetime: Duration,
     /// Updates that may wait for one subscriber before it is disconnected as too slow.
     pub queue_capacity: usize,
+    /// Bytes of updates that may wait for one subscriber before it is
+    /// disconnected as too slow (the newest update always fits).
+    pub queue_bytes: u64,
     /// Updates a group of subscribers takes per pass of the hub over it
     /// while the hub is still writing it earlier ones; further publishes
     /// are answered as the hub makes room. 0: no pace.
@@ -187,6 +190,14 @@ pub struct LimitsConfig {
     /// A connection whose writes make no progress this long is closed.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// Longest a connection may take to send a whole request head, from
+    /// its accept or, kept alive, from its previous answer's end: also the
+    /// idle bound of a kept-alive connection.
+    #[serde(with = "humantime_serde")]
+    pub request_head_timeout: Duration,
+    /// A request body that makes no progress this long ends the request (408).
+    #[serde(with = "humantime_serde")]
+    pub request_body_timeout: Duration,
 }
 
 /// `[cors]`.
@@ -247,8 +258,11 @@ pub struct LogConfig {
     /// Durable log: discard entries older than this (`0s`: unlimited).
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
-    /// Durable log: keep at most this many bytes of records (0: unlimited).
+    /// Bytes of updates kept: by the memory log always (0: 256 MiB), by the
+    /// durable log when set (0: unlimited).
     pub max_bytes: u64,
+    /// Durable log: bytes of the store's pages kept in memory.
+    pub cache_size: u64,
     /// How ids are generated for updates published without one: `sequence`
     /// (the default), `uuid-v7` or `uuid-v4`.
     pub ids: String,
@@ -328,6 +342,7 @@ impl Default for SubscribersConfig {
             heartbeat: settings.heartbeat,
             max_lifetime: settings.max_connection_lifetime.unwrap_or(Duration::ZERO),
             queue_capacity: 1024,
+            queue_bytes: herald_hub::DEFAULT_QUEUE_BYTES,
             publish_pace: 40,
         }
     }
@@ -347,6 +362,8 @@ impl Default for LimitsConfig {
             max_connections_per_address: settings.connections.per_address,
             max_connections_per_subject: settings.connections.per_subject,
             write_timeout: settings.write_timeout,
+            request_head_timeout: settings.request_head_timeout,
+            request_body_timeout: settings.request_body_timeout,
         }
     }
 }
@@ -375,6 +392,7 @@ impl Default for LogConfig {
             max_entries: 0,
             max_age: Duration::ZERO,
             max_bytes: 0,
+            cache_size: herald_store::DEFAULT_CACHE_SIZE as u64,
             ids: "sequence".into(),
         }
     }
@@ -429,9 +447,15 @@ impl LogConfig {
                 } else {
                     self.max_entries
                 };
-                Ok(Arc::new(herald_hub::MemoryLog::new(
-                    usize::try_from(capacity).unwrap_or(usize::MAX),
-                )))
+                let max_bytes = if self.max_bytes == 0 {
+                    herald_hub::DEFAULT_MEMORY_LOG_BYTES
+                } else {
+                    self.max_bytes
+                };
+                Ok(Arc::new(
+                    herald_hub::MemoryLog::new(usize::try_from(capacity).unwrap_or(usize::MAX))
+                        .with_max_bytes(max_bytes),
+                ))
             }
             // `check` allowed only `memory` and `durable`.
             _ => {
@@ -443,6 +467,7 @@ impl LogConfig {
                 };
                 let mut config = StoreConfig::new(&self.dir);
                 config.durability = durability;
+                config.cache_size = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
                 config.retention = Retention {
                     max_entries: (self.max_entries > 0).then_some(self.max_entries),
                     max_age: (!self.max_age.is_zero()).then_some(self.max_age),
@@ -520,6 +545,7 @@ impl Config {
             .log(log)
             .id_scheme(self.log.id_scheme()?)
             .queue_capacity(self.subscribers.queue_capacity)
+            .queue_bytes(self.subscribers.queue_bytes)
             .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)
             .update_limits(UpdateLimits {
@@ -548,6 +574,8 @@ impl Config {
             },
             shutdown_timeout: self.shutdown_timeout,
             write_timeout: self.limits.write_timeout,
+            request_head_timeout: self.limits.request_head_timeout,
+            request_body_timeout: self.limits.request_body_timeout,
             subscriptions_page_size: self.subscriptions.page_size.max(1),
             compatibility: self.compatibility()?.map(Arc::new),
             hand_served_publish: true,
@@ -565,6 +593,33 @@ impl Config {
                          use an idle time such as 15s"
                     .into(),
             });
+        }
+        if self.subscribers.queue_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "subscribers.queue_bytes".into(),
+                reason: "0 would disconnect every subscriber at its first update; \
+                         use a bound such as 67108864 (64 MiB)"
+                    .into(),
+            });
+        }
+        for (key, timeout) in [
+            (
+                "limits.request_head_timeout",
+                self.limits.request_head_timeout,
+            ),
+            (
+                "limits.request_body_timeout",
+                self.limits.request_body_timeout,
+            ),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    reason: "0s would close every connection before its request; \
+                             use a bound such as 10s"
+                        .into(),
+                });
+            }
         }
         for origin in &self.cors.origins {
             if origin == "*" || Url::parse(origin).is_err() {
@@ -763,6 +818,61 @@ mod tests {
         assert!(
             error.starts_with("configuration key `subscribers.heartbeat`: 0s would send"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_queue_bytes_of_zero_is_refused_naming_the_key() {
+        let config = Config::from_toml("[subscribers]\nqueue_bytes = 0\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("configuration key `subscribers.queue_bytes`: 0 would"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_memory_log_keeps_max_bytes_of_updates() {
+        let config = Config::from_toml("[log]\nkind = \"memory\"\nmax_bytes = 5000\n").unwrap();
+        let log = config.log.open().unwrap();
+        for n in 0..10 {
+            let update = herald_hub::Update::new("https://example.com/t", "x".repeat(1000));
+            let entry =
+                herald_hub::Entry::encode(update, format!("e{n}"), std::time::SystemTime::now())
+                    .unwrap();
+            log.append(entry).await.unwrap();
+        }
+        let stats = log.stats();
+        assert!(
+            stats.bytes <= 5000 && stats.entries >= 3 && stats.discarded > 0,
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn request_timeouts_of_zero_are_refused_naming_the_key() {
+        for key in ["request_head_timeout", "request_body_timeout"] {
+            let config = Config::from_toml(&format!("[limits]\n{key} = \"0s\"\n")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("configuration key `limits.{key}`: 0s")),
+                "{error}"
+            );
+        }
+        let config = Config::from_toml(
+            "[limits]\nrequest_head_timeout = \"2s\"\nrequest_body_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let (herald, _) = config
+            .build_with_log(Arc::new(herald_hub::MemoryLog::new(8)))
+            .unwrap();
+        assert_eq!(
+            herald.settings().request_head_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            herald.settings().request_body_timeout,
+            Duration::from_secs(3)
         );
     }
 

@@ -217,11 +217,23 @@ impl Herald {
     }
 
     fn cors(&self) -> Option<CorsLayer> {
+        // The configuration file refuses these; settings built in code
+        // are not checked, and tower-http panics on `*` with credentials.
         let origins: Vec<HeaderValue> = self
             .settings()
             .cors_origins
             .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .filter_map(|origin| match HeaderValue::from_str(origin) {
+                Ok(value) if origin != "*" => Some(value),
+                _ => {
+                    tracing::error!(
+                        origin = %origin.escape_debug(),
+                        "ignoring a CORS origin that is `*` or not a valid header value: \
+                         credentialed requests need each origin named"
+                    );
+                    None
+                }
+            })
             .collect();
         if origins.is_empty() {
             return None;
@@ -428,9 +440,10 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
 /// resolves, then ends every subscription of `herald` (each gets a reconnect
 /// hint) and waits for connections at most `shutdown_timeout`.
 ///
-/// Plain HTTP/1.1 publishes of the hub URL are answered by `herald` itself,
-/// not by `router`, unless [`Settings::hand_served_publish`] is off or CORS
-/// origins are set; every other request goes through `router`.
+/// With [`Settings::hand_served_publish`] on (off by default; `herald serve`
+/// turns it on) and no CORS origin set, plain HTTP/1.1 publishes of the hub
+/// URL are answered by `herald` itself, without `router`'s layers; every
+/// other request goes through `router`.
 pub async fn serve(
     listener: TcpListener,
     herald: &Herald,

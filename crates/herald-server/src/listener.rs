@@ -3,24 +3,43 @@
 //! One loop for both so that every connection gets the same treatment:
 //! `TCP_NODELAY` (events are small writes that must leave at once), the peer
 //! address for per-address limits, HTTP/1.1 and HTTP/2 (ALPN over TLS, prior
-//! knowledge in clear), a write-stall timeout, and a bounded graceful shutdown.
+//! knowledge in clear), a write-stall timeout, deadlines for request heads
+//! and bodies, and a bounded graceful shutdown.
+//!
+//! The deadlines are what keeps clients from holding the hub's sockets
+//! (and so its file descriptors) without asking anything of it: a request
+//! head must be whole within `request_head_timeout` of the accept and, on a
+//! kept-alive connection, of the previous answer's end (so an idle
+//! connection is closed after that long), and a request body must make
+//! progress every `request_body_timeout`. None of them bounds an answer: an
+//! event stream lasts as long as its subscription.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Version, header};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::Herald;
@@ -56,6 +75,7 @@ pub(crate) async fn run(
         .map(|tls| TlsAcceptor::from(tls.server_config()));
     let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let write_timeout = herald.settings().write_timeout;
+    let head_timeout = herald.settings().request_head_timeout;
     // CORS answers are the router's layer's to make.
     let publishers =
         herald.settings().hand_served_publish && herald.settings().cors_origins.is_empty();
@@ -73,6 +93,8 @@ pub(crate) async fn run(
                 }
             },
         };
+        let accepted = Instant::now();
+        let head_deadline = accepted + head_timeout;
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
@@ -85,10 +107,25 @@ pub(crate) async fn run(
         // subscriber's task lives as long as its stream: only the
         // subscription's own state is inline, the rest is boxed.
         tokio::spawn(async move {
-            let io = match acceptor {
+            let (io, since) = match acceptor {
                 None => {
                     let hub_path = herald.hub().url().path();
-                    match stream_conn::route(&tcp, hub_path, peer, publishers).await {
+                    let shutdown = herald.shutdown_token();
+                    let route = stream_conn::route(
+                        &tcp,
+                        hub_path,
+                        peer,
+                        publishers,
+                        head_deadline,
+                        shutdown,
+                    );
+                    // Boxed: with its deadline and shutdown waits it is the
+                    // task's largest state, which a stream keeps for life.
+                    match Box::pin(route).await {
+                        Route::Close => {
+                            drop(watcher);
+                            return;
+                        }
                         Route::Subscription(request, head) => {
                             // Shutdown waits for this connection while `watcher` lives.
                             let open = stream_conn::open(tcp, router, request, head, write_timeout);
@@ -99,28 +136,29 @@ pub(crate) async fn run(
                             return;
                         }
                         Route::Publisher => {
-                            match Box::pin(publish_conn::serve(tcp, &herald, hub_path)).await {
+                            let serve = publish_conn::serve(tcp, &herald, hub_path, head_deadline);
+                            match Box::pin(serve).await {
                                 Ended::Closed => {
                                     drop(watcher);
                                     return;
                                 }
-                                Ended::Hyper(rewound) => rewound,
+                                // Its head is already read: its clock restarts.
+                                Ended::Hyper(rewound) => (rewound, None),
                             }
                         }
-                        Route::Hyper => Rewound::untouched(tcp),
+                        Route::Hyper => (Rewound::untouched(tcp), Some(accepted)),
                     }
                 }
-                Some(_) => Rewound::untouched(tcp),
+                // The head's clock starts after the TLS handshake.
+                Some(_) => (Rewound::untouched(tcp), None),
             };
-            Box::pin(serve_hyper(
-                io,
-                acceptor,
+            let connection = Connection {
                 router,
-                watcher,
                 peer,
-                write_timeout,
-            ))
-            .await;
+                acceptor,
+                since,
+            };
+            Box::pin(serve_hyper(io, connection, &herald, watcher)).await;
         });
     }
     drop(listener);
@@ -140,68 +178,334 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Serves `io` with hyper (over TLS when `acceptor` is set) until the
-/// connection ends or `watcher`'s shutdown closes it.
+/// A connection hyper is to serve, and how.
+struct Connection {
+    router: Router,
+    peer: SocketAddr,
+    /// Set for TLS.
+    acceptor: Option<TlsAcceptor>,
+    /// When the clock of its first request head started (its accept);
+    /// `None`: when hyper starts (after the TLS handshake, if any).
+    since: Option<Instant>,
+}
+
+/// Serves `io` with hyper (over TLS when the connection has an acceptor)
+/// until the connection ends, stays idle too long, or `herald` shuts down.
+/// Shutdown waits for the connection while `watcher` lives.
 async fn serve_hyper(
     io: Rewound,
-    acceptor: Option<TlsAcceptor>,
-    router: Router,
+    connection: Connection,
+    herald: &crate::Herald,
     watcher: hyper_util::server::graceful::Watcher,
-    peer: std::net::SocketAddr,
-    write_timeout: Duration,
 ) {
+    let Connection {
+        router,
+        peer,
+        acceptor,
+        since,
+    } = connection;
+    let settings = herald.settings();
     // A connection whose writes make no progress for `write_timeout` (a
     // subscriber that stopped reading) is closed, freeing its socket and
     // its connection-limit slot; it resumes from the log when it returns.
     let mut guarded = TimeoutStream::new(io);
-    guarded.set_write_timeout(Some(write_timeout));
+    guarded.set_write_timeout(Some(settings.write_timeout));
     let guarded = Box::pin(guarded);
-    let service = router.map_request(move |mut request: http::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request
-    });
-    let Some(acceptor) = acceptor else {
-        let connection = serve_connection(guarded, service);
-        if let Err(error) = watcher.watch(connection).await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
-        }
-        return;
+    let head_timeout = settings.request_head_timeout;
+    let activity = Arc::new(watch::Sender::new(Activity {
+        open: 0,
+        idle_since: since.unwrap_or_else(Instant::now),
+    }));
+    let service = Service {
+        router,
+        peer,
+        body_timeout: settings.request_body_timeout,
+        activity: Arc::clone(&activity),
     };
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guarded)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-            return;
+    let shutdown = herald.shutdown_token();
+    let result = match acceptor {
+        None => {
+            let connection = serve_connection(guarded, service, head_timeout);
+            drive(connection, &activity, head_timeout, shutdown).await
         }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guarded));
+            let handshake = tokio::select! {
+                // Nothing to finish yet: a shutdown does not wait for it.
+                () = shutdown.cancelled() => return,
+                handshake = handshake => handshake,
+            };
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // The handshake has its own bound: the head's clock starts now.
+            activity.send_modify(|a| a.idle_since = Instant::now());
+            let connection = serve_connection(stream, service, head_timeout);
+            drive(connection, &activity, head_timeout, shutdown).await
         }
     };
-    let connection = serve_connection(stream, service);
-    if let Err(error) = watcher.watch(connection).await {
+    if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+    drop(watcher);
+}
+
+/// Runs `connection` to its end. It is closed gracefully (an answer in
+/// progress is finished) at shutdown, and when no request has been open on
+/// it for `idle`: on HTTP/1.1 hyper's header read timeout closes it at about
+/// the same time, but this also covers HTTP/2, which has no such timeout,
+/// and the first bytes, read before hyper knows which version it serves.
+async fn drive<C>(
+    connection: C,
+    activity: &watch::Sender<Activity>,
+    idle: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), C::Error>
+where
+    C: GracefulConnection,
+{
+    let mut connection = std::pin::pin!(connection);
+    let timed_out = tokio::select! {
+        result = connection.as_mut() => return result,
+        () = shutdown.cancelled() => false,
+        () = idle_for(activity.subscribe(), idle) => true,
+    };
+    connection.as_mut().graceful_shutdown();
+    if !timed_out {
+        // The graceful shutdown's own timeout bounds this.
+        return connection.await;
+    }
+    // HTTP/2 waits for the client to acknowledge its GOAWAY, and streams it
+    // opened meanwhile are still served: a client that goes silent instead
+    // is dropped once idle that long again.
+    activity.send_modify(|a| a.idle_since = Instant::now());
+    tokio::select! {
+        result = connection => result,
+        () = idle_for(activity.subscribe(), idle) => Ok(()),
     }
 }
 
-fn serve_connection<S, M>(
+/// Resolves once `activity` has shown no open request for `idle`.
+async fn idle_for(mut activity: watch::Receiver<Activity>, idle: Duration) {
+    loop {
+        let state = *activity.borrow_and_update();
+        let changed = if state.open == 0 {
+            tokio::select! {
+                () = tokio::time::sleep_until(state.idle_since + idle) => return,
+                changed = activity.changed() => changed,
+            }
+        } else {
+            activity.changed().await
+        };
+        if changed.is_err() {
+            // No more requests can open: the connection's own end ends this.
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// The requests open on a connection served by hyper.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    /// Requests whose answer has not ended.
+    open: usize,
+    /// When the last one ended (or the connection's head clock started).
+    idle_since: Instant,
+}
+
+/// A request open on a connection, from its head to its answer's end.
+struct Open(Arc<watch::Sender<Activity>>);
+
+impl Open {
+    /// Counts a request open on `activity`'s connection.
+    fn new(activity: Arc<watch::Sender<Activity>>) -> Self {
+        activity.send_modify(|a| a.open += 1);
+        Self(activity)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.send_modify(|a| {
+            a.open -= 1;
+            if a.open == 0 {
+                a.idle_since = Instant::now();
+            }
+        });
+    }
+}
+
+/// The router as hyper calls it for one connection: with the peer's
+/// address, request bodies that time out when stalled, and each request
+/// counted open until its answer's body ends.
+#[derive(Clone)]
+struct Service {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+    activity: Arc<watch::Sender<Activity>>,
+}
+
+impl tower::Service<Request<Incoming>> for Service {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The router is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let open = Open::new(Arc::clone(&self.activity));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let version = request.version();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(ConnectInfo(self.peer));
+        let body = TimedBody {
+            body,
+            timeout: self.body_timeout,
+            stall: None,
+            stalled: Arc::clone(&stalled),
+        };
+        let request = Request::from_parts(parts, Body::new(body));
+        let router = self.router.clone();
+        let timeout = self.body_timeout;
+        Box::pin(async move {
+            let Ok(response) = router.oneshot(request).await;
+            // The handler saw the body fail, whatever it answered.
+            let response = if stalled.load(Ordering::Relaxed) {
+                tracing::info!(?timeout, "request body stalled");
+                body_timed_out(version, timeout)
+            } else {
+                response
+            };
+            Ok(response.map(|body| Body::new(Tracked { body, _open: open })))
+        })
+    }
+}
+
+/// The 408 that replaces the answer to a request whose body stalled; on
+/// HTTP/1 the connection is closed after it, as its body's end is unknown.
+fn body_timed_out(version: Version, timeout: Duration) -> Response {
+    let detail = format!("the request body did not arrive within {timeout:?}");
+    let mut response = crate::error::problem(StatusCode::REQUEST_TIMEOUT, &detail);
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that fails when no frame arrives for `timeout` while it
+/// is read (never while nobody reads it), and says so in `stalled`.
+struct TimedBody {
+    body: Incoming,
+    timeout: Duration,
+    /// Armed when a read first waits; moved on after each frame.
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            if let Some(stall) = &mut this.stall {
+                stall.as_mut().reset(Instant::now() + this.timeout);
+            }
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let timeout = this.timeout;
+        let stall = this
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.stalled.store(true, Ordering::Relaxed);
+        let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "request body stalled");
+        Poll::Ready(Some(Err(error.into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An answer's body, with the request it answers held open until it ends.
+struct Tracked {
+    body: Body,
+    _open: Open,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves `io` with hyper: HTTP/1.1 (with upgrades) or HTTP/2, whichever the
+/// client speaks, a request head having to be whole within `head_timeout`.
+/// The largest request head hyper reads (431 beyond). Its read buffer grows
+/// to the head and is kept for the connection's life, which for a
+/// subscriber is its stream's: with hyper's default (about 400 KiB), 2,000
+/// subscribers sending 300 KB cookies held 580 MB. Tokens in a cookie or a
+/// header fit in far less.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
+fn serve_connection<S>(
     io: S,
-    service: M,
-) -> impl hyper_util::server::graceful::GracefulConnection<
-    Error = Box<dyn std::error::Error + Send + Sync>,
-> + Send
+    service: Service,
+    head_timeout: Duration,
+) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    M: tower::Service<
-            http::Request<Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    M::Future: Send + 'static,
 {
-    Builder::new(TokioExecutor::new())
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Without a timer hyper has no header read timeout at all. It runs from
+    // when hyper starts reading a head, which on a kept-alive connection is
+    // the previous answer's end.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
+    builder
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
         .into_owned()
 }

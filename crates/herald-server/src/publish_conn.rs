@@ -17,6 +17,10 @@
 //! [`MAX_HEAD`], anything `httparse` or `http` refuses) is handed to hyper
 //! with the rest of the connection, bytes already read included
 //! ([`Rewound`]), so it is served exactly as before.
+//!
+//! Every wait for the client has a deadline (the settings' request head and
+//! body timeouts) and a shutdown closes the connection until a request head
+//! has arrived, so that a client cannot hold the socket without publishing.
 
 use std::io;
 use std::pin::Pin;
@@ -24,13 +28,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::response::Response;
-use http::{HeaderName, HeaderValue, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFuture;
 use tracing::Instrument;
 
-use crate::error::ServerError;
+use crate::error::{ServerError, problem};
 use crate::headers::{RequestHeaders, Span, Spans};
 use crate::{Herald, PUBLISHED_TYPE, publish_request};
 
@@ -66,14 +71,32 @@ pub(crate) fn is_publish(bytes: &[u8], hub_path: &str) -> bool {
 
 /// Serves the publishes that arrive on `tcp`, one after the other, until the
 /// connection closes or a request that is not a plain publish arrives.
-pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -> Ended {
+///
+/// The first request head must be whole by `deadline`, each next one within
+/// the head timeout of the previous answer's end (which bounds an idle
+/// kept-alive connection too), and a body must make progress within the
+/// body timeout: otherwise the connection is closed, with a 408 when the
+/// client had started a request.
+pub(crate) async fn serve(
+    mut tcp: TcpStream,
+    herald: &Herald,
+    hub_path: &str,
+    deadline: Instant,
+) -> Ended {
     let shutdown = herald.shutdown_token().clone();
     // Waited on between requests: registered with the token once per
     // connection rather than once per request (about 4% of a publish's
     // instructions when it was made anew for each read).
     let mut shutdown = std::pin::pin!(shutdown.cancelled());
-    let write_timeout = herald.settings().write_timeout;
-    let limit = herald.settings().max_body_bytes;
+    // One timer per connection, moved from deadline to deadline: moving a
+    // registered timer later is an atomic update, while a timer per read
+    // would be a registration with the runtime's timer wheel each time.
+    let mut deadline = std::pin::pin!(tokio::time::sleep_until(deadline));
+    let settings = herald.settings();
+    let (head_timeout, body_timeout) =
+        (settings.request_head_timeout, settings.request_body_timeout);
+    let write_timeout = settings.write_timeout;
+    let limit = settings.max_body_bytes;
     let mut buf = Vec::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(256);
     // Cleared and refilled by each request: allocated once.
@@ -84,11 +107,31 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
                 Parsed::Publish(head) => break head,
                 Parsed::Other => return Ended::Hyper(Rewound::new(tcp, buf)),
                 Parsed::Partial => {
-                    // Between requests a shutdown closes the connection, as
-                    // hyper's graceful shutdown closes idle keep-alives.
-                    let idle = buf.is_empty().then_some(shutdown.as_mut());
-                    if !read_more(&mut tcp, &mut buf, idle).await {
-                        return Ended::Closed;
+                    // Until a whole head has arrived, a shutdown closes the
+                    // connection, as hyper's graceful shutdown does.
+                    match read_more(
+                        &mut tcp,
+                        &mut buf,
+                        Some(shutdown.as_mut()),
+                        deadline.as_mut(),
+                    )
+                    .await
+                    {
+                        Read::More => {}
+                        Read::TimedOut if !buf.is_empty() => {
+                            let id = RequestId::Drawn(herald.inner.request_ids.next());
+                            time_out(
+                                &tcp,
+                                &mut out,
+                                &id,
+                                "request head",
+                                head_timeout,
+                                write_timeout,
+                            )
+                            .await;
+                            return Ended::Closed;
+                        }
+                        Read::TimedOut | Read::Closed => return Ended::Closed,
                     }
                 }
             }
@@ -119,8 +162,25 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
             return Ended::Closed;
         }
         while buf.len() < head.len + head.body {
-            if !read_more(&mut tcp, &mut buf, None).await {
-                return Ended::Closed;
+            deadline.as_mut().reset(Instant::now() + body_timeout);
+            match read_more(&mut tcp, &mut buf, None, deadline.as_mut()).await {
+                Read::More => {}
+                Read::TimedOut => {
+                    span.in_scope(
+                        || tracing::info!(timeout = ?body_timeout, "request body stalled"),
+                    );
+                    time_out(
+                        &tcp,
+                        &mut out,
+                        &id,
+                        "request body",
+                        body_timeout,
+                        write_timeout,
+                    )
+                    .await;
+                    return Ended::Closed;
+                }
+                Read::Closed => return Ended::Closed,
             }
         }
         let body = &buf[head.len..head.len + head.body];
@@ -150,7 +210,25 @@ pub(crate) async fn serve(mut tcp: TcpStream, herald: &Herald, hub_path: &str) -
             let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Write);
             return Ended::Closed;
         }
+        deadline.as_mut().reset(Instant::now() + head_timeout);
     }
+}
+
+/// Answers a request whose `what` (head or body) did not arrive within
+/// `timeout` with a 408, and ends the connection.
+async fn time_out(
+    tcp: &TcpStream,
+    out: &mut Vec<u8>,
+    id: &RequestId,
+    what: &str,
+    timeout: Duration,
+    write_timeout: Duration,
+) {
+    let detail = format!("the {what} did not arrive within {timeout:?}");
+    out.clear();
+    write_response(out, problem(StatusCode::REQUEST_TIMEOUT, &detail), id, true).await;
+    let _ = write_all(tcp, out, write_timeout).await;
+    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
 }
 
 /// The request id header, kept from the client or drawn (as the router's
@@ -266,23 +344,44 @@ fn content_length(value: &[u8]) -> Option<usize> {
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
-/// Reads what the socket has after `buf`'s bytes; false at the end of the
-/// connection, on an error, or when `shutdown` resolves first.
+/// What [`read_more`] got.
+enum Read {
+    /// More bytes, after those already in the buffer.
+    More,
+    /// The deadline passed first.
+    TimedOut,
+    /// The end of the connection, an error, or a shutdown.
+    Closed,
+}
+
+/// Reads what the socket has after `buf`'s bytes, unless `shutdown` or
+/// `deadline` resolves first.
 async fn read_more(
     tcp: &mut TcpStream,
     buf: &mut Vec<u8>,
     shutdown: Option<Pin<&mut WaitForCancellationFuture<'_>>>,
-) -> bool {
+    deadline: Pin<&mut Sleep>,
+) -> Read {
     buf.reserve(READ_SIZE);
+    // The read is polled before the deadline: bytes already there are
+    // taken without touching the timer.
     let read = match shutdown {
         Some(shutdown) => tokio::select! {
             biased;
-            () = shutdown => return false,
+            () = shutdown => return Read::Closed,
             read = tcp.read_buf(buf) => read,
+            () = deadline => return Read::TimedOut,
         },
-        None => tcp.read_buf(buf).await,
+        None => tokio::select! {
+            biased;
+            read = tcp.read_buf(buf) => read,
+            () = deadline => return Read::TimedOut,
+        },
     };
-    matches!(read, Ok(n) if n > 0)
+    match read {
+        Ok(n) if n > 0 => Read::More,
+        _ => Read::Closed,
+    }
 }
 
 /// The answer to a published update: its id.

@@ -31,6 +31,15 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// A connection whose writes make no progress this long is closed.
     pub write_timeout: Duration,
+    /// Longest a connection may take to deliver a whole request head, from
+    /// when it is accepted and, kept alive, from the end of its previous
+    /// answer; beyond it the connection is closed. So it also bounds how
+    /// long a kept-alive connection may stay idle between requests. It
+    /// never bounds a response, so an event stream lives as long as it may.
+    pub request_head_timeout: Duration,
+    /// A request body that makes no progress this long ends its request
+    /// with a 408 and its HTTP/1.1 connection; the update is not published.
+    pub request_body_timeout: Duration,
     /// Most subscriptions in one page of a subscription API collection.
     pub subscriptions_page_size: usize,
     /// The pre-draft-08 protocol next to draft-08 (`None`: draft-08 only).
@@ -38,8 +47,11 @@ pub struct Settings {
     /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes of
     /// the hub URL itself, without the router it was given (when no CORS
     /// origin is set): the same checks, answers, ids and logs, at a fraction
-    /// of the CPU. Set it to `false` when that router wraps the hub's
-    /// routes in layers of its own that publishes must go through.
+    /// of the CPU. Off by default, because those publishes then skip every
+    /// layer an application wrapped around the router (its own
+    /// authentication, rate limits, logging); `herald serve`, whose router
+    /// is the hub's alone, turns it on. Turn it on when the router adds no
+    /// layer publishes must go through.
     pub hand_served_publish: bool,
 }
 
@@ -56,9 +68,11 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            request_head_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(10),
             subscriptions_page_size: 1000,
             compatibility: None,
-            hand_served_publish: true,
+            hand_served_publish: false,
         }
     }
 }

@@ -19,7 +19,8 @@
 //! `publish_conn`. Anything else, or anything unusual (HTTP/1.0, a body,
 //! `Upgrade`, a head that did not arrive in one segment, a header `http`
 //! refuses), is left untouched on the socket for hyper, which serves it as
-//! before.
+//! before. A connection that sends nothing within the request head timeout,
+//! or until a shutdown, is closed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Version, header};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::metrics::Metrics;
@@ -54,24 +56,33 @@ pub(crate) enum Route {
     Publisher,
     /// Anything else: give the untouched socket to hyper.
     Hyper,
+    /// Nothing arrived by the head's deadline, or the hub is shutting down:
+    /// close the connection, so that silent clients cannot hold sockets.
+    Close,
 }
 
 /// Peeks at the first request of `tcp` and decides who serves it (publishers
 /// are served by hand only when `publishers`). Nothing is consumed from the
 /// socket; a subscription comes with a buffer as long as its head, to
-/// consume it with.
+/// consume it with. A connection that sends nothing by `deadline` (its
+/// request head's), or before `shutdown`, is to be closed.
 pub(crate) async fn route(
     tcp: &TcpStream,
     hub_path: &str,
     peer: SocketAddr,
     publishers: bool,
+    deadline: Instant,
+    shutdown: &CancellationToken,
 ) -> Route {
-    if tcp.readable().await.is_err() {
-        return Route::Hyper;
-    }
-    let mut buf = vec![0u8; MAX_HEAD];
-    let Ok(n) = tcp.peek(&mut buf).await else {
-        return Route::Hyper;
+    let mut buf = Vec::new();
+    let peeked = tokio::select! {
+        biased;
+        () = shutdown.cancelled() => return Route::Close,
+        peeked = tokio::time::timeout_at(deadline, peek(tcp, &mut buf)) => peeked,
+    };
+    let Ok(Ok(n)) = peeked else {
+        // Nothing in time, or a broken socket.
+        return Route::Close;
     };
     if publishers && crate::publish_conn::is_publish(&buf[..n], hub_path) {
         return Route::Publisher;
@@ -83,6 +94,15 @@ pub(crate) async fn route(
         }
         None => Route::Hyper,
     }
+}
+
+/// Waits for the first bytes of `tcp` and peeks at them, in `buf`.
+async fn peek(tcp: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    // Allocated once bytes are there: until then a silent connection
+    // costs only its socket.
+    tcp.readable().await?;
+    buf.resize(MAX_HEAD, 0);
+    tcp.peek(buf).await
 }
 
 /// The request if `bytes` starts with a whole HTTP/1.1 `GET` head for the

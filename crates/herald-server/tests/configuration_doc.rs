@@ -86,6 +86,10 @@ fn documented_defaults_match_the_code() {
             "subscribers.queue_capacity",
             config.subscribers.queue_capacity.to_string(),
         ),
+        (
+            "subscribers.queue_bytes",
+            config.subscribers.queue_bytes.to_string(),
+        ),
         ("limits.max_body_bytes", limits.max_body_bytes.to_string()),
         ("limits.max_topics", limits.max_topics.to_string()),
         (
@@ -109,6 +113,7 @@ fn documented_defaults_match_the_code() {
         ("log.kind", config.log.kind.clone()),
         ("log.max_entries", config.log.max_entries.to_string()),
         ("log.max_bytes", config.log.max_bytes.to_string()),
+        ("log.cache_size", config.log.cache_size.to_string()),
         ("log.dir", config.log.dir.display().to_string()),
         ("log.durability", config.log.durability.clone()),
         ("log.ids", config.log.ids.clone()),
@@ -134,6 +139,14 @@ fn documented_defaults_match_the_code() {
         ("auth.leeway", config.auth.leeway),
         ("shutdown_timeout", config.shutdown_timeout),
         ("limits.write_timeout", config.limits.write_timeout),
+        (
+            "limits.request_head_timeout",
+            config.limits.request_head_timeout,
+        ),
+        (
+            "limits.request_body_timeout",
+            config.limits.request_body_timeout,
+        ),
         ("auth.jwks_refresh", config.auth.jwks_refresh),
         ("log.flush_interval", config.log.flush_interval),
         ("log.max_age", config.log.max_age),

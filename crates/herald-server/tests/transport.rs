@@ -317,6 +317,52 @@ async fn clear_text_serves_http1_and_h2c_prior_knowledge_on_one_port() {
 }
 
 #[tokio::test]
+async fn a_request_head_over_64_kib_is_a_431_on_http1_and_h2c() {
+    let server = Server::start(None, Settings::default()).await;
+    let url = server.url("http");
+    install_provider();
+    for h2c in [false, true] {
+        let builder = reqwest::Client::builder().resolve("localhost", server.addr);
+        let client = if h2c {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        }
+        .build()
+        .unwrap();
+        // A large cookie still fits: tokens are far smaller.
+        let fits = tokio::time::timeout(
+            WAIT,
+            client
+                .get(&url)
+                .header("cookie", format!("a={}", "x".repeat(40_000)))
+                .send(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(fits.status(), 200, "h2c: {h2c}");
+        drop(fits);
+        // Beyond the bound the head is refused, on HTTP/2 as a stream reset
+        // or a 431, never held for the stream's life.
+        let refused = tokio::time::timeout(
+            WAIT,
+            client
+                .get(&url)
+                .header("cookie", format!("a={}", "x".repeat(100_000)))
+                .send(),
+        )
+        .await
+        .unwrap();
+        match refused {
+            Ok(response) => assert_eq!(response.status(), 431, "h2c: {h2c}"),
+            Err(error) => assert!(h2c, "HTTP/1.1 answers 431, not: {error}"),
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn tls_negotiates_h2_with_alpn_and_also_serves_http1() {
     let ca = Ca::new();
     let leaf = ca.leaf("herald one", 1);

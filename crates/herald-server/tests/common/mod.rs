@@ -71,26 +71,33 @@ pub async fn start_default() -> TestHub {
 }
 
 /// Starts a hub with `config` on a fresh loopback port.
-pub async fn start(mut config: Config) -> TestHub {
+pub async fn start(config: Config) -> TestHub {
+    start_joinable(config).await.0
+}
+
+/// Starts a hub like [`start`], with the task that serves it: it ends when
+/// `serve` returns, after the hub is dropped and the graceful shutdown is over.
+pub async fn start_joinable(mut config: Config) -> (TestHub, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind(config.listen).await.expect("bind");
     config.listen = listener.local_addr().expect("local address");
     let (herald, _verifier) = config.build().expect("the test configuration builds");
     let router = herald.router();
     let (tx, rx) = oneshot::channel::<()>();
     let served = herald.clone();
-    tokio::spawn(async move {
+    let served = tokio::spawn(async move {
         serve(listener, &served, router, async {
             let _ = rx.await;
         })
         .await
         .expect("the server runs");
     });
-    TestHub {
+    let hub = TestHub {
         addr: config.listen,
         url: herald.hub().url().to_string(),
         herald,
         shutdown: Some(tx),
-    }
+    };
+    (hub, served)
 }
 
 impl TestHub {

@@ -1,0 +1,140 @@
+//! herald inside an application's own axum router: the application's layers
+//! see every request to the hub's routes unless it opts out, and settings
+//! made in code that the configuration file would refuse do not take the
+//! server down.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use herald_hub::Hub;
+use herald_server::{Herald, Settings, serve};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The application's own guard: every request needs its API key.
+async fn require_api_key(request: Request, next: Next) -> Response {
+    if request.headers().contains_key("x-api-key") {
+        next.run(request).await
+    } else {
+        (StatusCode::IM_A_TEAPOT, "no API key").into_response()
+    }
+}
+
+/// Serves `herald`'s routes inside `wrap(router)` on a free port; returns
+/// the hub URL and what stops the server.
+async fn start(
+    settings: Settings,
+    wrap: impl FnOnce(Router) -> Router,
+) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!(
+        "http://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    let herald = Herald::new(
+        Hub::builder(hub_url.parse().unwrap()).build(),
+        None,
+        settings,
+    );
+    let router = wrap(herald.router());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve(listener, &herald, router, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    (hub_url, stop)
+}
+
+fn http1() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .http1_only()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_applications_layer_guards_plain_http1_publishes_by_default() {
+    let (hub_url, _stop) = start(Settings::default(), |router| {
+        router.layer(axum::middleware::from_fn(require_api_key))
+    })
+    .await;
+    let publish = || {
+        http1()
+            .post(&hub_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("topic=https%3A%2F%2Fexample.com%2Fa&data=x")
+    };
+    let refused = publish().send().await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::IM_A_TEAPOT,
+        "the application's layer answered the publish"
+    );
+    // With the key the layer lets it through to the hub, which has no token
+    // verifier and so refuses every publisher.
+    let passed = publish().header("x-api-key", "k").send().await.unwrap();
+    assert_eq!(passed.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn turned_on_hand_served_publishes_skip_the_applications_layers() {
+    let settings = Settings {
+        hand_served_publish: true,
+        ..Settings::default()
+    };
+    let (hub_url, _stop) = start(settings, |router| {
+        router.layer(axum::middleware::from_fn(require_api_key))
+    })
+    .await;
+    let answer = http1()
+        .post(&hub_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic=https%3A%2F%2Fexample.com%2Fa&data=x")
+        .send()
+        .await
+        .unwrap();
+    // What the opt-in is documented to do: the hub answers, not the layer.
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_wildcard_cors_origin_set_in_code_is_ignored_not_a_panic() {
+    let settings = Settings {
+        cors_origins: vec![
+            "*".into(),
+            "bad\norigin".into(),
+            "https://app.example".into(),
+        ],
+        ..Settings::default()
+    };
+    let (hub_url, _stop) = start(settings, |router| router).await;
+    let preflight = |origin: &'static str| {
+        http1()
+            .request(reqwest::Method::OPTIONS, &hub_url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://app.example")
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "no wildcard: {:?}",
+        other.headers()
+    );
+}
