@@ -37,9 +37,10 @@ pub enum ConfigError {
         /// What the parser said, with the line and the key.
         reason: String,
     },
-    /// The durable log cannot be opened (the message names the file and the problem).
+    /// The durable log cannot be opened (the message names the file and the
+    /// problem; the variant says whether it is in use, damaged or unreadable).
     #[error("cannot open the update log: {0}")]
-    Store(String),
+    Store(#[from] herald_store::StoreError),
     /// The TLS certificate or key cannot be used (the message names the file).
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
@@ -473,8 +474,7 @@ impl LogConfig {
                     max_age: (!self.max_age.is_zero()).then_some(self.max_age),
                     max_bytes: (self.max_bytes > 0).then_some(self.max_bytes),
                 };
-                let log =
-                    DurableLog::open(config).map_err(|e| ConfigError::Store(e.to_string()))?;
+                let log = DurableLog::open(config)?;
                 Ok(Arc::new(log))
             }
         }

@@ -7,7 +7,8 @@
 //!   parser.
 //! - [`keys`]: the supported [`Algorithm`]s, [`SigningKey`] and [`VerifyingKey`] (each bound
 //!   to exactly one algorithm), and development key generation.
-//! - [`mint()`]: signs tokens from a [`MintRequest`] (development and tests).
+//! - [`mint()`]: signs tokens from a [`MintRequest`] (an application issuing its
+//!   users' tokens, development and tests).
 //! - [`Verifier`]: checks a presented token against the hub's resource identifier, an
 //!   algorithm allowlist and trusted issuers, and yields a [`VerifiedToken`]; its core,
 //!   [`Verifier::verify_at`], takes the time as an argument.

@@ -1,4 +1,6 @@
-//! Minting access tokens, for development and tests.
+//! Minting access tokens: what an application that is its own issuer (it
+//! holds the signing key the hub trusts) gives its users to subscribe or
+//! publish with, and what development and tests use.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
