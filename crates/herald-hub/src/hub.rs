@@ -243,6 +243,11 @@ impl Hub {
         self.inner.log.check_ready().await
     }
 
+    /// Whether the log can still work, or only a restart would bring it back.
+    pub fn check_alive(&self) -> Result<(), HubError> {
+        self.inner.log.check_alive()
+    }
+
     /// Closes the log at shutdown (see [`Log::close`]): blocks until what was
     /// acknowledged is durable, and says what went wrong if it could not be.
     pub fn close_log(&self) -> Result<(), HubError> {

@@ -107,6 +107,13 @@ pub trait Log: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// Whether the log can still work at all, or only a restart would bring
+    /// it back (liveness, where [`Log::check_ready`] is readiness); the error
+    /// says why.
+    fn check_alive(&self) -> Result<(), HubError> {
+        Ok(())
+    }
+
     /// Stops taking appends and makes what was acknowledged durable, waiting
     /// for it; the error says what could not be made durable or tidied up
     /// (the next open then repairs what it can). Blocking: call it at

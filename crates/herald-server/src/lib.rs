@@ -144,6 +144,12 @@ impl Herald {
         &self.inner.metrics
     }
 
+    /// Whether the process can still work: its log has not stopped for good
+    /// (a restart would bring it back). The error says why.
+    pub fn alive(&self) -> Result<(), String> {
+        self.hub().check_alive().map_err(|e| e.to_string())
+    }
+
     /// Whether the hub is ready for traffic: serving, and its log writable.
     /// The error says what is not ready.
     pub async fn ready(&self) -> Result<(), String> {
@@ -158,11 +164,13 @@ impl Herald {
     }
 
     /// The admin routes, for a separate listener: `/metrics` (Prometheus),
-    /// `/healthz` (the process is alive) and `/readyz` (ready for traffic).
+    /// `/healthz` (the process can work: 503 once its log has stopped for
+    /// good, so that a supervisor restarts it) and `/readyz` (ready for
+    /// traffic).
     pub fn admin_router(&self) -> Router {
         Router::new()
             .route("/metrics", get(metrics_endpoint))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(alive_endpoint))
             .route("/readyz", get(ready_endpoint))
             .with_state(self.clone())
     }
@@ -406,6 +414,17 @@ async fn metrics_endpoint(State(herald): State<Herald>) -> Response {
         herald.metrics().render(),
     )
         .into_response()
+}
+
+async fn alive_endpoint(State(herald): State<Herald>) -> Response {
+    match herald.alive() {
+        Ok(()) => "ok\n".into_response(),
+        Err(reason) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not alive: {reason}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn ready_endpoint(State(herald): State<Herald>) -> Response {

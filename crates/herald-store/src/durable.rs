@@ -572,6 +572,7 @@ impl DurableLog {
             last_write: Duration::ZERO,
             accepting: true,
             failure: None,
+            poisoned: false,
         };
         let core = Arc::new(Mutex::new(committer));
         let handle = std::thread::Builder::new()
@@ -734,6 +735,28 @@ impl Log for DurableLog {
 
     fn close(&self) -> Result<(), HubError> {
         DurableLog::close(self).map_err(|e| HubError::Log(e.to_string()))
+    }
+
+    /// Alive while the committer runs: once it has stopped (a store that
+    /// refuses writes until reopened, a failed apply), only a restart,
+    /// whose open applies the journal, brings the log back.
+    fn check_alive(&self) -> Result<(), HubError> {
+        let running = self
+            .thread
+            .lock()
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        if running {
+            return Ok(());
+        }
+        let reason = self
+            .core
+            .try_lock()
+            .and_then(|core| core.failure.clone())
+            .unwrap_or_else(|| "it was closed".into());
+        Err(HubError::Log(format!(
+            "the log's committer has stopped: {reason}"
+        )))
     }
 
     fn head(&self) -> Position {
@@ -1248,6 +1271,11 @@ struct Committer {
     /// the last commit that succeeded: readiness reports it, and a close that
     /// ends with one fails.
     failure: Option<String>,
+    /// redb refuses every write until it is reopened ("previous I/O
+    /// error"), which only an open does: the committer stops, so that
+    /// readiness and liveness say so and a restart repairs the store from
+    /// the journal, rather than refusing every publish for good.
+    poisoned: bool,
 }
 
 /// The committer thread: commits what publishers queue in `inbox`, applies
@@ -1349,10 +1377,21 @@ impl Committer {
             .failure
             .as_deref()
             .unwrap_or("for a reason not recorded");
-        format!("the committer stopped: {reason}")
+        if self.poisoned {
+            format!(
+                "the committer stopped: {reason}; {} refuses writes until it is opened again: \
+                 restart herald, which applies the journal",
+                self.path.display()
+            )
+        } else {
+            format!("the committer stopped: {reason}")
+        }
     }
 
     fn housekeep(&mut self) -> bool {
+        if self.poisoned {
+            return false;
+        }
         self.flush_if_due();
         if !self.apply_if_due() {
             return false;
@@ -1521,6 +1560,7 @@ impl Committer {
                 "{}: cannot apply journaled updates: {error}",
                 self.path.display()
             );
+            self.poisoned |= matches!(error, redb::Error::PreviousIo);
             self.note_failure(reason.clone());
             return Err(reason);
         }
@@ -1578,6 +1618,7 @@ impl Committer {
             Err(error) => {
                 tracing::error!(file = %self.path.display(), %error, "cannot checkpoint the log");
                 let reason = format!("{}: cannot checkpoint: {error}", self.path.display());
+                self.poisoned |= matches!(error, redb::Error::PreviousIo);
                 self.note_failure(reason.clone());
                 Err(reason)
             }

@@ -1,8 +1,9 @@
 //! A full disk: the real `herald serve`, on its default durable log, in a
 //! small tmpfs that another file fills. Publishes are refused with the
-//! operating system's reason, readiness says why, a SIGTERM then exits with
-//! a failure that names what could not be done, and once the space is back
-//! every acknowledged update is there, in order.
+//! operating system's reason, readiness says why, liveness fails once the
+//! store needs reopening, a SIGTERM then exits with a failure that names
+//! what could not be done, and once the space is back every acknowledged
+//! update is there, in order.
 //!
 //! The tmpfs is mounted in a mount namespace of an unprivileged user
 //! namespace (`unshare --user --map-root-user --mount`, from util-linux), so
@@ -165,6 +166,27 @@ async fn a_full_disk_refuses_publishes_fails_the_exit_status_and_loses_nothing_a
     assert!(
         body.contains("No space left on device"),
         "readiness says why: {body}"
+    );
+
+    // Retried, the store's own file fails too, after which it refuses every
+    // write until it is opened again: the committer stops, and liveness
+    // says so, for a supervisor to restart the hub.
+    let mut alive = None;
+    for _ in 0..20 {
+        let refused = publisher.publish(&Update::new(TOPIC, "refused")).await;
+        assert!(refused.is_err(), "a publish on a full disk was acknowledged");
+        let health = reqwest::get(format!("http://{admin}/healthz"))
+            .await
+            .expect("the admin listener answers");
+        if health.status() == 503 {
+            alive = Some(health.text().await.unwrap());
+            break;
+        }
+    }
+    let alive = alive.expect("/healthz still answers 200 after 20 refused publishes");
+    assert!(
+        alive.contains("committer has stopped") && alive.contains("No space left on device"),
+        "liveness says why: {alive}"
     );
 
     stdin
