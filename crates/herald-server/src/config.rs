@@ -602,6 +602,14 @@ impl Config {
                     .into(),
             });
         }
+        if self.limits.write_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "limits.write_timeout".into(),
+                reason: "0s would close every subscriber at its first write that waits; \
+                         use a bound such as 30s"
+                    .into(),
+            });
+        }
         for (key, timeout) in [
             (
                 "limits.request_head_timeout",
@@ -817,6 +825,16 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(
             error.starts_with("configuration key `subscribers.heartbeat`: 0s would send"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_write_timeout_of_zero_is_refused_naming_the_key() {
+        let config = Config::from_toml("[limits]\nwrite_timeout = \"0s\"\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("configuration key `limits.write_timeout`: 0s would"),
             "{error}"
         );
     }

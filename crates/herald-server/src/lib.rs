@@ -358,7 +358,15 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     let limit = herald.settings().max_body_bytes;
     let body: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => return herald.error(ServerError::BodyTooLarge(limit)),
+        Err(error) if is_length_limit(&error) => {
+            return herald.error(ServerError::BodyTooLarge(limit));
+        }
+        // A body that stalled (its 408 replaces this answer) or broke off.
+        Err(error) => {
+            return herald.error(ServerError::BadRequest(format!(
+                "the request body could not be read: {error}"
+            )));
+        }
     };
     let result = if is_subscribe {
         let wire = parts
@@ -414,6 +422,19 @@ async fn metrics_endpoint(State(herald): State<Herald>) -> Response {
         herald.metrics().render(),
     )
         .into_response()
+}
+
+/// Whether reading a body failed because it was longer than allowed, not
+/// because it stalled or broke off.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 async fn alive_endpoint(State(herald): State<Herald>) -> Response {

@@ -212,6 +212,18 @@ async fn a_body_larger_than_the_limit_is_a_413() {
         StatusCode::PAYLOAD_TOO_LARGE,
     )
     .await;
+    // The same over h2c, where hyper reads the body, not herald itself.
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let request = h2c
+        .post(&hub.url)
+        .bearer_auth(hub.publisher())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("topic", BOOK), ("data", &too_big)]));
+    let (_, problem) = refused(request, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(problem.contains("1024"), "{problem}");
 }
 
 #[tokio::test]
