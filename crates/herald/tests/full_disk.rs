@@ -174,7 +174,10 @@ async fn a_full_disk_refuses_publishes_fails_the_exit_status_and_loses_nothing_a
     let mut alive = None;
     for _ in 0..20 {
         let refused = publisher.publish(&Update::new(TOPIC, "refused")).await;
-        assert!(refused.is_err(), "a publish on a full disk was acknowledged");
+        assert!(
+            refused.is_err(),
+            "a publish on a full disk was acknowledged"
+        );
         let health = reqwest::get(format!("http://{admin}/healthz"))
             .await
             .expect("the admin listener answers");
