@@ -731,6 +731,26 @@ mod tests {
         assert_eq!(ring_len(&group), 0);
     }
 
+    /// Two members join `group`, which holds two entries; one reads every
+    /// entry, the other none, and is evicted when the third comes with the
+    /// two on their way to it. Returns the keys of the slow and the fast one.
+    fn two_members_of_which_one_falls_two_behind(group: &Group) -> (usize, usize) {
+        let slow_state = Arc::new(SubscriberState::default());
+        let slow = group.join(Arc::clone(&slow_state), Grants::none());
+        let fast = group.join(Arc::default(), Grants::none());
+        for position in 1..=2 {
+            assert!(push(group, &entry(position, false)).evicted.is_empty());
+            assert_eq!(ids(group, fast).len(), 1);
+        }
+        let pushed = push(group, &entry(3, false));
+        assert_eq!(pushed.evicted.len(), 1);
+        assert_eq!(pushed.queued, 1, "only the fast member is left");
+        assert!(slow_state.was_too_slow());
+        assert_eq!(ids(group, fast), ["id-3"]);
+        assert_eq!(ring_len(group), 0, "the evicted member holds nothing back");
+        (slow, fast)
+    }
+
     #[test]
     fn a_member_that_falls_max_bytes_behind_is_evicted_though_under_capacity() {
         let frame = entry(1, false).frame().len() as u64;
@@ -742,18 +762,7 @@ mod tests {
             2 * frame,
             0,
         );
-        let slow_state = Arc::new(SubscriberState::default());
-        let slow = group.join(Arc::clone(&slow_state), Grants::none());
-        let fast = group.join(Arc::default(), Grants::none());
-        for position in 1..=2 {
-            assert!(push(&group, &entry(position, false)).evicted.is_empty());
-            assert_eq!(ids(&group, fast).len(), 1);
-        }
-        let pushed = push(&group, &entry(3, false));
-        assert_eq!(pushed.evicted.len(), 1);
-        assert!(slow_state.was_too_slow());
-        assert_eq!(ids(&group, fast), ["id-3"]);
-        assert_eq!(ring_len(&group), 0, "the evicted member holds nothing back");
+        let (slow, fast) = two_members_of_which_one_falls_two_behind(&group);
         assert_eq!(group.state.lock().bytes, 0, "the bytes follow the ring");
         assert_eq!(ids(&group, slow), ["id-1", "id-2"]);
         // The fast member, alone, goes on.
@@ -764,19 +773,7 @@ mod tests {
     #[test]
     fn a_member_that_falls_capacity_behind_is_evicted_with_its_backlog() {
         let group = group(2);
-        let slow_state = Arc::new(SubscriberState::default());
-        let slow = group.join(Arc::clone(&slow_state), Grants::none());
-        let fast = group.join(Arc::default(), Grants::none());
-        for position in 1..=2 {
-            assert!(push(&group, &entry(position, false)).evicted.is_empty());
-            assert_eq!(ids(&group, fast).len(), 1);
-        }
-        let pushed = push(&group, &entry(3, false));
-        assert_eq!(pushed.evicted.len(), 1);
-        assert_eq!(pushed.queued, 1, "only the fast member is left");
-        assert!(slow_state.was_too_slow());
-        assert_eq!(ids(&group, fast), ["id-3"]);
-        assert_eq!(ring_len(&group), 0, "the evicted member holds nothing back");
+        let (slow, _) = two_members_of_which_one_falls_two_behind(&group);
         // What was on its way, then the end.
         assert_eq!(ids(&group, slow), ["id-1", "id-2"]);
         let waker = Waker::from(Arc::new(Count::default()));

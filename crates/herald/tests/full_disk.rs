@@ -46,6 +46,16 @@ rm "$MNT/filler"
 start
 "#;
 
+/// `unshare`'s flags: a user namespace to mount in without root, and a pid
+/// namespace, so that every process in it ends with the test.
+const NAMESPACES: [&str; 5] = [
+    "--user",
+    "--map-root-user",
+    "--mount",
+    "--pid",
+    "--kill-child",
+];
+
 /// The next stdout line with this prefix, and what follows it.
 async fn line_after(lines: &mut Lines<BufReader<ChildStdout>>, prefix: &str) -> String {
     let found = tokio::time::timeout(Duration::from_secs(30), async {
@@ -72,14 +82,8 @@ fn address_of(rest: &str) -> String {
 async fn a_full_disk_refuses_publishes_fails_the_exit_status_and_loses_nothing_acknowledged() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let namespaces = std::process::Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "--pid",
-            "--kill-child",
-            "true",
-        ])
+        .args(NAMESPACES)
+        .arg("true")
         .output();
     match namespaces {
         Ok(output) if output.status.success() => {}
@@ -90,18 +94,8 @@ async fn a_full_disk_refuses_publishes_fails_the_exit_status_and_loses_nothing_a
     }
     let mnt = tempfile::tempdir().unwrap();
     let mut child = Command::new("unshare")
-        // A pid namespace, so that every process in it ends with the test.
-        .args([
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "--pid",
-            "--kill-child",
-            "--",
-            "sh",
-            "-c",
-            SCRIPT,
-        ])
+        .args(NAMESPACES)
+        .args(["--", "sh", "-c", SCRIPT])
         .env("MNT", mnt.path())
         .env("HERALD", env!("CARGO_BIN_EXE_herald"))
         .env("HUB_URL", HUB_URL)
