@@ -74,7 +74,7 @@ impl HubBuilder {
 
     /// How many bytes of updates may wait for one subscriber before it is
     /// disconnected as too slow (default
-    /// [`DEFAULT_QUEUE_BYTES`](crate::DEFAULT_QUEUE_BYTES), 64 MiB); the
+    /// [`DEFAULT_QUEUE_BYTES`](crate::DEFAULT_QUEUE_BYTES), 256 MiB); the
     /// newest update always fits.
     pub fn queue_bytes(mut self, bytes: u64) -> Self {
         self.queue_bytes = bytes;

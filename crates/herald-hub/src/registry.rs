@@ -64,8 +64,9 @@ impl RegistryStats {
 }
 
 /// The default bound on the bytes of the entries a subscriber may fall
-/// behind (see [`Registry::with_bounds`]): 64 MiB.
-pub const DEFAULT_QUEUE_BYTES: u64 = 64 << 20;
+/// behind (see [`Registry::with_bounds`]): 256 MiB: a subscriber catching up on history
+/// while large updates keep coming needs room for what arrives meanwhile.
+pub const DEFAULT_QUEUE_BYTES: u64 = 256 << 20;
 
 /// All subscribers of one hub process.
 pub struct Registry {

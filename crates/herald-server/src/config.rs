@@ -598,7 +598,7 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "subscribers.queue_bytes".into(),
                 reason: "0 would disconnect every subscriber at its first update; \
-                         use a bound such as 67108864 (64 MiB)"
+                         use a bound such as 268435456 (256 MiB)"
                     .into(),
             });
         }

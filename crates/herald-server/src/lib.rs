@@ -355,6 +355,13 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     if !is_subscribe && parts.method != Method::POST {
         return herald.error(ServerError::MethodNotAllowed(parts.method.to_string()));
     }
+    // As on the hand-served path: a body is waited for only from a client
+    // whose token lets it publish.
+    if !is_subscribe
+        && let Err(error) = publish::publisher(&herald, &parts.headers, parts.uri.query())
+    {
+        return herald.error(error);
+    }
     let limit = herald.settings().max_body_bytes;
     let body: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,

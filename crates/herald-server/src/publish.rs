@@ -19,14 +19,19 @@ pub(crate) async fn publish(
     body: &[u8],
 ) -> Result<Arc<Entry>, ServerError> {
     // A compressed body read as if it were not would publish garbage, or
-    // echo binary in an error.
-    if let Some(encoding) = headers.text(&header::CONTENT_ENCODING)
-        && !encoding.trim().eq_ignore_ascii_case("identity")
-    {
-        return Err(ServerError::UnsupportedMediaType(format!(
-            "publish bodies are not decoded: send the body without Content-Encoding, not `{}`",
-            encoding.escape_debug()
-        )));
+    // echo binary in an error. Every header line and every listed coding
+    // counts: `identity` then `gzip` is still gzip.
+    for value in headers.all(&header::CONTENT_ENCODING) {
+        let codings = String::from_utf8_lossy(value);
+        if codings
+            .split(',')
+            .any(|coding| !coding.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(ServerError::UnsupportedMediaType(format!(
+                "publish bodies are not decoded: send the body without Content-Encoding, not `{}`",
+                codings.escape_debug()
+            )));
+        }
     }
     let content_type = headers.text(&header::CONTENT_TYPE).unwrap_or("");
     let update = if is_form(content_type) {
@@ -38,16 +43,7 @@ pub(crate) async fn publish(
             "publish with application/x-www-form-urlencoded or application/json, not `{content_type}`"
         )));
     };
-    let Some(client) = herald
-        .auth()
-        .authenticate_in(headers, query, Purpose::Publish)?
-    else {
-        return Err(ServerError::Bearer {
-            error: BearerError::Missing,
-            reason: "missing",
-            detail: "publishing requires an access token".into(),
-        });
-    };
+    let client = publisher(herald, headers, query)?;
     if client.via_cookie {
         check_same_origin(herald, headers)?;
     }
@@ -70,6 +66,24 @@ pub(crate) async fn publish(
         });
     }
     Ok(herald.hub().publish(update).await?)
+}
+
+/// The publisher a request's token names, or why there is none. Checked
+/// before a body still on its way is read, so that a client without a valid
+/// token cannot hold a connection by trickling one.
+pub(crate) fn publisher(
+    herald: &Herald,
+    headers: &impl RequestHeaders,
+    query: Option<&str>,
+) -> Result<crate::auth::Client, ServerError> {
+    herald
+        .auth()
+        .authenticate_in(headers, query, Purpose::Publish)?
+        .ok_or_else(|| ServerError::Bearer {
+            error: BearerError::Missing,
+            reason: "missing",
+            detail: "publishing requires an access token".into(),
+        })
 }
 
 /// A cookie is sent by the browser whatever page makes the request, so a

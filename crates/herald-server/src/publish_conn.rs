@@ -161,6 +161,21 @@ pub(crate) async fn serve(
             let _ = write_all(&tcp, &out, write_timeout).await;
             return Ended::Closed;
         }
+        if buf.len() < head.len + head.body {
+            // A body still on its way is waited for only from a client with
+            // a valid token: anyone could otherwise hold the connection (a
+            // file descriptor) by sending it a byte at a time.
+            let spans = Spans {
+                buf: &buf,
+                spans: &headers,
+            };
+            if let Err(error) = crate::publish::publisher(herald, &spans, head.query.as_deref()) {
+                let refusal = span.in_scope(|| herald.error(error));
+                write_response(&mut out, refusal, &id, true).await;
+                let _ = write_all(&tcp, &out, write_timeout).await;
+                return Ended::Closed;
+            }
+        }
         while buf.len() < head.len + head.body {
             deadline.as_mut().reset(Instant::now() + body_timeout);
             match read_more(&mut tcp, &mut buf, None, deadline.as_mut()).await {

@@ -491,6 +491,23 @@ async fn an_encoded_body_is_a_415_and_publishes_nothing() {
             "{problem}"
         );
     }
+    // A second header line, or a second coding, counts as much as the first.
+    for (first, second) in [
+        ("identity", "gzip"),
+        ("identity", "br"),
+        ("identity, gzip", ""),
+    ] {
+        let mut request = publish_request(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK), ("data", "two")],
+        )
+        .header("content-encoding", first);
+        if !second.is_empty() {
+            request = request.header("content-encoding", second);
+        }
+        refused(request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    }
     let identity = publish_request(
         &hub,
         Some(&hub.publisher()),

@@ -519,3 +519,44 @@ async fn a_shutdown_does_not_wait_for_idle_connections() {
         .expect("the h2c connection is closed")
         .unwrap();
 }
+
+/// A publish body still on its way is waited for only from a client whose
+/// token lets it publish: without one, or with a bad one, the answer is
+/// immediate and the connection closed, on the hand-served path (a
+/// `Content-Length` body) and through hyper (a chunked one). Otherwise
+/// anyone could hold a file descriptor by trickling a body.
+#[tokio::test]
+async fn a_body_on_its_way_without_a_valid_token_is_refused_at_once() {
+    let hub = start(config()).await; // 10 s timeouts: an answer in time is not one
+    for (authorization, framing) in [
+        ("", "Content-Length: 100000"),
+        (
+            "Authorization: Bearer not-a-token\r\n",
+            "Content-Length: 100000",
+        ),
+        ("", "Transfer-Encoding: chunked"),
+        (
+            "Authorization: Bearer not-a-token\r\n",
+            "Transfer-Encoding: chunked",
+        ),
+    ] {
+        let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\n{authorization}\
+             Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\ntopic=a",
+            hub_path(&hub),
+            hub.addr,
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let Some(answer) = read_to_close(&mut tcp, Duration::from_secs(3)).await else {
+            panic!("{authorization:?} {framing}: still waiting for the body after 3 s");
+        };
+        let answer = String::from_utf8_lossy(&answer);
+        // 401 without a token, 400 (invalid_request) for a malformed one.
+        assert!(
+            (answer.starts_with("HTTP/1.1 401 ") || answer.starts_with("HTTP/1.1 400 "))
+                && answer.contains("www-authenticate: Bearer"),
+            "{authorization:?} {framing}: {answer}"
+        );
+    }
+}
