@@ -363,7 +363,25 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         return herald.error(error);
     }
     let limit = herald.settings().max_body_bytes;
-    let body: Bytes = match axum::body::to_bytes(body, limit).await {
+    let read = axum::body::to_bytes(body, limit);
+    // A subscription's body (a `QUERY`'s matchers) may come from anyone, and
+    // is small: it must be whole within the body timeout, not merely keep
+    // arriving, or a byte at a time would hold the connection for hours.
+    let read = if is_subscribe {
+        let timeout = herald.settings().request_body_timeout;
+        match tokio::time::timeout(timeout, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                return crate::error::problem(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    &format!("the request body did not arrive within {timeout:?}"),
+                );
+            }
+        }
+    } else {
+        read.await
+    };
+    let body: Bytes = match read {
         Ok(bytes) => bytes,
         Err(error) if is_length_limit(&error) => {
             return herald.error(ServerError::BodyTooLarge(limit));

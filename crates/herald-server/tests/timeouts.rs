@@ -560,3 +560,51 @@ async fn a_body_on_its_way_without_a_valid_token_is_refused_at_once() {
         );
     }
 }
+
+/// A subscription's body comes from anyone (anonymous `QUERY`): it must be
+/// whole within the body timeout, however steadily it trickles.
+#[tokio::test]
+async fn a_trickled_subscription_body_is_answered_408_within_the_body_timeout() {
+    let hub = start(short()).await;
+    let body = format!("match={}", enc(BOOK));
+    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+    let head = format!(
+        "QUERY {} HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        hub_path(&hub),
+        hub.addr,
+        body.len() + 1000,
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let since = Instant::now();
+    // Read as it is written: a reset after the answer must not lose it.
+    let (mut reader, mut writer) = tcp.into_split();
+    let answer = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        answer
+    });
+    // A byte every 50 ms: always progress, never done.
+    let trickle = async {
+        for byte in body.bytes().chain(std::iter::repeat(b'x')) {
+            if writer.write_all(&[byte]).await.is_err() || answer.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let _ = tokio::time::timeout(CLOSED_WITHIN, trickle).await;
+    assert!(
+        since.elapsed() < CLOSED_WITHIN,
+        "a body trickled for {CLOSED_WITHIN:?} is still being read"
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(1), answer)
+        .await
+        .expect("the connection ends")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+}
