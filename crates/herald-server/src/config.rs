@@ -820,33 +820,25 @@ mod tests {
     }
 
     #[test]
-    fn a_heartbeat_of_zero_is_refused_naming_the_key() {
-        let config = Config::from_toml("[subscribers]\nheartbeat = \"0s\"\n").unwrap();
-        let error = config.validate().unwrap_err().to_string();
-        assert!(
-            error.starts_with("configuration key `subscribers.heartbeat`: 0s would send"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn a_write_timeout_of_zero_is_refused_naming_the_key() {
-        let config = Config::from_toml("[limits]\nwrite_timeout = \"0s\"\n").unwrap();
-        let error = config.validate().unwrap_err().to_string();
-        assert!(
-            error.starts_with("configuration key `limits.write_timeout`: 0s would"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn a_queue_bytes_of_zero_is_refused_naming_the_key() {
-        let config = Config::from_toml("[subscribers]\nqueue_bytes = 0\n").unwrap();
-        let error = config.validate().unwrap_err().to_string();
-        assert!(
-            error.starts_with("configuration key `subscribers.queue_bytes`: 0 would"),
-            "{error}"
-        );
+    fn zeros_that_would_disable_a_bound_are_refused_naming_the_key() {
+        for (toml, expected) in [
+            (
+                "[subscribers]\nheartbeat = \"0s\"\n",
+                "configuration key `subscribers.heartbeat`: 0s would send",
+            ),
+            (
+                "[limits]\nwrite_timeout = \"0s\"\n",
+                "configuration key `limits.write_timeout`: 0s would",
+            ),
+            (
+                "[subscribers]\nqueue_bytes = 0\n",
+                "configuration key `subscribers.queue_bytes`: 0 would",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error}");
+        }
     }
 
     #[tokio::test]

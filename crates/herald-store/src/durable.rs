@@ -629,6 +629,14 @@ impl DurableLog {
         })
     }
 
+    /// Whether the committer thread is still running.
+    fn committer_running(&self) -> bool {
+        self.thread
+            .lock()
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+    }
+
     /// How many append transactions were committed since the log was opened;
     /// concurrent appends share one.
     pub fn commits(&self) -> u64 {
@@ -741,12 +749,7 @@ impl Log for DurableLog {
     /// refuses writes until reopened, a failed apply), only a restart,
     /// whose open applies the journal, brings the log back.
     fn check_alive(&self) -> Result<(), HubError> {
-        let running = self
-            .thread
-            .lock()
-            .as_ref()
-            .is_some_and(|handle| !handle.is_finished());
-        if running {
+        if self.committer_running() {
             return Ok(());
         }
         let reason = self
@@ -774,11 +777,7 @@ impl Log for DurableLog {
     /// Ready when the committer is running and a file can be created, synced
     /// and removed in the data directory.
     fn check_ready(&self) -> BoxFuture<'_, Result<(), HubError>> {
-        let running = self
-            .thread
-            .lock()
-            .as_ref()
-            .is_some_and(|handle| !handle.is_finished());
+        let running = self.committer_running();
         let dir = self.dir.clone();
         let core = Arc::clone(&self.core);
         Box::pin(async move {
