@@ -1,7 +1,7 @@
 //! The hub: validates and publishes updates, and opens subscriptions.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use url::Url;
 
@@ -14,6 +14,9 @@ use crate::{
     Entry, Grants, HubError, Matcher, MatcherLimits, MatcherType, Matchers, Namespace, Update,
     UpdateLimits,
 };
+
+/// How long closing the log waits for pending subscription events.
+const PRESENCE_DRAIN: Duration = Duration::from_secs(10);
 
 /// Builds a [`Hub`].
 #[derive(Clone)]
@@ -250,7 +253,18 @@ impl Hub {
 
     /// Closes the log at shutdown (see [`Log::close`]): blocks until what was
     /// acknowledged is durable, and says what went wrong if it could not be.
+    ///
+    /// Call it off the runtime (`spawn_blocking`) once serving has ended: it
+    /// first waits, up to 10 s, for the subscription events of the connections
+    /// the shutdown ended to reach the log, which the runtime appends.
     pub fn close_log(&self) -> Result<(), HubError> {
+        if let Some(presence) = &self.inner.presence
+            && !presence.wait_appended(PRESENCE_DRAIN)
+        {
+            tracing::warn!(
+                "subscription events were still being appended after {PRESENCE_DRAIN:?}; closing the log without them"
+            );
+        }
         self.inner.log.close()
     }
 

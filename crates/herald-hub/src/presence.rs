@@ -26,9 +26,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::mpsc;
 
@@ -148,6 +148,25 @@ pub struct Presence {
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     log: Arc<dyn Log>,
     started: OnceLock<()>,
+    progress: Arc<Progress>,
+}
+
+/// How many events were queued and how many the publishing task is done with
+/// (appended, or given up on): a shutdown waits for the two to meet before it
+/// closes the log, or the inactive events of the connections it just ended
+/// would find the log closed.
+#[derive(Debug, Default)]
+struct Progress {
+    queued: Mutex<u64>,
+    done: Mutex<u64>,
+    advanced: Condvar,
+}
+
+impl Progress {
+    fn finished(&self, events: usize) {
+        *self.done.lock() += events as u64;
+        self.advanced.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Presence {
@@ -169,6 +188,7 @@ impl Presence {
             receiver: Mutex::new(Some(receiver)),
             log,
             started: OnceLock::new(),
+            progress: Arc::default(),
         })
     }
 
@@ -214,7 +234,11 @@ impl Presence {
     fn start(&self) {
         self.started.get_or_init(|| {
             if let Some(receiver) = self.receiver.lock().take() {
-                tokio::spawn(publish_events(receiver, Arc::clone(&self.log)));
+                tokio::spawn(publish_events(
+                    receiver,
+                    Arc::clone(&self.log),
+                    Arc::clone(&self.progress),
+                ));
             }
         });
     }
@@ -257,7 +281,7 @@ impl Presence {
         }
         // In the index first, then the event: see the module documentation.
         for record in &records {
-            let _ = self.events.send((Arc::clone(record), true));
+            self.queue((Arc::clone(record), true));
         }
         Arc::new(Membership {
             presence: Arc::clone(self),
@@ -344,8 +368,37 @@ impl Presence {
         }
         // Out of the index first, then the event.
         for record in records {
-            let _ = self.events.send((record, false));
+            self.queue((record, false));
         }
+    }
+
+    fn queue(&self, event: Event) {
+        // Counted under the lock so a drain never sees the count before the
+        // event it counts has been sent.
+        let mut queued = self.progress.queued.lock();
+        if self.events.send(event).is_ok() {
+            *queued += 1;
+        }
+    }
+
+    /// Blocks (off the runtime) until every event queued so far has been
+    /// appended to the log or given up on, or `timeout` has passed; whether
+    /// they all were.
+    pub fn wait_appended(&self, timeout: Duration) -> bool {
+        let target = *self.progress.queued.lock();
+        let deadline = Instant::now() + timeout;
+        let mut done = self.progress.done.lock();
+        while *done < target {
+            if self
+                .progress
+                .advanced
+                .wait_until(&mut done, deadline)
+                .timed_out()
+            {
+                return *done >= target;
+            }
+        }
+        true
     }
 }
 
@@ -383,7 +436,11 @@ impl Membership {
 /// Appends queued subscription events to the log, in batches. Two events of
 /// one subscription are never in flight together, so their log order is the
 /// order they were queued in.
-async fn publish_events(mut receiver: mpsc::UnboundedReceiver<Event>, log: Arc<dyn Log>) {
+async fn publish_events(
+    mut receiver: mpsc::UnboundedReceiver<Event>,
+    log: Arc<dyn Log>,
+    progress: Arc<Progress>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let mut pending = std::mem::take(&mut batch);
@@ -400,14 +457,17 @@ async fn publish_events(mut receiver: mpsc::UnboundedReceiver<Event>, log: Arc<d
                     Ok(entry) => appends.push(log.append(entry)),
                     Err(error) => {
                         tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
+                        progress.finished(1);
                     }
                 }
             }
-            for result in futures_util::future::join_all(appends).await {
+            let results = futures_util::future::join_all(appends).await;
+            for result in &results {
                 if let Err(error) = result {
                     tracing::warn!(%error, "cannot append a subscription event");
                 }
             }
+            progress.finished(results.len());
             pending = later;
         }
         tokio::task::yield_now().await;

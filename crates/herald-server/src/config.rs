@@ -496,7 +496,7 @@ impl Config {
 
     /// Parses TOML text; the error names the line and the key.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
+        let explain = |e: toml::de::Error| {
             let line = e
                 .span()
                 .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
@@ -509,7 +509,12 @@ impl Config {
                 (Some(line), _) => format!("line {line}: {message}"),
                 _ => message.to_owned(),
             }
-        })
+        };
+        // TOML integers are 64-bit signed, but serde would read 2^63 and up
+        // into a `u64` field; parsing the document on its own first refuses
+        // such a number, as every other TOML reader (and `config check`) would.
+        text.parse::<toml::Table>().map_err(explain)?;
+        toml::from_str(text).map_err(explain)
     }
 
     /// The hub URL: configured, or derived from the listen address (and
@@ -811,6 +816,15 @@ mod tests {
                 .unwrap_err();
         assert!(error.starts_with("line 4, at `heartbeet`:"), "{error}");
         assert!(error.contains("heartbeet"), "{error}");
+    }
+
+    #[test]
+    fn integers_beyond_toml_range_are_errors_with_line() {
+        let error =
+            Config::from_toml("[limits]\nmax_body_bytes = 9223372036854775808\n").unwrap_err();
+        assert!(error.starts_with("line 2"), "{error}");
+        let config = Config::from_toml("[limits]\nmax_body_bytes = 9223372036854775807\n");
+        assert_eq!(config.unwrap().limits.max_body_bytes, usize::MAX >> 1);
     }
 
     #[test]

@@ -66,8 +66,13 @@ pub enum ServerError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The method is not served on this path.
-    #[error("the {0} method is not allowed here")]
-    MethodNotAllowed(String),
+    #[error("the {method} method is not allowed here")]
+    MethodNotAllowed {
+        /// The method of the request.
+        method: String,
+        /// The methods the path serves, for the `Allow` header.
+        allow: &'static str,
+    },
     /// The request is refused for a reason other than its token (403).
     #[error("{0}")]
     Forbidden(String),
@@ -134,12 +139,11 @@ impl IntoResponse for ErrorResponse {
             ServerError::UnsupportedMediaType(_) => {
                 problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail)
             }
-            ServerError::MethodNotAllowed(_) => {
+            ServerError::MethodNotAllowed { allow, .. } => {
                 let mut response = problem(StatusCode::METHOD_NOT_ALLOWED, &detail);
-                response.headers_mut().insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, QUERY, POST, OPTIONS"),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
                 response
             }
             ServerError::Forbidden(_) => problem(StatusCode::FORBIDDEN, &detail),

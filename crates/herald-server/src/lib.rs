@@ -194,6 +194,7 @@ impl Herald {
             let collection = presence.collection_path().to_owned();
             router = router
                 .route(&collection, any(subscriptions_endpoint))
+                .route(&format!("{collection}/"), any(subscriptions_endpoint))
                 .route(
                     &format!("{collection}/{{*rest}}"),
                     any(subscriptions_endpoint),
@@ -353,7 +354,10 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         || parts.method == Method::HEAD
         || parts.method.as_str() == "QUERY";
     if !is_subscribe && parts.method != Method::POST {
-        return herald.error(ServerError::MethodNotAllowed(parts.method.to_string()));
+        return herald.error(ServerError::MethodNotAllowed {
+            method: parts.method.to_string(),
+            allow: "GET, HEAD, QUERY, POST, OPTIONS",
+        });
     }
     // As on the hand-served path: a body is waited for only from a client
     // whose token lets it publish.

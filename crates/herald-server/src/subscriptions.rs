@@ -45,10 +45,13 @@ pub(crate) async fn endpoint(
         return Err(ServerError::NotFound);
     };
     if method != Method::GET && method != Method::HEAD {
-        return Err(ServerError::MethodNotAllowed(method.to_string()));
+        return Err(ServerError::MethodNotAllowed {
+            method: method.to_string(),
+            allow: "GET, HEAD",
+        });
     }
     let compatibility = herald.settings().compatibility.is_some();
-    let target = parse_path(presence, path, compatibility).ok_or(ServerError::NotFound)?;
+    let target = parse_path(presence, path, compatibility)?;
     let topic = match &target {
         Target::All => presence.collection_path().to_owned(),
         Target::Matcher(t, m) => presence.matcher_topic(*t, m),
@@ -145,23 +148,33 @@ fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// Parses the path below the hub path; `None` for anything that names no
-/// resource. With `legacy`, the pre-draft-08 `{topic}[/{subscriber}]` forms
+/// Parses the path below the hub path: not found for anything that names no
+/// resource, a bad request for a segment that is not well encoded. With `legacy`, the pre-draft-08 `{topic}[/{subscriber}]` forms
 /// are recognized too; a first segment naming a draft-08 matcher type wins.
-fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Option<Target> {
-    let rest = path.strip_prefix(presence.collection_path())?;
+fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Result<Target, ServerError> {
+    let rest = path
+        .strip_prefix(presence.collection_path())
+        .ok_or(ServerError::NotFound)?;
     if rest.is_empty() {
-        return Some(Target::All);
+        return Ok(Target::All);
     }
-    let rest = rest.strip_prefix('/')?;
+    let rest = rest.strip_prefix('/').ok_or(ServerError::NotFound)?;
     let segments: Vec<&str> = rest.split('/').collect();
-    let decode_any = |s: &str| -> Option<String> {
-        Some(percent_decode_str(s).decode_utf8().ok()?.into_owned())
-    };
+    // Every variable was percent-encoded once as UTF-8, so a segment that
+    // is not such an encoding names no subscription: say why.
+    for segment in &segments {
+        decode_segment(segment)?;
+    }
+    target(&segments, legacy).ok_or(ServerError::NotFound)
+}
+
+/// What the (well-encoded) segments after the collection path name, if anything.
+fn target(segments: &[&str], legacy: bool) -> Option<Target> {
+    let decode_any = |s: &str| decode_segment(s).ok();
     let decode = |s: &str| -> Option<String> { decode_any(s).filter(|d| !d.is_empty()) };
     // A matcher may be empty (`match=` is a matcher with an empty value), so
     // its segment may be too: `…/subscriptions/exact//{subscriber}`.
-    match segments.as_slice() {
+    match segments {
         [topic] if legacy => Some(Target::Matcher(MatcherType::Selector, decode(topic)?)),
         [first, second] => match MatcherType::from_name(&decode(first)?) {
             Some(match_type) => Some(Target::Matcher(match_type, decode_any(second)?)),
@@ -179,6 +192,26 @@ fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Option<Target> {
         )),
         _ => None,
     }
+}
+
+/// One path segment, percent-decoded; an error naming it when a `%` is not
+/// followed by two hex digits or the bytes are not UTF-8.
+fn decode_segment(segment: &str) -> Result<String, ServerError> {
+    let bytes = segment.as_bytes();
+    let malformed = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    let decoded = (!malformed)
+        .then(|| percent_decode_str(segment).decode_utf8().ok())
+        .flatten();
+    decoded.map(|d| d.into_owned()).ok_or_else(|| {
+        ServerError::BadRequest(format!(
+            "the path segment `{segment}` is not a percent-encoded UTF-8 value"
+        ))
+    })
 }
 
 /// A collection document: the page of `subscriptions` after `after`, sorted by id.
@@ -297,9 +330,9 @@ mod tests {
     fn paths_name_the_three_resources() {
         let p = presence();
         let base = "/.well-known/mercure/subscriptions";
-        assert_eq!(parse_path(&p, base, false), Some(Target::All));
+        assert_eq!(parsed(&p, base, false), Some(Target::All));
         assert_eq!(
-            parse_path(
+            parsed(
                 &p,
                 &format!("{base}/exact/https%3A%2F%2Fexample.com%2Fa%20b"),
                 false
@@ -310,7 +343,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_path(
+            parsed(
                 &p,
                 &format!("{base}/urlpattern/%2Fx%2F%3Aid/urn%3Auuid%3A1"),
                 false
@@ -323,7 +356,7 @@ mod tests {
         );
         // `match=` is a matcher too: its segment is empty.
         assert_eq!(
-            parse_path(&p, &format!("{base}/exact//s"), false),
+            parsed(&p, &format!("{base}/exact//s"), false),
             Some(Target::One(MatcherType::Exact, String::new(), "s".into()))
         );
         for bad in [
@@ -333,10 +366,23 @@ mod tests {
             format!("{base}/exact/a/"),
             format!("{base}/exact/a/b/c"),
             format!("{base}x"),
-            format!("{base}/exact/%FF"),
         ] {
-            assert_eq!(parse_path(&p, &bad, false), None, "{bad}");
+            assert!(
+                matches!(parse_path(&p, &bad, false), Err(ServerError::NotFound)),
+                "{bad}"
+            );
         }
+        for malformed in ["%FF", "%C3%28", "%ZZ", "abc%", "%4"] {
+            let path = format!("{base}/exact/{malformed}");
+            match parse_path(&p, &path, false) {
+                Err(ServerError::BadRequest(why)) => assert!(why.contains(malformed), "{why}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    fn parsed(p: &Presence, path: &str, legacy: bool) -> Option<Target> {
+        parse_path(p, path, legacy).ok()
     }
 
     #[test]
@@ -344,16 +390,16 @@ mod tests {
         let p = presence();
         let base = "/.well-known/mercure/subscriptions";
         let selector = format!("{base}/https%3A%2F%2Fexample.com%2F%7Bid%7D");
-        assert_eq!(parse_path(&p, &selector, false), None);
+        assert_eq!(parsed(&p, &selector, false), None);
         assert_eq!(
-            parse_path(&p, &selector, true),
+            parsed(&p, &selector, true),
             Some(Target::Matcher(
                 MatcherType::Selector,
                 "https://example.com/{id}".into()
             ))
         );
         assert_eq!(
-            parse_path(&p, &format!("{selector}/urn%3Auuid%3A1"), true),
+            parsed(&p, &format!("{selector}/urn%3Auuid%3A1"), true),
             Some(Target::One(
                 MatcherType::Selector,
                 "https://example.com/{id}".into(),
@@ -361,10 +407,10 @@ mod tests {
             ))
         );
         assert_eq!(
-            parse_path(&p, &format!("{base}/exact/a"), true),
+            parsed(&p, &format!("{base}/exact/a"), true),
             Some(Target::Matcher(MatcherType::Exact, "a".into())),
             "a draft-08 matcher type in the first segment wins"
         );
-        assert_eq!(parse_path(&p, &format!("{base}/a/b/c"), true), None);
+        assert_eq!(parsed(&p, &format!("{base}/a/b/c"), true), None);
     }
 }

@@ -609,16 +609,34 @@ async fn the_api_endpoints_and_their_headers() {
         hub.get(&format!("{room}/x"), Some(&reader)).await.status(),
         404
     );
+    // The trailing-slash collection is a resource of the API too: a problem document.
+    let response = hub.get(&format!("{PREFIX}/"), Some(&reader)).await;
+    assert_eq!(response.status(), 404);
     assert_eq!(
-        hub.http
-            .post(hub.url(PREFIX))
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    // 400, naming the segment: a `%` without two hex digits, or not UTF-8.
+    for segment in ["%ZZ", "abc%", "%C3%28"] {
+        let response = hub
+            .get(&format!("{PREFIX}/exact/{segment}"), Some(&reader))
+            .await;
+        assert_eq!(response.status(), 400, "{segment}");
+        let detail = response.text().await.unwrap();
+        assert!(detail.contains(segment), "{detail}");
+    }
+    // The API serves GET and HEAD only, and says so.
+    for path in [PREFIX.to_owned(), room.clone()] {
+        let response = hub
+            .http
+            .post(hub.url(&path))
             .bearer_auth(&reader)
             .send()
             .await
-            .unwrap()
-            .status(),
-        405
-    );
+            .unwrap();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
+    }
 }
 
 #[tokio::test]

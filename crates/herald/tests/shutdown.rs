@@ -149,3 +149,96 @@ async fn sigterm_under_load_loses_nothing_and_sends_subscribers_back_spread_out(
         assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     }
 }
+
+/// With presence on, every subscription the shutdown ends has its inactive
+/// event in the log, so a client following the events from before the
+/// shutdown does not keep them as active after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_logs_the_end_of_every_subscription_it_ends() {
+    const CONNECTIONS: usize = 40;
+    const MATCHERS: [&str; 2] = [TOPIC, "https://example.com/other"];
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("herald.toml");
+    std::fs::write(&config, "[subscriptions]\nenabled = true\n").unwrap();
+    let config = config.to_str().unwrap();
+    let store = data.path().join("store");
+    let (mut hub, address) = hub_process::start_with(&store, &["--config", config]).await;
+    let hub_url = format!("http://{address}/.well-known/mercure");
+
+    let cursor = Publisher::new(hub_url.parse().unwrap())
+        .with_token(token(Action::Publish))
+        .publish(&Update::new(TOPIC, "before"))
+        .await
+        .expect("the hub acknowledges");
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let query: Vec<_> = MATCHERS.iter().map(|m| format!("match={m}")).collect();
+        let response = client
+            .get(format!("{hub_url}?{}", query.join("&")))
+            .bearer_auth(token(Action::Subscribe))
+            .send()
+            .await
+            .expect("the hub answers");
+        assert_eq!(response.status(), 200);
+        open.push(response);
+    }
+
+    let pid = hub.id().expect("the hub runs").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits within its shutdown timeout")
+        .unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+    drop(open);
+
+    let (_next, address) = hub_process::start_with(&store, &["--config", config]).await;
+    let response = client
+        .get(format!(
+            "http://{address}/.well-known/mercure?match_urlpattern=/.well-known/mercure/subscriptions/*"
+        ))
+        .bearer_auth(token(Action::Subscribe))
+        .header("last-event-id", &cursor)
+        .send()
+        .await
+        .expect("the next hub answers");
+    assert_eq!(response.status(), 200);
+    let expected = CONNECTIONS * MATCHERS.len();
+    let (mut started, mut ended) = (0, 0);
+    let mut body = response.bytes_stream();
+    let mut parser = Parser::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            parser.feed(&chunk);
+            while let Some(event) = parser.next_event().expect("a well-formed stream") {
+                let document: serde_json::Value =
+                    serde_json::from_str(&event.data).expect("a JSON subscription event");
+                if document["match"] == "/.well-known/mercure/subscriptions/*" {
+                    continue; // this reader's own subscription, on the next hub
+                }
+                match document["active"].as_bool() {
+                    Some(true) => started += 1,
+                    Some(false) => ended += 1,
+                    None => panic!("no `active` in {}", event.data),
+                }
+            }
+            if ended >= expected {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        (started, ended),
+        (expected, expected),
+        "every subscription's start and end, after the cursor"
+    );
+}
