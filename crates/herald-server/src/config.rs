@@ -635,15 +635,67 @@ impl Config {
             }
         }
         for origin in &self.cors.origins {
-            if origin == "*" || Url::parse(origin).is_err() {
+            // Browsers send `Origin` as scheme://host[:port], and the match
+            // is byte for byte: a path or a trailing slash would never match.
+            let serialized = Url::parse(origin)
+                .ok()
+                .map(|u| u.origin().ascii_serialization());
+            if serialized.as_deref() != Some(origin.as_str()) {
+                let hint = match serialized.filter(|s| s != "null") {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => String::new(),
+                };
                 return Err(ConfigError::Invalid {
                     key: "cors.origins".into(),
                     reason: format!(
-                        "`{origin}` is not an origin such as https://app.example.com (`*` is never allowed)"
+                        "`{origin}` is not an origin such as https://app.example.com \
+                         (scheme, host and port only; `*` is never allowed){hint}"
                     ),
                 });
             }
         }
+        if let Some(url) = &self.hub_url
+            && (!matches!(url.scheme(), "http" | "https")
+                || url.query().is_some()
+                || url.fragment().is_some())
+        {
+            return Err(ConfigError::Invalid {
+                key: "hub_url".into(),
+                reason: format!(
+                    "`{url}` is not an http(s) URL without query or fragment, \
+                     such as https://example.com/.well-known/mercure"
+                ),
+            });
+        }
+        if !is_cookie_name(&self.auth.cookie_name) {
+            return Err(ConfigError::Invalid {
+                key: "auth.cookie_name".into(),
+                reason: format!("`{}` is not a cookie name", self.auth.cookie_name),
+            });
+        }
+        if self.admin.listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid {
+                key: "admin.listen".into(),
+                reason: format!(
+                    "{} is also `listen`; the admin routes need an address of their own",
+                    self.listen
+                ),
+            });
+        }
+        for (index, issuer) in self.auth.issuers.iter().enumerate() {
+            if let Some(url) = &issuer.jwks_url
+                && !Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: format!("auth.issuers[{index}].jwks_url"),
+                    reason: format!(
+                        "`{}` is not an http(s) URL",
+                        herald_token::jwks::redacted(url)
+                    ),
+                });
+            }
+        }
+        self.algorithms()?;
         self.log.check()?;
         self.tls.load()?;
         // A throwaway in-memory hub compiles the issuers' matchers like the real one.
@@ -686,7 +738,7 @@ impl Config {
             }
             return Ok(None);
         }
-        if c.cookie_name.is_empty() || c.cookie_name.contains([';', '=', ' ', ',']) {
+        if !is_cookie_name(&c.cookie_name) {
             return Err(ConfigError::Invalid {
                 key: "compatibility.cookie_name".into(),
                 reason: format!("`{}` is not a cookie name", c.cookie_name),
@@ -772,6 +824,14 @@ impl Config {
             .map_err(|e| invalid("auth", e.to_string()))?;
         Ok(Some(Arc::new(verifier)))
     }
+}
+
+/// Whether `name` can name a cookie: an RFC 9110 token (RFC 6265 §4.1.1).
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The keys of one key set: HS256 secrets, then PEM files. Errors name
@@ -871,6 +931,55 @@ mod tests {
             stats.bytes <= 5000 && stats.entries >= 3 && stats.discarded > 0,
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn values_that_could_never_work_are_refused_naming_the_key() {
+        for (toml, expected) in [
+            (
+                "[cors]\norigins = [\"https://app.example.com/\"]\n",
+                "did you mean `https://app.example.com`?",
+            ),
+            (
+                "[cors]\norigins = [\"https://app.example.com/x\"]\n",
+                "configuration key `cors.origins`",
+            ),
+            ("hub_url = \"ftp://x/y\"\n", "configuration key `hub_url`"),
+            (
+                "hub_url = \"https://x/.well-known/mercure?a=1\"\n",
+                "configuration key `hub_url`",
+            ),
+            (
+                "[auth]\ncookie_name = \"a b;c\"\n",
+                "configuration key `auth.cookie_name`: `a b;c` is not a cookie name",
+            ),
+            (
+                "listen = \"127.0.0.1:4000\"\n[admin]\nlisten = \"127.0.0.1:4000\"\n",
+                "configuration key `admin.listen`: 127.0.0.1:4000 is also `listen`",
+            ),
+            (
+                "[[auth.issuers]]\nid = \"a\"\njwks_url = \"not a url\"\n",
+                "configuration key `auth.issuers[0].jwks_url`",
+            ),
+            (
+                "[[auth.issuers]]\nid = \"a\"\njwks_url = \"https://u:pw@idp/j?key=K\"\n\
+                 [auth]\nalgorithms = [\"none\"]\n",
+                "unsupported algorithm `none`",
+            ),
+            (
+                "[auth]\nalgorithms = [\"HS512\"]\n",
+                "unsupported algorithm `HS512`",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(expected), "{toml}: {error}");
+        }
+        let fine = Config::from_toml(
+            "hub_url = \"https://x/.well-known/mercure\"\n[cors]\norigins = [\"https://a.example:8443\"]\n",
+        )
+        .unwrap();
+        fine.validate().unwrap();
     }
 
     #[test]

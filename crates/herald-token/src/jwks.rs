@@ -70,17 +70,17 @@ impl Verifier {
             let Some(source) = &state.jwks else { continue };
             match self.fetch(&source.url).await {
                 Ok(keys) => {
-                    tracing::debug!(issuer, url = %source.url, keys = keys.len(), "JWK Set loaded");
+                    tracing::debug!(issuer, url = %redacted(&source.url), keys = keys.len(), "JWK Set loaded");
                     *source.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
                     self.inner
                         .key_generation
                         .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
                 Err(reason) => {
-                    tracing::warn!(issuer, url = %source.url, %reason, "cannot load JWK Set; keeping the previous keys");
+                    tracing::warn!(issuer, url = %redacted(&source.url), %reason, "cannot load JWK Set; keeping the previous keys");
                     first_error.get_or_insert(Error::Jwks {
                         issuer: issuer.clone(),
-                        url: source.url.clone(),
+                        url: redacted(&source.url),
                         reason,
                     });
                 }
@@ -126,7 +126,7 @@ impl Verifier {
             .get(url)
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(|e| format!("request failed: {}", e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("HTTP status {}", response.status()));
         }
@@ -134,7 +134,7 @@ impl Verifier {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| format!("reading the body failed: {e}"))?
+            .map_err(|e| format!("reading the body failed: {}", e.without_url()))?
         {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(format!("the JWK Set is larger than {MAX_JWKS_BYTES} bytes"));
@@ -142,5 +142,37 @@ impl Verifier {
             body.extend_from_slice(&chunk);
         }
         parse_jwks(&body)
+    }
+}
+
+/// A JWK Set URL as logs and errors show it: credentials and the query (which
+/// may carry an API key) are left out.
+pub fn redacted(url: &str) -> String {
+    let Ok(mut shown) = reqwest::Url::parse(url) else {
+        return "<not a URL>".to_owned();
+    };
+    if shown.password().is_some() || !shown.username().is_empty() {
+        let _ = shown.set_username("redacted");
+        let _ = shown.set_password(None);
+    }
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted;
+
+    #[test]
+    fn credentials_and_query_are_left_out() {
+        let shown = redacted("https://user:s3cr3t@idp.example/jwks?api_key=K&x=1");
+        assert_eq!(shown, "https://redacted@idp.example/jwks?redacted");
+        assert_eq!(
+            redacted("https://idp.example/jwks"),
+            "https://idp.example/jwks"
+        );
+        assert_eq!(redacted("not a url"), "<not a URL>");
     }
 }

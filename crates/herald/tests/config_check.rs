@@ -44,7 +44,10 @@ fn a_good_file_prints_every_value_with_its_source() {
     let file = dir.path().join("herald.toml");
     std::fs::write(
         &file,
-        "listen = \"127.0.0.1:4000\"\n[subscribers]\nheartbeat = \"5s\"\n\n[[auth.issuers]]\nid = \"https://app.example\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n",
+        "listen = \"127.0.0.1:4000\"\n[subscribers]\nheartbeat = \"5s\"\n\n[[auth.issuers]]\nid = \"https://app.example\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n\
+         [[auth.issuers]]\nid = \"idp\"\njwks_url = \"https://user:pass-secret@idp.example/jwks?api_key=key-secret\"\n\
+         [compatibility]\nenabled = true\npublisher_hs256_secrets = [\"legacy-secret-of-at-least-thirty-two-bytes\"]\n\
+         subscriber_hs256_secrets = [\"legacy-secret-of-at-least-thirty-two-bytes\"]\n",
     )
     .unwrap();
     let path = file.to_str().unwrap();
@@ -73,11 +76,15 @@ fn a_good_file_prints_every_value_with_its_source() {
         line(&stdout, "log.kind"),
         "log.kind = \"memory\"  # flag --log-kind"
     );
-    assert!(
-        !stdout.contains("a-secret-of"),
-        "secrets are never printed:\n{stdout}"
-    );
+    for secret in ["secret-of", "pass-secret", "key-secret"] {
+        assert!(
+            !stdout.contains(secret),
+            "secrets are never printed:\n{stdout}"
+        );
+    }
     assert!(line(&stdout, "auth.issuers").contains("<redacted>"));
+    assert!(line(&stdout, "auth.issuers").contains("https://redacted@idp.example/jwks?redacted"));
+    assert!(line(&stdout, "compatibility.publisher_hs256_secrets").contains("<redacted>"));
 }
 
 #[test]

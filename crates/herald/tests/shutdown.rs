@@ -242,3 +242,109 @@ async fn sigterm_logs_the_end_of_every_subscription_it_ends() {
         "every subscription's start and end, after the cursor"
     );
 }
+
+fn signal(hub: &tokio::process::Child, name: &str) {
+    let pid = hub.id().expect("the hub runs").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name}");
+}
+
+/// SIGHUP (a closing terminal, or a tool meaning "reload") leaves the hub
+/// serving; SIGQUIT drains like SIGTERM instead of ending the process at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_survived_and_sigquit_drains_gracefully() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut hub, address) = start(data.path()).await;
+    let reader = {
+        let address = address.clone();
+        tokio::spawn(async move { read(&address, Some("earliest".into()), None).await })
+    };
+    let publisher = Publisher::new(
+        format!("http://{address}/.well-known/mercure")
+            .parse()
+            .unwrap(),
+    )
+    .with_token(token(Action::Publish));
+
+    signal(&hub, "HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publisher
+        .publish(&Update::new(TOPIC, "1"))
+        .await
+        .expect("the hub still serves after SIGHUP");
+
+    signal(&hub, "QUIT");
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits within its shutdown timeout")
+        .unwrap();
+    assert!(exit.success(), "SIGQUIT drains and exits 0, got {exit}");
+    let seen = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.data, [1]);
+    assert!(seen.retry.is_some(), "the stream ended with a retry hint");
+}
+
+/// `/readyz` answers 503 for as long as a shutdown drains (here, a publish
+/// whose body is still arriving), instead of the admin listener vanishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_while_a_shutdown_drains() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = tempfile::tempdir().unwrap();
+    let (mut hub, address, admin) = hub_process::start_with_admin(data.path()).await;
+    let readyz = || async {
+        reqwest::Client::new()
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .expect("the admin listener answers")
+            .status()
+    };
+    assert_eq!(readyz().await, 200);
+
+    let body = format!("topic={TOPIC}&data=drained");
+    let (start, rest) = body.split_at(10);
+    let mut publish = tokio::net::TcpStream::connect(&address).await.unwrap();
+    publish
+        .write_all(
+            format!(
+                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{start}",
+                token(Action::Publish),
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    signal(&hub, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        readyz().await,
+        503,
+        "not ready from the start of a shutdown"
+    );
+
+    publish.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    publish.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight publish completes: {answer}"
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+}

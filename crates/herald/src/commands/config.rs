@@ -1,6 +1,8 @@
 //! `herald config check`: validates a configuration and prints it, each value
 //! with its source.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::commands::overrides::{Overrides, Source, leaf_keys};
@@ -34,9 +36,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(loaded.explain(&e)))?;
     let value = toml::Value::try_from(&loaded.config)
         .map_err(|e| CliError::Runtime(format!("cannot print the configuration: {e}")))?;
-    println!("# herald configuration: valid. Effective values, each with its source.");
+    let mut out =
+        String::from("# herald configuration: valid. Effective values, each with its source.\n");
     if loaded.config.hub_url.is_none() {
-        println!(
+        let _ = writeln!(
+            out,
             "hub_url = \"{}\"  # default (from listen)",
             loaded.config.hub_url()
         );
@@ -50,35 +54,50 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .iter()
             .find(|(k, _)| *k == &key || key.starts_with(&format!("{k}.")))
             .map_or(Source::Default, |(_, s)| s.clone());
-        println!("{key} = {}  # {source}", redact(&key, leaf));
+        let _ = writeln!(out, "{key} = {}  # {source}", redact(&key, leaf));
     }
-    Ok(())
+    // A reader that stopped early (`| head`) is not an error; any other
+    // failure to write is.
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Runtime(format!(
+            "cannot print the configuration: {e}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn lookup<'v>(value: &'v toml::Value, key: &str) -> Option<&'v toml::Value> {
     key.split('.').try_fold(value, |v, part| v.get(part))
 }
 
-/// Secrets are never printed.
+/// Secrets are never printed: HS256 secrets, and a JWK Set URL's
+/// credentials and query (which may carry an API key).
 fn redact(key: &str, value: &toml::Value) -> String {
-    if key == "auth.issuers"
-        && let toml::Value::Array(issuers) = value
-    {
-        let shown: Vec<toml::Value> = issuers
-            .iter()
-            .map(|issuer| {
-                let mut issuer = issuer.clone();
-                if let Some(secrets) = issuer.get_mut("hs256_secrets")
-                    && let toml::Value::Array(list) = secrets
-                {
-                    for secret in list.iter_mut() {
-                        *secret = toml::Value::String("<redacted>".into());
-                    }
+    let mut value = value.clone();
+    match (key, &mut value) {
+        ("auth.issuers", toml::Value::Array(issuers)) => {
+            for issuer in issuers {
+                if let Some(secrets) = issuer.get_mut("hs256_secrets") {
+                    redact_secrets(secrets);
                 }
-                issuer
-            })
-            .collect();
-        return toml::Value::Array(shown).to_string();
+                if let Some(toml::Value::String(url)) = issuer.get_mut("jwks_url") {
+                    *url = herald_token::jwks::redacted(url);
+                }
+            }
+        }
+        (
+            "compatibility.publisher_hs256_secrets" | "compatibility.subscriber_hs256_secrets",
+            secrets,
+        ) => redact_secrets(secrets),
+        _ => {}
     }
     value.to_string()
+}
+
+fn redact_secrets(secrets: &mut toml::Value) {
+    if let toml::Value::Array(list) = secrets {
+        for secret in list.iter_mut() {
+            *secret = toml::Value::String("<redacted>".into());
+        }
+    }
 }

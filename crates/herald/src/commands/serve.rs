@@ -45,6 +45,8 @@ pub enum LogFormat {
 
 /// Runs `herald serve`.
 pub async fn run(args: Args) -> Result<(), CliError> {
+    // Before the banner, which scripts take as "ready for signals too".
+    ignore_hangups();
     let loaded = args.overrides.load(None)?;
     let mut config = loaded.config.clone();
     // Before listening: a bad certificate is a usage error naming the file.
@@ -98,6 +100,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         ),
         None => {}
     }
+    // The admin listener outlives the hub's serving, so that `/readyz`
+    // answers 503 (rather than nothing) while the shutdown drains.
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(address) = config.admin.listen {
         let admin = tokio::net::TcpListener::bind(address).await.map_err(|e| {
             CliError::Runtime(format!(
@@ -111,10 +116,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             "herald admin listening on {local} (/metrics, /healthz, /readyz)"
         ));
         let routes = herald.admin_router();
-        let stop = herald.shutdown_token().clone();
         tokio::spawn(async move {
             let served = axum::serve(admin, routes)
-                .with_graceful_shutdown(stop.cancelled_owned())
+                .with_graceful_shutdown(async {
+                    let _ = admin_stopped.await;
+                })
                 .await;
             if let Err(error) = served {
                 tracing::error!(%error, "the admin listener failed");
@@ -133,6 +139,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let closed = tokio::task::spawn_blocking(move || hub.close_log())
         .await
         .map_err(|e| CliError::Runtime(format!("closing the update log failed: {e}")))?;
+    let _ = admin_stop.send(());
     served.map_err(|e| CliError::Runtime(format!("the server failed: {e}")))?;
     closed.map_err(|e| {
         CliError::Runtime(format!(
@@ -194,17 +201,24 @@ fn raise_file_limit(max_connections: usize) {
     }
 }
 
+/// A graceful shutdown on SIGINT, SIGTERM or SIGQUIT (which would otherwise
+/// end the process at once, without the streams' reconnect hints or a clean
+/// close of the log).
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::quit())) {
+            (Ok(mut term), Ok(mut quit)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = quit.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
@@ -214,4 +228,28 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// SIGHUP, which supervisors and scripts send to mean "reload" and a closing
+/// terminal sends on its own, would end the process at once: say instead
+/// what herald reloads by itself and carry on.
+fn ignore_hangups() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP received and ignored: herald re-reads its TLS certificate \
+                             every tls.reload_interval and its JWK Sets every auth.jwks_refresh; \
+                             other settings take a restart (SIGTERM drains gracefully)"
+                        );
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "cannot handle SIGHUP"),
+        }
+    }
 }

@@ -32,6 +32,29 @@ pub async fn start(data_dir: &std::path::Path) -> (Child, String) {
 
 /// Like [`start`], with more `herald serve` arguments.
 pub async fn start_with(data_dir: &std::path::Path, more: &[&str]) -> (Child, String) {
+    let (child, address, _) = start_reading(data_dir, more, None).await;
+    (child, address)
+}
+
+/// Like [`start`], with the admin listener on a free port; returns the hub,
+/// its address and the admin listener's.
+pub async fn start_with_admin(data_dir: &std::path::Path) -> (Child, String, String) {
+    let (child, address, admin) = start_reading(
+        data_dir,
+        &["--admin-listen", "127.0.0.1:0"],
+        Some("herald admin listening on "),
+    )
+    .await;
+    (child, address, admin.expect("the admin line"))
+}
+
+/// Starts the hub and reads its banner until the listening line and, when
+/// `also` is given, the line starting with it (whose first word is returned).
+async fn start_reading(
+    data_dir: &std::path::Path,
+    more: &[&str],
+    also: Option<&str>,
+) -> (Child, String, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "serve",
@@ -52,10 +75,20 @@ pub async fn start_with(data_dir: &std::path::Path, more: &[&str]) -> (Child, St
         .spawn()
         .expect("the herald binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(20), async {
+    let first_word = |rest: &str| rest.split_whitespace().next().unwrap().to_owned();
+    let (address, other) = tokio::time::timeout(Duration::from_secs(20), async {
+        let (mut address, mut other) = (None, None);
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("herald listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
+                address = Some(first_word(rest));
+            }
+            if let Some(rest) = also.and_then(|prefix| line.strip_prefix(prefix)) {
+                other = Some(first_word(rest));
+            }
+            if let Some(address) = &address
+                && (also.is_none() || other.is_some())
+            {
+                return (address.clone(), other);
             }
         }
         panic!("herald exited before listening");
@@ -64,5 +97,5 @@ pub async fn start_with(data_dir: &std::path::Path, more: &[&str]) -> (Child, St
     .expect("herald listens within 20 s");
     // Keep draining stdout so the hub never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+    (child, address, other)
 }
