@@ -706,6 +706,14 @@ impl Config {
 
     /// The algorithms of `auth.algorithms`.
     fn algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
+        if self.auth.algorithms.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "auth.algorithms".into(),
+                reason: "no algorithm would verify no token; list at least one of \
+                         EdDSA, ES256, RS256, HS256"
+                    .into(),
+            });
+        }
         self.auth
             .algorithms
             .iter()
@@ -970,6 +978,7 @@ mod tests {
                 "[auth]\nalgorithms = [\"HS512\"]\n",
                 "unsupported algorithm `HS512`",
             ),
+            ("[auth]\nalgorithms = []\n", "list at least one"),
         ] {
             let config = Config::from_toml(toml).unwrap();
             let error = config.validate().unwrap_err().to_string();
