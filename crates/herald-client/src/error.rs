@@ -5,8 +5,9 @@ use http::{HeaderMap, StatusCode};
 /// What an [`EventSource`](crate::EventSource) can report.
 ///
 /// [`Error::is_fatal`] tells the two kinds apart: after a fatal error the
-/// stream ends (the server said stop, or the request cannot be made); after
-/// any other error the event source reconnects on its own, as a browser does.
+/// stream ends (the server said stop, its certificate is refused, or the
+/// request cannot be made); after any other error the event source
+/// reconnects on its own, as a browser does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -31,6 +32,13 @@ pub enum Error {
     /// (refused, DNS failure, timeout). The event source retries.
     #[error("cannot connect")]
     Connect(#[source] reqwest::Error),
+    /// The server's TLS certificate failed verification (unknown issuer,
+    /// self-signed, a CA certificate used as the server's, a name that does
+    /// not match, expired…). Fatal: unlike a network error, retrying cannot
+    /// fix it, and a browser does not retry either. The source names the
+    /// certificate problem.
+    #[error("the server's TLS certificate is not trusted")]
+    Certificate(#[source] reqwest::Error),
     /// The connection broke while the stream was being read. The event source retries.
     #[error("connection lost")]
     Disconnected(#[source] reqwest::Error),
@@ -115,6 +123,14 @@ pub enum PublishError {
     /// The hub answered 200 with something that is not an event id.
     #[error("the hub answered 200 OK, but not with an event id: {0}")]
     NotAnId(String),
+    /// The server answered 200 with a web page (`text/html`): the URL is not a
+    /// hub's publish endpoint, or a proxy or login page stands in front of it,
+    /// and the update was most likely not published.
+    #[error("the server answered 200 with {content_type}, not a Mercure hub's event id")]
+    NotAHub {
+        /// The media type of the answer, without its parameters.
+        content_type: String,
+    },
     /// The hub answered a status other than 200 (a redirect other than 307
     /// and 308 included: the update was not published).
     #[error("the hub answered {status}{}", colon_then(problem))]

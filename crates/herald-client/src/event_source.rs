@@ -222,6 +222,8 @@ impl Driver {
         let response = builder.send().await.map_err(|error| {
             if error.is_builder() {
                 Error::Request(error)
+            } else if is_certificate_error(&error) {
+                Error::Certificate(error)
             } else {
                 Error::Connect(error)
             }
@@ -274,6 +276,31 @@ fn check_response(response: &reqwest::Response) -> Result<(), Error> {
     }
 }
 
+/// Whether the TLS handshake failed because the server's certificate was
+/// refused (rustls' `InvalidCertificate`, whatever its reason), somewhere in
+/// the error's chain of causes.
+///
+/// The rustls error reaches us wrapped in `io::Error`s (two, through
+/// hyper-util and tokio-rustls), whose `source()` skips the error they wrap
+/// (it returns that error's own source): an `io::Error` is followed into the
+/// error it wraps instead.
+fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+            return true;
+        }
+        cause = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped),
+            None => error.source(),
+        };
+    }
+    false
+}
+
 /// Whether a `Content-Type` value names the event-stream media type.
 fn is_event_stream(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
@@ -282,7 +309,7 @@ fn is_event_stream(content_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_event_stream;
+    use super::{is_certificate_error, is_event_stream};
 
     #[test]
     fn the_media_type_is_compared_without_parameters_or_case() {
@@ -292,5 +319,48 @@ mod tests {
         assert!(!is_event_stream("text/plain"));
         assert!(!is_event_stream("text/event-streams"));
         assert!(!is_event_stream(""));
+    }
+
+    /// A cause wrapping another, as hyper's and reqwest's errors do.
+    #[derive(Debug)]
+    struct Wrapper(Box<dyn std::error::Error + Send + Sync>);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_found_inside_an_io_error_in_the_chain() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let chain = Wrapper(Box::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refused,
+        )));
+        assert!(is_certificate_error(&chain));
+        // As reqwest reports it: an `io::Error` wrapping an `io::Error` wrapping rustls'.
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let twice = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refused,
+        ));
+        assert!(is_certificate_error(&Wrapper(Box::new(twice))));
+
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!is_certificate_error(&Wrapper(Box::new(refused))));
+        // Another TLS failure (a plain-HTTP server on an https URL, say) is not a certificate's.
+        let garbled = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        let chain = Wrapper(Box::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            garbled,
+        )));
+        assert!(!is_certificate_error(&chain));
     }
 }

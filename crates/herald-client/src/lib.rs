@@ -5,7 +5,8 @@
 //!   of [`Item`]s that follows one event-stream URL for as long as it is polled. It
 //!   reconnects after network errors and after clean ends of stream, sending
 //!   `Last-Event-ID`, honouring the server's `retry` field, and stops for good
-//!   when the server answers 204, any status but 200, or another content type.
+//!   when the server answers 204, any status but 200, or another content type,
+//!   or when its TLS certificate fails verification.
 //! - [`Backoff`]: the reconnection delay policy (capped exponential with bounded
 //!   jitter), a pure function of the server's retry and the count of failed attempts.
 //! - [`Publisher`] and [`Update`]: publishing to a Mercure hub's publish endpoint.

@@ -71,7 +71,9 @@ impl Publisher {
     }
 
     /// Publishes `update` and returns the id the hub assigned (the body of its
-    /// 200 answer, without a trailing line break).
+    /// 200 answer, without a trailing line break, as sent: it may hold control
+    /// characters, to escape before printing). A 200 answer that is a web page
+    /// (`text/html`) is [`PublishError::NotAHub`].
     pub async fn publish(&self, update: &Update) -> Result<String, PublishError> {
         if update.topics.is_empty() {
             return Err(PublishError::NoTopic);
@@ -109,6 +111,9 @@ impl Publisher {
             let problem = rejection::describe_answer(response).await;
             return Err(PublishError::Rejected { status, problem });
         }
+        if let Some(content_type) = html_content_type(response.headers()) {
+            return Err(PublishError::NotAHub { content_type });
+        }
         let (body, too_long) = rejection::read_bounded(&mut response, MAX_ID_BYTES)
             .await
             .map_err(|source| PublishError::CutShort { status, source })?;
@@ -123,5 +128,42 @@ impl Publisher {
             return Err(PublishError::NotAnId("its answer is empty".to_owned()));
         }
         Ok(id.to_owned())
+    }
+}
+
+/// The media type of an answer that is a web page (`text/html`, whatever its
+/// case and parameters), lowercased; `None` for any other answer. A hub
+/// answers its id as `text/plain`, but some send no or another text type, so
+/// only HTML, which no hub sends, is taken for "not a hub".
+fn html_content_type(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence
+        .eq_ignore_ascii_case("text/html")
+        .then(|| essence.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+    use http::header::{CONTENT_TYPE, HeaderValue};
+
+    use super::html_content_type;
+
+    #[test]
+    fn only_html_is_taken_for_a_page() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            html_content_type(&headers)
+        };
+        assert_eq!(with("text/html"), Some("text/html".to_owned()));
+        assert_eq!(
+            with("Text/HTML; charset=utf-8"),
+            Some("text/html".to_owned())
+        );
+        assert_eq!(with("text/plain; charset=utf-8"), None);
+        assert_eq!(with("application/octet-stream"), None);
+        assert_eq!(html_content_type(&HeaderMap::new()), None);
     }
 }

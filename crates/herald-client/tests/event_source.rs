@@ -366,6 +366,82 @@ async fn a_refused_connection_is_retried() {
     }
 }
 
+/// A self-signed certificate for `localhost` (not a CA, valid until 2126)
+/// and its key, made with `openssl req -x509 -newkey ec`; no client trusts it.
+const SELF_SIGNED_CERT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBkjCCATigAwIBAgIUVDmi4Y0TYPGN0M7TlxCcW0lIdkEwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNjE1MjIzMFoYDzIxMjYxMTEy
+MTUyMjMwWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARlR6ouDHtUsBZODJT/qLtHfdCV8uULjwfK9NX5Bd/rfkTFWRA9BFsx
+v5Kk35m0n1kG4WAdgKymgH55ege7iwCNo2YwZDAdBgNVHQ4EFgQUS9wvc+fzJS6T
+mMTcHuW4mKYIkYQwHwYDVR0jBBgwFoAUS9wvc+fzJS6TmMTcHuW4mKYIkYQwFAYD
+VR0RBA0wC4IJbG9jYWxob3N0MAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0EAwIDSAAw
+RQIgR5m0J+eyhWjFPUVFC7C61pwM8M7boxUKtD/GooupuFYCIQCkRInqsqL3Oyr4
+H4sMLlV9yiMnvKE7dhtOTZTiJkbblw==
+-----END CERTIFICATE-----
+";
+const SELF_SIGNED_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgZWqKn3ADnWBfGHUb
+4gwnknKV+A0AqsJXE8b/Zve1a8uhRANCAARlR6ouDHtUsBZODJT/qLtHfdCV8uUL
+jwfK9NX5Bd/rfkTFWRA9BFsxv5Kk35m0n1kG4WAdgKymgH55ege7iwCN
+-----END PRIVATE KEY-----
+";
+
+/// Serves TLS with the self-signed certificate on 127.0.0.1, on a thread of
+/// its own, handshaking with every connection until the client gives up.
+fn self_signed_tls_server() -> std::net::SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cert = CertificateDer::from_pem_slice(SELF_SIGNED_CERT.as_bytes()).expect("certificate");
+    let key = PrivateKeyDer::from_pem_slice(SELF_SIGNED_KEY.as_bytes()).expect("key");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let config = std::sync::Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let _ = tcp.set_read_timeout(Some(WAIT));
+            let Ok(mut tls) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            // Ends when the client refuses the certificate and hangs up.
+            while tls.is_handshaking() && tls.complete_io(&mut tcp).is_ok() {}
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_stops_for_good() {
+    let address = self_signed_tls_server();
+    let url = Url::parse(&format!("https://localhost:{}/", address.port())).expect("url");
+    let mut source = EventSource::builder(url)
+        .backoff(fast())
+        .build()
+        .expect("valid");
+    let error = next(&mut source)
+        .await
+        .expect_err("the certificate is refused");
+    assert!(matches!(error, Error::Certificate(_)), "{error:?}");
+    assert!(error.is_fatal());
+    let cause = std::error::Error::source(&error).expect("a cause");
+    assert!(
+        format!("{cause:?}").contains("InvalidCertificate"),
+        "{cause:?}"
+    );
+    assert_ended(&mut source).await;
+}
+
 #[test]
 fn the_builder_refuses_bad_headers_and_schemes() {
     let url = Url::parse("http://127.0.0.1/").expect("url");

@@ -257,14 +257,29 @@ async fn a_200_that_is_not_an_id_is_an_error() {
     .await
     .expect_err("empty");
     assert!(matches!(empty, PublishError::NotAnId(_)), "{empty:?}");
-    let page = "x".repeat(20_000);
+    let text = "x".repeat(20_000);
     let long = publish_against(&server, publisher(&server), |conn| async move {
-        conn.respond("200 OK", "text/html", &page).await;
+        conn.respond("200 OK", "text/plain", &text).await;
     })
     .await
     .expect_err("too long");
     assert_eq!(
         long.to_string(),
         "the hub answered 200 OK, but not with an event id: its answer is longer than 8192 bytes"
+    );
+    // A web page, however short, is not a hub's answer (a login page, say).
+    let page = publish_against(&server, publisher(&server), |conn| async move {
+        conn.respond("200 OK", "text/html; charset=utf-8", "<p>Sign in</p>")
+            .await;
+    })
+    .await
+    .expect_err("a page");
+    assert!(
+        matches!(&page, PublishError::NotAHub { content_type } if content_type == "text/html"),
+        "{page:?}"
+    );
+    assert_eq!(
+        page.to_string(),
+        "the server answered 200 with text/html, not a Mercure hub's event id"
     );
 }

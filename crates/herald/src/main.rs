@@ -27,8 +27,9 @@ enum Command {
     ///
     /// Like a browser's, it reconnects after network errors (the first
     /// connection's included: the server may not be up yet), printing each on
-    /// stderr, and stops for good at a status other than 200 or a content type
-    /// other than text/event-stream (exit 1), or at a 204 (exit 0).
+    /// stderr, and stops for good at a status other than 200, a content type
+    /// other than text/event-stream or a TLS certificate that fails
+    /// verification (exit 1), or at a 204 (exit 0).
     Subscribe(commands::subscribe::Args),
     /// Publish an update to a Mercure hub and print its id.
     Publish(commands::publish::Args),

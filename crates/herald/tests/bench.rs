@@ -672,6 +672,51 @@ async fn bad_command_lines_exit_2() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
 
+/// Every numeric flag is bounded: an out-of-range value is clap's usage
+/// error naming the flag, not a panic (a capacity overflow allocating
+/// u64::MAX subscribers or bytes) or a run that can never end.
+#[tokio::test]
+async fn out_of_range_numbers_exit_2_naming_the_flag() {
+    let max = "18446744073709551615";
+    let cases: [(&str, &str, &str); 22] = [
+        ("fanout", "--subscribers", max),
+        ("fanout", "--subscribers", "1000001"),
+        ("fanout", "--events", max),
+        ("fanout", "--size", max),
+        ("fanout", "--size", "2097153"),
+        ("fanout", "--rate", "1e-300"),
+        ("fanout", "--rate", "inf"),
+        ("fanout", "--connect-concurrency", max),
+        ("fanout", "--timeout", "600000000years"),
+        ("fanout", "--drain-timeout", "8days"),
+        ("throughput", "--publishers", max),
+        ("throughput", "--topics", max),
+        ("throughput", "--subscribers-per-topic", max),
+        ("throughput", "--events", max),
+        ("throughput", "--duration", "600000000years"),
+        ("idle", "--subscribers", max),
+        ("idle", "--topics", max),
+        ("idle", "--settle", "600000000years"),
+        ("storm", "--connects", max),
+        ("storm", "--concurrency", max),
+        ("storm", "--steady", max),
+        ("storm", "--events", max),
+    ];
+    for (scenario, flag, value) in cases {
+        let flag_value = format!("{flag}={value}");
+        let args = [scenario, "--hub", "http://127.0.0.1:9/", &flag_value];
+        let run = bench(&args).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("invalid value '{value}' for '{flag} ")),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+}
+
 /// A run that would deliver nothing is refused before it starts: it would
 /// report "ok" having measured nothing.
 #[tokio::test]

@@ -214,6 +214,67 @@ async fn a_hub_that_never_answers_is_not_reported_unreachable() {
 }
 
 #[tokio::test]
+async fn control_characters_in_the_id_are_printed_escaped() {
+    let server = Server::start().await;
+    let hub = server.url("/hub");
+    let herald = spawn(&["publish", "--hub", &hub, "--topic", "t", "--data", "x"]);
+    server
+        .accept()
+        .await
+        .respond(
+            "200 OK",
+            "application/octet-stream",
+            "urn:\u{1b}[2J\u{1b}]0;owned\u{7}\nsecond line\r\n",
+        )
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(
+        (
+            output.code(),
+            output.stdout.as_str(),
+            output.stderr.as_str()
+        ),
+        (
+            Some(0),
+            "urn:\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\nsecond line\n",
+            ""
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_web_page_answered_with_200_is_not_taken_for_an_id() {
+    let server = Server::start().await;
+    let hub = server.url("/hub");
+    let herald = spawn(&["publish", "--hub", &hub, "--topic", "t", "--data", "x"]);
+    server
+        .accept()
+        .await
+        .respond(
+            "200 OK",
+            "Text/HTML; charset=utf-8",
+            "<html><body>Sign in\u{1b}[31m</body></html>",
+        )
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(
+        (
+            output.code(),
+            output.stdout.as_str(),
+            output.stderr.as_str()
+        ),
+        (
+            Some(1),
+            "",
+            format!(
+                "herald: the server at {hub} answered 200 with text/html, not a Mercure hub's event id\n"
+            )
+            .as_str()
+        )
+    );
+}
+
+#[tokio::test]
 async fn bad_flag_values_are_usage_errors() {
     let output = run(&[
         "publish",

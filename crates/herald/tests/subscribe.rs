@@ -265,6 +265,91 @@ async fn hub_mode_builds_the_mercure_query_like_urlsearchparams() {
 }
 
 #[tokio::test]
+async fn matchers_with_a_positional_url_are_refused_not_ignored() {
+    for flag in ["--match", "--match-urlpattern"] {
+        let output = run(&["subscribe", "http://127.0.0.1:9/events", flag, "x"]).await;
+        assert_eq!(output.code(), Some(2), "{}", output.stderr);
+        assert!(
+            output.stderr.contains(flag) && output.stderr.contains("cannot be used with"),
+            "{}",
+            output.stderr
+        );
+        assert_eq!(output.stdout, "");
+    }
+}
+
+/// Serves TLS on 127.0.0.1 with a self-signed certificate for `localhost`
+/// (a CA's when `ca`), on a thread of its own; counts the connections.
+fn self_signed_tls_server(
+    ca: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    let cert = params.self_signed(&key).expect("certificate");
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key.into())
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(mut tls) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            // Ends when the client refuses the certificate and hangs up.
+            while tls.is_handshaking() && tls.complete_io(&mut tcp).is_ok() {}
+        }
+    });
+    (address, connections)
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_exits_1_naming_it_instead_of_reconnecting() {
+    // A self-signed leaf (UnknownIssuer) and a self-signed CA (CaUsedAsEndEntity).
+    for ca in [false, true] {
+        let (address, connections) = self_signed_tls_server(ca);
+        let url = format!("https://localhost:{}/events", address.port());
+        let started = Instant::now();
+        // `finish` fails the test unless herald exits within the testkit's WAIT.
+        let output = spawn(&["subscribe", &url]).finish().await;
+        assert_eq!(output.code(), Some(1), "{}", output.stderr);
+        let prefix = format!(
+            "herald: {url}: the server's TLS certificate is not trusted: invalid peer certificate: "
+        );
+        assert!(output.stderr.starts_with(&prefix), "{:?}", output.stderr);
+        assert_eq!(output.stderr.lines().count(), 1, "{:?}", output.stderr);
+        assert!(
+            !output.stderr.contains("reconnecting"),
+            "{:?}",
+            output.stderr
+        );
+        assert_eq!(output.stdout, "");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test]
 async fn json_lines_are_exact_and_flushed_one_by_one() {
     let server = Server::start().await;
     let url = server.url("/events");

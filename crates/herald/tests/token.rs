@@ -325,6 +325,36 @@ fn a_bad_ttl_is_a_usage_error() {
 }
 
 #[test]
+fn a_ttl_past_the_largest_date_a_hub_accepts_is_a_usage_error() {
+    // An `exp` just past 10^15, one far past it, and one beyond any u64 of seconds.
+    for ttl in ["31709792years", "600000000years", "18446744073709551615s"] {
+        for legacy in [false, true] {
+            let ttl = format!("--ttl={ttl}");
+            let mut args = vec![&ttl[..], "--hs256-secret", SECRET];
+            if legacy {
+                args.push("--legacy");
+            } else {
+                args.extend(["--issuer", ISS, "--audience", HUB]);
+            }
+            let output = herald(&args);
+            assert_fails(&output, 2, "invalid --ttl");
+            assert_fails(&output, 2, "which hubs refuse");
+        }
+    }
+    // 30 million years still fits.
+    let output = herald(&[
+        "--issuer",
+        ISS,
+        "--audience",
+        HUB,
+        "--ttl=30000000years",
+        "--hs256-secret",
+        SECRET,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
+#[test]
 fn an_unreadable_key_file_is_a_runtime_error() {
     let dir = TempDir::new("missing");
     let missing = dir.0.join("nope.pem");

@@ -109,8 +109,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             PublishError::NoTopic | PublishError::UnsupportedScheme(_) => {
                 CliError::Usage(error.to_string())
             }
+            PublishError::NotAHub { content_type } => CliError::Runtime(format!(
+                "the server at {hub} answered 200 with {content_type}, not a Mercure hub's event id"
+            )),
             _ => CliError::Runtime(error.to_string()),
         })?;
+    let id = escape_controls(&id);
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{id}").and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -119,5 +123,36 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Err(error) => Err(CliError::Runtime(format!(
             "published as {id}, but cannot write the id to stdout: {error}"
         ))),
+    }
+}
+
+/// `text` with its control characters escaped as Rust writes them (`\n`,
+/// `\u{1b}`) and every other character as it is: the id is the server's
+/// text, and printed raw it could move the cursor, rewrite the line or send
+/// commands to the terminal.
+fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn only_control_characters_are_escaped() {
+        assert_eq!(escape_controls("urn:uuid:1"), "urn:uuid:1");
+        assert_eq!(escape_controls("é \\ \"x\""), "é \\ \"x\"");
+        assert_eq!(
+            escape_controls("a\nb\r\u{1b}[31mred\u{7}\u{9b}"),
+            "a\\nb\\r\\u{1b}[31mred\\u{7}\\u{9b}"
+        );
     }
 }

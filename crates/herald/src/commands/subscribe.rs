@@ -1,7 +1,8 @@
 //! `herald subscribe`: follows an SSE URL like a browser's EventSource and
 //! prints each event. As a browser's, it retries network errors from the
 //! first connection on (the hub may not be up yet), saying so on stderr, and
-//! stops at a refusal: a status other than 200, or another content type.
+//! stops at a refusal: a status other than 200, another content type, or a
+//! TLS certificate that fails verification (which no retry can fix).
 
 use std::io::{self, Write};
 
@@ -21,11 +22,25 @@ pub struct Args {
     /// as query parameters.
     #[arg(long, value_name = "URL")]
     hub: Option<String>,
-    /// A topic to receive, matched exactly (Mercure `match`); repeatable.
-    #[arg(long = "match", value_name = "TOPIC", requires = "hub")]
+    /// With --hub: a topic to receive, matched exactly (Mercure `match`); repeatable.
+    // `conflicts_with` as well as `requires`: clap does not report a required
+    // argument missing when one it conflicts with is present, and `hub`
+    // conflicts with `url` (their `source` group), so `requires` alone let
+    // `herald subscribe URL --match T` through and the matcher was ignored.
+    #[arg(
+        long = "match",
+        value_name = "TOPIC",
+        requires = "hub",
+        conflicts_with = "url"
+    )]
     matches: Vec<String>,
-    /// A URL pattern of topics to receive (Mercure `match_urlpattern`); repeatable.
-    #[arg(long = "match-urlpattern", value_name = "PATTERN", requires = "hub")]
+    /// With --hub: a URL pattern of topics to receive (Mercure `match_urlpattern`); repeatable.
+    #[arg(
+        long = "match-urlpattern",
+        value_name = "PATTERN",
+        requires = "hub",
+        conflicts_with = "url"
+    )]
     match_urlpatterns: Vec<String>,
     /// A JWT sent as `Authorization: Bearer <JWT>`.
     #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
@@ -201,6 +216,7 @@ fn print_event(format: Format, event: &MessageEvent) -> io::Result<()> {
 fn describe_for(url: &Url, error: &Error) -> String {
     match error {
         Error::Connect(source) => format!("cannot connect to {url}: {}", root_cause(source)),
+        Error::Certificate(source) => format!("{url}: {error}: {}", root_cause(source)),
         Error::Status { .. } | Error::ContentType { .. } => format!("{url}: {error}"),
         _ => describe(error),
     }

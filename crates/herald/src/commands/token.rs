@@ -8,7 +8,7 @@
 //! exit with 2; failures to read the key file or to sign exit with 1.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_token::{
     Action, Algorithm, AuthorizationDetail, LegacyMintRequest, MintRequest, SigningKey,
@@ -91,7 +91,10 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
             "--payload is only for legacy tokens: add --legacy".into(),
         ));
     }
-    let ttl = parse_ttl(&args.ttl)?;
+    // One clock reading for the ttl check and the token, so that the `exp`
+    // checked is the `exp` written.
+    let now = SystemTime::now();
+    let ttl = parse_ttl(&args.ttl, now)?;
     let alg = args
         .alg
         .as_deref()
@@ -107,7 +110,7 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
     };
 
     if args.legacy {
-        return mint_legacy_token(args, ttl, &key);
+        return mint_legacy_token(args, ttl, &key, now);
     }
     // clap requires both without --legacy.
     let (Some(issuer), Some(audience)) = (&args.issuer, args.audience.first()) else {
@@ -137,13 +140,18 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
                 .push(AuthorizationDetail::new(vec![action], topics));
         }
     }
-    herald_token::mint(&request, &key).map_err(|e| match e {
+    herald_token::mint_at(&request, &key, now).map_err(|e| match e {
         herald_token::Error::Mint(_) => CliError::Usage(e.to_string()),
         e => CliError::Runtime(e.to_string()),
     })
 }
 
-fn mint_legacy_token(args: &Args, ttl: Duration, key: &SigningKey) -> Result<String, CliError> {
+fn mint_legacy_token(
+    args: &Args,
+    ttl: Duration,
+    key: &SigningKey,
+    now: SystemTime,
+) -> Result<String, CliError> {
     let payload = args
         .payload
         .as_deref()
@@ -159,7 +167,7 @@ fn mint_legacy_token(args: &Args, ttl: Duration, key: &SigningKey) -> Result<Str
         subject: args.subject.clone(),
         ttl: Some(ttl),
     };
-    herald_token::mint_legacy(&request, key).map_err(|e| match e {
+    herald_token::mint_legacy_at(&request, key, now).map_err(|e| match e {
         herald_token::Error::Mint(_) => CliError::Usage(e.to_string()),
         e => CliError::Runtime(e.to_string()),
     })
@@ -173,12 +181,28 @@ fn matcher(pattern: &str, urlpattern: bool) -> TopicMatcher {
     }
 }
 
-fn parse_ttl(text: &str) -> Result<Duration, CliError> {
-    let ttl = humantime::parse_duration(text)
-        .map_err(|e| CliError::Usage(format!("invalid --ttl {text:?}: {e}")))?;
+/// The first `exp` a hub refuses: herald-token's verifier reads a NumericDate
+/// of 10^15 seconds or more (some 31 million years from now) as invalid.
+const MAX_NUMERIC_DATE: u64 = 1_000_000_000_000_000;
+
+/// A lifetime of at least one second whose expiry, counted from `now`, is a
+/// NumericDate a hub accepts.
+fn parse_ttl(text: &str, now: SystemTime) -> Result<Duration, CliError> {
+    let invalid = |why: String| CliError::Usage(format!("invalid --ttl {text:?}: {why}"));
+    let ttl = humantime::parse_duration(text).map_err(|e| invalid(e.to_string()))?;
     if ttl < Duration::from_secs(1) {
-        return Err(CliError::Usage(format!(
-            "invalid --ttl {text:?}: the lifetime must be at least one second"
+        return Err(invalid("the lifetime must be at least one second".into()));
+    }
+    // A clock before 1970 is left for the minting to report.
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let fits = now
+        .checked_add(ttl.as_secs())
+        .is_some_and(|exp| exp < MAX_NUMERIC_DATE);
+    if !fits {
+        return Err(invalid(format!(
+            "too long: the token's exp would be 10^15 seconds after 1970 or later, \
+             which hubs refuse; the longest lifetime is {}s",
+            MAX_NUMERIC_DATE.saturating_sub(now).saturating_sub(1)
         )));
     }
     Ok(ttl)

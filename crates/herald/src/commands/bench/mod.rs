@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde_json::json;
 use tokio::time::Instant;
@@ -103,13 +104,13 @@ struct Common {
     )]
     topic_prefix: String,
     /// Connection attempts in flight at once while subscribers connect.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = count())]
     connect_concurrency: usize,
     /// Longest wait for a connection's response head (and for a publish).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     timeout: Duration,
     /// Longest wait, after the last publish, for outstanding deliveries.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     drain_timeout: Duration,
 }
 
@@ -118,16 +119,16 @@ struct FanoutArgs {
     #[command(flatten)]
     common: Common,
     /// Subscribers on the topic.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = count())]
     subscribers: usize,
     /// Events to publish.
-    #[arg(long, value_name = "M", default_value_t = 200)]
+    #[arg(long, value_name = "M", default_value_t = 200, value_parser = events())]
     events: u64,
     /// Bytes of data per event (at least the payload's own fields).
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = size())]
     size: usize,
     /// Events per second (as fast as possible when omitted).
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", value_parser = rate)]
     rate: Option<f64>,
 }
 
@@ -136,25 +137,25 @@ struct ThroughputArgs {
     #[command(flatten)]
     common: Common,
     /// Publishers (each publishes its topics in turn, one request at a time).
-    #[arg(long, value_name = "K", default_value_t = 4)]
+    #[arg(long, value_name = "K", default_value_t = 4, value_parser = count())]
     publishers: usize,
     /// Topics.
-    #[arg(long, value_name = "T", default_value_t = 4)]
+    #[arg(long, value_name = "T", default_value_t = 4, value_parser = count())]
     topics: usize,
     /// Subscribers per topic.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count())]
     subscribers_per_topic: usize,
     /// How long to publish (default 10s unless --events is given).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "events")]
+    #[arg(long, value_name = "DURATION", value_parser = duration, conflicts_with = "events")]
     duration: Option<Duration>,
     /// Events per publisher, instead of a duration.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = events())]
     events: Option<u64>,
     /// Bytes of data per event.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = size())]
     size: usize,
     /// Events per second, all publishers together (as fast as possible when omitted).
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", value_parser = rate)]
     rate: Option<f64>,
 }
 
@@ -163,19 +164,19 @@ struct IdleArgs {
     #[command(flatten)]
     common: Common,
     /// Idle subscribers to connect.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = count())]
     subscribers: usize,
     /// How long to wait after connecting before reading the server's memory.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     settle: Duration,
     /// Events published afterwards to each topic, to check every subscriber
     /// is still live.
-    #[arg(long, value_name = "M", default_value_t = 1)]
+    #[arg(long, value_name = "M", default_value_t = 1, value_parser = events())]
     events: u64,
     /// Topics the subscribers spread over, subscriber n on topic n mod T
     /// (as many as subscribers: each on a topic of its own, as with a
     /// topic per user).
-    #[arg(long, value_name = "T", default_value_t = 1)]
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = count())]
     topics: usize,
 }
 
@@ -184,23 +185,89 @@ struct StormArgs {
     #[command(flatten)]
     common: Common,
     /// Connections to open and close, in total.
-    #[arg(long, value_name = "N", default_value_t = 5000)]
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = events())]
     connects: u64,
     /// Connections in flight at once.
-    #[arg(long, value_name = "C", default_value_t = 50)]
+    #[arg(long, value_name = "C", default_value_t = 50, value_parser = count())]
     concurrency: usize,
     /// Steady subscribers measuring delivery during the storm (0 for none).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count())]
     steady: usize,
     /// Events published to the steady subscribers during the storm.
-    #[arg(long, value_name = "M", default_value_t = 200)]
+    #[arg(long, value_name = "M", default_value_t = 200, value_parser = events())]
     events: u64,
     /// Events per second to the steady subscribers.
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 100.0, value_parser = rate)]
     rate: f64,
     /// Bytes of data per event.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = size())]
     size: usize,
+}
+
+/// The most subscribers, publishers, topics or connections in flight a flag
+/// may ask for: far above what a machine's open-file limit allows, far below
+/// the counts whose products (sockets needed, deliveries expected) overflow.
+const MAX_COUNT: u64 = 1_000_000;
+
+/// The most events (or storm connections) a flag may ask for: years of
+/// publishing at any rate a hub sustains, and times [`MAX_COUNT`]
+/// subscribers still a count of deliveries that fits in a `u64`.
+const MAX_EVENTS: u64 = 1_000_000_000;
+
+/// The largest event data a flag may ask for (2 MiB): half the most a
+/// subscriber's buffer grows to for one frame, leaving room for the frame's
+/// field names, id and chunk sizes; a larger event could never be received.
+const MAX_SIZE: u64 = (subscriber::MAX_BUFFER / 2) as u64;
+
+/// The highest rate a flag may ask for, in events per second: the interval
+/// between two events (a microsecond or more) must not round to zero.
+const MAX_RATE: f64 = 1_000_000.0;
+
+/// The lowest rate a flag may ask for: an event every 1,000 seconds, so that
+/// the interval, split among [`MAX_COUNT`] publishers, is still a duration.
+const MIN_RATE: f64 = 0.001;
+
+/// The longest duration a flag may ask for (a week): far beyond any run, far
+/// below the instants the clock cannot reach.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Parses a count of subscribers, publishers, topics or connections in
+/// flight (zero is refused by each scenario, naming what it needs).
+fn count() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(0..=MAX_COUNT)
+}
+
+/// Parses a count of events or connections to make.
+fn events() -> RangedU64ValueParser<u64> {
+    RangedU64ValueParser::new().range(0..=MAX_EVENTS)
+}
+
+/// Parses a size of event data, in bytes.
+fn size() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(0..=MAX_SIZE)
+}
+
+/// Parses a rate in events per second, from [`MIN_RATE`] to [`MAX_RATE`].
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (MIN_RATE..=MAX_RATE).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "expected a number of events per second from {MIN_RATE} to {MAX_RATE}"
+        )),
+    }
+}
+
+/// Parses a duration such as `10s` or `2m`, at most [`MAX_DURATION`].
+fn duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (expected a duration such as 10s or 2m)"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "expected at most {}",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
 }
 
 /// Sockets beyond the subscribers: publishers' pool, the runtime, stdio.
@@ -209,13 +276,14 @@ const FILE_HEADROOM: u64 = 128;
 /// Runs `herald bench`.
 pub async fn run(args: Args) -> Result<(), CliError> {
     let (common, sockets) = match &args.scenario {
+        // In u64: the flags' bounds keep these sums and products far from overflow.
         Scenario::Fanout(a) => (&a.common, a.subscribers as u64),
         Scenario::Throughput(a) => (
             &a.common,
-            (a.topics * a.subscribers_per_topic + a.publishers) as u64,
+            a.topics as u64 * a.subscribers_per_topic as u64 + a.publishers as u64,
         ),
         Scenario::Idle(a) => (&a.common, a.subscribers as u64),
-        Scenario::Storm(a) => (&a.common, (a.steady + a.concurrency) as u64),
+        Scenario::Storm(a) => (&a.common, a.steady as u64 + a.concurrency as u64),
     };
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     if sockets + FILE_HEADROOM > limit {
@@ -392,16 +460,6 @@ fn read_tokens(path: &Path) -> Result<Arc<[String]>, CliError> {
     Ok(tokens.into())
 }
 
-fn positive(value: f64, flag: &str) -> Result<f64, CliError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(CliError::Usage(format!(
-            "invalid {flag} '{value}': expected a positive number"
-        )))
-    }
-}
-
 fn rate_text(rate: Option<f64>) -> String {
     rate.map_or("as fast as possible".to_owned(), |r| format!("at {r}/s"))
 }
@@ -414,7 +472,7 @@ async fn fanout(ctx: &Ctx, a: FanoutArgs, base: &str) -> Result<(Report, String)
             "--subscribers and --events must be at least 1".into(),
         ));
     }
-    let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
+    let rate = a.rate;
     let topics = vec![format!("{base}/0")];
     let mut report = Report {
         scenario: "fanout",
@@ -493,7 +551,7 @@ async fn throughput(
             "--publishers, --topics and --subscribers-per-topic must be at least 1".into(),
         ));
     }
-    let rate = a.rate.map(|r| positive(r, "--rate")).transpose()?;
+    let rate = a.rate;
     if a.events == Some(0) || a.duration.is_some_and(|d| d.is_zero()) {
         return Err(CliError::Usage(
             "--events must be at least 1 and --duration longer than 0".into(),
@@ -652,7 +710,7 @@ async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), 
             "--connects and --concurrency must be at least 1".into(),
         ));
     }
-    let rate = positive(a.rate, "--rate")?;
+    let rate = a.rate;
     let topics = vec![format!("{base}/0")];
     let mut report = Report {
         scenario: "storm",

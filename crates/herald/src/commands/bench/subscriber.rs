@@ -85,7 +85,9 @@ pub fn request_head(
 /// The buffer a subscriber starts with (busy ones grow it to
 /// [`BodyBuffer::BUSY`]), and the most a long frame may grow it to.
 const BUFFER: usize = 4 * 1024;
-const MAX_BUFFER: usize = 4 * 1024 * 1024;
+/// The most a subscriber's buffer grows to for one long frame: a larger
+/// frame fails the subscription.
+pub const MAX_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Why a subscription could not be opened.
 #[derive(Debug, thiserror::Error)]
