@@ -599,6 +599,35 @@ impl Config {
                     .into(),
             });
         }
+        for (key, duration) in [
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("subscribers.heartbeat", self.subscribers.heartbeat),
+            ("subscribers.max_lifetime", self.subscribers.max_lifetime),
+            ("limits.write_timeout", self.limits.write_timeout),
+            (
+                "limits.request_head_timeout",
+                self.limits.request_head_timeout,
+            ),
+            (
+                "limits.request_body_timeout",
+                self.limits.request_body_timeout,
+            ),
+            ("auth.leeway", self.auth.leeway),
+            ("auth.jwks_refresh", self.auth.jwks_refresh),
+            ("log.flush_interval", self.log.flush_interval),
+            ("log.max_age", self.log.max_age),
+            ("tls.reload_interval", self.tls.reload_interval),
+        ] {
+            if duration > crate::settings::LONGEST_DURATION {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    reason: format!(
+                        "{} is longer than 100 years, the longest a duration may be",
+                        humantime::format_duration(duration)
+                    ),
+                });
+            }
+        }
         if self.subscribers.queue_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "subscribers.queue_bytes".into(),
@@ -979,6 +1008,14 @@ mod tests {
                 "unsupported algorithm `HS512`",
             ),
             ("[auth]\nalgorithms = []\n", "list at least one"),
+            (
+                "[subscribers]\nheartbeat = \"10000000000000000000s\"\n",
+                "configuration key `subscribers.heartbeat`:",
+            ),
+            (
+                "[auth]\nleeway = \"101years\"\n",
+                "is longer than 100 years",
+            ),
         ] {
             let config = Config::from_toml(toml).unwrap();
             let error = config.validate().unwrap_err().to_string();

@@ -98,6 +98,7 @@ impl Herald {
     /// The edge for `hub`, checking tokens with `verifier` (`None`: no token is
     /// trusted, so nobody can publish and only public updates are served).
     pub fn new(hub: Hub, verifier: Option<Arc<Verifier>>, settings: Settings) -> Self {
+        let settings = settings.clamped();
         let auth = Authenticator::new(verifier, settings.cookie_name.clone(), hub.clone())
             .with_compatibility(settings.compatibility.clone());
         let metrics = metrics::Metrics::new(hub.clone());

@@ -55,6 +55,31 @@ pub struct Settings {
     pub hand_served_publish: bool,
 }
 
+/// The longest any duration of the edge may be: beyond it a deadline is as
+/// good as none, and one near `Duration::MAX` would overflow a clock.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Settings {
+    /// The same settings with every duration at most [`LONGEST_DURATION`]
+    /// (the configuration file refuses longer ones; settings built in code
+    /// are clamped rather than left to overflow a deadline).
+    pub(crate) fn clamped(mut self) -> Self {
+        for duration in [
+            &mut self.heartbeat,
+            &mut self.shutdown_timeout,
+            &mut self.write_timeout,
+            &mut self.request_head_timeout,
+            &mut self.request_body_timeout,
+        ] {
+            *duration = (*duration).min(LONGEST_DURATION);
+        }
+        self.max_connection_lifetime = self
+            .max_connection_lifetime
+            .map(|d| d.min(LONGEST_DURATION));
+        self
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {

@@ -138,3 +138,29 @@ async fn a_wildcard_cors_origin_set_in_code_is_ignored_not_a_panic() {
         other.headers()
     );
 }
+
+#[tokio::test]
+async fn durations_set_in_code_beyond_any_clock_are_clamped_not_a_panic() {
+    let settings = Settings {
+        heartbeat: Duration::MAX,
+        max_connection_lifetime: Some(Duration::MAX),
+        request_head_timeout: Duration::MAX,
+        request_body_timeout: Duration::MAX,
+        write_timeout: Duration::MAX,
+        shutdown_timeout: Duration::MAX,
+        ..Settings::default()
+    };
+    let (hub_url, _stop) = start(settings, |router| router).await;
+    let client = http1();
+    for _ in 0..2 {
+        // The accept loop, the head deadline and the stream's timers all
+        // survive: two subscriptions in a row are served.
+        let stream = client
+            .get(format!("{hub_url}?match=https://example.com/t"))
+            .send()
+            .await
+            .expect("the hub answers");
+        assert_eq!(stream.status(), StatusCode::OK);
+        assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    }
+}

@@ -239,7 +239,12 @@ pub(crate) fn recover_from(
     let mut previous: Option<Position> = None;
     let mut offset = 0;
     while let Some(record) = whole_record(bytes, offset, epoch) {
-        let expected = previous.map_or(after + 1, |p| p + 1);
+        let last = previous.unwrap_or(after);
+        let Some(expected) = last.checked_add(1) else {
+            return Err(format!(
+                "the journal holds a record after position {last}, the last there can be"
+            ));
+        };
         match previous {
             None if record.position > expected => {
                 return Err(format!(

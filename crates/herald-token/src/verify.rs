@@ -123,7 +123,9 @@ impl VerifierBuilder {
 
     /// The clock-skew leeway for `exp`, `nbf` and `iat` (default [`DEFAULT_LEEWAY`]).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        // Beyond a century a leeway is as good as unbounded, and added to an
+        // `exp` one near `Duration::MAX` would overflow the clock.
+        self.leeway = leeway.min(Duration::from_secs(100 * 365 * 24 * 3600));
         self
     }
 
