@@ -68,14 +68,29 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_tracing(format: commands::serve::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, refused) = match std::env::var("HERALD_LOG") {
+        Ok(text) => match tracing_subscriber::EnvFilter::try_new(&text) {
+            Ok(filter) => (filter, None),
+            Err(error) => (
+                tracing_subscriber::EnvFilter::new("info"),
+                Some((text, error)),
+            ),
+        },
+        Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         commands::serve::LogFormat::Text => builder.init(),
         commands::serve::LogFormat::Json => builder.json().init(),
+    }
+    // Said once the subscriber is up, so it reaches the log like any warning.
+    if let Some((text, error)) = refused {
+        tracing::warn!(
+            "HERALD_LOG={:?} is not a log filter ({error}); logging at `info`",
+            text
+        );
     }
 }
 

@@ -246,3 +246,51 @@ async fn serve_with_an_unknown_configuration_key_exits_2_naming_the_line_and_key
     child.start_kill().expect("stop herald");
     let _ = tokio::time::timeout(WAIT, child.wait()).await;
 }
+
+#[tokio::test]
+async fn a_short_dev_secret_is_a_usage_error_naming_the_flag() {
+    let output = tokio::time::timeout(
+        WAIT,
+        herald()
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--dev-secret",
+                "short",
+            ])
+            .output(),
+    )
+    .await
+    .expect("herald exits in time")
+    .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--dev-secret"), "{stderr}");
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_bad_log_filter_is_said_and_the_hub_logs_at_info() {
+    let mut child = herald()
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("HERALD_LOG", "herald=[")
+        .spawn()
+        .expect("herald starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let warning = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stderr is text") {
+            if line.contains("HERALD_LOG") {
+                return line;
+            }
+        }
+        panic!("herald exited without a word about HERALD_LOG");
+    })
+    .await
+    .expect("the warning comes at start");
+    assert!(warning.contains("is not a log filter"), "{warning}");
+    assert!(warning.contains("herald=["), "{warning}");
+    let _ = child.kill().await;
+}

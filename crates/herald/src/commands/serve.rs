@@ -63,6 +63,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(format!("cannot read the listening address: {e}")))?;
 
     let dev_secret = if args.dev {
+        if let Some(secret) = &args.dev_secret {
+            SigningKey::hs256(secret.as_bytes()).map_err(|e| {
+                CliError::Usage(format!("--dev-secret (or HERALD_DEV_SECRET): {e}"))
+            })?;
+        }
         let secret = args
             .dev_secret
             .unwrap_or_else(herald_token::keys::generate_hs256_secret);
