@@ -712,16 +712,22 @@ impl Config {
             });
         }
         for (index, issuer) in self.auth.issuers.iter().enumerate() {
-            if let Some(url) = &issuer.jwks_url
-                && !Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
-            {
-                return Err(ConfigError::Invalid {
-                    key: format!("auth.issuers[{index}].jwks_url"),
-                    reason: format!(
+            if let Some(url) = &issuer.jwks_url {
+                // The value is not echoed whole: it may hold credentials.
+                let reason = match Url::parse(url) {
+                    Err(error) => Some(format!("not a URL ({error})")),
+                    Ok(u) if !matches!(u.scheme(), "http" | "https") => Some(format!(
                         "`{}` is not an http(s) URL",
                         herald_token::jwks::redacted(url)
-                    ),
-                });
+                    )),
+                    Ok(_) => None,
+                };
+                if let Some(reason) = reason {
+                    return Err(ConfigError::Invalid {
+                        key: format!("auth.issuers[{index}].jwks_url"),
+                        reason,
+                    });
+                }
             }
         }
         self.algorithms()?;

@@ -155,6 +155,17 @@ fn bad_values_are_errors_naming_the_key() {
             "auth.issuers[0].public_key_files",
         ),
         ("listen = \"not an address\"\n", "line 1"),
+        // In an array of tables: the line of the key in the N-th table, or
+        // of that table's header when the key is missing.
+        (
+            "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n\n\
+             [[auth.issuers]]\nid = \"b\"\njwks_url = \"nope\"\n",
+            "line 7, at `auth.issuers[1].jwks_url`: not a URL",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\n[[auth.issuers]]\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n",
+            "line 2, at `auth.issuers[0].id`",
+        ),
     ] {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, text).unwrap();

@@ -87,11 +87,20 @@ impl Loaded {
         let ConfigError::Invalid { key, reason } = error else {
             return error.to_string();
         };
-        match self.sources.get(key.as_str()) {
+        // `auth.issuers[1].jwks_url` was set where `auth.issuers` was.
+        let source = self
+            .sources
+            .get(key.as_str())
+            .or_else(|| self.sources.get(key.split('[').next().unwrap_or(key)));
+        match source {
             Some(Source::File(path)) => {
-                let line = std::fs::read_to_string(path)
-                    .ok()
-                    .and_then(|text| line_of(&text, key));
+                let line = std::fs::read_to_string(path).ok().and_then(|text| {
+                    // A key missing from an array's table: its `[[…]]` header.
+                    line_of(&text, key).or_else(|| {
+                        let (table, _) = key.rsplit_once('.')?;
+                        table.ends_with(']').then(|| line_of(&text, table))?
+                    })
+                });
                 match line {
                     Some(line) => format!("{}: line {line}, at `{key}`: {reason}", path.display()),
                     None => format!("{}: at `{key}`: {reason}", path.display()),
@@ -109,16 +118,30 @@ impl Loaded {
 /// as a dotted key. (The file parsed as TOML already: this only finds it.)
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let mut table = String::new();
+    // How many `[[name]]` headers each array of tables has had so far: the
+    // N-th one's keys are `name[N-1].key`.
+    let mut arrays: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if let Some(header) = line.strip_prefix('[') {
-            let header = header.trim_start_matches('[');
-            table = header
+            let array = header.starts_with('[');
+            let name = header
+                .trim_start_matches('[')
                 .split(']')
                 .next()
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
+            table = if array {
+                let count = arrays.entry(name.clone()).or_default();
+                *count += 1;
+                format!("{name}[{}]", *count - 1)
+            } else {
+                name
+            };
+            if table == key {
+                return Some(index + 1);
+            }
             continue;
         }
         let Some((name, _)) = line.split_once('=') else {
