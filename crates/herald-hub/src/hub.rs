@@ -254,16 +254,18 @@ impl Hub {
     /// Closes the log at shutdown (see [`Log::close`]): blocks until what was
     /// acknowledged is durable, and says what went wrong if it could not be.
     ///
-    /// Call it off the runtime (`spawn_blocking`) once serving has ended: it
-    /// first waits, up to 10 s, for the subscription events of the connections
-    /// the shutdown ended to reach the log, which the runtime appends.
+    /// Call it off the runtime (`spawn_blocking`) once serving has ended.
+    /// With active subscriptions on, it first ends the subscriptions of any
+    /// connection still open, then waits, up to 10 s, for every queued
+    /// subscription event to reach the log, which the runtime appends.
     pub fn close_log(&self) -> Result<(), HubError> {
-        if let Some(presence) = &self.inner.presence
-            && !presence.wait_appended(PRESENCE_DRAIN)
-        {
-            tracing::warn!(
-                "subscription events were still being appended after {PRESENCE_DRAIN:?}; closing the log without them"
-            );
+        if let Some(presence) = &self.inner.presence {
+            presence.end_all();
+            if !presence.wait_appended(PRESENCE_DRAIN) {
+                tracing::warn!(
+                    "subscription events were still being appended after {PRESENCE_DRAIN:?}; closing the log without them"
+                );
+            }
         }
         self.inner.log.close()
     }

@@ -278,10 +278,13 @@ impl Presence {
                     .or_default()
                     .insert(Arc::clone(&subscriber), Arc::clone(record));
             }
-        }
-        // In the index first, then the event: see the module documentation.
-        for record in &records {
-            self.queue((Arc::clone(record), true));
+            // In the index first, then the event (see the module
+            // documentation), under the lock: whoever takes a subscription
+            // out of the index, `leave` or `end_all`, then queues its end
+            // after its start.
+            for record in &records {
+                self.queue((Arc::clone(record), true));
+            }
         }
         Arc::new(Membership {
             presence: Arc::clone(self),
@@ -354,12 +357,17 @@ impl Presence {
     }
 
     fn leave(&self, subscriber: &Arc<str>, records: Vec<Arc<ActiveSubscription>>) {
+        let mut left = Vec::with_capacity(records.len());
         {
             let mut shard = self.shard(subscriber).lock();
-            for record in &records {
+            for record in records {
                 let key = (record.match_type, Arc::clone(&record.matcher));
                 if let Some(subscribers) = shard.by_matcher.get_mut(&key) {
-                    subscribers.remove(subscriber);
+                    // Only what was still in the index ends here: `end_all`
+                    // may have ended it already.
+                    if subscribers.remove(subscriber).is_some() {
+                        left.push(record);
+                    }
                     if subscribers.is_empty() {
                         shard.by_matcher.remove(&key);
                     }
@@ -367,8 +375,29 @@ impl Presence {
             }
         }
         // Out of the index first, then the event.
-        for record in records {
+        for record in left {
             self.queue((record, false));
+        }
+    }
+
+    /// Ends every subscription still in the index, queueing its inactive
+    /// event, as the hub closes: a connection still open then (a stalled
+    /// HTTP/2 stream the shutdown could not end in time) would otherwise
+    /// leave its subscriptions active forever for a client following the
+    /// events. A connection that ends later queues nothing more.
+    pub(crate) fn end_all(&self) {
+        for shard in &self.shards {
+            let ended: Vec<Arc<ActiveSubscription>> = {
+                let mut shard = shard.lock();
+                shard
+                    .by_matcher
+                    .drain()
+                    .flat_map(|(_, subscribers)| subscribers.into_values())
+                    .collect()
+            };
+            for record in ended {
+                self.queue((record, false));
+            }
         }
     }
 

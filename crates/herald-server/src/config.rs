@@ -702,11 +702,20 @@ impl Config {
                 reason: format!("`{}` is not a cookie name", self.auth.cookie_name),
             });
         }
-        if self.admin.listen == Some(self.listen) && self.listen.port() != 0 {
+        // The same port on the same address, or on every address (`0.0.0.0`,
+        // `[::]`) and one of them: the second bind would fail.
+        let overlaps = |a: SocketAddr, b: SocketAddr| {
+            a.port() == b.port()
+                && a.port() != 0
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        if let Some(admin) = self.admin.listen
+            && overlaps(admin, self.listen)
+        {
             return Err(ConfigError::Invalid {
                 key: "admin.listen".into(),
                 reason: format!(
-                    "{} is also `listen`; the admin routes need an address of their own",
+                    "{admin} overlaps `listen` ({}); the admin routes need a port of their own",
                     self.listen
                 ),
             });
@@ -998,7 +1007,11 @@ mod tests {
             ),
             (
                 "listen = \"127.0.0.1:4000\"\n[admin]\nlisten = \"127.0.0.1:4000\"\n",
-                "configuration key `admin.listen`: 127.0.0.1:4000 is also `listen`",
+                "configuration key `admin.listen`: 127.0.0.1:4000 overlaps `listen`",
+            ),
+            (
+                "listen = \"127.0.0.1:4000\"\n[admin]\nlisten = \"0.0.0.0:4000\"\n",
+                "configuration key `admin.listen`: 0.0.0.0:4000 overlaps `listen`",
             ),
             (
                 "[[auth.issuers]]\nid = \"a\"\njwks_url = \"not a url\"\n",
@@ -1028,7 +1041,8 @@ mod tests {
             assert!(error.contains(expected), "{toml}: {error}");
         }
         let fine = Config::from_toml(
-            "hub_url = \"https://x/.well-known/mercure\"\n[cors]\norigins = [\"https://a.example:8443\"]\n",
+            "hub_url = \"https://x/.well-known/mercure\"\n[cors]\norigins = [\"https://a.example:8443\"]\n\
+             [auth]\nleeway = \"100years\"\n",
         )
         .unwrap();
         fine.validate().unwrap();

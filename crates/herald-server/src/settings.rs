@@ -57,7 +57,8 @@ pub struct Settings {
 
 /// The longest any duration of the edge may be: beyond it a deadline is as
 /// good as none, and one near `Duration::MAX` would overflow a clock.
-pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// (100 of humantime's years of 365.25 days, so `100years` is allowed.)
+pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
 impl Settings {
     /// The same settings with every duration at most [`LONGEST_DURATION`]

@@ -158,6 +158,7 @@ pub fn redacted(url: &str) -> String {
     if shown.query().is_some() {
         shown.set_query(Some("redacted"));
     }
+    shown.set_fragment(None);
     shown.to_string()
 }
 

@@ -348,3 +348,95 @@ async fn readyz_answers_503_while_a_shutdown_drains() {
         .unwrap();
     assert!(exit.success(), "{exit}");
 }
+
+/// A stalled HTTP/2 stream outlives the shutdown's timeout (flow control
+/// holds its last write); its subscriptions still end in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_subscriptions_of_streams_it_could_not_close() {
+    const STREAMS: usize = 5;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        "shutdown_timeout = \"1s\"\n[subscriptions]\nenabled = true\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let store = data.path().join("store");
+    let (mut hub, address) = hub_process::start_with(&store, &["--config", config]).await;
+    let hub_url = format!("http://{address}/.well-known/mercure");
+    let publisher = Publisher::new(hub_url.parse().unwrap()).with_token(token(Action::Publish));
+    let cursor = publisher
+        .publish(&Update::new(TOPIC, "before"))
+        .await
+        .expect("the hub acknowledges");
+
+    // One h2c connection whose streams are never read: their windows fill.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(1024)
+        .http2_initial_connection_window_size(65_535)
+        .build()
+        .unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..STREAMS {
+        let response = h2
+            .get(format!("{hub_url}?match={TOPIC}"))
+            .bearer_auth(token(Action::Subscribe))
+            .send()
+            .await
+            .expect("the hub answers");
+        assert_eq!(response.status(), 200);
+        stalled.push(response);
+    }
+    for _ in 0..10 {
+        publisher
+            .publish(&Update::new(TOPIC, "x".repeat(20_000)))
+            .await
+            .expect("the hub acknowledges");
+    }
+
+    signal(&hub, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits within its shutdown timeout")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+    drop(stalled);
+
+    let (_next, address) = hub_process::start_with(&store, &["--config", config]).await;
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{address}/.well-known/mercure?match_urlpattern=/.well-known/mercure/subscriptions/*"
+        ))
+        .bearer_auth(token(Action::Subscribe))
+        .header("last-event-id", &cursor)
+        .send()
+        .await
+        .expect("the next hub answers");
+    let (mut started, mut ended) = (0, 0);
+    let mut body = response.bytes_stream();
+    let mut parser = Parser::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            parser.feed(&chunk);
+            while let Some(event) = parser.next_event().expect("a well-formed stream") {
+                let document: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+                if document["match"] != TOPIC {
+                    continue;
+                }
+                match document["active"].as_bool() {
+                    Some(true) => started += 1,
+                    Some(false) => ended += 1,
+                    None => panic!("no `active` in {}", event.data),
+                }
+            }
+            if ended >= STREAMS {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!((started, ended), (STREAMS, STREAMS));
+}
