@@ -588,18 +588,9 @@ impl Config {
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }
 
-    /// Checks every value without side effects: nothing is created or
-    /// opened, but key files and TLS certificates are read and parsed.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.subscribers.heartbeat.is_zero() {
-            return Err(ConfigError::Invalid {
-                key: "subscribers.heartbeat".into(),
-                reason: "0s would send keep-alive comments without pause; \
-                         use an idle time such as 15s"
-                    .into(),
-            });
-        }
-        for (key, duration) in [
+    /// Every duration of the configuration, with its key.
+    pub fn durations(&self) -> [(&'static str, Duration); 11] {
+        [
             ("shutdown_timeout", self.shutdown_timeout),
             ("subscribers.heartbeat", self.subscribers.heartbeat),
             ("subscribers.max_lifetime", self.subscribers.max_lifetime),
@@ -617,7 +608,21 @@ impl Config {
             ("log.flush_interval", self.log.flush_interval),
             ("log.max_age", self.log.max_age),
             ("tls.reload_interval", self.tls.reload_interval),
-        ] {
+        ]
+    }
+
+    /// Checks every value without side effects: nothing is created or
+    /// opened, but key files and TLS certificates are read and parsed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.subscribers.heartbeat.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "subscribers.heartbeat".into(),
+                reason: "0s would send keep-alive comments without pause; \
+                         use an idle time such as 15s"
+                    .into(),
+            });
+        }
+        for (key, duration) in self.durations() {
             if duration > crate::settings::LONGEST_DURATION {
                 return Err(ConfigError::Invalid {
                     key: key.into(),

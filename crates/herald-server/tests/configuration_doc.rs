@@ -133,25 +133,7 @@ fn documented_defaults_match_the_code() {
             "docs/configuration.md should have a row starting {row}"
         );
     }
-    for (key, value) in [
-        ("subscribers.heartbeat", config.subscribers.heartbeat),
-        ("subscribers.max_lifetime", config.subscribers.max_lifetime),
-        ("auth.leeway", config.auth.leeway),
-        ("shutdown_timeout", config.shutdown_timeout),
-        ("limits.write_timeout", config.limits.write_timeout),
-        (
-            "limits.request_head_timeout",
-            config.limits.request_head_timeout,
-        ),
-        (
-            "limits.request_body_timeout",
-            config.limits.request_body_timeout,
-        ),
-        ("auth.jwks_refresh", config.auth.jwks_refresh),
-        ("log.flush_interval", config.log.flush_interval),
-        ("log.max_age", config.log.max_age),
-        ("tls.reload_interval", config.tls.reload_interval),
-    ] {
+    for (key, value) in config.durations() {
         let prefix = format!("| `{key}` | `");
         let documented = DOC
             .lines()

@@ -213,63 +213,57 @@ async fn a_hub_that_never_answers_is_not_reported_unreachable() {
     assert!(output.stderr.starts_with(&prefix), "{:?}", output.stderr);
 }
 
-#[tokio::test]
-async fn control_characters_in_the_id_are_printed_escaped() {
+/// Runs `herald publish` against a server that answers 200 with
+/// `content_type` and `body`; returns its exit code, stdout and stderr, and
+/// the hub URL it was given.
+async fn publish_answered(
+    content_type: &str,
+    body: &str,
+) -> ((Option<i32>, String, String), String) {
     let server = Server::start().await;
     let hub = server.url("/hub");
     let herald = spawn(&["publish", "--hub", &hub, "--topic", "t", "--data", "x"]);
     server
         .accept()
         .await
-        .respond(
-            "200 OK",
-            "application/octet-stream",
-            "urn:\u{1b}[2J\u{1b}]0;owned\u{7}\nsecond line\r\n",
-        )
+        .respond("200 OK", content_type, body)
         .await;
     let output = herald.finish().await;
+    ((output.code(), output.stdout, output.stderr), hub)
+}
+
+#[tokio::test]
+async fn control_characters_in_the_id_are_printed_escaped() {
+    let (output, _) = publish_answered(
+        "application/octet-stream",
+        "urn:\u{1b}[2J\u{1b}]0;owned\u{7}\nsecond line\r\n",
+    )
+    .await;
     assert_eq!(
-        (
-            output.code(),
-            output.stdout.as_str(),
-            output.stderr.as_str()
-        ),
+        output,
         (
             Some(0),
-            "urn:\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\nsecond line\n",
-            ""
+            "urn:\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\nsecond line\n".to_owned(),
+            String::new()
         )
     );
 }
 
 #[tokio::test]
 async fn a_web_page_answered_with_200_is_not_taken_for_an_id() {
-    let server = Server::start().await;
-    let hub = server.url("/hub");
-    let herald = spawn(&["publish", "--hub", &hub, "--topic", "t", "--data", "x"]);
-    server
-        .accept()
-        .await
-        .respond(
-            "200 OK",
-            "Text/HTML; charset=utf-8",
-            "<html><body>Sign in\u{1b}[31m</body></html>",
-        )
-        .await;
-    let output = herald.finish().await;
+    let (output, hub) = publish_answered(
+        "Text/HTML; charset=utf-8",
+        "<html><body>Sign in\u{1b}[31m</body></html>",
+    )
+    .await;
     assert_eq!(
-        (
-            output.code(),
-            output.stdout.as_str(),
-            output.stderr.as_str()
-        ),
+        output,
         (
             Some(1),
-            "",
+            String::new(),
             format!(
                 "herald: the server at {hub} answered 200 with text/html, not a Mercure hub's event id\n"
             )
-            .as_str()
         )
     );
 }
