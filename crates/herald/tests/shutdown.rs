@@ -185,19 +185,8 @@ async fn sigterm_logs_the_end_of_every_subscription_it_ends() {
         open.push(response);
     }
 
-    let pid = hub.id().expect("the hub runs").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
-        .await
-        .expect("the hub exits within its shutdown timeout")
-        .unwrap();
-    assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+    signal(&hub, "TERM");
+    exits_cleanly(&mut hub).await;
     drop(open);
 
     let (_next, address) = hub_process::start_with(&store, &["--config", config]).await;
@@ -256,6 +245,15 @@ async fn subscription_events(
     (started, ended)
 }
 
+/// Waits (15 s at most) for the hub to exit, and checks it exited 0.
+async fn exits_cleanly(hub: &mut tokio::process::Child) {
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits within its shutdown timeout")
+        .unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0, got {exit}");
+}
+
 fn signal(hub: &tokio::process::Child, name: &str) {
     let pid = hub.id().expect("the hub runs").to_string();
     let sent = std::process::Command::new("kill")
@@ -290,11 +288,7 @@ async fn sighup_is_survived_and_sigquit_drains_gracefully() {
         .expect("the hub still serves after SIGHUP");
 
     signal(&hub, "QUIT");
-    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
-        .await
-        .expect("the hub exits within its shutdown timeout")
-        .unwrap();
-    assert!(exit.success(), "SIGQUIT drains and exits 0, got {exit}");
+    exits_cleanly(&mut hub).await;
     let seen = tokio::time::timeout(Duration::from_secs(10), reader)
         .await
         .unwrap()
@@ -355,11 +349,7 @@ async fn readyz_answers_503_while_a_shutdown_drains() {
         answer.starts_with("HTTP/1.1 200"),
         "the in-flight publish completes: {answer}"
     );
-    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
-        .await
-        .expect("the hub exits")
-        .unwrap();
-    assert!(exit.success(), "{exit}");
+    exits_cleanly(&mut hub).await;
 }
 
 /// A stalled HTTP/2 stream outlives the shutdown's timeout (flow control
@@ -411,11 +401,7 @@ async fn sigterm_ends_the_subscriptions_of_streams_it_could_not_close() {
     }
 
     signal(&hub, "TERM");
-    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
-        .await
-        .expect("the hub exits within its shutdown timeout")
-        .unwrap();
-    assert!(exit.success(), "{exit}");
+    exits_cleanly(&mut hub).await;
     drop(stalled);
 
     let (_next, address) = hub_process::start_with(&store, &["--config", config]).await;
