@@ -217,12 +217,26 @@ impl Hub {
     }
 
     /// Parses a matcher for this hub (relative patterns resolve on the hub URL).
+    ///
+    /// With active subscriptions on, a matcher that is exactly `.` or `..` is
+    /// refused: it would be a dot segment of its subscription's topic, which
+    /// URL parsing resolves away, so the topic would name another resource.
     pub fn matcher(
         &self,
         param: &str,
         matcher_type: MatcherType,
         value: &str,
     ) -> Result<Matcher, HubError> {
+        if self.inner.presence.is_some() && (value == "." || value == "..") {
+            return Err(HubError::InvalidMatcher {
+                param: param.to_owned(),
+                value: value.to_owned(),
+                matcher_type: matcher_type.name(),
+                reason: "a dot segment cannot name an active subscription: URL parsing \
+                         would resolve it away in the subscription's topic"
+                    .into(),
+            });
+        }
         self.inner.matchers.parse(param, matcher_type, value)
     }
 

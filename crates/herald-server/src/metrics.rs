@@ -51,7 +51,7 @@ impl Metrics {
         let bytes_written = Counter::default();
         registry.register(
             "bytes_written",
-            "Bytes of events and keep-alives handed to subscriber connections",
+            "Bytes of events and comments (opening, keep-alive, shutdown hint) handed to subscriber connections",
             bytes_written.clone(),
         );
         let connections_refused = Family::<Reason, Counter>::default();
@@ -119,6 +119,12 @@ impl Metrics {
         if let Ok(since) = std::time::SystemTime::now().duration_since(published_at) {
             self.publish_to_write_seconds.observe(since.as_secs_f64());
         }
+    }
+
+    /// Counts a write of `bytes` that carries no update: the opening
+    /// comment, a keep-alive, the reconnection hint of a shutdown.
+    pub(crate) fn written_comment(&self, bytes: usize) {
+        self.bytes_written.inc_by(bytes as u64);
     }
 
     /// Counts a request that used a pre-draft-08 feature (`what`).

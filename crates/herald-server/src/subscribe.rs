@@ -395,6 +395,7 @@ impl EventStream {
                 // A first comment flushes the headers through buffering proxies
                 // and lets clients see the stream is open.
                 s.opened = true;
+                s.metrics.written_comment(KEEP_ALIVE.len());
                 return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
             }
             loop {
@@ -403,7 +404,9 @@ impl EventStream {
                     () = s.shutdown.cancelled() => {
                         s.closing = true;
                         s.end("hub shutting down");
-                        return Some((Ok(reconnect_hint(s.subscription.subscriber_id())), s));
+                        let hint = reconnect_hint(s.subscription.subscriber_id());
+                        s.metrics.written_comment(hint.len());
+                        return Some((Ok(hint), s));
                     }
 
                     // Before entries, so a busy stream still closes at its deadline.
@@ -425,6 +428,7 @@ impl EventStream {
                             continue;
                         }
                         s.rearm();
+                        s.metrics.written_comment(KEEP_ALIVE.len());
                         return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
                     }
                     next = s.subscription.next() => match next {

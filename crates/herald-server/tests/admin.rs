@@ -109,6 +109,36 @@ async fn publishing_moves_the_publish_dispatch_write_and_log_metrics() {
 }
 
 #[tokio::test]
+async fn the_opening_comment_and_keep_alives_count_as_bytes_written() {
+    use futures_util::StreamExt;
+    let mut config = config();
+    config.subscribers.anonymous = true;
+    config.subscribers.heartbeat = Duration::from_millis(50);
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    let response = send(get(&hub, &format!("match={TOPIC}"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Only comments come on this stream: the opening one, then keep-alives.
+    let mut body = response.bytes_stream();
+    let mut received = Vec::new();
+    while received.len() < 3 * 3 {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("comments keep coming")
+            .expect("the stream stays open")
+            .unwrap();
+        received.extend_from_slice(&chunk);
+    }
+    assert!(received.chunks(3).all(|c| c == b":\n\n"), "{received:?}");
+    let written = value(&scrape(&admin).await, "herald_bytes_written_total");
+    assert!(
+        written >= received.len() as f64,
+        "{written} < {}",
+        received.len()
+    );
+}
+
+#[tokio::test]
 async fn replays_and_retention_are_counted() {
     let mut config = config();
     config.log.max_entries = 2;

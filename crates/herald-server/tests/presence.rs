@@ -317,6 +317,34 @@ async fn a_subscription_with_an_empty_matcher_has_a_url_that_answers() {
 }
 
 #[tokio::test]
+async fn a_dot_segment_matcher_is_refused_only_where_it_would_name_a_subscription() {
+    let hub = start(true, |_| {}).await;
+    for (param, value) in [("match", "."), ("match", ".."), ("match_urlpattern", "..")] {
+        let query = serde_urlencoded::to_string([(param, value)]).unwrap();
+        let response = hub
+            .http
+            .get(format!("{}?{query}", hub.hub_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{param}={value}");
+        let detail = response.text().await.unwrap();
+        assert!(
+            detail.contains(&format!("`{param}` value `{value}`"))
+                && detail.contains("dot segment"),
+            "{detail}"
+        );
+    }
+    // `...` is no dot segment, and subscribes.
+    let _fine = hub.subscribe(&[("match", "...")], None).await;
+
+    let off = start(false, |_| {}).await;
+    let _dots = off
+        .subscribe(&[("match", ".."), ("match", ".")], None)
+        .await;
+}
+
+#[tokio::test]
 async fn events_are_private_and_typed_mercure() {
     let hub = start(true, |_| {}).await;
     // An anonymous subscriber cannot read subscription events, even with `*`.
