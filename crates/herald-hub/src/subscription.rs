@@ -23,6 +23,11 @@ const REPLAY_BATCH: ReadLimit = ReadLimit {
 pub enum Resume {
     /// Live updates only.
     Live,
+    /// Live updates only, with the cursor they start after (the id of the
+    /// newest update, or `earliest`) reported by
+    /// [`Subscription::resumed_after`]: what a request with an empty
+    /// `Last-Event-ID` asks for.
+    Now,
     /// Everything the hub still has (`earliest`).
     Earliest,
     /// Everything after the update with this id.
@@ -30,10 +35,12 @@ pub enum Resume {
 }
 
 impl Resume {
-    /// Reads a `Last-Event-ID` value: `earliest` is the reserved keyword.
+    /// Reads a `Last-Event-ID` value: `earliest` is the reserved keyword,
+    /// and an empty value asks for no history, only the cursor.
     pub fn from_last_event_id(value: Option<&str>) -> Self {
         match value {
             None => Resume::Live,
+            Some("") => Resume::Now,
             Some("earliest") => Resume::Earliest,
             Some(id) => Resume::After(id.to_owned()),
         }
@@ -77,6 +84,10 @@ impl Subscription {
         let joined_at = registration.position();
         let (after, resumed_after) = match &resume {
             Resume::Live => (joined_at, None),
+            Resume::Now => {
+                let newest = log.id_before(joined_at + 1).await?;
+                (joined_at, Some(newest.unwrap_or_else(|| "earliest".into())))
+            }
             Resume::Earliest => (0, Some("earliest".to_owned())),
             Resume::After(id) => match log.find(id).await? {
                 Some(position) => (position, Some(id.clone())),
@@ -97,7 +108,8 @@ impl Subscription {
     }
 
     /// The value for the `Mercure-Last-Event-ID` response header, when the
-    /// subscriber asked to resume: the id it resumes after, or `earliest`.
+    /// subscriber asked to resume: the id it resumes after, or `earliest`
+    /// (for [`Resume::Now`], the newest update's id).
     pub fn resumed_after(&self) -> Option<&str> {
         self.resumed_after.as_deref()
     }

@@ -252,17 +252,20 @@ fn parse(
         ),
         None => None,
     };
-    // An empty id means "no id": browsers never send one, since an empty
-    // `id:` field resets the last event ID.
-    let header_id = header_id.filter(|id| !id.is_empty());
-    let last_event_id = last_event_id.filter(|id| !id.is_empty());
+    // An empty id names no update (an empty `id:` field resets a browser's
+    // last event ID): it asks for live updates only, and the cursor they
+    // start after, which the spec requires whenever the request has one.
+    let (header_id, empty_header) = match header_id {
+        Some(id) if id.is_empty() => (None, Some(id)),
+        id => (id, None),
+    };
     let legacy_topics = matchers.iter().any(|(t, _)| *t == MatcherType::Selector);
     Ok(Request {
         matchers,
         legacy_last_event_id: header_id.is_none()
             && legacy_last_event_id
-            && last_event_id.is_some(),
-        last_event_id: header_id.or(last_event_id),
+            && last_event_id.as_ref().is_some_and(|id| !id.is_empty()),
+        last_event_id: header_id.or(last_event_id).or(empty_header),
         legacy_topics,
     })
 }

@@ -306,23 +306,44 @@ async fn a_duplicate_id_resolves_to_its_earliest_retained_occurrence() {
 }
 
 #[tokio::test]
-async fn an_empty_last_event_id_means_no_id() {
+async fn an_empty_last_event_id_asks_for_live_updates_and_the_cursor_they_start_after() {
     let hub = start_default().await;
+    // The spec requires the field whenever the request has an id: with
+    // nothing before, the cursor is `earliest`.
+    let stream = open(get(&hub, "match=*&last_event_id=")).await;
+    assert_eq!(
+        stream.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
+    drop(stream);
     publish_ok(&hub, &[("topic", TOPIC), ("id", "before")]).await;
+    let mut newest = "before".to_owned();
     for (round, request) in [
         get(&hub, "match=*").header("last-event-id", ""),
         get(&hub, "match=*&last_event_id="),
+        // An empty header does not hide a parameter with an id.
+        get(&hub, "match=*&last_event_id=before").header("last-event-id", ""),
     ]
     .into_iter()
     .enumerate()
     {
         let mut stream = open(request).await;
-        assert!(
-            stream.headers.get("mercure-last-event-id").is_none(),
-            "not a resume"
-        );
         let id = format!("after-{round}");
-        publish_ok(&hub, &[("topic", TOPIC), ("id", &id)]).await;
-        assert_eq!(stream.ids(1).await, [id], "no replay of `before`");
+        if round < 2 {
+            assert_eq!(
+                stream.header("mercure-last-event-id").as_deref(),
+                Some(newest.as_str()),
+                "round {round}"
+            );
+            publish_ok(&hub, &[("topic", TOPIC), ("id", &id)]).await;
+            assert_eq!(stream.ids(1).await, [id.clone()], "no replay of `{newest}`");
+        } else {
+            assert_eq!(
+                stream.header("mercure-last-event-id").as_deref(),
+                Some("before")
+            );
+            assert_eq!(stream.ids(2).await, ["after-0", "after-1"]);
+        }
+        newest = id;
     }
 }
