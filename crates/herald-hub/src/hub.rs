@@ -129,9 +129,15 @@ impl HubBuilder {
         registry.start_after(log.head());
         log.attach(Arc::clone(&registry) as Arc<dyn Dispatch>);
         let namespace = Namespace::new(self.hub_url.clone());
-        let presence = self
-            .subscriptions
-            .then(|| Presence::new(namespace.path(), self.shards, Arc::clone(&log)));
+        let ids = Arc::new(IdGenerator::new(self.id_scheme));
+        let presence = self.subscriptions.then(|| {
+            Presence::new(
+                namespace.path(),
+                self.shards,
+                Arc::clone(&log),
+                Arc::clone(&ids),
+            )
+        });
         Hub {
             inner: Arc::new(Inner {
                 presence,
@@ -140,7 +146,7 @@ impl HubBuilder {
                 registry,
                 log,
                 update_limits: self.update_limits,
-                ids: IdGenerator::new(self.id_scheme),
+                ids,
             }),
         }
     }
@@ -174,7 +180,7 @@ struct Inner {
     registry: Arc<Registry>,
     log: Arc<dyn Log>,
     update_limits: UpdateLimits,
-    ids: IdGenerator,
+    ids: Arc<IdGenerator>,
 }
 
 impl std::fmt::Debug for Hub {

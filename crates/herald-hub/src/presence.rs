@@ -32,6 +32,7 @@ use parking_lot::{Condvar, Mutex};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::mpsc;
 
+use crate::ids::IdGenerator;
 use crate::log::Log;
 use crate::{Entry, Grants, Matcher, MatcherType, Update};
 
@@ -147,6 +148,8 @@ pub struct Presence {
     events: mpsc::UnboundedSender<Event>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     log: Arc<dyn Log>,
+    /// The hub's: events get ids of the scheme its updates get.
+    ids: Arc<IdGenerator>,
     started: OnceLock<()>,
     progress: Arc<Progress>,
 }
@@ -178,7 +181,12 @@ impl std::fmt::Debug for Presence {
 }
 
 impl Presence {
-    pub(crate) fn new(namespace_path: &str, shards: usize, log: Arc<dyn Log>) -> Arc<Self> {
+    pub(crate) fn new(
+        namespace_path: &str,
+        shards: usize,
+        log: Arc<dyn Log>,
+        ids: Arc<IdGenerator>,
+    ) -> Arc<Self> {
         let (events, receiver) = mpsc::unbounded_channel();
         Arc::new(Self {
             prefix: format!("{namespace_path}/subscriptions"),
@@ -187,6 +195,7 @@ impl Presence {
             events,
             receiver: Mutex::new(Some(receiver)),
             log,
+            ids,
             started: OnceLock::new(),
             progress: Arc::default(),
         })
@@ -237,6 +246,7 @@ impl Presence {
                 tokio::spawn(publish_events(
                     receiver,
                     Arc::clone(&self.log),
+                    Arc::clone(&self.ids),
                     Arc::clone(&self.progress),
                 ));
             }
@@ -468,6 +478,7 @@ impl Membership {
 async fn publish_events(
     mut receiver: mpsc::UnboundedReceiver<Event>,
     log: Arc<dyn Log>,
+    ids: Arc<IdGenerator>,
     progress: Arc<Progress>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -482,7 +493,11 @@ async fn publish_events(
                     later.push((record, active));
                     continue;
                 }
-                match event_entry(&record, active) {
+                let entry = match ids.generate(&*log).await {
+                    Ok(id) => event_entry(&record, active, id),
+                    Err(error) => Err(error),
+                };
+                match entry {
                     Ok(entry) => appends.push(log.append(entry)),
                     Err(error) => {
                         tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
@@ -503,7 +518,11 @@ async fn publish_events(
     }
 }
 
-fn event_entry(record: &ActiveSubscription, active: bool) -> Result<Entry, crate::HubError> {
+fn event_entry(
+    record: &ActiveSubscription,
+    active: bool,
+    id: String,
+) -> Result<Entry, crate::HubError> {
     let update = Update {
         topics: vec![record.topic.to_string()],
         data: record.document(active),
@@ -513,7 +532,6 @@ fn event_entry(record: &ActiveSubscription, active: bool) -> Result<Entry, crate
         retry: None,
         private: true,
     };
-    let id = format!("urn:uuid:{}", uuid::Uuid::new_v4());
     Entry::encode(update, id, SystemTime::now())
 }
 

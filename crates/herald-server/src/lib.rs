@@ -511,8 +511,8 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
 /// hint) and waits for connections at most `shutdown_timeout`.
 ///
 /// With [`Settings::hand_served_publish`] on (off by default; `herald serve`
-/// turns it on) and no CORS origin set, plain HTTP/1.1 publishes of the hub
-/// URL are answered by `herald` itself, without `router`'s layers; every
+/// turns it on), plain HTTP/1.1 publishes of the hub URL without an `Origin`
+/// header are answered by `herald` itself, without `router`'s layers; every
 /// other request goes through `router`.
 pub async fn serve(
     listener: TcpListener,

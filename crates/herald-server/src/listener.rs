@@ -76,9 +76,7 @@ pub(crate) async fn run(
     let _watch = tls.map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
     let write_timeout = herald.settings().write_timeout;
     let head_timeout = herald.settings().request_head_timeout;
-    // CORS answers are the router's layer's to make.
-    let publishers =
-        herald.settings().hand_served_publish && herald.settings().cors_origins.is_empty();
+    let publishers = herald.settings().hand_served_publish;
     let graceful = GracefulShutdown::new();
     herald.inner.serving.store(true, Ordering::Release);
     let mut shutdown = std::pin::pin!(shutdown);

@@ -13,7 +13,7 @@
 //! only the framing is done here.
 //!
 //! The first request that is not a plain publish (another method or path, a
-//! chunked body, `Expect`, `Upgrade`, HTTP/1.0, a head longer than
+//! chunked body, `Expect`, `Upgrade`, an `Origin`, HTTP/1.0, a head longer than
 //! [`MAX_HEAD`], anything `httparse` or `http` refuses) is handed to hyper
 //! with the rest of the connection, bytes already read included
 //! ([`Rewound`]), so it is served exactly as before.
@@ -321,7 +321,13 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
     for h in request.headers.iter() {
         let name = h.name.as_bytes();
         let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
-        if is(&header::TRANSFER_ENCODING) || is(&header::EXPECT) || is(&header::UPGRADE) {
+        // A request with an `Origin` (from a browser) gets its CORS answer
+        // from the router's layer.
+        if is(&header::TRANSFER_ENCODING)
+            || is(&header::EXPECT)
+            || is(&header::UPGRADE)
+            || is(&header::ORIGIN)
+        {
             return Parsed::Other;
         }
         if is(&header::CONTENT_LENGTH) {
@@ -632,6 +638,7 @@ mod tests {
             b"POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nOrigin: https://app.example\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
             b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",

@@ -45,9 +45,9 @@ pub struct Settings {
     /// The pre-draft-08 protocol next to draft-08 (`None`: draft-08 only).
     pub compatibility: Option<Arc<Compatibility>>,
     /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes of
-    /// the hub URL itself, without the router it was given (when no CORS
-    /// origin is set): the same checks, answers, ids and logs, at a fraction
-    /// of the CPU. Off by default, because those publishes then skip every
+    /// the hub URL itself, without the router it was given (a request with
+    /// an `Origin` header still goes to the router, for its CORS answer):
+    /// the same checks, answers, ids and logs, at a fraction of the CPU. Off by default, because those publishes then skip every
     /// layer an application wrapped around the router (its own
     /// authentication, rate limits, logging); `herald serve`, whose router
     /// is the hub's alone, turns it on. Turn it on when the router adds no

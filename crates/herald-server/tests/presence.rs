@@ -345,6 +345,38 @@ async fn a_dot_segment_matcher_is_refused_only_where_it_would_name_a_subscriptio
 }
 
 #[tokio::test]
+async fn event_ids_follow_the_hubs_id_scheme() {
+    for (scheme, looks_right) in [
+        (
+            "sequence",
+            (|id: &str| id.starts_with('#')) as fn(&str) -> bool,
+        ),
+        ("uuid-v4", |id: &str| {
+            id.len() == 45 && id.starts_with("urn:uuid:") && &id[23..24] == "4"
+        }),
+    ] {
+        let hub = start(true, |config| config.log.ids = scheme.into()).await;
+        let reader = hub.reader();
+        let mut watcher = hub
+            .subscribe(&[("match_urlpattern", ALL_EVENTS)], Some(&reader))
+            .await;
+        let subscriber = hub.subscribe(&[("match", "urn:a")], None).await;
+        drop(subscriber);
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let event = watcher.next().await;
+            let doc: Value = serde_json::from_str(&event.data).unwrap();
+            if doc["match"] == "urn:a" {
+                seen.push(doc["active"].clone());
+                let id = event.last_event_id;
+                assert!(looks_right(&id), "{scheme}: {id}");
+            }
+        }
+        assert_eq!(seen, [json!(true), json!(false)]);
+    }
+}
+
+#[tokio::test]
 async fn events_are_private_and_typed_mercure() {
     let hub = start(true, |_| {}).await;
     // An anonymous subscriber cannot read subscription events, even with `*`.

@@ -291,6 +291,39 @@ async fn other_requests_on_a_publisher_connection_are_served_by_the_router() {
 }
 
 #[tokio::test]
+async fn with_cors_on_a_browser_publish_gets_cors_headers_and_backends_stay_hand_served() {
+    const APP: &str = "https://app.example";
+    let mut config = config();
+    config.cors.origins = vec![APP.into()];
+    config.limits.request_head_timeout = Duration::from_millis(300);
+    let hub = start(config).await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let mut connection = Connection::open(&hub).await;
+    let answer = connection
+        .publish(
+            &hub,
+            &[("topic", BOOK), ("data", "browser")],
+            &format!("Origin: {APP}\r\n"),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.header("access-control-allow-origin"), Some(APP));
+    // A backend's publish (no Origin) is served by hand: a request head
+    // that stalls after it is answered 408, which hyper would not send.
+    let mut connection = Connection::open(&hub).await;
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK), ("data", "backend")], "")
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
+    connection
+        .send(format!("POST {path} HTTP/1.1\r\nHost: x\r\n").as_bytes())
+        .await;
+    assert_eq!(connection.answer().await.status, 408);
+    assert_eq!(stream.data(2).await, ["browser", "backend"]);
+}
+
+#[tokio::test]
 async fn connection_close_is_answered_then_the_connection_closes() {
     let hub = start_default().await;
     let mut connection = Connection::open(&hub).await;

@@ -85,6 +85,22 @@ fn a_good_file_prints_every_value_with_its_source() {
     assert!(line(&stdout, "auth.issuers").contains("<redacted>"));
     assert!(line(&stdout, "auth.issuers").contains("https://redacted@idp.example/jwks?redacted"));
     assert!(line(&stdout, "compatibility.publisher_hs256_secrets").contains("<redacted>"));
+    // Keys without a value are named too, with what leaving them unset means.
+    for unset in [
+        "# admin.listen: unset, the admin listener is off",
+        "# tls.cert_file: unset, TLS is off",
+        "# tls.key_file: unset, TLS is off",
+    ] {
+        assert!(stdout.lines().any(|l| l == unset), "{unset}:\n{stdout}");
+    }
+    std::fs::write(&file, "[admin]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+    let (code, stdout, stderr) = check(&[path], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        line(&stdout, "admin.listen"),
+        format!("admin.listen = \"127.0.0.1:9464\"  # file {path}")
+    );
+    assert!(!stdout.contains("# admin.listen: unset"), "{stdout}");
 }
 
 #[test]

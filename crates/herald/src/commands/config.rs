@@ -45,6 +45,26 @@ pub fn run(args: Args) -> Result<(), CliError> {
             loaded.config.hub_url()
         );
     }
+    // Keys that have no value print nothing in TOML: say they are unset,
+    // and what that turns off.
+    let config = &loaded.config;
+    for (unset, key, meaning) in [
+        (
+            config.admin.listen.is_none(),
+            "admin.listen",
+            "the admin listener is off",
+        ),
+        (
+            config.tls.cert_file.is_none(),
+            "tls.cert_file",
+            "TLS is off",
+        ),
+        (config.tls.key_file.is_none(), "tls.key_file", "TLS is off"),
+    ] {
+        if unset {
+            let _ = writeln!(out, "# {key}: unset, {meaning}");
+        }
+    }
     for key in leaf_keys(&value) {
         let Some(leaf) = lookup(&value, &key) else {
             continue;
