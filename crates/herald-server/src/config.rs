@@ -85,6 +85,14 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     /// `[compatibility]`: the pre-draft-08 protocol next to draft-08.
     pub compatibility: CompatibilityConfig,
+    /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes and
+    /// streams itself ([`Settings::hand_served_publish`],
+    /// [`Settings::hand_served_streams`]), past the layers of the router it
+    /// is given. Not a key of the file: `herald serve`, whose router is the
+    /// hub's alone, turns it on; off by default, for an application that
+    /// wraps the hub's routes in layers of its own.
+    #[serde(skip)]
+    pub hand_served: bool,
 }
 
 /// `[compatibility]`.
@@ -331,6 +339,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
             compatibility: CompatibilityConfig::default(),
+            hand_served: false,
         }
     }
 }
@@ -583,7 +592,8 @@ impl Config {
             request_body_timeout: self.limits.request_body_timeout,
             subscriptions_page_size: self.subscriptions.page_size.max(1),
             compatibility: self.compatibility()?.map(Arc::new),
-            hand_served_publish: true,
+            hand_served_publish: self.hand_served,
+            hand_served_streams: self.hand_served,
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }

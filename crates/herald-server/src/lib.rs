@@ -512,8 +512,12 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
 ///
 /// With [`Settings::hand_served_publish`] on (off by default; `herald serve`
 /// turns it on), plain HTTP/1.1 publishes of the hub URL without an `Origin`
-/// header are answered by `herald` itself, without `router`'s layers; every
-/// other request goes through `router`.
+/// header are answered by `herald` itself, without `router`'s layers; with
+/// [`Settings::hand_served_streams`] on (likewise), the live events of plain
+/// HTTP/1.1 subscriptions are written past `router`'s body layers, their
+/// request and response head still going through it. Every other request
+/// goes through `router`. A `Herald` serves once: its shutdown token stays
+/// cancelled after `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     herald: &Herald,

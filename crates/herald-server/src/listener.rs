@@ -77,6 +77,7 @@ pub(crate) async fn run(
     let write_timeout = herald.settings().write_timeout;
     let head_timeout = herald.settings().request_head_timeout;
     let publishers = herald.settings().hand_served_publish;
+    let streams = herald.settings().hand_served_streams;
     let graceful = GracefulShutdown::new();
     herald.inner.serving.store(true, Ordering::Release);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -114,6 +115,7 @@ pub(crate) async fn run(
                         hub_path,
                         peer,
                         publishers,
+                        streams,
                         head_deadline,
                         shutdown,
                     );

@@ -47,12 +47,20 @@ pub struct Settings {
     /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes of
     /// the hub URL itself, without the router it was given (a request with
     /// an `Origin` header still goes to the router, for its CORS answer):
-    /// the same checks, answers, ids and logs, at a fraction of the CPU. Off by default, because those publishes then skip every
-    /// layer an application wrapped around the router (its own
+    /// the same checks, answers, ids and logs, at a fraction of the CPU.
+    /// Off by default, because those publishes then skip every layer an
+    /// application wrapped around the router (its own
     /// authentication, rate limits, logging); `herald serve`, whose router
     /// is the hub's alone, turns it on. Turn it on when the router adds no
     /// layer publishes must go through.
     pub hand_served_publish: bool,
+    /// Whether [`serve`](crate::serve) writes the live events of plain
+    /// HTTP/1.1 subscriptions to their sockets itself: the request and the
+    /// response head still go through the router, but the body does not go
+    /// through its layers (compression, byte counting, body tracing), and
+    /// an idle subscriber costs a tenth of the memory hyper's buffers take.
+    /// Off by default, for those layers; `herald serve` turns it on.
+    pub hand_served_streams: bool,
 }
 
 /// The longest any duration of the edge may be: beyond it a deadline is as
@@ -99,6 +107,7 @@ impl Default for Settings {
             subscriptions_page_size: 1000,
             compatibility: None,
             hand_served_publish: false,
+            hand_served_streams: false,
         }
     }
 }

@@ -62,7 +62,8 @@ pub(crate) enum Route {
 }
 
 /// Peeks at the first request of `tcp` and decides who serves it (publishers
-/// are served by hand only when `publishers`). Nothing is consumed from the
+/// are served by hand only when `publishers`, subscriptions only when
+/// `streams`). Nothing is consumed from the
 /// socket; a subscription comes with a buffer as long as its head, to
 /// consume it with. A connection that sends nothing by `deadline` (its
 /// request head's), or before `shutdown`, is to be closed.
@@ -71,6 +72,7 @@ pub(crate) async fn route(
     hub_path: &str,
     peer: SocketAddr,
     publishers: bool,
+    streams: bool,
     deadline: Instant,
     shutdown: &CancellationToken,
 ) -> Route {
@@ -86,6 +88,9 @@ pub(crate) async fn route(
     };
     if publishers && crate::publish_conn::is_publish(&buf[..n], hub_path) {
         return Route::Publisher;
+    }
+    if !streams {
+        return Route::Hyper;
     }
     match parse_head(&buf[..n], hub_path, peer) {
         Some((request, len)) => {

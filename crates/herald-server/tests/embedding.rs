@@ -164,3 +164,95 @@ async fn durations_set_in_code_beyond_any_clock_are_clamped_not_a_panic() {
         assert_eq!(stream.headers()["content-type"], "text/event-stream");
     }
 }
+
+/// The body of every answer, upper-cased: a layer of the kind that
+/// compresses or meters a response body.
+async fn shout(response: Response) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = response.into_parts();
+    let loud = body
+        .into_data_stream()
+        .map(|chunk| chunk.map(|bytes| bytes::Bytes::from(bytes.to_ascii_uppercase())));
+    Response::from_parts(parts, axum::body::Body::from_stream(loud))
+}
+
+/// Subscribes over HTTP/1.1 through a body layer, publishes from code and
+/// returns what reached the subscriber up to the event's blank line.
+async fn live_event_through_a_body_layer(settings: Settings) -> String {
+    use futures_util::StreamExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!(
+        "http://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    let herald = Herald::new(
+        Hub::builder(hub_url.parse().unwrap()).build(),
+        None,
+        Settings {
+            anonymous_subscribers: true,
+            ..settings
+        },
+    );
+    let router = herald.router().layer(axum::middleware::map_response(shout));
+    let serving = herald.clone();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve(listener, &serving, router, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let response = http1()
+        .get(format!("{hub_url}?match=urn%3Aa"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    // The opening comment first: the subscription is in place.
+    seen.push_str(&String::from_utf8_lossy(
+        &body.next().await.unwrap().unwrap(),
+    ));
+    herald
+        .hub()
+        .publish(herald_hub::Update::new("urn:a", "live"))
+        .await
+        .unwrap();
+    while !seen.to_ascii_lowercase().contains("live\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("the event in time")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn live_events_go_through_the_applications_body_layers_by_default() {
+    let seen = live_event_through_a_body_layer(Settings::default()).await;
+    assert!(seen.contains("DATA: LIVE\n\n"), "{seen:?}");
+    // Opted in, as `herald serve` is: live events are written past the
+    // router's body layers (the head still goes through them).
+    let seen = live_event_through_a_body_layer(Settings {
+        hand_served_streams: true,
+        ..Settings::default()
+    })
+    .await;
+    assert!(seen.contains("data: live\n\n"), "{seen:?}");
+}
+
+#[test]
+fn a_configuration_built_in_code_serves_nothing_by_hand_unless_asked() {
+    let mut config = herald_server::Config::default();
+    config.log.kind = "memory".into();
+    let (herald, _) = config.build().unwrap();
+    let settings = herald.settings();
+    assert!(!settings.hand_served_publish && !settings.hand_served_streams);
+    config.hand_served = true;
+    let (herald, _) = config.build().unwrap();
+    let settings = herald.settings();
+    assert!(settings.hand_served_publish && settings.hand_served_streams);
+}

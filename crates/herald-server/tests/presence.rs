@@ -52,6 +52,7 @@ async fn start(enabled: bool, tweak: impl FnOnce(&mut Config)) -> TestHub {
         ..Config::default()
     };
     config.log.kind = "memory".into();
+    config.hand_served = true;
     config.subscriptions.enabled = enabled;
     config.subscribers.anonymous = true;
     config.auth.issuers.push(IssuerConfig {

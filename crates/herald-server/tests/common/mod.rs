@@ -38,6 +38,8 @@ pub fn config() -> Config {
         ..Config::default()
     };
     config.log.kind = "memory".into();
+    // As `herald serve` does.
+    config.hand_served = true;
     config.auth.issuers = vec![IssuerConfig {
         id: ISSUER.into(),
         hs256_secrets: vec![SECRET.into()],

@@ -82,6 +82,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     };
 
     raise_file_limit(config.limits.max_connections);
+    // The router is the hub's alone: nothing to skip by serving by hand.
+    config.hand_served = true;
     let (herald, verifier) = config
         .build()
         .map_err(|e| CliError::Usage(loaded.explain(&e)))?;
