@@ -15,6 +15,11 @@
 //! The incremental `text/event-stream` parsing is `herald-sse`'s [`Parser`](herald_sse::Parser);
 //! this crate only pumps it from the network.
 //!
+//! TLS is rustls: building an [`EventSource`] or a [`Publisher`] installs
+//! rustls' `ring` provider as the process default when none is installed
+//! yet. An application that wants another provider installs it first
+//! (`CryptoProvider::install_default`), and this crate then uses it.
+//!
 //! ```no_run
 //! use futures_util::StreamExt;
 //! use herald_client::{EventSource, Item};

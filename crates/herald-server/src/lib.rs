@@ -16,6 +16,10 @@
 //! - [`serve`]: runs a router on a listener until a shutdown future resolves
 //!   (HTTP/1.1 and h2c); [`serve_tls`] does the same over TLS (ALPN `h2` and
 //!   `http/1.1`) with certificates from [`tls::Tls`], reloaded from disk.
+//!
+//! The crates an embedding application needs beside this one are re-exported
+//! ([`hub`], [`store`], [`token`]), so that depending on `herald-server`
+//! alone builds a hub, a durable log and tokens of the same versions.
 
 pub mod auth;
 pub mod compat;
@@ -54,6 +58,13 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+
+/// The hub: updates, topics, matchers, grants, the log (`herald-hub`).
+pub use herald_hub as hub;
+/// The durable log (`herald-store`).
+pub use herald_store as store;
+/// Access tokens: verification and minting (`herald-token`).
+pub use herald_token as token;
 
 pub use auth::{Authenticator, Client};
 pub use compat::{Compatibility, Purpose};

@@ -15,7 +15,9 @@
 //! - [`LegacyVerifier`]: checks a pre-draft-08 ("legacy") token, authorized by its `mercure`
 //!   claim and signed with one of the hub's keys, and yields a [`LegacyToken`];
 //!   [`mint_legacy`] signs one from a [`LegacyMintRequest`].
-//! - [`jwks`]: issuers' JWK Sets, fetched and refreshed in the background.
+//! - [`jwks`]: issuers' JWK Sets, fetched and refreshed in the background (over
+//!   rustls: the first fetch installs rustls' `ring` provider as the process
+//!   default unless one is installed already).
 //! - [`Error`]: every failure, with [`Error::oauth_error`] giving the spec's error response.
 //!
 //! ```
