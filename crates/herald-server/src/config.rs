@@ -196,6 +196,9 @@ pub struct LimitsConfig {
     pub max_connections_per_address: usize,
     /// Subscriber connections per token subject (429).
     pub max_connections_per_subject: usize,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For`
+    /// names the client for `max_connections_per_address`.
+    pub trusted_proxies: Vec<String>,
     /// A connection whose writes make no progress this long is closed.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
@@ -371,6 +374,7 @@ impl Default for LimitsConfig {
             max_connections: settings.connections.total,
             max_connections_per_address: settings.connections.per_address,
             max_connections_per_subject: settings.connections.per_subject,
+            trusted_proxies: Vec::new(),
             write_timeout: settings.write_timeout,
             request_head_timeout: settings.request_head_timeout,
             request_body_timeout: settings.request_body_timeout,
@@ -526,6 +530,20 @@ impl Config {
         toml::from_str(text).map_err(explain)
     }
 
+    /// The proxies `limits.trusted_proxies` names.
+    pub fn trusted_proxies(&self) -> Result<crate::TrustedProxies, ConfigError> {
+        self.limits
+            .trusted_proxies
+            .iter()
+            .map(|entry| crate::TrustedProxies::parse_entry(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map(crate::TrustedProxies::new)
+            .map_err(|reason| ConfigError::Invalid {
+                key: "limits.trusted_proxies".into(),
+                reason,
+            })
+    }
+
     /// The hub URL: configured, or derived from the listen address (and
     /// `https` when TLS is on).
     pub fn hub_url(&self) -> Url {
@@ -594,6 +612,7 @@ impl Config {
             compatibility: self.compatibility()?.map(Arc::new),
             hand_served_publish: self.hand_served,
             hand_served_streams: self.hand_served,
+            trusted_proxies: self.trusted_proxies()?,
         };
         Ok((Herald::new(hub, verifier.clone(), settings), verifier))
     }
@@ -624,6 +643,7 @@ impl Config {
     /// Checks every value without side effects: nothing is created or
     /// opened, but key files and TLS certificates are read and parsed.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.trusted_proxies()?;
         if self.subscribers.heartbeat.is_zero() {
             return Err(ConfigError::Invalid {
                 key: "subscribers.heartbeat".into(),

@@ -31,6 +31,7 @@ pub mod limits;
 mod listener;
 pub mod metadata;
 pub mod metrics;
+mod proxies;
 mod publish;
 mod publish_conn;
 mod settings;
@@ -72,6 +73,7 @@ pub use config::{Config, ConfigError};
 pub use error::{ErrorResponse, ServerError};
 pub use limits::{ConnectionCounter, ConnectionLimits};
 pub use metadata::link_header;
+pub use proxies::TrustedProxies;
 pub use settings::Settings;
 pub use tls::{Tls, TlsError};
 
@@ -357,11 +359,16 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
 }
 
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
     let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| {
+            herald
+                .settings()
+                .trusted_proxies
+                .client(addr.ip(), &parts.headers)
+        });
     let is_subscribe = parts.method == Method::GET
         || parts.method == Method::HEAD
         || parts.method.as_str() == "QUERY";

@@ -61,6 +61,10 @@ pub struct Settings {
     /// an idle subscriber costs a tenth of the memory hyper's buffers take.
     /// Off by default, for those layers; `herald serve` turns it on.
     pub hand_served_streams: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client, for the
+    /// per-address connection limit (none by default: the peer is the
+    /// client).
+    pub trusted_proxies: crate::TrustedProxies,
 }
 
 /// The longest any duration of the edge may be: beyond it a deadline is as
@@ -108,6 +112,7 @@ impl Default for Settings {
             compatibility: None,
             hand_served_publish: false,
             hand_served_streams: false,
+            trusted_proxies: crate::TrustedProxies::default(),
         }
     }
 }

@@ -157,4 +157,17 @@ fn the_production_example_configuration_parses() {
         std::time::Duration::from_secs(7 * 24 * 3600)
     );
     assert_eq!(config.auth.issuers.len(), 1);
+    // It listens behind a proxy on loopback: a per-address limit counts
+    // clients only when that proxy is trusted.
+    assert!(config.listen.ip().is_loopback());
+    let proxies = config.trusted_proxies().unwrap();
+    let proxied = http::HeaderMap::from_iter([(
+        http::header::HeaderName::from_static("x-forwarded-for"),
+        http::HeaderValue::from_static("198.51.100.1"),
+    )]);
+    assert_eq!(
+        proxies.client(config.listen.ip(), &proxied),
+        "198.51.100.1".parse::<std::net::IpAddr>().unwrap(),
+        "deploy/herald.toml trusts its proxy"
+    );
 }

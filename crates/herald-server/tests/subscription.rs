@@ -563,6 +563,43 @@ async fn connection_limit_per_address_answers_429_and_other_addresses_are_admitt
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_per_address_limit_counts_forwarded_clients() {
+    let mut config = limits_config();
+    config.limits.max_connections_per_address = 2;
+    config.limits.trusted_proxies = vec!["127.0.0.1".into()];
+    let hub = start(config).await;
+    let via = |client: &str| get(&hub, "match=x").header("x-forwarded-for", client);
+    // Three clients behind the proxy on 127.0.0.1: each has its allowance.
+    let mut held = Vec::new();
+    for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        held.push(open(via(client)).await);
+    }
+    held.push(open(via("198.51.100.1")).await);
+    refused(via("198.51.100.1"), StatusCode::TOO_MANY_REQUESTS).await;
+    // An entry the client wrote left of the proxy's is not believed.
+    refused(
+        via("203.0.113.7, 198.51.100.1"),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+
+    // From an address that is no trusted proxy, the header is ignored.
+    let untrusted = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let from = |client: &str| {
+        untrusted
+            .get(hub.url_with("match=x"))
+            .header("x-forwarded-for", client)
+    };
+    held.push(open(from("198.51.100.4")).await);
+    held.push(open(from("198.51.100.5")).await);
+    refused(from("198.51.100.6"), StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
 async fn connection_limit_per_token_subject_answers_429() {
     let mut config = limits_config();
     config.limits.max_connections_per_subject = 1;

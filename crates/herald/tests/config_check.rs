@@ -163,6 +163,10 @@ fn bad_values_are_errors_naming_the_key() {
         ),
         ("[cors]\norigins = [\"*\"]\n", "`cors.origins`"),
         (
+            "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"localhost\"]\n",
+            "line 2, at `limits.trusted_proxies`: `localhost` is neither an IP address",
+        ),
+        (
             "[auth]\nalgorithms = [\"none\"]\n[[auth.issuers]]\nid = \"x\"\nhs256_secrets = [\"a-secret-of-at-least-thirty-two-bytes!!\"]\n",
             "`auth.algorithms`: unsupported algorithm `none`",
         ),
