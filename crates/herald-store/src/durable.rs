@@ -408,6 +408,13 @@ impl Counters {
 }
 
 /// The durable [`Log`].
+///
+/// Opening and closing do blocking file I/O (an open after a crash repairs
+/// the store, about 0.6 s per million records): from async code, call them
+/// inside `tokio::task::spawn_blocking`. Dropping the last handle closes the
+/// log too, waiting for its writer thread on the dropping thread; close it
+/// explicitly ([`Hub::close_log`](herald_hub::Hub::close_log)) to choose
+/// where that wait happens and to see its error.
 pub struct DurableLog {
     dir: PathBuf,
     /// Entries, bytes and discards, published by the committer.
@@ -439,7 +446,8 @@ impl std::fmt::Debug for DurableLog {
 }
 
 impl DurableLog {
-    /// Opens (or creates) the log in `config.dir`.
+    /// Opens (or creates) the log in `config.dir`. Blocking: see the type's
+    /// documentation.
     ///
     /// Refuses, naming the file and the problem, a directory of another format
     /// version or a damaged store.
