@@ -686,7 +686,7 @@ impl DurableLog {
             return Err((entry, reply));
         };
         if !core.accepting {
-            let _ = reply.send(Err(HubError::Log("the log is closed".into())));
+            let _ = reply.send(Err(closed_error(core.failure.as_deref())));
             return Ok(());
         }
         let quiet = core.unapplied_since.is_none() || core.unflushed_since.is_none();
@@ -835,9 +835,13 @@ impl Log for DurableLog {
         } else {
             self.dispatcher.pending.fetch_sub(1, Ordering::AcqRel);
         }
+        let refused = (!sent).then(|| {
+            let core = self.core.try_lock();
+            closed_error(core.as_ref().and_then(|core| core.failure.as_deref()))
+        });
         Box::pin(async move {
-            if !sent {
-                return Err(HubError::Log("the log is closed".into()));
+            if let Some(refused) = refused {
+                return Err(refused);
             }
             answer
                 .await
@@ -1283,6 +1287,18 @@ struct Committer {
     /// readiness and liveness say so and a restart repairs the store from
     /// the journal, rather than refusing every publish for good.
     poisoned: bool,
+}
+
+/// Why an append is refused once appends are no longer taken: the failure
+/// that stopped the committer, if one did, else a close.
+fn closed_error(failure: Option<&str>) -> HubError {
+    match failure {
+        Some(reason) => HubError::Log(format!(
+            "the log stopped after a failure and takes no update until the hub is restarted: \
+             {reason}"
+        )),
+        None => HubError::Log("the log is closed".into()),
+    }
 }
 
 /// The committer thread: commits what publishers queue in `inbox`, applies

@@ -185,6 +185,16 @@ async fn a_full_disk_refuses_publishes_fails_the_exit_status_and_loses_nothing_a
         alive.contains("committer has stopped") && alive.contains("No space left on device"),
         "liveness says why: {alive}"
     );
+    // A publish says so too, not that the log is merely closed.
+    let stopped = publisher
+        .publish(&Update::new(TOPIC, "refused"))
+        .await
+        .expect_err("a publish after the committer stopped was acknowledged");
+    assert!(
+        stopped.to_string().contains("until the hub is restarted")
+            && stopped.to_string().contains("No space left on device"),
+        "the refusal says why and what to do: {stopped}"
+    );
 
     stdin
         .write_all(b"stop\n")
