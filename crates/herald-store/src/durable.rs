@@ -490,13 +490,14 @@ impl DurableLog {
                 .create(&path)
                 .map_err(|e| open_error(&path, e))
         })?;
-        let (mut state, epoch) = guard_panics(&path, || initialize(&db).map_err(|e| db_error(&e)))?;
+        let (mut state, epoch, grown) =
+            guard_panics(&path, || initialize(&db).map_err(|e| db_error(&e)))?;
         let damaged_journal = |reason: String| StoreError::Damaged {
             path: journal_path.clone(),
             reason,
         };
         if repaired.load(Ordering::Relaxed) && epoch.is_some() {
-            check_journal_after_crash(&journal_path)?;
+            check_journal_after_crash(&journal_path, grown)?;
         }
         let epoch = match epoch {
             Some(epoch) => epoch,
@@ -534,6 +535,10 @@ impl DurableLog {
         // records may end in a torn one, which the next records must not
         // seem to continue.
         let epoch = epoch + 1;
+        // Grown (zeros, synced) before the epoch is committed, so that an
+        // empty journal beside a committed epoch can only have been cut.
+        let mut journal = Journal::open(&journal_path, epoch).map_err(|e| io(&journal_path, e))?;
+        journal.grow_ahead().map_err(|e| io(&journal_path, e))?;
         guard_panics(&path, || {
             replay(&db, &mut state, epoch, &records).map_err(|e| db_error(&e))
         })?;
@@ -545,7 +550,6 @@ impl DurableLog {
             );
         }
         guard_panics(&path, || check_tail(&db, &path, state.last_position))?;
-        let journal = Journal::open(&journal_path, epoch).map_err(|e| io(&journal_path, e))?;
         tracing::info!(
             file = %path.display(),
             entries = state.count,
@@ -1050,14 +1054,21 @@ fn check_files_present(initialized: bool, store: &Path, journal: &Path) -> Resul
 /// After an unclean shutdown of a store opened before (it has a journal
 /// epoch, and its journal was created right after that was committed), the
 /// journal holds what redb may not: refuses to start without it, or with one
-/// cut shorter than the step it always grows by. (An empty journal was never
-/// written, so it held nothing.)
-fn check_journal_after_crash(journal: &Path) -> Result<(), StoreError> {
+/// cut shorter than the step it always grows by, or empty once the store
+/// records that its journal is grown before an epoch is committed (`grown`;
+/// before that, an empty journal was one never written).
+fn check_journal_after_crash(journal: &Path, grown: bool) -> Result<(), StoreError> {
     let damaged = |reason: String| StoreError::Damaged {
         path: journal.to_owned(),
         reason,
     };
     match fs::metadata(journal) {
+        Ok(meta) if meta.len() == 0 && grown => Err(damaged(
+            "it is empty after an unclean shutdown, though it was grown before the store's \
+             journal epoch was committed: it was emptied, and the updates acknowledged since \
+             the last checkpoint would be lost"
+                .into(),
+        )),
         Ok(meta) if meta.len() == 0 || meta.len() >= journal::GROW => Ok(()),
         Ok(meta) => Err(damaged(format!(
             "it is {} bytes after an unclean shutdown, shorter than the {} bytes it grows by: \
@@ -1142,10 +1153,13 @@ fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
 
 /// The `meta` key of the journal epoch redb holds everything before.
 const EPOCH: &str = "journal_epoch";
+/// The `meta` key set (to 1) with the epoch once the journal was grown
+/// before it was committed: from then on an empty journal is a cut one.
+const JOURNAL_GROWN: &str = "journal_grown";
 
 /// Creates the tables if needed; returns the counters and the journal epoch
 /// (none in a new store).
-fn initialize(db: &Database) -> Result<(State, Option<u64>), redb::Error> {
+fn initialize(db: &Database) -> Result<(State, Option<u64>, bool), redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(ENTRIES)?;
@@ -1153,12 +1167,11 @@ fn initialize(db: &Database) -> Result<(State, Option<u64>), redb::Error> {
         txn.open_table(META)?;
     }
     txn.commit()?;
-    let epoch = db
-        .begin_read()?
-        .open_table(META)?
-        .get(EPOCH)?
-        .map(|v| v.value());
-    Ok((read_state(db)?, epoch))
+    let read = db.begin_read()?;
+    let meta = read.open_table(META)?;
+    let epoch = meta.get(EPOCH)?.map(|v| v.value());
+    let grown = meta.get(JOURNAL_GROWN)?.is_some();
+    Ok((read_state(db)?, epoch, grown))
 }
 
 /// Applies the journal's records past the store, and starts `epoch`, in one
@@ -1188,6 +1201,9 @@ fn replay(
         let mut meta = txn.open_table(META)?;
         write_state(&mut meta, &next)?;
         meta.insert(EPOCH, epoch)?;
+        // Every caller has grown the journal: `open` before its first
+        // replay, and a checkpoint comes after writes.
+        meta.insert(JOURNAL_GROWN, 1)?;
     }
     txn.commit()?;
     *state = next;

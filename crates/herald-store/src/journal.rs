@@ -80,7 +80,9 @@ impl Journal {
                 File::open(dir)?.sync_all()?;
             }
         }
-        let allocated = file.metadata()?.len();
+        // A partial step (a crash while growing) is not room: the next write
+        // grows over it, zeros synced, so records lie in whole steps only.
+        let allocated = file.metadata()?.len() / GROW * GROW;
         Ok(Journal {
             file,
             path: path.to_owned(),
@@ -292,7 +294,47 @@ pub(crate) fn recover_from(
             barrier.position
         ));
     }
+    if let Some(reason) = cut_at(bytes, offset, epoch) {
+        let last = previous.map_or(after, |p| p);
+        return Err(format!(
+            "{reason}: it was cut after position {last}, and the acknowledged updates \
+             written past that would be lost"
+        ));
+    }
     Ok(found)
+}
+
+/// Why the journal's `bytes` look cut short where a scan for `epoch` ended
+/// at `offset`, if they do.
+///
+/// Records are written only into room the journal grew to, in steps of
+/// [`GROW`], filled with zeros and synced beforehand (and [`Journal::open`]
+/// never counts a partial step as room). So no record written by a run can
+/// reach past the last whole step of the file, nor past its end; a torn
+/// write leaves its record's bytes inside the file. A record header lying
+/// within one 512-byte sector is written whole or not at all, so its length
+/// is the record's; a header across a sector boundary may be half old bytes,
+/// and proves nothing.
+fn cut_at(bytes: &[u8], offset: usize, epoch: u64) -> Option<String> {
+    let len = bytes.len();
+    let whole_steps = len - len % GROW as usize;
+    if offset > whole_steps {
+        return Some(format!(
+            "its records reach offset {offset}, past the last whole {GROW}-byte step it grows \
+             by ({whole_steps}) in its {len} bytes"
+        ));
+    }
+    let header = bytes.get(offset..offset + HEADER)?;
+    let epoch_of = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let length = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) & !BARRIER;
+    let within_sector = offset % 512 + HEADER <= 512;
+    let end = offset + HEADER + length as usize;
+    (epoch_of == epoch && within_sector && end > len).then(|| {
+        format!(
+            "the record at offset {offset} is {} bytes long, past the file's end at {len}",
+            HEADER + length as usize
+        )
+    })
 }
 
 /// The epoch of the record at the journal's start, if a whole one is there:
@@ -405,9 +447,52 @@ mod tests {
         // A crash mid-write: the last record's final byte never reached the disk.
         journal.file.write_all_at(&[0xff], end - 1).unwrap();
         assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
-        // Or only its first bytes did.
-        journal.file.set_len(end - 5).unwrap();
+        // Or only its first bytes did: the room it was written into keeps
+        // its zeros.
+        journal.file.write_all_at(&[0; 5], end - 5).unwrap();
         assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+    }
+
+    #[test]
+    fn a_journal_cut_through_its_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 1).unwrap();
+        // Records past the first step, the last of them across its end.
+        let big = vec![7u8; 300_000];
+        for position in 1..=4 {
+            journal.push(position, &big).unwrap();
+            journal.write().unwrap();
+        }
+        journal.sync().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * GROW);
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2, 3, 4]);
+        let bytes = std::fs::read(&path).unwrap();
+        // Cut at the step: the fourth record runs past the end.
+        let error = recover_from(&bytes[..GROW as usize], 1, 0).unwrap_err();
+        assert!(error.contains("past the file's end"), "{error}");
+        assert!(error.contains("cut after position 3"), "{error}");
+        // Cut between two records, inside the second step: the records
+        // reach past the last whole step.
+        let third_end = 3 * (HEADER + big.len());
+        let error = recover_from(&bytes[..third_end], 1, 0).unwrap_err();
+        assert!(error.contains("past the last whole"), "{error}");
+        // A header across a sector boundary proves nothing (it may be half
+        // old bytes): only what is whole is taken, as after a torn write.
+        let other = dir.path().join("other");
+        let mut crossing = Journal::open(&other, 1).unwrap();
+        crossing.push(1, &vec![7u8; big.len() + 10]).unwrap();
+        for position in 2..=4 {
+            crossing.push(position, &big).unwrap();
+        }
+        crossing.write().unwrap();
+        let fourth = 3 * (HEADER + big.len()) + 10;
+        assert!(fourth % 512 + HEADER > 512, "the fourth header crosses a sector");
+        let bytes = std::fs::read(&other).unwrap();
+        assert_eq!(
+            positions(&recover_from(&bytes[..GROW as usize], 1, 0).unwrap()),
+            [1, 2, 3]
+        );
     }
 
     /// Flips every bit of the byte at `at`.

@@ -852,6 +852,16 @@ fn a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_withou
         "{error}"
     );
 
+    // Emptied: the journal is grown before an epoch is committed, so an
+    // empty one was not merely never written.
+    let emptied = copy_dir(crashed.path());
+    std::fs::write(journal(&emptied), b"").unwrap();
+    let error = open_error(emptied.path());
+    assert!(
+        error.contains("log.journal is damaged: it is empty after an unclean shutdown"),
+        "{error}"
+    );
+
     // Untouched, every acknowledged entry comes back.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
