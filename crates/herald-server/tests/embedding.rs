@@ -25,11 +25,11 @@ async fn require_api_key(request: Request, next: Next) -> Response {
 }
 
 /// Serves `herald`'s routes inside `wrap(router)` on a free port; returns
-/// the hub URL and what stops the server.
+/// the hub URL, what stops the server, and the edge (to publish from code).
 async fn start(
     settings: Settings,
     wrap: impl FnOnce(Router) -> Router,
-) -> (String, oneshot::Sender<()>) {
+) -> (String, oneshot::Sender<()>, Herald) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub_url = format!(
         "http://{}/.well-known/mercure",
@@ -42,13 +42,14 @@ async fn start(
     );
     let router = wrap(herald.router());
     let (stop, stopped) = oneshot::channel::<()>();
+    let serving = herald.clone();
     tokio::spawn(async move {
-        serve(listener, &herald, router, async {
+        serve(listener, &serving, router, async {
             let _ = stopped.await;
         })
         .await
     });
-    (hub_url, stop)
+    (hub_url, stop, herald)
 }
 
 fn http1() -> reqwest::Client {
@@ -62,7 +63,7 @@ fn http1() -> reqwest::Client {
 
 #[tokio::test]
 async fn an_applications_layer_guards_plain_http1_publishes_by_default() {
-    let (hub_url, _stop) = start(Settings::default(), |router| {
+    let (hub_url, _stop, _) = start(Settings::default(), |router| {
         router.layer(axum::middleware::from_fn(require_api_key))
     })
     .await;
@@ -90,7 +91,7 @@ async fn turned_on_hand_served_publishes_skip_the_applications_layers() {
         hand_served_publish: true,
         ..Settings::default()
     };
-    let (hub_url, _stop) = start(settings, |router| {
+    let (hub_url, _stop, _) = start(settings, |router| {
         router.layer(axum::middleware::from_fn(require_api_key))
     })
     .await;
@@ -115,7 +116,7 @@ async fn a_wildcard_cors_origin_set_in_code_is_ignored_not_a_panic() {
         ],
         ..Settings::default()
     };
-    let (hub_url, _stop) = start(settings, |router| router).await;
+    let (hub_url, _stop, _) = start(settings, |router| router).await;
     let preflight = |origin: &'static str| {
         http1()
             .request(reqwest::Method::OPTIONS, &hub_url)
@@ -150,7 +151,7 @@ async fn durations_set_in_code_beyond_any_clock_are_clamped_not_a_panic() {
         shutdown_timeout: Duration::MAX,
         ..Settings::default()
     };
-    let (hub_url, _stop) = start(settings, |router| router).await;
+    let (hub_url, _stop, _) = start(settings, |router| router).await;
     let client = http1();
     for _ in 0..2 {
         // The accept loop, the head deadline and the stream's timers all
@@ -180,28 +181,14 @@ async fn shout(response: Response) -> Response {
 /// returns what reached the subscriber up to the event's blank line.
 async fn live_event_through_a_body_layer(settings: Settings) -> String {
     use futures_util::StreamExt;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!(
-        "http://{}/.well-known/mercure",
-        listener.local_addr().unwrap()
-    );
-    let herald = Herald::new(
-        Hub::builder(hub_url.parse().unwrap()).build(),
-        None,
-        Settings {
-            anonymous_subscribers: true,
-            ..settings
-        },
-    );
-    let router = herald.router().layer(axum::middleware::map_response(shout));
-    let serving = herald.clone();
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serve(listener, &serving, router, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let settings = Settings {
+        anonymous_subscribers: true,
+        ..settings
+    };
+    let (hub_url, _stop, herald) = start(settings, |router| {
+        router.layer(axum::middleware::map_response(shout))
+    })
+    .await;
     let response = http1()
         .get(format!("{hub_url}?match=urn%3Aa"))
         .send()

@@ -487,7 +487,10 @@ mod tests {
         }
         crossing.write().unwrap();
         let fourth = 3 * (HEADER + big.len()) + 10;
-        assert!(fourth % 512 + HEADER > 512, "the fourth header crosses a sector");
+        assert!(
+            fourth % 512 + HEADER > 512,
+            "the fourth header crosses a sector"
+        );
         let bytes = std::fs::read(&other).unwrap();
         assert_eq!(
             positions(&recover_from(&bytes[..GROW as usize], 1, 0).unwrap()),
