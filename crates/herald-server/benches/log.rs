@@ -137,6 +137,8 @@ impl Server {
         let address = listener.local_addr().expect("local address");
         let mut config = Config {
             listen: address,
+            // As `herald serve`: the figures are the hub's.
+            hand_served: true,
             ..Config::default()
         };
         config.auth.algorithms = vec!["HS256".into()];
