@@ -360,15 +360,6 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
 
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| {
-            herald
-                .settings()
-                .trusted_proxies
-                .client(addr.ip(), &parts.headers)
-        });
     let is_subscribe = parts.method == Method::GET
         || parts.method == Method::HEAD
         || parts.method.as_str() == "QUERY";
@@ -417,6 +408,16 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         }
     };
     let result = if is_subscribe {
+        // Only subscriptions are counted per client address.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| {
+                herald
+                    .settings()
+                    .trusted_proxies
+                    .client(addr.ip(), &parts.headers)
+            });
         let wire = parts
             .extensions
             .get::<stream_conn::DirectWire>()
