@@ -78,6 +78,11 @@ pub enum HubError {
     /// The log could not store or read updates.
     #[error("the update log failed: {0}")]
     Log(String),
+    /// The log refuses updates until the disk holding it has room again: it
+    /// keeps a reserve free for its own work (507 at the HTTP edge). Nothing
+    /// is wrong with the update; the same publish succeeds once space is back.
+    #[error("the update log is short of disk space: {0}")]
+    InsufficientStorage(String),
 }
 
 /// How the edge should classify a [`HubError`].
@@ -89,6 +94,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The hub itself failed: 500 or 503.
     Internal,
+    /// The log's disk is short of space: 507.
+    InsufficientStorage,
 }
 
 impl HubError {
@@ -97,6 +104,7 @@ impl HubError {
         match self {
             HubError::TooLarge(_) => ErrorKind::TooLarge,
             HubError::Log(_) => ErrorKind::Internal,
+            HubError::InsufficientStorage(_) => ErrorKind::InsufficientStorage,
             _ => ErrorKind::BadRequest,
         }
     }

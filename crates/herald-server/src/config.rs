@@ -275,6 +275,9 @@ pub struct LogConfig {
     pub max_bytes: u64,
     /// Durable log: bytes of the store's pages kept in memory.
     pub cache_size: u64,
+    /// Durable log: bytes kept free on its disk; with less, publishes are
+    /// answered 507 until there is more (0: no reserve).
+    pub min_free_space: u64,
     /// How ids are generated for updates published without one: `sequence`
     /// (the default), `uuid-v7` or `uuid-v4`.
     pub ids: String,
@@ -407,6 +410,7 @@ impl Default for LogConfig {
             max_age: Duration::ZERO,
             max_bytes: 0,
             cache_size: herald_store::DEFAULT_CACHE_SIZE as u64,
+            min_free_space: herald_store::DEFAULT_MIN_FREE_SPACE,
             ids: "sequence".into(),
         }
     }
@@ -482,6 +486,7 @@ impl LogConfig {
                 let mut config = StoreConfig::new(&self.dir);
                 config.durability = durability;
                 config.cache_size = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
+                config.min_free_space = self.min_free_space;
                 config.retention = Retention {
                     max_entries: (self.max_entries > 0).then_some(self.max_entries),
                     max_age: (!self.max_age.is_zero()).then_some(self.max_age),

@@ -131,8 +131,17 @@ impl IntoResponse for ErrorResponse {
                     ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
                     ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorKind::Internal => StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
                 };
-                problem(status, &detail)
+                let mut response = problem(status, &detail);
+                if status == StatusCode::INSUFFICIENT_STORAGE {
+                    // Space comes back when an operator frees it, not by
+                    // itself: a publisher that honours this retries calmly.
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                }
+                response
             }
             ServerError::BadRequest(_) => problem(StatusCode::BAD_REQUEST, &detail),
             ServerError::BodyTooLarge(_) => problem(StatusCode::PAYLOAD_TOO_LARGE, &detail),

@@ -63,6 +63,7 @@ use crate::inbox::{Inbox, Wait};
 use crate::journal::{self, JOURNAL_FILE, Journal};
 use crate::record;
 use crate::retention::{Retention, Shape};
+use crate::space::{DEFAULT_MIN_FREE_SPACE, FreeSpace, Reserve, available};
 
 const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
 /// id → every retained position carrying it, in order: a reused id resolves
@@ -112,6 +113,14 @@ pub struct StoreConfig {
     /// (redb's cache; [`DEFAULT_CACHE_SIZE`]). The store's resident memory
     /// grows to about this much once that much history has been read.
     pub cache_size: usize,
+    /// The bytes kept free on the disk holding `dir` ([`DEFAULT_MIN_FREE_SPACE`]):
+    /// with less, appends are refused with [`HubError::InsufficientStorage`],
+    /// and taken again as soon as there is more. The reserve is for the
+    /// store's own writes, which must not meet a full disk (see the `space`
+    /// module). 0 turns the check off.
+    pub min_free_space: u64,
+    /// How the free space is read ([`available`]; replaceable in tests).
+    pub free_space: FreeSpace,
     /// The time source for age-based retention (replaceable in tests).
     pub clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
@@ -124,6 +133,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("retention", &self.retention)
             .field("max_batch", &self.max_batch)
             .field("cache_size", &self.cache_size)
+            .field("min_free_space", &self.min_free_space)
             .finish()
     }
 }
@@ -137,6 +147,8 @@ impl StoreConfig {
             retention: Retention::default(),
             max_batch: 1024,
             cache_size: DEFAULT_CACHE_SIZE,
+            min_free_space: DEFAULT_MIN_FREE_SPACE,
+            free_space: Arc::new(available),
             clock: Arc::new(SystemTime::now),
         }
     }
@@ -585,6 +597,11 @@ impl DurableLog {
             accepting: true,
             failure: None,
             poisoned: false,
+            reserve: Reserve::new(
+                dir.clone(),
+                config.min_free_space,
+                Arc::clone(&config.free_space),
+            ),
         };
         let core = Arc::new(Mutex::new(committer));
         let handle = std::thread::Builder::new()
@@ -798,11 +815,16 @@ impl Log for DurableLog {
             }
             tokio::task::spawn_blocking(move || {
                 // Taken off the runtime: the committer holds it through a sync.
-                if let Some(failure) = core.lock().failure.clone() {
+                let mut core = core.lock();
+                if let Some(failure) = core.failure.clone() {
                     return Err(HubError::Log(format!(
                         "the log cannot take updates: {failure}"
                     )));
                 }
+                core.reserve.check().map_err(|reason| {
+                    HubError::Log(format!("the log cannot take updates: {reason}"))
+                })?;
+                drop(core);
                 let probe = dir.join(".ready-probe");
                 let result = fs::File::create(&probe)
                     .and_then(|file| file.sync_all())
@@ -1303,6 +1325,9 @@ struct Committer {
     /// readiness and liveness say so and a restart repairs the store from
     /// the journal, rather than refusing every publish for good.
     poisoned: bool,
+    /// Refuses commits while the disk is short of space, so that redb's
+    /// writes do not meet a full disk and poison the store.
+    reserve: Reserve,
 }
 
 /// Why an append is refused once appends are no longer taken: the failure
@@ -1493,11 +1518,18 @@ impl Committer {
             stored.push(record::encode(&entry));
             committed.push(Arc::new(entry));
         }
-        let failure = |batch: &mut Vec<(Entry, Reply)>, message: String| {
+        let failure = |batch: &mut Vec<(Entry, Reply)>, error: HubError| {
             for (_, reply) in batch.drain(..) {
-                let _ = reply.send(Err(HubError::Log(message.clone())));
+                let _ = reply.send(Err(error.clone()));
             }
         };
+        let bytes = stored.iter().map(|s| s.len() as u64).sum();
+        if let Err(reason) = self.reserve.admit(bytes) {
+            // Not a failure of the log: nothing was written, and the next
+            // commit goes ahead once the disk has room.
+            failure(batch, HubError::InsufficientStorage(reason));
+            return None;
+        }
         let began = Instant::now();
         let written = self.journal_batch(&committed, &stored);
         self.last_write = began.elapsed();
@@ -1506,7 +1538,7 @@ impl Committer {
             tracing::error!(file = %self.journal.path().display(), %error, "cannot journal updates");
             let message = format!("{}: cannot write: {error}", self.journal.path().display());
             self.note_failure(message.clone());
-            failure(batch, message);
+            failure(batch, HubError::Log(message));
             return None;
         }
         self.failure = None;

@@ -7,6 +7,8 @@
 //! - `inbox`: the appends handed to the committer, which it waits on.
 //! - `journal`: the append-only file a strict commit is made durable in.
 //! - [`record`]: the versioned binary form of a stored entry.
+//! - `space`: the free-space reserve that refuses updates before the disk
+//!   is full ([`available`] reads the free space).
 //! - [`Retention`]: the pure decision of what to discard, by count, age and size.
 //! - [`StoreError`]: why a data directory cannot be opened or used.
 //!
@@ -19,6 +21,7 @@ mod inbox;
 mod journal;
 pub mod record;
 mod retention;
+mod space;
 
 pub use durable::{
     DEFAULT_CACHE_SIZE, Durability, DurableLog, FORMAT_MARKER, STORE_FILE, StoreConfig,
@@ -27,3 +30,4 @@ pub use durable::{
 pub use error::StoreError;
 pub use journal::JOURNAL_FILE;
 pub use retention::{Retention, Shape};
+pub use space::{DEFAULT_MIN_FREE_SPACE, FreeSpace, available};

@@ -61,6 +61,50 @@ async fn appended_entries_read_back_in_order_with_an_id_index() {
 /// what was just committed and across both: a replay holds one read per
 /// subscriber, so large updates come a few at a time.
 #[tokio::test]
+async fn a_disk_short_of_the_reserve_refuses_appends_until_it_has_room_in_both_durabilities() {
+    for durability in [
+        Durability::Strict,
+        Durability::Relaxed {
+            flush_interval: Duration::from_millis(100),
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let free = Arc::new(std::sync::atomic::AtomicU64::new(1 << 30));
+        let mut config = StoreConfig::new(dir.path());
+        config.durability = durability;
+        config.min_free_space = 64 << 20;
+        config.free_space = Arc::new({
+            let free = Arc::clone(&free);
+            move |_| Ok(free.load(std::sync::atomic::Ordering::Relaxed))
+        });
+        let log = DurableLog::open(config).unwrap();
+        log.append(entry("a", SystemTime::now())).await.unwrap();
+        free.store(10 << 20, std::sync::atomic::Ordering::Relaxed);
+        // The reading of the free space is at most 100 ms old.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let refused = log.append(entry("b", SystemTime::now())).await.unwrap_err();
+        let herald_hub::HubError::InsufficientStorage(reason) = &refused else {
+            panic!("{durability:?}: expected InsufficientStorage, got {refused:?}");
+        };
+        assert!(
+            reason.contains("has 10.0 MiB (10485760 bytes) free, less than the 64.0 MiB"),
+            "{reason}"
+        );
+        let not_ready = log.check_ready().await.unwrap_err();
+        assert!(
+            not_ready.to_string().contains("min_free_space"),
+            "{not_ready}"
+        );
+        assert_eq!(log.check_alive(), Ok(()), "short of space is not dead");
+        free.store(65 << 20, std::sync::atomic::Ordering::Relaxed);
+        let taken = log.append(entry("c", SystemTime::now())).await.unwrap();
+        assert_eq!(taken.position(), 2, "the refused append took no position");
+        assert_eq!(log.check_ready().await, Ok(()));
+        assert_eq!(ids_after(&log, 0).await, ["a", "c"]);
+    }
+}
+
+#[tokio::test]
 async fn reads_are_bounded_in_bytes_as_well_as_entries() {
     let dir = tempfile::tempdir().unwrap();
     let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
