@@ -123,9 +123,10 @@ pub enum PublishError {
     /// The hub answered 200 with something that is not an event id.
     #[error("the hub answered 200 OK, but not with an event id: {0}")]
     NotAnId(String),
-    /// The server answered 200 with a web page (`text/html`): the URL is not a
-    /// hub's publish endpoint, or a proxy or login page stands in front of it,
-    /// and the update was most likely not published.
+    /// The server answered 200 with a web page or a JSON document (`text/html`,
+    /// `application/json`, …): the URL is not a hub's publish endpoint, or a
+    /// proxy, API gateway or login page stands in front of it, and the update
+    /// was most likely not published.
     #[error("the server answered 200 with {content_type}, not a Mercure hub's event id")]
     NotAHub {
         /// The media type of the answer, without its parameters.

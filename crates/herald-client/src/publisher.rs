@@ -73,7 +73,8 @@ impl Publisher {
     /// Publishes `update` and returns the id the hub assigned (the body of its
     /// 200 answer, without a trailing line break, as sent: it may hold control
     /// characters, to escape before printing). A 200 answer that is a web page
-    /// (`text/html`) is [`PublishError::NotAHub`].
+    /// or a JSON document (`text/html`, `application/json`, …) is
+    /// [`PublishError::NotAHub`]: a hub answers with the id as plain text.
     pub async fn publish(&self, update: &Update) -> Result<String, PublishError> {
         if update.topics.is_empty() {
             return Err(PublishError::NoTopic);
@@ -111,7 +112,7 @@ impl Publisher {
             let problem = rejection::describe_answer(response).await;
             return Err(PublishError::Rejected { status, problem });
         }
-        if let Some(content_type) = html_content_type(response.headers()) {
+        if let Some(content_type) = page_content_type(response.headers()) {
             return Err(PublishError::NotAHub { content_type });
         }
         let (body, too_long) = rejection::read_bounded(&mut response, MAX_ID_BYTES)
@@ -131,16 +132,25 @@ impl Publisher {
     }
 }
 
-/// The media type of an answer that is a web page (`text/html`, whatever its
-/// case and parameters), lowercased; `None` for any other answer. A hub
-/// answers its id as `text/plain`, but some send no or another text type, so
-/// only HTML, which no hub sends, is taken for "not a hub".
-fn html_content_type(headers: &http::HeaderMap) -> Option<String> {
+/// The media type of an answer that is a web page or a JSON document
+/// (`text/html`, `application/xhtml+xml`, `application/json` or a `+json`
+/// type, whatever its case and parameters), lowercased; `None` for any other
+/// answer. A hub answers its id as `text/plain`, but some send no or another
+/// text type, so only what no hub sends (a login page, an API gateway's JSON)
+/// is taken for "not a hub".
+fn page_content_type(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence
-        .eq_ignore_ascii_case("text/html")
-        .then(|| essence.to_ascii_lowercase())
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let page = matches!(
+        essence.as_str(),
+        "text/html" | "application/xhtml+xml" | "application/json"
+    ) || essence.ends_with("+json");
+    page.then_some(essence)
 }
 
 #[cfg(test)]
@@ -148,22 +158,34 @@ mod tests {
     use http::HeaderMap;
     use http::header::{CONTENT_TYPE, HeaderValue};
 
-    use super::html_content_type;
+    use super::page_content_type;
 
     #[test]
-    fn only_html_is_taken_for_a_page() {
+    fn pages_and_json_documents_are_not_ids() {
         let with = |value: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
-            html_content_type(&headers)
+            page_content_type(&headers)
         };
         assert_eq!(with("text/html"), Some("text/html".to_owned()));
         assert_eq!(
             with("Text/HTML; charset=utf-8"),
             Some("text/html".to_owned())
         );
+        assert_eq!(
+            with("application/JSON; charset=utf-8"),
+            Some("application/json".to_owned())
+        );
+        assert_eq!(
+            with("application/vnd.api+json"),
+            Some("application/vnd.api+json".to_owned())
+        );
+        assert_eq!(
+            with("application/xhtml+xml"),
+            Some("application/xhtml+xml".to_owned())
+        );
         assert_eq!(with("text/plain; charset=utf-8"), None);
         assert_eq!(with("application/octet-stream"), None);
-        assert_eq!(html_content_type(&HeaderMap::new()), None);
+        assert_eq!(page_content_type(&HeaderMap::new()), None);
     }
 }

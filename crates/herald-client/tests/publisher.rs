@@ -282,4 +282,15 @@ async fn a_200_that_is_not_an_id_is_an_error() {
         page.to_string(),
         "the server answered 200 with text/html, not a Mercure hub's event id"
     );
+    // Nor is an API's JSON document.
+    let json = publish_against(&server, publisher(&server), |conn| async move {
+        conn.respond("200 OK", "application/json", "{\"ok\":true}")
+            .await;
+    })
+    .await
+    .expect_err("a JSON document");
+    assert_eq!(
+        json.to_string(),
+        "the server answered 200 with application/json, not a Mercure hub's event id"
+    );
 }

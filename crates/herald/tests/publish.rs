@@ -269,6 +269,21 @@ async fn a_web_page_answered_with_200_is_not_taken_for_an_id() {
 }
 
 #[tokio::test]
+async fn a_json_document_answered_with_200_is_not_taken_for_an_id() {
+    let (output, hub) = publish_answered("application/json", "{\"status\":\"queued\"}").await;
+    assert_eq!(
+        output,
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "herald: the server at {hub} answered 200 with application/json, not a Mercure hub's event id\n"
+            )
+        )
+    );
+}
+
+#[tokio::test]
 async fn bad_flag_values_are_usage_errors() {
     let output = run(&[
         "publish",
