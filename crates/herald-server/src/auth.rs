@@ -22,7 +22,9 @@ pub struct Client {
     pub grants: Arc<Grants>,
     /// `iss` and `sub` of the token, the key for per-subject limits.
     pub subject: Option<String>,
-    /// When the token expires.
+    /// When the token stops being accepted: its `exp` plus the clock-skew
+    /// leeway (`auth.leeway`). A subscription is closed then, not at `exp`
+    /// itself: a token still accepted would reopen it at once.
     pub expires_at: Option<SystemTime>,
     /// Whether the token came from the cookie (an ambient credential, so
     /// cross-site request forgery must be guarded against).
@@ -113,7 +115,6 @@ impl std::hash::Hasher for SuffixHasher {
 struct CachedToken {
     grants: Arc<Grants>,
     subject: Option<String>,
-    expires_at: SystemTime,
     window: Range<SystemTime>,
     generation: u64,
 }
@@ -128,7 +129,7 @@ impl TokenCache {
         Some(Client {
             grants: Arc::clone(&cached.grants),
             subject: cached.subject.clone(),
-            expires_at: Some(cached.expires_at),
+            expires_at: Some(cached.window.end),
             via_cookie: false,
             legacy: false,
         })
@@ -236,7 +237,11 @@ impl Authenticator {
                 ));
             };
             let verified = legacy.verify(&token).map_err(token_error)?;
-            return self.legacy_client(&verified, via_cookie).map(Some);
+            let mut client = self.legacy_client(&verified, via_cookie)?;
+            client.expires_at = client
+                .expires_at
+                .map(|exp| exp.checked_add(legacy.leeway()).unwrap_or(exp));
+            return Ok(Some(client));
         }
         let Some(verifier) = &self.verifier else {
             return Err(invalid_token(
@@ -281,21 +286,22 @@ impl Authenticator {
             .as_ref()
             .map(|sub| format!("{} {sub}", verified.issuer));
         let grants = Arc::new(grants);
+        let window = verifier.acceptance_window(&verified);
+        let accepted_until = window.end;
         self.cache.insert(
             token.as_bytes(),
             now,
             CachedToken {
                 grants: Arc::clone(&grants),
                 subject: subject.clone(),
-                expires_at: verified.expires_at,
-                window: verifier.acceptance_window(&verified),
+                window,
                 generation,
             },
         );
         Ok(Some(Client {
             grants,
             subject,
-            expires_at: Some(verified.expires_at),
+            expires_at: Some(accepted_until),
             via_cookie,
             legacy: false,
         }))
@@ -392,13 +398,19 @@ impl Authenticator {
                     "the request carries several Authorization headers; send one",
                 ));
             }
-            let value = as_text(value).ok_or_else(|| {
-                invalid_request("malformed_header", "the Authorization header is not ASCII")
-            })?;
-            let token = bearer_token(value.as_bytes())
-                .map_err(|reason| invalid_request("malformed_header", reason))?;
-            // ASCII (checked above), so any byte offset is a char boundary.
-            return Ok(Some((value[token].into(), Source::Header)));
+            // Another scheme (a browser's `Basic` credentials for a site
+            // behind HTTP authentication, which it sends with every request
+            // there) carries no bearer token: as RFC 6750 has it, the
+            // request is taken as one without a token, so the cookie counts.
+            if is_bearer(value) {
+                let value = as_text(value).ok_or_else(|| {
+                    invalid_request("malformed_header", "the Authorization header is not ASCII")
+                })?;
+                let token = bearer_token(value.as_bytes())
+                    .map_err(|reason| invalid_request("malformed_header", reason))?;
+                // ASCII (checked above), so any byte offset is a char boundary.
+                return Ok(Some((value[token].into(), Source::Header)));
+            }
         }
         if self.compatibility.is_some()
             && let Some(query) = query
@@ -424,6 +436,43 @@ impl Authenticator {
             }
         }
         Ok(None)
+    }
+}
+
+/// Whether an `Authorization` header value uses the Bearer scheme (in any
+/// case), with or without a token after it.
+fn is_bearer(value: &[u8]) -> bool {
+    let scheme = value.split(|&b| b == b' ').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case(b"bearer")
+}
+
+/// The 401 for a request that needs a token and presented none: `detail`
+/// says what needed it, and, when the request carries an `Authorization`
+/// header of another scheme, that the hub does not read that scheme.
+pub(crate) fn missing_token(headers: &impl RequestHeaders, detail: &str) -> ServerError {
+    let other_scheme = headers
+        .all(&header::AUTHORIZATION)
+        .next()
+        .filter(|value| !is_bearer(value))
+        .map(|value| {
+            let scheme = value.split(|&b| b == b' ').next().unwrap_or_default();
+            String::from_utf8_lossy(scheme)
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(32)
+                .collect::<String>()
+        });
+    let detail = match other_scheme {
+        Some(scheme) => format!(
+            "{detail}; the Authorization header's `{scheme}` scheme is not one this hub reads \
+             (send `Authorization: Bearer <token>`, or the token's cookie)"
+        ),
+        None => detail.to_owned(),
+    };
+    ServerError::Bearer {
+        error: BearerError::Missing,
+        reason: "missing",
+        detail,
     }
 }
 
@@ -511,7 +560,6 @@ mod tests {
         CachedToken {
             grants: Grants::none(),
             subject: Some("iss sub".into()),
-            expires_at: at(until),
             window: at(from)..at(until),
             generation,
         }

@@ -79,11 +79,7 @@ pub(crate) fn publisher(
     herald
         .auth()
         .authenticate_in(headers, query, Purpose::Publish)?
-        .ok_or_else(|| ServerError::Bearer {
-            error: BearerError::Missing,
-            reason: "missing",
-            detail: "publishing requires an access token".into(),
-        })
+        .ok_or_else(|| crate::auth::missing_token(headers, "publishing requires an access token"))
 }
 
 /// A cookie is sent by the browser whatever page makes the request, so a

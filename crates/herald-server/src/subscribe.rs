@@ -67,11 +67,10 @@ pub(crate) async fn subscribe(
         Some(client) => client,
         None if herald.settings().anonymous_subscribers => Client::anonymous(),
         None => {
-            return Err(ServerError::Bearer {
-                error: BearerError::Missing,
-                reason: "missing",
-                detail: "this hub requires an access token to subscribe".into(),
-            });
+            return Err(crate::auth::missing_token(
+                headers,
+                "this hub requires an access token to subscribe",
+            ));
         }
     };
     let admission = herald

@@ -61,11 +61,10 @@ pub(crate) async fn endpoint(
         .auth()
         .authenticate(headers, query, Purpose::Subscribe)?
     else {
-        return Err(ServerError::Bearer {
-            error: BearerError::Missing,
-            reason: "missing",
-            detail: "the subscription API requires an access token".into(),
-        });
+        return Err(crate::auth::missing_token(
+            headers,
+            "the subscription API requires an access token",
+        ));
     };
     if !client.grants.can_read(&[topic.as_str()]) {
         return Err(ServerError::Bearer {

@@ -228,7 +228,9 @@ async fn the_token_may_come_from_the_query_or_the_legacy_cookie() {
 
 #[tokio::test]
 async fn legacy_tokens_expire_and_need_a_configured_key() {
-    let hub = start(compat_config()).await;
+    let mut short_leeway = compat_config();
+    short_leeway.auth.leeway = Duration::from_secs(1);
+    let hub = start(short_leeway).await;
     let topic = "https://example.com/a";
     let short = legacy(
         SUBSCRIBER_SECRET,
@@ -237,7 +239,8 @@ async fn legacy_tokens_expire_and_need_a_configured_key() {
             .with_ttl(Duration::from_secs(1)),
     );
     let mut stream = subscribe_with(&hub, &format!("topic={}", enc(topic)), &short).await;
-    // The hub closes the stream at `exp` (plus nothing: leeway only widens acceptance).
+    // The hub closes the stream at `exp` plus the leeway, when the token
+    // stops being accepted.
     let events = stream.until_end(Duration::from_secs(10)).await;
     assert!(events.is_empty(), "{events:?}");
 

@@ -181,6 +181,12 @@ impl LegacyToken {
 }
 
 impl LegacyVerifier {
+    /// The clock-skew leeway applied to `exp` and `nbf`: a token is accepted
+    /// until its `exp` plus this.
+    pub fn leeway(&self) -> Duration {
+        self.inner.leeway
+    }
+
     /// Starts configuring a verifier accepting only the algorithms of `algorithms`.
     pub fn builder(algorithms: impl IntoIterator<Item = Algorithm>) -> LegacyVerifierBuilder {
         let mut allow: Vec<Algorithm> = Vec::new();
