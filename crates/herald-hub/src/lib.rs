@@ -40,7 +40,10 @@ pub use group::Wire;
 pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
 pub use log::{DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit};
-pub use matcher::{Matcher, MatcherLimits, MatcherType, Matchers, Pattern, Selector};
+pub use matcher::{
+    MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits, MatcherType, Matchers, Pattern,
+    Selector,
+};
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
 pub use registry::{DEFAULT_QUEUE_BYTES, Registration, Registry, RegistryStats, SubscriberState};

@@ -118,6 +118,18 @@ impl Matcher {
         }
     }
 
+    /// The bytes of compiled regular expressions it holds: a URL pattern's
+    /// (at most 512 KiB; a few KiB per part for ordinary groups), none for
+    /// the others. Shared by every matcher with the same source, but counted
+    /// whole by each, so that a budget over a subscription's matchers does
+    /// not depend on what other subscriptions hold.
+    pub fn compiled_bytes(&self) -> usize {
+        match self {
+            Matcher::UrlPattern(pattern) => pattern.memory,
+            Matcher::Wildcard | Matcher::Exact(_) | Matcher::Selector(_) => 0,
+        }
+    }
+
     /// The matcher as written.
     pub fn source(&self) -> &str {
         match self {
@@ -133,6 +145,8 @@ impl Matcher {
 pub struct Pattern {
     source: Box<str>,
     compiled: UrlPattern<PatternRegex>,
+    /// The bytes its compiled expressions take.
+    memory: usize,
     memo: Memo,
 }
 
@@ -295,6 +309,12 @@ impl Default for MatcherLimits {
     }
 }
 
+/// The most bytes of compiled URL patterns ([`Matcher::compiled_bytes`]) one
+/// subscription may hold: a hundred ordinary patterns take about 2.7 MiB,
+/// and one pattern at most 512 KiB. It bounds what one request can make the
+/// hub hold, which without it reached over a hundred megabytes.
+pub const MAX_SUBSCRIPTION_PATTERN_BYTES: usize = 4 << 20;
+
 /// Parses and interns matchers for one hub URL.
 #[derive(Clone)]
 pub struct Matchers {
@@ -381,19 +401,22 @@ impl Matchers {
             }
             other => other.to_string(),
         };
-        let init = UrlPatternInit::parse_constructor_string::<PatternRegex>(
-            value,
-            Some(self.shared.base.clone()),
-        )
-        .map_err(|e| invalid(reason(e)))?;
-        let options = UrlPatternOptions {
-            ignore_case: false,
-            ..Default::default()
-        };
-        let compiled = UrlPattern::parse(init, options).map_err(|e| invalid(reason(e)))?;
+        let (compiled, memory) = pattern_regex::measured(|| {
+            let init = UrlPatternInit::parse_constructor_string::<PatternRegex>(
+                value,
+                Some(self.shared.base.clone()),
+            )?;
+            let options = UrlPatternOptions {
+                ignore_case: false,
+                ..Default::default()
+            };
+            UrlPattern::parse(init, options)
+        });
+        let compiled = compiled.map_err(|e| invalid(reason(e)))?;
         Ok(Pattern {
             source: value.into(),
             compiled,
+            memory,
             memo: Memo::new(&self.shared),
         })
     }

@@ -13,9 +13,18 @@
 //! `[^/]` match one byte, and `\w{1,200}` compiles in a fraction of a
 //! millisecond. Unicode classes (`\p{L}`) are refused, since no ASCII text
 //! needs them. A size limit bounds what is left (`\d{1,100000}`).
+//!
+//! The memory a pattern's expressions take together is counted too, and
+//! bounded ([`PATTERN_LIMIT`]): a URL pattern has up to eight parts, each
+//! compiled on its own, and several groups near the size limit in one part
+//! made a single pattern over a megabyte, a hundred of them in one
+//! anonymous subscription over a hundred. [`Pattern`](crate::matcher::Pattern)
+//! keeps the count, for a subscription's own budget.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
+use regex_automata::meta;
+use regex_automata::util::syntax;
 use urlpattern::RegexSyntax;
 
 /// The largest compiled program of one regular expression of a URL pattern.
@@ -23,15 +32,34 @@ use urlpattern::RegexSyntax;
 /// few KiB.
 pub(crate) const SIZE_LIMIT: usize = 256 * 1024;
 
+/// The most memory the compiled expressions of one URL pattern may take
+/// together. A pattern of ordinary groups takes a few KiB per part.
+pub(crate) const PATTERN_LIMIT: usize = 512 * 1024;
+
 thread_local! {
     /// Why the last regular expression compiled on this thread was refused:
     /// the URL pattern crate reports only "regexp error".
     static LAST_REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The memory of the expressions compiled on this thread since
+    /// [`measured`] started counting.
+    static COMPILED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// An ASCII `regex::bytes::Regex` compiled within [`SIZE_LIMIT`].
+/// Runs `compile` and returns its result with the memory the expressions it
+/// compiled on this thread take; each is refused once they would take more
+/// than [`PATTERN_LIMIT`] together.
+pub(crate) fn measured<T>(compile: impl FnOnce() -> T) -> (T, usize) {
+    COMPILED.with(|c| c.set(0));
+    let result = compile();
+    (result, COMPILED.with(Cell::take))
+}
+
+/// An ASCII regular expression over bytes, compiled within [`SIZE_LIMIT`].
 #[derive(Debug, Clone)]
-pub(crate) struct PatternRegex(regex::bytes::Regex);
+pub(crate) struct PatternRegex {
+    regex: meta::Regex,
+    source: String,
+}
 
 impl urlpattern::regexp::RegExp for PatternRegex {
     fn syntax() -> RegexSyntax {
@@ -39,51 +67,72 @@ impl urlpattern::regexp::RegExp for PatternRegex {
     }
 
     fn parse(pattern: &str, _flags: &str, _force_eval: bool) -> Result<Self, ()> {
-        regex::bytes::RegexBuilder::new(pattern)
-            .unicode(false)
-            .size_limit(SIZE_LIMIT)
-            .dfa_size_limit(SIZE_LIMIT)
-            .build()
-            .map(PatternRegex)
+        let refuse = |reason: String| {
+            LAST_REFUSAL.with(|last| *last.borrow_mut() = Some(reason));
+        };
+        let regex = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .configure(
+                meta::Config::new()
+                    .nfa_size_limit(Some(SIZE_LIMIT))
+                    .onepass_size_limit(Some(SIZE_LIMIT))
+                    .dfa_size_limit(Some(SIZE_LIMIT))
+                    .hybrid_cache_capacity(SIZE_LIMIT),
+            )
+            .build(pattern)
             .map_err(|error| {
-                let reason = match error {
-                    regex::Error::CompiledTooBig(_) => format!(
+                let reason = if error.size_limit().is_some() {
+                    format!(
                         "a part of the pattern compiles to more than {} KiB: repeat its groups less",
                         SIZE_LIMIT / 1024
-                    ),
-                    other => {
-                        let reason = reason_line(&other);
-                        if reason.contains("Unicode") {
-                            format!(
-                                "invalid regular expression: {reason} (URLs are matched as \
-                                 ASCII, percent-encoded: \\w, \\d and \\s are ASCII classes \
-                                 and Unicode classes such as \\p{{L}} are not available)"
-                            )
-                        } else {
-                            format!("invalid regular expression: {reason}")
-                        }
+                    )
+                } else {
+                    let reason = reason_line(&error);
+                    if reason.contains("Unicode") {
+                        format!(
+                            "invalid regular expression: {reason} (URLs are matched as \
+                             ASCII, percent-encoded: \\w, \\d and \\s are ASCII classes \
+                             and Unicode classes such as \\p{{L}} are not available)"
+                        )
+                    } else {
+                        format!("invalid regular expression: {reason}")
                     }
                 };
-                LAST_REFUSAL.with(|last| *last.borrow_mut() = Some(reason));
-            })
+                refuse(reason);
+            })?;
+        let total = COMPILED.with(Cell::get) + regex.memory_usage();
+        if total > PATTERN_LIMIT {
+            refuse(format!(
+                "the pattern compiles to more than {} KiB: use fewer or shorter repeated groups",
+                PATTERN_LIMIT / 1024
+            ));
+            return Err(());
+        }
+        COMPILED.with(|c| c.set(total));
+        Ok(PatternRegex {
+            regex,
+            source: pattern.to_owned(),
+        })
     }
 
     fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
-        let captures = self.0.captures(text.as_bytes())?;
+        let mut captures = self.regex.create_captures();
+        self.regex.captures(text.as_bytes(), &mut captures);
+        if !captures.is_match() {
+            return None;
+        }
         // A group that would split a character (only possible in text that
         // is not ASCII, which URLs are not) is no match.
-        captures
-            .iter()
-            .skip(1)
-            .map(|group| match group {
+        (1..captures.group_len())
+            .map(|group| match captures.get_group(group) {
                 None => Some(None),
-                Some(m) => text.get(m.start()..m.end()).map(Some),
+                Some(span) => text.get(span.start..span.end).map(Some),
             })
             .collect()
     }
 
     fn pattern_string(&self) -> &str {
-        self.0.as_str()
+        &self.source
     }
 }
 
@@ -94,8 +143,11 @@ pub(crate) fn take_last_refusal() -> Option<String> {
 
 /// The regex crate's errors span several lines (the pattern, a caret, then
 /// `error: <reason>`): the reason alone.
-fn reason_line(error: &regex::Error) -> String {
-    let text = error.to_string();
+fn reason_line(error: &meta::BuildError) -> String {
+    let text = match error.syntax_error() {
+        Some(syntax) => syntax.to_string(),
+        None => error.to_string(),
+    };
     text.lines()
         .rev()
         .find(|line| !line.trim().is_empty())

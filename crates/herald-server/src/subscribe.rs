@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use herald_hub::{Entry, MatcherType, Resume, Subscription};
+use herald_hub::{Entry, MAX_SUBSCRIPTION_PATTERN_BYTES, MatcherType, Resume, Subscription};
 use herald_sse::encode::KEEP_ALIVE;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -203,6 +203,7 @@ fn parse(
         None => (false, None),
     };
     let mut matchers = Vec::new();
+    let mut pattern_bytes = 0;
     for (name, value) in &pairs {
         if name == "access_token" || (!legacy && name == "authorization") {
             return Err(ServerError::Bearer {
@@ -222,10 +223,16 @@ fn parse(
                 herald.settings().max_matchers
             )));
         }
-        matchers.push((
-            matcher_type,
-            herald.hub().matcher(name, matcher_type, value)?,
-        ));
+        let matcher = herald.hub().matcher(name, matcher_type, value)?;
+        pattern_bytes += matcher.compiled_bytes();
+        if pattern_bytes > MAX_SUBSCRIPTION_PATTERN_BYTES {
+            return Err(ServerError::BadRequest(format!(
+                "the subscription's URL patterns compile to more than {} MiB together, at \
+                 `{name}` `{value}`: use fewer patterns, or fewer repeated groups in them",
+                MAX_SUBSCRIPTION_PATTERN_BYTES >> 20
+            )));
+        }
+        matchers.push((matcher_type, matcher));
     }
     if matchers.is_empty() {
         let hint = if legacy {

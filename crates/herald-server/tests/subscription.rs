@@ -288,6 +288,56 @@ async fn url_pattern_groups_are_ascii_and_bounded_in_size() {
 }
 
 #[tokio::test]
+async fn what_a_subscription_s_url_patterns_hold_is_bounded() {
+    let hub = start_default().await;
+    // Nine long groups in one part: over a megabyte compiled, once.
+    let heavy = format!(
+        "https://example.com/{}",
+        (0..9)
+            .map(|i| format!(r":g{i}(\w{{1,200}})"))
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let (_, body) = refused(
+        get(&hub, &format!("match_urlpattern={}", enc(&heavy))),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        body.contains("the pattern compiles to more than 512 KiB"),
+        "{body}"
+    );
+    // Four such groups fit in a pattern, but not thirty such patterns in
+    // one subscription.
+    let query = (0..30)
+        .map(|n| {
+            let pattern = format!(
+                r"https://example.com/{n}/:a(\w{{1,200}})/:b(\w{{1,200}})/:c(\w{{1,200}})/:d(\w{{1,200}})"
+            );
+            format!("match_urlpattern={}", enc(&pattern))
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let (_, body) = refused(get(&hub, &query), StatusCode::BAD_REQUEST).await;
+    assert!(
+        body.contains("the subscription's URL patterns compile to more than 4 MiB together"),
+        "{body}"
+    );
+    // A hundred ordinary patterns, the most matchers a subscription may
+    // have, are fine.
+    let query = (0..100)
+        .map(|n| {
+            let pattern = format!("https://example.com/books/{n}/:id");
+            format!("match_urlpattern={}", enc(&pattern))
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut stream = subscribe(&hub, &query).await;
+    publish_marker(&hub, "https://example.com/books/99/dune", "matched").await;
+    assert_eq!(stream.event().await.data, "matched");
+}
+
+#[tokio::test]
 async fn head_answers_the_head_of_a_subscription_without_subscribing() {
     let hub = start_default().await;
     let url = format!("{}?match={}", hub.url, enc("https://example.com/books/1"));
