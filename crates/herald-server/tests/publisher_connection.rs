@@ -420,8 +420,8 @@ async fn a_token_already_verified_is_read_as_the_slow_path_reads_it() {
     for (header, status, words) in [
         (
             format!("Authorization: Basic {token}"),
-            400,
-            "Bearer scheme",
+            401,
+            "`Basic` scheme is not one this hub reads",
         ),
         (
             format!("Authorization: Bearer {token}x"),
