@@ -358,6 +358,16 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
     )
 }
 
+/// The `Content-Length` a request declared, if one valid one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(axum::http::header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.trim().parse().ok()
+}
+
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let is_subscribe = parts.method == Method::GET
@@ -396,7 +406,19 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         read.await
     };
     let body: Bytes = match read {
-        Ok(bytes) => bytes,
+        Ok(bytes) => match declared_length(&parts.headers) {
+            // An HTTP/2 client that resets its stream with NO_ERROR or
+            // CANCEL mid-body ends the body as cleanly as END_STREAM does
+            // (hyper reads both so); the length it declared tells them apart.
+            Some(declared) if (bytes.len() as u64) < declared => {
+                return herald.error(ServerError::BadRequest(format!(
+                    "the request body ended after {} of the {declared} bytes its \
+                     Content-Length declared; nothing was published",
+                    bytes.len()
+                )));
+            }
+            _ => bytes,
+        },
         Err(error) if is_length_limit(&error) => {
             return herald.error(ServerError::BodyTooLarge(limit));
         }

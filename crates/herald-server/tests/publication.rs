@@ -561,3 +561,36 @@ async fn every_answer_carries_a_request_id_and_a_client_s_own_is_kept() {
     .await;
     assert_eq!(response.headers()["x-request-id"], "from-the-client");
 }
+
+#[tokio::test]
+async fn an_h2c_publish_reset_mid_body_is_not_published() {
+    let hub = start_default().await;
+    let topic = "https://example.com/reset";
+    let mut stream = subscribe(&hub, &format!("match={}", enc(topic))).await;
+    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.expect("an h2c handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // Cut anywhere in its data, the half body is still a publish to `topic`.
+    let body = format!("topic={}&data={}", enc(topic), "x".repeat(200));
+    let request = http::Request::post(hub.url.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", format!("Bearer {}", hub.publisher()))
+        .header("content-length", body.len().to_string())
+        .body(())
+        .unwrap();
+    let (_response, mut send) = client.send_request(request, false).unwrap();
+    // Half the body, then a reset without an error: the stream ends, but
+    // not with END_STREAM, so the body is not whole.
+    send.send_data(body.as_bytes()[..body.len() / 2].to_vec().into(), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send.send_reset(h2::Reason::NO_ERROR);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_ok(&hub, &[("topic", topic), ("data", "after")]).await;
+    assert_eq!(
+        stream.data(1).await,
+        ["after"],
+        "the half body was not published"
+    );
+}
