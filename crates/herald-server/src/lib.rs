@@ -568,6 +568,19 @@ pub async fn serve(
     listener::run(listener, herald, router, None, shutdown).await
 }
 
+/// Serves `router` (usually [`Herald::admin_router`]) on the admin
+/// listener over HTTP/1.1 until `shutdown`: a request head must be whole
+/// within `head_timeout` (`limits.request_head_timeout`), which also closes
+/// idle connections, and at most 64 connections are served at once.
+pub async fn serve_admin(
+    listener: TcpListener,
+    router: Router,
+    head_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    listener::run_admin(listener, router, head_timeout, shutdown).await;
+}
+
 /// Like [`serve`], over TLS: ALPN offers `h2` and `http/1.1`, and the
 /// certificate is reloaded when its files change.
 pub async fn serve_tls(

@@ -523,3 +523,53 @@ async fn accept_failed(error: std::io::Error) {
     tracing::error!(%error, "cannot accept a connection; pausing one second");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
+
+/// The most connections the admin listener serves at once: scrapers and
+/// probes make a few, and each draws on the process's descriptor budget.
+pub(crate) const ADMIN_CONNECTIONS: usize = 64;
+
+/// Serves the admin routes (metrics, health) over HTTP/1.1 until `shutdown`:
+/// a request head must be whole within `head_timeout` (so a silent or idle
+/// connection is closed after that long), and at most [`ADMIN_CONNECTIONS`]
+/// are served at once; more wait in the kernel's accept queue.
+pub(crate) async fn run_admin(
+    listener: TcpListener,
+    router: Router,
+    head_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => return,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        let (tcp, _) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(head_timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, "admin connection ended");
+            }
+            drop(slot);
+        });
+    }
+}

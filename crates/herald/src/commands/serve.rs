@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_server::config::IssuerConfig;
-use herald_server::{serve, serve_tls};
+use herald_server::{serve, serve_admin, serve_tls};
 use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
 use herald_token::{MintRequest, SigningKey, mint};
 use url::Url;
@@ -123,16 +123,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             "herald admin listening on {local} (/metrics, /healthz, /readyz)"
         ));
         let routes = herald.admin_router();
-        tokio::spawn(async move {
-            let served = axum::serve(admin, routes)
-                .with_graceful_shutdown(async {
-                    let _ = admin_stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "the admin listener failed");
-            }
-        });
+        let head_timeout = config.limits.request_head_timeout;
+        tokio::spawn(serve_admin(admin, routes, head_timeout, async {
+            let _ = admin_stopped.await;
+        }));
     }
     let router = herald.router();
     let served = match tls {

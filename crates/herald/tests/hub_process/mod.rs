@@ -48,6 +48,18 @@ pub async fn start_with_admin(data_dir: &std::path::Path) -> (Child, String, Str
     (child, address, admin.expect("the admin line"))
 }
 
+/// Like [`start_with_admin`], with more `herald serve` arguments.
+pub async fn start_with_admin_and(
+    data_dir: &std::path::Path,
+    more: &[&str],
+) -> (Child, String, String) {
+    let mut args = vec!["--admin-listen", "127.0.0.1:0"];
+    args.extend_from_slice(more);
+    let (child, address, admin) =
+        start_reading(data_dir, &args, Some("herald admin listening on ")).await;
+    (child, address, admin.expect("the admin line"))
+}
+
 /// Starts the hub and reads its banner until the listening line and, when
 /// `also` is given, the line starting with it (whose first word is returned).
 async fn start_reading(
