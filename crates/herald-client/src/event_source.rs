@@ -209,7 +209,13 @@ impl Driver {
                 Ok(value) => {
                     headers.insert(LAST_EVENT_ID, value);
                 }
-                Err(_) => tracing::warn!("last event ID cannot be sent in a header; omitted"),
+                // A browser sends it (only NUL, CR and LF are barred there);
+                // the HTTP stack here refuses every control character but tab.
+                Err(_) => tracing::warn!(
+                    "the last event ID {:?} holds a control character, which cannot be sent \
+                     in the Last-Event-ID header; reconnecting without it",
+                    self.last_event_id
+                ),
             }
         }
         let mut builder = self

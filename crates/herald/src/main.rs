@@ -8,6 +8,7 @@ mod commands;
 mod error;
 
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 
 use crate::error::CliError;
 
@@ -49,6 +50,14 @@ fn main() -> std::process::ExitCode {
             runtime().and_then(|rt| rt.block_on(commands::serve::run(*args)))
         }
         Command::Subscribe(args) => {
+            // The event source's warnings (an id it cannot send back) are
+            // for the person following the stream.
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("herald_client=warn"))
+                .with_writer(std::io::stderr)
+                .without_time()
+                .with_target(false)
+                .init();
             runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args)))
         }
         Command::Publish(args) => {
@@ -61,7 +70,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("herald: {error}");
+            // A closed stderr is no reason to panic: the exit status says it.
+            let _ = writeln!(std::io::stderr(), "herald: {error}");
             error.exit_code()
         }
     }

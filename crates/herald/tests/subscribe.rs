@@ -421,6 +421,11 @@ async fn bad_flag_values_are_usage_errors() {
             vec!["--header", "Bad Name: v"],
             "herald: invalid --header 'Bad Name: v': the name is not a valid HTTP header name\n",
         ),
+        (
+            vec!["--last-event-id", "a\u{1}b"],
+            "herald: invalid --last-event-id \"a\\u{1}b\": it holds a control character, which \
+             cannot be sent in the Last-Event-ID header\n",
+        ),
     ];
     for (flags, message) in cases {
         let mut args = vec!["subscribe", "http://127.0.0.1:9/"];
@@ -460,4 +465,85 @@ async fn a_server_not_up_yet_is_retried_as_a_browser_does() {
     conn.write(b"data: up at last\n\n").await;
     assert_eq!(herald.line().await, "up at last");
     herald.kill().await;
+}
+
+#[tokio::test]
+async fn pretty_output_shows_what_would_drive_a_terminal_escaped() {
+    let stream: &[u8] = b"event: a\x1b]0;title\x07\nid: i\x1b[2J\ndata: x\x1b[31m\ty\ndata: z\n\n";
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    serve_then_stop(&server, stream).await;
+    assert_eq!(
+        herald.finish().await.stdout,
+        "[a\\u{1b}]0;title\\u{7}] id=i\\u{1b}[2J\nx\\u{1b}[31m\ty\nz\n\n"
+    );
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_be_sent_back_is_said_on_stderr() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", "--format", "raw", &url]);
+    let resumed_with = serve_then_stop(&server, b"id: a\x01b\ndata: x\n\n").await;
+    assert_eq!(resumed_with, None, "the HTTP stack cannot send it");
+    let output = herald.finish().await;
+    assert_eq!(output.stdout, "x\n");
+    assert!(
+        output
+            .stderr
+            .contains("the last event ID \"a\\u{1}b\" holds a control character, which cannot be sent in the Last-Event-ID header; reconnecting without it"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_empty_token_is_no_token() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url, "--token", ""]);
+    let conn = server.accept().await;
+    assert_eq!(conn.request.header("authorization"), None);
+    conn.respond("204 No Content", "text/plain", "").await;
+    assert_eq!(herald.finish().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_closed_stderr_does_not_stop_following() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["subscribe", "--format", "raw", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start herald");
+    // Nobody reads stderr: the reconnection notice meets a closed pipe.
+    drop(child.stderr.take());
+    let mut conn = server.accept().await;
+    conn.open_chunked_stream().await;
+    conn.chunk(b"retry: 0\ndata: one\n\n").await;
+    // No terminating chunk: a network error, said on stderr.
+    conn.close().await;
+    let mut next = server.accept().await;
+    next.open_stream().await;
+    next.write(b"data: still here\n\n").await;
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+        )
+        .await
+        .expect("a line within 10 s")
+        .unwrap();
+        lines.push(line);
+    }
+    assert_eq!(lines, ["one\n", "still here\n"]);
+    assert_eq!(child.try_wait().unwrap(), None, "still following");
+    child.kill().await.unwrap();
 }

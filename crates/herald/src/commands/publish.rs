@@ -91,7 +91,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         private: args.private,
     };
     let mut publisher = Publisher::new(hub.clone()).with_timeout(args.timeout);
-    if let Some(token) = args.token {
+    // An empty token (`HERALD_TOKEN=` in the environment) is none: the hub
+    // then says a token is needed, rather than that the header is malformed.
+    if let Some(token) = args.token.filter(|t| !t.trim().is_empty()) {
         publisher = publisher.with_token(token);
     }
     let id = publisher
@@ -114,7 +116,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             )),
             _ => CliError::Runtime(error.to_string()),
         })?;
-    let id = escape_controls(&id);
+    let id = crate::commands::escape_controls(&id);
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{id}").and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -123,36 +125,5 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Err(error) => Err(CliError::Runtime(format!(
             "published as {id}, but cannot write the id to stdout: {error}"
         ))),
-    }
-}
-
-/// `text` with its control characters escaped as Rust writes them (`\n`,
-/// `\u{1b}`) and every other character as it is: the id is the server's
-/// text, and printed raw it could move the cursor, rewrite the line or send
-/// commands to the terminal.
-fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_debug());
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_controls;
-
-    #[test]
-    fn only_control_characters_are_escaped() {
-        assert_eq!(escape_controls("urn:uuid:1"), "urn:uuid:1");
-        assert_eq!(escape_controls("é \\ \"x\""), "é \\ \"x\"");
-        assert_eq!(
-            escape_controls("a\nb\r\u{1b}[31mred\u{7}\u{9b}"),
-            "a\\nb\\r\\u{1b}[31mred\\u{7}\\u{9b}"
-        );
     }
 }

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use herald_client::{Error, EventSource, Item, MessageEvent};
 use url::Url;
 
+use crate::commands::{escape_controls, escape_controls_but_tabs};
 use crate::error::CliError;
 
 /// Arguments of `herald subscribe`.
@@ -96,7 +97,14 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let format: Format = args.format.parse()?;
     let url = subscription_url(&args)?;
     let mut builder = EventSource::builder(url.clone());
-    if let Some(token) = &args.token {
+    // An empty token (`HERALD_TOKEN=` in the environment) is none.
+    if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        if http::HeaderValue::from_str(token).is_err() {
+            return Err(CliError::Usage(
+                "invalid --token (or HERALD_TOKEN): it holds a character a header cannot carry"
+                    .into(),
+            ));
+        }
         builder = builder.header("Authorization", format!("Bearer {token}"));
     }
     for header in &args.headers {
@@ -104,6 +112,13 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         builder = builder.header(name, value);
     }
     if let Some(id) = &args.last_event_id {
+        if http::HeaderValue::from_str(id).is_err() {
+            return Err(CliError::Usage(format!(
+                "invalid --last-event-id {:?}: it holds a control character, which cannot be \
+                 sent in the Last-Event-ID header",
+                id
+            )));
+        }
         builder = builder.last_event_id(id);
     }
     let mut source = builder.build().map_err(|error| match error {
@@ -129,7 +144,14 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             Err(error) if error.is_fatal() => {
                 return Err(CliError::Runtime(describe_for(&url, &error)));
             }
-            Err(error) => eprintln!("herald: {}; reconnecting", describe_for(&url, &error)),
+            Err(error) => {
+                // Said if it can be: a closed stderr does not stop following.
+                let _ = writeln!(
+                    io::stderr(),
+                    "herald: {}; reconnecting",
+                    describe_for(&url, &error)
+                );
+            }
         }
     }
     Ok(())
@@ -200,13 +222,19 @@ fn print_event(format: Format, event: &MessageEvent) -> io::Result<()> {
             writeln!(out, "{line}")?;
         }
         Format::Raw => writeln!(out, "{}", event.data)?,
+        // For a terminal: what the server sent is shown, never obeyed.
         Format::Pretty => {
+            let event_type = escape_controls(&event.event_type);
             if event.last_event_id.is_empty() {
-                writeln!(out, "[{}]", event.event_type)?;
+                writeln!(out, "[{event_type}]")?;
             } else {
-                writeln!(out, "[{}] id={}", event.event_type, event.last_event_id)?;
+                let id = escape_controls(&event.last_event_id);
+                writeln!(out, "[{event_type}] id={id}")?;
             }
-            writeln!(out, "{}\n", event.data)?;
+            for line in event.data.split('\n') {
+                writeln!(out, "{}", escape_controls_but_tabs(line))?;
+            }
+            writeln!(out)?;
         }
     }
     out.flush()

@@ -80,8 +80,7 @@ pub struct Args {
 /// Runs `herald token`: prints the token on standard output.
 pub fn run(args: Args) -> Result<(), CliError> {
     let token = mint_token(&args)?;
-    println!("{token}");
-    Ok(())
+    crate::commands::print_line(&token)
 }
 
 fn mint_token(args: &Args) -> Result<String, CliError> {

@@ -340,9 +340,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| CliError::Runtime(format!("cannot encode the report: {e}")))?;
-        println!("{text}");
+        crate::commands::print_line(&text)?;
     } else {
-        print!("{}", report.table(&title));
+        let table = report.table(&title);
+        crate::commands::print_line(table.strip_suffix('\n').unwrap_or(&table))?;
     }
     if report.ok {
         Ok(())
