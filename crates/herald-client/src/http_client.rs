@@ -16,7 +16,12 @@ pub(crate) fn default_client() -> Result<reqwest::Client, reqwest::Error> {
 /// with its body (307 and 308). After a 301, 302 or 303 a client sends a `GET`
 /// without the update, and the page it lands on (often a login form) would be
 /// taken for the hub's answer: the publisher reports the redirect instead.
-pub(crate) fn publisher_client() -> Result<reqwest::Client, reqwest::Error> {
+///
+/// Its connections must be made within three quarters of `timeout` (and
+/// [`CONNECT_TIMEOUT`]): a publish whose whole time runs out while
+/// connecting would be reported as one the hub may have taken, which a
+/// connection never made cannot be.
+pub(crate) fn publisher_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let repeats_the_post = matches!(attempt.status().as_u16(), 307 | 308);
         if repeats_the_post && attempt.previous().len() < MAX_REDIRECTS {
@@ -25,7 +30,10 @@ pub(crate) fn publisher_client() -> Result<reqwest::Client, reqwest::Error> {
             attempt.stop()
         }
     });
-    builder().redirect(policy).build()
+    builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout * 3 / 4))
+        .redirect(policy)
+        .build()
 }
 
 /// The most redirects a publish follows, as reqwest's default policy.

@@ -84,7 +84,7 @@ impl Publisher {
         }
         let client = self
             .client
-            .get_or_try_init(|| async { http_client::publisher_client() })
+            .get_or_try_init(|| async { http_client::publisher_client(self.timeout) })
             .await
             .map_err(PublishError::Client)?;
         let mut request = client

@@ -346,3 +346,51 @@ async fn bad_flag_values_are_usage_errors() {
         assert!(output.stderr.contains(why), "{:?}", output.stderr);
     }
 }
+
+#[tokio::test]
+async fn a_timeout_while_connecting_is_said_as_not_reaching_the_hub() {
+    // A listener that takes no connection: once its one-place queue is
+    // full, the kernel drops the next SYN and `connect` hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(tcp)) = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            fillers.push(tcp);
+        }
+    }
+    let hub = format!("http://{address}/.well-known/mercure");
+    let output = run(&[
+        "publish",
+        "--hub",
+        &hub,
+        "--topic",
+        "t",
+        "--data",
+        "x",
+        "--timeout",
+        "2s",
+    ])
+    .await;
+    assert_eq!(output.code(), Some(1), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .starts_with(&format!("herald: cannot reach the hub at {hub}: ")),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("may have been published"),
+        "{}",
+        output.stderr
+    );
+    drop(listener);
+}
