@@ -178,6 +178,8 @@ impl SigningKey {
                     }
                     (Algorithm::ES256, key)
                 } else if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
+                    use rsa::pkcs8::DecodePrivateKey as _;
+                    check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs8_pem(pem_text(pem)?)))?;
                     (Algorithm::RS256, key)
                 } else {
                     return Err(Error::InvalidKey(
@@ -186,8 +188,10 @@ impl SigningKey {
                 }
             }
             "RSA PRIVATE KEY" => {
+                use rsa::pkcs1::DecodeRsaPrivateKey as _;
                 let key = EncodingKey::from_rsa_pem(pem)
                     .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA private key: {e}")))?;
+                check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs1_pem(pem_text(pem)?)))?;
                 (Algorithm::RS256, key)
             }
             "EC PRIVATE KEY" => {
@@ -317,6 +321,10 @@ impl VerifyingKey {
                     }
                     (Algorithm::ES256, key)
                 } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+                    use rsa::pkcs8::DecodePublicKey as _;
+                    check_rsa_size(rsa_size(rsa::RsaPublicKey::from_public_key_pem(pem_text(
+                        pem,
+                    )?)))?;
                     (Algorithm::RS256, key)
                 } else {
                     return Err(Error::InvalidKey(
@@ -325,8 +333,10 @@ impl VerifyingKey {
                 }
             }
             "RSA PUBLIC KEY" => {
+                use rsa::pkcs1::DecodeRsaPublicKey as _;
                 let key = DecodingKey::from_rsa_pem(pem)
                     .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA public key: {e}")))?;
+                check_rsa_size(rsa_size(rsa::RsaPublicKey::from_pkcs1_pem(pem_text(pem)?)))?;
                 (Algorithm::RS256, key)
             }
             other if other.contains("PRIVATE KEY") => {
@@ -352,7 +362,15 @@ impl VerifyingKey {
     /// key type. Symmetric (`oct`) keys are refused: they do not belong in a published key set.
     pub fn from_jwk(jwk: &Jwk) -> Result<VerifyingKey, Error> {
         let found = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::RSA(params) => {
+                use base64::Engine as _;
+                let modulus = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(params.n.trim_end_matches('='))
+                    .map_err(|_| Error::InvalidKey("the RSA JWK's `n` is not base64url".into()))?;
+                let significant = modulus.iter().skip_while(|b| **b == 0).count();
+                check_rsa_size(Some(significant * 8))?;
+                Algorithm::RS256
+            }
             AlgorithmParameters::EllipticCurve(params) if params.curve == EllipticCurve::P256 => {
                 Algorithm::ES256
             }
@@ -453,6 +471,31 @@ pub fn generate_ed25519() -> Result<DevKeyPair, Error> {
     })
 }
 
+/// The smallest RSA modulus accepted, in bits (RFC 7518, section 3.3).
+const MIN_RSA_BITS: usize = 2048;
+
+/// The modulus size of a parsed RSA key, in bits, if it parsed.
+fn rsa_size<K: rsa::traits::PublicKeyParts, E>(key: Result<K, E>) -> Option<usize> {
+    key.ok().map(|key| key.size() * 8)
+}
+
+/// Refuses an RSA key shorter than [`MIN_RSA_BITS`]; a size that could not
+/// be read is left to the signature library, which read the key already.
+fn check_rsa_size(bits: Option<usize>) -> Result<(), Error> {
+    match bits {
+        Some(bits) if bits < MIN_RSA_BITS => Err(Error::InvalidKey(format!(
+            "the RSA key has {bits} bits; RS256 needs at least {MIN_RSA_BITS} \
+             (RFC 7518, section 3.3)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The PEM text of a key, for the parsers that take text.
+fn pem_text(pem: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(pem).map_err(|_| Error::InvalidKey("the PEM file is not UTF-8".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +509,31 @@ mod tests {
     const EC384_PUBLIC: &str = include_str!("../tests/keys/ec384-public.pem");
     const ED_PRIVATE: &str = include_str!("../tests/keys/ed-private.pem");
     const ED_PUBLIC: &str = include_str!("../tests/keys/ed-public.pem");
+
+    #[test]
+    fn rsa_keys_shorter_than_2048_bits_are_refused() {
+        let short = "the RSA key has 1024 bits; RS256 needs at least 2048 (RFC 7518, section 3.3)";
+        for pem in [
+            include_str!("../tests/keys/rsa-1024-private.pem"),
+            include_str!("../tests/keys/rsa-1024-pkcs1-private.pem"),
+        ] {
+            let err = SigningKey::from_pem(pem.as_bytes(), None).unwrap_err();
+            assert_eq!(err.to_string(), format!("invalid key: {short}"));
+        }
+        let public = include_str!("../tests/keys/rsa-1024-public.pem");
+        let err = VerifyingKey::from_pem(public.as_bytes(), None).unwrap_err();
+        assert_eq!(err.to_string(), format!("invalid key: {short}"));
+        // 128 bytes of modulus in a JWK: 1024 bits.
+        use base64::Engine as _;
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xc5u8; 128]);
+        let jwk: Jwk =
+            serde_json::from_value(serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB"})).unwrap();
+        let err = VerifyingKey::from_jwk(&jwk).unwrap_err();
+        assert_eq!(err.to_string(), format!("invalid key: {short}"));
+        // The 2048-bit test keys are taken.
+        assert!(SigningKey::from_pem(RSA_PRIVATE.as_bytes(), None).is_ok());
+        assert!(VerifyingKey::from_pem(RSA_PUBLIC.as_bytes(), None).is_ok());
+    }
 
     #[test]
     fn algorithms_are_inferred_from_private_keys() {
