@@ -368,8 +368,45 @@ fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
     value.to_str().ok()?.trim().parse().ok()
 }
 
+/// Why a request's `Transfer-Encoding` cannot be served: hyper decodes a
+/// final `chunked` and passes any coding before it (`gzip, chunked`) as it
+/// is, which would publish a still-encoded body as the update.
+fn transfer_coding_refusal(headers: &axum::http::HeaderMap) -> Option<Response> {
+    let mut chunked = 0;
+    for value in headers.get_all(axum::http::header::TRANSFER_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if coding.eq_ignore_ascii_case("chunked") {
+                chunked += 1;
+            } else {
+                let coding: String = coding
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect();
+                return Some(crate::error::problem(
+                    axum::http::StatusCode::NOT_IMPLEMENTED,
+                    &format!(
+                        "the transfer coding `{coding}` is not supported: send the body \
+                         as it is, or chunked"
+                    ),
+                ));
+            }
+        }
+    }
+    (chunked > 1).then(|| {
+        crate::error::problem(
+            axum::http::StatusCode::BAD_REQUEST,
+            "the body is chunked more than once; RFC 9112 allows it once",
+        )
+    })
+}
+
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if let Some(refusal) = transfer_coding_refusal(&parts.headers) {
+        return refusal;
+    }
     let is_subscribe = parts.method == Method::GET
         || parts.method == Method::HEAD
         || parts.method.as_str() == "QUERY";

@@ -291,6 +291,44 @@ async fn other_requests_on_a_publisher_connection_are_served_by_the_router() {
 }
 
 #[tokio::test]
+async fn a_transfer_coding_other_than_chunked_is_501_and_nothing_is_published() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let token = hub.publisher();
+    let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
+    let chunked = |codings: &str, data: &str| {
+        let body = form(&[("topic", BOOK), ("data", data)]);
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: {codings}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+    };
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(chunked("gzip, chunked", "gzipped").as_bytes())
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 501, "{answer:?}");
+    assert!(
+        answer
+            .body
+            .contains("the transfer coding `gzip` is not supported"),
+        "{answer:?}"
+    );
+    let mut connection = Connection::open(&hub).await;
+    connection
+        .send(chunked("chunked, chunked", "twice").as_bytes())
+        .await;
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.body.contains("chunked more than once"), "{answer:?}");
+    let mut connection = Connection::open(&hub).await;
+    connection.send(chunked("Chunked", "once").as_bytes()).await;
+    assert_eq!(connection.answer().await.status, 200);
+    assert_eq!(stream.data(1).await, ["once"]);
+}
+
+#[tokio::test]
 async fn with_cors_on_a_browser_publish_gets_cors_headers_and_backends_stay_hand_served() {
     const APP: &str = "https://app.example";
     let mut config = config();
