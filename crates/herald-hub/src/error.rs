@@ -17,6 +17,9 @@ pub enum HubError {
         /// The 1-based character position.
         position: usize,
     },
+    /// A `topic` field was empty.
+    #[error("a `topic` field is empty; a topic is an IRI such as https://example.com/books/1")]
+    EmptyTopic,
     /// A topic was exactly `*`, which is reserved for the wildcard matcher.
     #[error("the topic `*` is reserved for the wildcard matcher and cannot be published")]
     WildcardTopic,

@@ -90,6 +90,9 @@ impl Update {
             )));
         }
         for topic in &self.topics {
+            if topic.is_empty() {
+                return Err(HubError::EmptyTopic);
+            }
             check_length("topic", topic, limits.max_field_length)?;
             check_characters("topic", topic)?;
             if topic == "*" {
@@ -205,6 +208,7 @@ mod tests {
                 "at least one",
             ),
             (base.clone().with_topic("*"), "reserved for the wildcard"),
+            (base.clone().with_topic(""), "a `topic` field is empty"),
             (base.clone().with_topic("a\nb"), "U+000A"),
             (
                 Update::new("/.well-known/mercure/subscriptions/x", ""),

@@ -249,6 +249,25 @@ async fn an_authorization_header_of_another_scheme_counts_as_no_token() {
 }
 
 #[tokio::test]
+async fn a_publish_token_in_the_url_is_not_read_and_the_401_says_so() {
+    let hub = start_default().await;
+    let token = hub.token().publish(&["*"]).sign();
+    let response = send(
+        client()
+            .post(format!("{}?access_token={token}", hub.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("topic={}&data=x", enc(BOOK))),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("one in the URL (`access_token`) is not accepted"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn several_authorization_headers_are_400_whatever_their_order() {
     let hub = start_default().await;
     let good = hub.token().publish(&["*"]).subscribe(&["*"]).sign();
