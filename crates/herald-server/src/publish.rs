@@ -18,6 +18,9 @@ pub(crate) async fn publish(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Arc<Entry>, ServerError> {
+    // Who is asking comes first: a client without a valid token learns
+    // nothing about its body, whatever is wrong with it.
+    let client = publisher(herald, headers, query)?;
     // A compressed body read as if it were not would publish garbage, or
     // echo binary in an error. Every header line and every listed coding
     // counts: `identity` then `gzip` is still gzip.
@@ -43,7 +46,6 @@ pub(crate) async fn publish(
             "publish with application/x-www-form-urlencoded or application/json, not `{content_type}`"
         )));
     };
-    let client = publisher(herald, headers, query)?;
     if client.via_cookie {
         check_same_origin(herald, headers)?;
     }

@@ -268,6 +268,29 @@ async fn a_publish_token_in_the_url_is_not_read_and_the_401_says_so() {
 }
 
 #[tokio::test]
+async fn a_publish_without_a_token_is_401_whatever_its_body() {
+    let hub = start_default().await;
+    for (content_type, body) in [
+        ("text/plain", "not a form"),
+        ("application/x-www-form-urlencoded", "topic=%ZZ"),
+        ("application/json", "{"),
+    ] {
+        let response = send(
+            client()
+                .post(hub.url.as_str())
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn several_authorization_headers_are_400_whatever_their_order() {
     let hub = start_default().await;
     let good = hub.token().publish(&["*"]).subscribe(&["*"]).sign();
