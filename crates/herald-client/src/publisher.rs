@@ -109,7 +109,22 @@ impl Publisher {
         })?;
         let status = response.status();
         if status != StatusCode::OK {
-            let problem = rejection::describe_answer(response).await;
+            // A 307 or 308 to another origin is followed without the token
+            // (reqwest, as browsers, keeps credentials to their origin): a
+            // 401 there is that, not a missing `with_token`.
+            let redirected =
+                (response.url().origin() != self.hub.origin()).then(|| response.url().clone());
+            let mut problem = rejection::describe_answer(response).await;
+            if let Some(url) = redirected.filter(|_| status == StatusCode::UNAUTHORIZED) {
+                let note = format!(
+                    "after a redirect to {url}, another origin, to which the token is not sent"
+                );
+                problem = if problem.is_empty() {
+                    note
+                } else {
+                    format!("{problem} ({note})")
+                };
+            }
             return Err(PublishError::Rejected { status, problem });
         }
         if let Some(content_type) = page_content_type(response.headers()) {

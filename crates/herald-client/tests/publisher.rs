@@ -174,6 +174,46 @@ async fn a_307_is_followed_with_the_update() {
 }
 
 #[tokio::test]
+async fn a_401_after_a_redirect_to_another_origin_says_the_token_stayed_behind() {
+    let server = Server::start().await;
+    let elsewhere = Server::start().await;
+    let publisher = publisher(&server).with_token("a.b.c");
+    let publish = tokio::spawn(async move { publisher.publish(&Update::new("t", "d")).await });
+    let mut first = server.accept().await;
+    let location = elsewhere.url("/hub");
+    first
+        .write(
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    first.close().await;
+    let second = elsewhere.accept().await;
+    assert_eq!(second.request.header("authorization"), None);
+    second
+        .respond(
+            "401 Unauthorized",
+            "text/plain",
+            "publishing requires an access token",
+        )
+        .await;
+    let error = tokio::time::timeout(WAIT, publish)
+        .await
+        .expect("answer")
+        .expect("task")
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the hub answered 401 Unauthorized: publishing requires an access token (after a \
+             redirect to {location}, another origin, to which the token is not sent)"
+        )
+    );
+}
+
+#[tokio::test]
 async fn an_empty_401_is_explained_by_its_bearer_challenge() {
     let server = Server::start().await;
     let error = publish_against(&server, publisher(&server), |mut conn| async move {
