@@ -221,8 +221,30 @@ impl Authenticator {
             return Ok(None);
         };
         let via_cookie = source == Source::Cookie;
+        let first = self.client_for(&token, via_cookie, purpose);
+        if first.is_ok() || !via_cookie {
+            return first.map(Some);
+        }
+        // A browser sends every cookie of the name whose domain and path fit
+        // the request (one left for a parent domain, say), in an order the
+        // page does not choose: one that verifies counts.
+        for other in self.cookie_tokens(headers).skip(1) {
+            if let Ok(client) = self.client_for(other, true, purpose) {
+                return Ok(Some(client));
+            }
+        }
+        first.map(Some)
+    }
+
+    /// The client a token names, once verified.
+    fn client_for(
+        &self,
+        token: &str,
+        via_cookie: bool,
+        purpose: Purpose,
+    ) -> Result<Client, ServerError> {
         if let Some(compatibility) = &self.compatibility
-            && !herald_token::declares_access_token(&token)
+            && !herald_token::declares_access_token(token)
         {
             let Some(legacy) = compatibility.verifier(purpose) else {
                 let role = match purpose {
@@ -236,12 +258,12 @@ impl Authenticator {
                     ),
                 ));
             };
-            let verified = legacy.verify(&token).map_err(token_error)?;
+            let verified = legacy.verify(token).map_err(token_error)?;
             let mut client = self.legacy_client(&verified, via_cookie)?;
             client.expires_at = client
                 .expires_at
                 .map(|exp| exp.checked_add(legacy.leeway()).unwrap_or(exp));
-            return Ok(Some(client));
+            return Ok(client);
         }
         let Some(verifier) = &self.verifier else {
             return Err(invalid_token(
@@ -252,12 +274,12 @@ impl Authenticator {
         let now = SystemTime::now();
         let generation = verifier.key_generation();
         if let Some(client) = self.cache.get(token.as_bytes(), now, generation) {
-            return Ok(Some(Client {
+            return Ok(Client {
                 via_cookie,
                 ..client
-            }));
+            });
         }
-        let verified = verifier.verify_at(&token, now).map_err(token_error)?;
+        let verified = verifier.verify_at(token, now).map_err(token_error)?;
         let mut grants = Grants::default();
         for detail in &verified.details {
             let mut matchers = detail
@@ -298,13 +320,13 @@ impl Authenticator {
                 generation,
             },
         );
-        Ok(Some(Client {
+        Ok(Client {
             grants,
             subject,
             expires_at: Some(accepted_until),
             via_cookie,
             legacy: false,
-        }))
+        })
     }
 
     /// The grants of a `mercure` claim: its selectors, and its payload
@@ -380,6 +402,21 @@ impl Authenticator {
         let token = &value[bearer_token(value).ok()?];
         self.cache
             .get(token, SystemTime::now(), verifier.key_generation())
+    }
+
+    /// Every non-empty value of the token cookies, the draft-08 name's first
+    /// (in compatibility mode, then the legacy name's), in request order.
+    fn cookie_tokens<'h>(&self, headers: &'h impl RequestHeaders) -> impl Iterator<Item = &'h str> {
+        let legacy = self
+            .compatibility
+            .as_deref()
+            .map(|c| c.cookie_name().to_owned());
+        let names: Vec<String> = std::iter::once(self.cookie_name.clone())
+            .chain(legacy)
+            .collect();
+        names
+            .into_iter()
+            .flat_map(move |name| cookie_values(headers, &name).collect::<Vec<_>>())
     }
 
     /// The token and where it was found.
@@ -497,20 +534,23 @@ fn bearer_token(value: &[u8]) -> Result<Range<usize>, &'static str> {
 
 /// The value of the cookie `name`, if the request carries a non-empty one.
 fn cookie<'h>(headers: &'h impl RequestHeaders, name: &str) -> Option<&'h str> {
-    for value in headers.all(&header::COOKIE) {
-        let Some(value) = as_text(value) else {
-            continue;
-        };
-        for pair in value.split(';') {
-            if let Some((n, token)) = pair.trim().split_once('=')
-                && n == name
-                && !token.is_empty()
-            {
-                return Some(token.trim_matches('"'));
-            }
-        }
-    }
-    None
+    cookie_values(headers, name).next()
+}
+
+/// Every non-empty value of the cookie `name`, in request order.
+fn cookie_values<'h>(
+    headers: &'h impl RequestHeaders,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    let name = name.to_owned();
+    headers
+        .all(&header::COOKIE)
+        .filter_map(as_text)
+        .flat_map(|value| value.split(';'))
+        .filter_map(move |pair| {
+            let (n, token) = pair.trim().split_once('=')?;
+            (n == name && !token.is_empty()).then(|| token.trim_matches('"'))
+        })
 }
 
 /// A token the verifier refused: `400 invalid_request` when it is not a JWS

@@ -291,6 +291,39 @@ async fn a_publish_without_a_token_is_401_whatever_its_body() {
 }
 
 #[tokio::test]
+async fn of_several_token_cookies_one_that_verifies_counts() {
+    // A stale cookie for a parent domain and the current one: a browser
+    // sends both, in an order the page does not choose.
+    let hub = start_default().await;
+    let token = hub.token().subscribe(&[BOOK]).sign();
+    let expired = hub
+        .token()
+        .subscribe(&[BOOK])
+        .issued_at(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .ttl(Duration::from_secs(60))
+        .sign();
+    for cookies in [
+        format!("{COOKIE}=garbage; {COOKIE}={token}"),
+        format!("{COOKIE}={expired}; other=1; {COOKIE}={token}"),
+    ] {
+        let mut stream = open(get(&hub, "match=*").header("cookie", &cookies)).await;
+        publish_ok(
+            &hub,
+            &[("topic", BOOK), ("data", "secret"), ("private", "on")],
+        )
+        .await;
+        assert_eq!(stream.data(1).await, ["secret"], "{cookies}");
+    }
+    // None verifies: the first one's error.
+    let (_, body) = refused(
+        get(&hub, "match=*").header("cookie", format!("{COOKIE}=garbage; {COOKIE}=also.bad")),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(!body.is_empty(), "{body}");
+}
+
+#[tokio::test]
 async fn several_authorization_headers_are_400_whatever_their_order() {
     let hub = start_default().await;
     let good = hub.token().publish(&["*"]).subscribe(&["*"]).sign();
