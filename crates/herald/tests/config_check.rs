@@ -239,3 +239,33 @@ fn a_missing_file_is_an_error_naming_it() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent/herald.toml"), "{stderr}");
 }
+
+#[test]
+fn an_empty_or_bad_environment_variable_is_named_in_its_error() {
+    for (key, needle) in [
+        (
+            "HERALD_DATA_DIR",
+            "it is empty (from the flag, or HERALD_DATA_DIR in the environment)",
+        ),
+        (
+            "HERALD_LISTEN",
+            "expected an address such as 127.0.0.1:3000",
+        ),
+        (
+            "HERALD_HUB_URL",
+            "(from the flag, or HERALD_HUB_URL in the environment)",
+        ),
+        (
+            "HERALD_TLS_CERT",
+            "it is empty (from the flag, or HERALD_TLS_CERT in the environment)",
+        ),
+    ] {
+        let (code, stdout, stderr) = check(&[], &[(key, "")]);
+        assert_eq!(code, 2, "{key}: {stderr}");
+        assert_eq!(stdout, "", "{key}");
+        assert!(
+            stderr.contains(needle) && stderr.contains(key),
+            "{key}: {stderr}"
+        );
+    }
+}

@@ -15,13 +15,13 @@ use crate::error::CliError;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Overrides {
     /// Configuration file (TOML); see docs/configuration.md.
-    #[arg(long, short, env = "HERALD_CONFIG")]
+    #[arg(long, short, env = "HERALD_CONFIG", value_parser = path("HERALD_CONFIG"))]
     pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "HERALD_LISTEN")]
+    #[arg(long, env = "HERALD_LISTEN", value_parser = address("HERALD_LISTEN"))]
     pub listen: Option<SocketAddr>,
     /// Public URL of the hub, also its token audience.
-    #[arg(long, env = "HERALD_HUB_URL")]
+    #[arg(long, env = "HERALD_HUB_URL", value_parser = url("HERALD_HUB_URL"))]
     pub hub_url: Option<Url>,
     /// An origin allowed to make credentialed cross-origin requests (repeatable).
     #[arg(
@@ -31,20 +31,54 @@ pub struct Overrides {
     )]
     pub cors_origins: Vec<String>,
     /// Data directory of the durable log.
-    #[arg(long, env = "HERALD_DATA_DIR")]
+    #[arg(long, env = "HERALD_DATA_DIR", value_parser = path("HERALD_DATA_DIR"))]
     pub data_dir: Option<PathBuf>,
     /// Where updates are kept: `durable` (on disk) or `memory`.
     #[arg(long, env = "HERALD_LOG_KIND")]
     pub log_kind: Option<String>,
     /// Address of the admin listener (metrics, health); off when unset.
-    #[arg(long, env = "HERALD_ADMIN_LISTEN")]
+    #[arg(long, env = "HERALD_ADMIN_LISTEN", value_parser = address("HERALD_ADMIN_LISTEN"))]
     pub admin_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM, leaf first); with --tls-key, serves HTTPS.
-    #[arg(long, env = "HERALD_TLS_CERT")]
+    #[arg(long, env = "HERALD_TLS_CERT", value_parser = path("HERALD_TLS_CERT"))]
     pub tls_cert: Option<PathBuf>,
     /// Private key of the TLS certificate (PEM).
-    #[arg(long, env = "HERALD_TLS_KEY")]
+    #[arg(long, env = "HERALD_TLS_KEY", value_parser = path("HERALD_TLS_KEY"))]
     pub tls_key: Option<PathBuf>,
+}
+
+/// The value parsers of the flags that an environment variable can set:
+/// clap names only the flag in its errors, which confuses whoever set the
+/// variable (an empty `HERALD_DATA_DIR=` from a compose file, say).
+fn path(env: &'static str) -> impl Fn(&str) -> Result<PathBuf, String> + Clone {
+    move |text| {
+        if text.is_empty() {
+            Err(format!(
+                "it is empty (from the flag, or {env} in the environment)"
+            ))
+        } else {
+            Ok(PathBuf::from(text))
+        }
+    }
+}
+
+/// See [`path`].
+fn address(env: &'static str) -> impl Fn(&str) -> Result<SocketAddr, String> + Clone {
+    move |text| {
+        text.parse().map_err(|_| {
+            format!(
+                "expected an address such as 127.0.0.1:3000 or [::1]:3000 (from the flag, or \
+                 {env} in the environment)"
+            )
+        })
+    }
+}
+
+/// See [`path`].
+fn url(env: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
+    move |text| {
+        Url::parse(text).map_err(|e| format!("{e} (from the flag, or {env} in the environment)"))
+    }
 }
 
 /// Where one configuration value came from.
