@@ -704,6 +704,17 @@ impl Config {
             }
         }
         for origin in &self.cors.origins {
+            // A pattern such as `https://*.example.com` (which the reference
+            // hub takes) would parse, and never match: no browser sends it.
+            if origin.contains('*') {
+                return Err(ConfigError::Invalid {
+                    key: "cors.origins".into(),
+                    reason: format!(
+                        "`{origin}` holds a `*`: origins are compared whole, with no \
+                         wildcard; list each origin, such as https://app.example.com"
+                    ),
+                });
+            }
             // Browsers send `Origin` as scheme://host[:port], and the match
             // is byte for byte: a path or a trailing slash would never match.
             let serialized = Url::parse(origin)

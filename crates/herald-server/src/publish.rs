@@ -158,13 +158,17 @@ fn from_form(body: &[u8]) -> Result<Update, ServerError> {
                 seen.1 = true;
                 update.id = Some(value).filter(|id| !id.is_empty());
             }
+            // So are an empty type and an empty retry: an `event:` line
+            // with nothing in it, or a refusal, for a field left blank.
             "type" if !seen.2 => {
                 seen.2 = true;
-                update.event_type = Some(value);
+                update.event_type = Some(value).filter(|t| !t.is_empty());
             }
             "retry" if !seen.3 => {
                 seen.3 = true;
-                update.retry = Some(parse_retry(&value)?);
+                if !value.is_empty() {
+                    update.retry = Some(parse_retry(&value)?);
+                }
             }
             "private" => update.private = true,
             _ => {} // unknown fields are ignored, as the protocol requires
@@ -236,6 +240,7 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
                 .as_u64()
                 .ok_or_else(|| wrong("retry", RETRY_EXPECTED, &number))?,
         ),
+        Some(serde_json::Value::String(digits)) if digits.is_empty() => None,
         Some(serde_json::Value::String(digits)) => Some(parse_retry(&digits)?),
         Some(other) => return Err(wrong("retry", RETRY_EXPECTED, &kind(&other))),
     };
@@ -248,7 +253,7 @@ fn from_json(body: &[u8]) -> Result<Update, ServerError> {
         topics,
         data: data.unwrap_or_default(),
         id: id.filter(|id| !id.is_empty()),
-        event_type,
+        event_type: event_type.filter(|t| !t.is_empty()),
         retry,
         private,
     })

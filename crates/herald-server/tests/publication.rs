@@ -394,6 +394,52 @@ async fn a_malformed_json_update_is_refused_naming_the_member() {
 }
 
 #[tokio::test]
+async fn an_empty_type_or_retry_is_none() {
+    let hub = start_default().await;
+    let response = send(get(&hub, &format!("match={}", enc(BOOK)))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    publish_ok(
+        &hub,
+        &[
+            ("topic", BOOK),
+            ("type", ""),
+            ("retry", ""),
+            ("data", "form"),
+        ],
+    )
+    .await;
+    let response = send(
+        client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({"topic": BOOK, "type": "", "retry": "", "data": "json"})
+                    .to_string(),
+            ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !text.contains("data: json\n\n") {
+            let chunk = futures_util::StreamExt::next(&mut body)
+                .await
+                .expect("the stream goes on")
+                .unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("both updates within 10 s");
+    assert!(
+        !text.contains("event:") && !text.contains("retry:"),
+        "no empty `event:` or `retry:` line: {text:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_empty_id_is_no_id_the_hub_generates_one() {
     let hub = start_default().await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;

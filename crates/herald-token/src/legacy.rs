@@ -248,10 +248,10 @@ impl LegacyVerifier {
     }
 
     fn mercure_claim(&self, payload: &Map<String, Value>) -> Result<Grants, Error> {
-        let (name, claim) = match (
-            payload.get(LEGACY_CLAIM),
-            payload.get(LEGACY_NAMESPACED_CLAIM),
-        ) {
+        // `null` is absent, as the reference hub decodes it: serializers
+        // that write every field (PHP's `json_encode`) send it for nothing.
+        let present = |key: &str| payload.get(key).filter(|v| !v.is_null());
+        let (name, claim) = match (present(LEGACY_CLAIM), present(LEGACY_NAMESPACED_CLAIM)) {
             (Some(claim), _) => (LEGACY_CLAIM, claim),
             (None, Some(claim)) => (LEGACY_NAMESPACED_CLAIM, claim),
             (None, None) => return Ok(Grants::default()),
@@ -278,7 +278,7 @@ impl LegacyVerifier {
     ) -> Result<Vec<String>, Error> {
         let limits = &self.inner.limits;
         let items = match claim.get(key) {
-            None => return Ok(Vec::new()),
+            None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(items)) => items,
             Some(other) => {
                 return Err(Error::InvalidMercureClaim {

@@ -163,6 +163,10 @@ fn bad_values_are_errors_naming_the_key() {
         ),
         ("[cors]\norigins = [\"*\"]\n", "`cors.origins`"),
         (
+            "[cors]\norigins = [\"https://*.example.com\"]\n",
+            "`https://*.example.com` holds a `*`: origins are compared whole, with no wildcard",
+        ),
+        (
             "[limits]\ntrusted_proxies = [\"10.0.0.0/8\", \"localhost\"]\n",
             "line 2, at `limits.trusted_proxies`: `localhost` is neither an IP address",
         ),
