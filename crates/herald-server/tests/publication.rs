@@ -156,7 +156,6 @@ async fn every_publication_rule_is_a_400() {
         vec![("topic", BOOK), ("retry", "-1")],
         vec![("topic", BOOK), ("retry", "1.5")],
         vec![("topic", BOOK), ("retry", "1e3")],
-        vec![("topic", BOOK), ("retry", "")],
         vec![("data", "no topic")],
         vec![],
     ];
