@@ -20,28 +20,45 @@ pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 ///
 /// Keys that cannot be used to verify signatures (`"use": "enc"`, symmetric keys, unsupported
 /// key types or curves, malformed members) are skipped, as RFC 7517 section 5 asks; a document
-/// that is not a JSON object with a `keys` array is an error.
+/// that is not a JSON object with a `keys` array, or that holds no usable key, is an error.
 pub fn parse_jwks(body: &[u8]) -> Result<Vec<VerifyingKey>, String> {
     let document: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let Some(Value::Array(entries)) = document.get("keys") else {
         return Err("not a JWK Set: no \"keys\" array".into());
     };
     let mut keys = Vec::new();
+    let mut first_skip = None;
     for (index, entry) in entries.iter().enumerate() {
         let jwk: Jwk = match serde_json::from_value(entry.clone()) {
             Ok(jwk) => jwk,
             Err(e) => {
                 tracing::debug!(index, error = %e, "skipping an unparseable JWK");
+                first_skip.get_or_insert_with(|| format!("key {index}: {e}"));
                 continue;
             }
         };
         if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+            first_skip.get_or_insert_with(|| format!("key {index}: not a signature key"));
             continue;
         }
         match VerifyingKey::from_jwk(&jwk) {
             Ok(key) => keys.push(key),
-            Err(e) => tracing::debug!(index, error = %e, "skipping an unusable JWK"),
+            Err(e) => {
+                tracing::debug!(index, error = %e, "skipping an unusable JWK");
+                first_skip.get_or_insert_with(|| format!("key {index}: {e}"));
+            }
         }
+    }
+    // A set that verifies nothing would lock every user of the issuer out:
+    // it is taken as a failed fetch, and the keys before it stay.
+    if keys.is_empty() {
+        return Err(match first_skip {
+            None => "the set holds no key".into(),
+            Some(reason) => format!(
+                "none of its {} keys can verify a signature ({reason})",
+                entries.len()
+            ),
+        });
     }
     Ok(keys)
 }

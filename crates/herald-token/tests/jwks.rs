@@ -197,6 +197,25 @@ async fn a_failed_fetch_keeps_the_previous_keys() {
         Err(Error::Jwks { .. })
     ));
     assert!(verifier.verify(&token(&k1)).is_ok());
+
+    // A set with no key, or none usable, would lock every user out: kept
+    // out like a failed fetch.
+    for (body, says) in [
+        (r#"{"keys": []}"#.to_owned(), "the set holds no key"),
+        (
+            r#"{"keys": [{"kty": "EC", "crv": "P-999", "x": "AA", "y": "AA", "kid": "k1"}]}"#
+                .to_owned(),
+            "none of its 1 keys can verify a signature (key 0:",
+        ),
+    ] {
+        server.set("200 OK", body);
+        let err = verifier.refresh_jwks().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Jwks { reason, .. } if reason.contains(says)),
+            "{err:?}"
+        );
+        assert!(verifier.verify(&token(&k1)).is_ok());
+    }
 }
 
 #[tokio::test]
@@ -254,10 +273,10 @@ fn parse_jwks_keeps_only_signature_keys_it_supports() {
 fn a_jwk_whose_alg_contradicts_its_key_type_is_skipped() {
     let mut ec = serde_json::to_value(ec_key("k").public_jwk().unwrap()).unwrap();
     ec["alg"] = json!("RS256");
+    let refused = parse_jwks(json!({ "keys": [ec] }).to_string().as_bytes()).unwrap_err();
     assert!(
-        parse_jwks(json!({ "keys": [ec] }).to_string().as_bytes())
-            .unwrap()
-            .is_empty()
+        refused.starts_with("none of its 1 keys can verify a signature (key 0:"),
+        "{refused}"
     );
 }
 
