@@ -97,6 +97,14 @@ pub(crate) async fn run(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
         }
+        // A client gone without a FIN or RST (a phone off the network)
+        // leaves the keep-alives unacknowledged in the kernel's buffer, where
+        // every write still "makes progress": without this the kernel would
+        // retransmit for about 15 minutes before the hub saw the connection
+        // fail, holding its socket and its connection-limit slot.
+        if let Err(error) = socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(write_timeout)) {
+            tracing::debug!(%peer, %error, "cannot set TCP_USER_TIMEOUT");
+        }
         let router = router.clone();
         // Held from the start of a TLS handshake, so shutdown waits for it too.
         let watcher = graceful.watcher();
