@@ -38,7 +38,10 @@ impl Retention {
             return false;
         }
         let over_count = self.max_entries.is_some_and(|max| shape.entries > max);
-        let over_bytes = self.max_bytes.is_some_and(|max| shape.bytes > max);
+        // The newest entry stays whatever its size, as in the memory log:
+        // a bound smaller than one large update would leave nothing to
+        // replay, not even what was just published.
+        let over_bytes = shape.entries > 1 && self.max_bytes.is_some_and(|max| shape.bytes > max);
         let too_old = self
             .max_age
             .is_some_and(|age| now.duration_since(oldest).is_ok_and(|d| d > age));
@@ -98,6 +101,10 @@ mod tests {
         };
         assert!(!r.discard_oldest(shape(5, 1000), T0, T0));
         assert!(r.discard_oldest(shape(5, 1001), T0, T0));
+        assert!(
+            !r.discard_oldest(shape(1, 5000), T0, T0),
+            "the newest is kept"
+        );
     }
 
     #[test]

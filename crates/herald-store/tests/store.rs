@@ -676,6 +676,34 @@ async fn retention_by_size_bounds_the_bytes() {
 }
 
 #[tokio::test]
+async fn retention_by_size_keeps_the_newest_update_whatever_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.retention = Retention {
+        max_bytes: Some(100),
+        ..Retention::default()
+    };
+    let log = DurableLog::open(config).unwrap();
+    let large = |id: &str| {
+        Entry::encode(
+            Update::new(TOPIC, "x".repeat(5000)),
+            id.into(),
+            SystemTime::now(),
+        )
+        .unwrap()
+    };
+    log.append(large("first")).await.unwrap();
+    log.append(large("second")).await.unwrap();
+    eventually("size retention", async || {
+        ids_after(&log, 0).await == ["second"] && log.shape().unwrap().entries == 1
+    })
+    .await;
+    // Retention runs again with nothing new: the newest stays.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(ids_after(&log, 0).await, ["second"]);
+}
+
+#[tokio::test]
 async fn resuming_from_a_discarded_id_answers_earliest() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = StoreConfig::new(dir.path());
