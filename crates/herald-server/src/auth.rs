@@ -406,17 +406,17 @@ impl Authenticator {
 
     /// Every non-empty value of the token cookies, the draft-08 name's first
     /// (in compatibility mode, then the legacy name's), in request order.
-    fn cookie_tokens<'h>(&self, headers: &'h impl RequestHeaders) -> impl Iterator<Item = &'h str> {
+    fn cookie_tokens<'a, 'h: 'a>(
+        &'a self,
+        headers: &'h impl RequestHeaders,
+    ) -> impl Iterator<Item = &'h str> + 'a {
         let legacy = self
             .compatibility
             .as_deref()
-            .map(|c| c.cookie_name().to_owned());
-        let names: Vec<String> = std::iter::once(self.cookie_name.clone())
+            .map(Compatibility::cookie_name);
+        std::iter::once(self.cookie_name.as_str())
             .chain(legacy)
-            .collect();
-        names
-            .into_iter()
-            .flat_map(move |name| cookie_values(headers, &name).collect::<Vec<_>>())
+            .flat_map(move |name| cookie_values(headers, name))
     }
 
     /// The token and where it was found.
@@ -463,16 +463,10 @@ impl Authenticator {
                 return Ok(Some((token.into(), Source::Query)));
             }
         }
-        let legacy_cookie = self
-            .compatibility
-            .as_deref()
-            .map(Compatibility::cookie_name);
-        for name in std::iter::once(self.cookie_name.as_str()).chain(legacy_cookie) {
-            if let Some(token) = cookie(headers, name) {
-                return Ok(Some((token.into(), Source::Cookie)));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .cookie_tokens(headers)
+            .next()
+            .map(|token| (token.into(), Source::Cookie)))
     }
 }
 
@@ -532,17 +526,14 @@ fn bearer_token(value: &[u8]) -> Result<Range<usize>, &'static str> {
     Ok(start..start + token.len())
 }
 
-/// The value of the cookie `name`, if the request carries a non-empty one.
-fn cookie<'h>(headers: &'h impl RequestHeaders, name: &str) -> Option<&'h str> {
-    cookie_values(headers, name).next()
-}
-
 /// Every non-empty value of the cookie `name`, in request order.
-fn cookie_values<'h>(
+fn cookie_values<'h, 'n>(
     headers: &'h impl RequestHeaders,
-    name: &str,
-) -> impl Iterator<Item = &'h str> {
-    let name = name.to_owned();
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + 'n
+where
+    'h: 'n,
+{
     headers
         .all(&header::COOKIE)
         .filter_map(as_text)
