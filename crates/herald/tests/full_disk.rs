@@ -196,6 +196,17 @@ fn publisher(address: &str) -> Publisher {
     .with_timeout(Duration::from_secs(10))
 }
 
+/// Reads the next start's address and asserts that it replays every
+/// acknowledged update, in order.
+async fn kept_after_restart(lines: &mut Lines<BufReader<ChildStdout>>, acknowledged: &[usize]) {
+    let address = address_of(&line_after(lines, "herald listening on ").await);
+    let received = history(&address, acknowledged.len()).await;
+    assert_eq!(
+        received, acknowledged,
+        "every acknowledged update, in order"
+    );
+}
+
 /// Every update of `TOPIC` from the earliest on, read from the hub at
 /// `address` until `count` have come, as the numbers their data hold.
 async fn history(address: &str, count: usize) -> Vec<usize> {
@@ -316,12 +327,7 @@ async fn without_a_reserve_a_full_disk_refuses_publishes_fails_the_exit_status_a
     assert_ne!(status, "0", "a shutdown that could not checkpoint exits 0");
 
     // The space is back: the next start applies the journal.
-    let address = address_of(&line_after(lines, "herald listening on ").await);
-    let received = history(&address, acknowledged.len()).await;
-    assert_eq!(
-        received, acknowledged,
-        "every acknowledged update, in order"
-    );
+    kept_after_restart(lines, &acknowledged).await;
 
     let stderr = script.end().await;
     assert!(
@@ -433,12 +439,7 @@ async fn a_disk_short_of_the_reserve_refuses_publishes_with_507_until_space_is_f
     script.say("stop").await;
     let status = line_after(&mut script.lines, "exit ").await;
     assert_eq!(status, "0", "the log stopped cleanly");
-    let address = address_of(&line_after(&mut script.lines, "herald listening on ").await);
-    let received = history(&address, acknowledged.len()).await;
-    assert_eq!(
-        received, acknowledged,
-        "every acknowledged update, in order"
-    );
+    kept_after_restart(&mut script.lines, &acknowledged).await;
     let stderr = script.end().await;
     assert!(
         !stderr.contains("No space left on device"),
