@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use foldhash::fast::RandomState;
 
@@ -127,10 +128,11 @@ pub trait Log: Send + Sync + 'static {
 pub const DEFAULT_MEMORY_LOG_BYTES: u64 = 256 << 20;
 
 /// A bounded in-memory log: the newest `capacity` entries are kept, within
-/// a bound on their bytes.
+/// a bound on their bytes and, if set, on their age.
 pub struct MemoryLog {
     capacity: usize,
     max_bytes: u64,
+    max_age: Option<Duration>,
     target: OnceLock<Arc<dyn Dispatch>>,
     /// Held from position assignment through dispatch, so dispatch order is log order.
     sequencer: Mutex<Position>,
@@ -162,6 +164,7 @@ impl MemoryLog {
         Self {
             capacity: capacity.max(1),
             max_bytes: DEFAULT_MEMORY_LOG_BYTES,
+            max_age: None,
             target: OnceLock::new(),
             sequencer: Mutex::new(0),
             store: RwLock::new(Store {
@@ -179,23 +182,53 @@ impl MemoryLog {
         self
     }
 
+    /// Discards the entries published more than `max_age` ago, as the
+    /// durable log's retention does, newest included: an update too old to
+    /// be replayed is too old whatever follows it.
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age).filter(|age| !age.is_zero());
+        self
+    }
+
+    /// Whether `entry` is older than `max_age` at `now`.
+    fn expired(&self, entry: &Entry, now: SystemTime) -> bool {
+        self.max_age.is_some_and(|max_age| {
+            now.duration_since(entry.published_at())
+                .is_ok_and(|age| age > max_age)
+        })
+    }
+
+    /// Discards the entries that outlived `max_age`. Called before every
+    /// read as well as on append, so that a quiet log replays nothing stale
+    /// and `find` does not resume from a discarded update.
+    fn expire(&self) {
+        if self.max_age.is_none() {
+            return;
+        }
+        let now = SystemTime::now();
+        let stale = |store: &Store| store.entries.front().is_some_and(|e| self.expired(e, now));
+        if !stale(&self.store.read()) {
+            return;
+        }
+        let mut store = self.store.write();
+        while stale(&store) {
+            store.discard_oldest();
+        }
+    }
+
     fn append_now(&self, entry: Entry) -> Arc<Entry> {
         let mut last = self.sequencer.lock();
         *last += 1;
         let entry = Arc::new(entry.at_position(*last));
         {
+            let now = SystemTime::now();
             let mut store = self.store.write();
             let size = entry.frame().len() as u64;
             while store.entries.len() >= self.capacity
                 || (!store.entries.is_empty() && store.bytes + size > self.max_bytes)
+                || store.entries.front().is_some_and(|e| self.expired(e, now))
             {
-                let Some(old) = store.entries.pop_front() else {
-                    break;
-                };
-                store.bytes -= old.frame().len() as u64;
-                store.discarded += 1;
-                store.forget(&old);
-                store.first += 1;
+                store.discard_oldest();
             }
             store.remember(&entry);
             store.bytes += size;
@@ -209,6 +242,17 @@ impl MemoryLog {
 }
 
 impl Store {
+    /// Discards the oldest entry, if any.
+    fn discard_oldest(&mut self) {
+        let Some(old) = self.entries.pop_front() else {
+            return;
+        };
+        self.bytes -= old.frame().len() as u64;
+        self.discarded += 1;
+        self.forget(&old);
+        self.first += 1;
+    }
+
     fn remember(&mut self, entry: &Entry) {
         if self.ids.contains_key(entry.id()) {
             self.reused
@@ -254,6 +298,7 @@ impl Log for MemoryLog {
     }
 
     fn stats(&self) -> LogStats {
+        self.expire();
         let store = self.store.read();
         LogStats {
             entries: store.entries.len() as u64,
@@ -268,6 +313,7 @@ impl Log for MemoryLog {
     }
 
     fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<Position>, HubError>> {
+        self.expire();
         let found = self.store.read().ids.get(id).copied();
         Box::pin(async move { Ok(found) })
     }
@@ -278,6 +324,7 @@ impl Log for MemoryLog {
         up_to: Position,
         limit: ReadLimit,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>> {
+        self.expire();
         let store = self.store.read();
         let start = after.saturating_add(1).max(store.first);
         let entries = if start > up_to {
@@ -292,6 +339,7 @@ impl Log for MemoryLog {
     }
 
     fn id_before(&self, position: Position) -> BoxFuture<'_, Result<Option<String>, HubError>> {
+        self.expire();
         let store = self.store.read();
         let found = position
             .checked_sub(1)

@@ -267,7 +267,7 @@ pub struct LogConfig {
     pub flush_interval: Duration,
     /// Entries kept: by the memory log always, by the durable log when set (0: unlimited).
     pub max_entries: u64,
-    /// Durable log: discard entries older than this (`0s`: unlimited).
+    /// Discard entries older than this, from either log (`0s`: unlimited).
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// Bytes of updates kept: by the memory log always (0: 256 MiB), by the
@@ -472,7 +472,8 @@ impl LogConfig {
                 };
                 Ok(Arc::new(
                     herald_hub::MemoryLog::new(usize::try_from(capacity).unwrap_or(usize::MAX))
-                        .with_max_bytes(max_bytes),
+                        .with_max_bytes(max_bytes)
+                        .with_max_age(self.max_age),
                 ))
             }
             // `check` allowed only `memory` and `durable`.
@@ -1034,6 +1035,24 @@ mod tests {
             stats.bytes <= 5000 && stats.entries >= 3 && stats.discarded > 0,
             "{stats:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_memory_log_discards_updates_older_than_max_age() {
+        let config = Config::from_toml("[log]\nkind = \"memory\"\nmax_age = \"1h\"\n").unwrap();
+        let log = config.log.open().unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+        for (id, at) in [
+            ("old", two_hours_ago),
+            ("new", std::time::SystemTime::now()),
+        ] {
+            let update = herald_hub::Update::new("https://example.com/t", "x");
+            let entry = herald_hub::Entry::encode(update, id.into(), at).unwrap();
+            log.append(entry).await.unwrap();
+        }
+        assert_eq!(log.find("old").await.unwrap(), None);
+        assert!(log.find("new").await.unwrap().is_some());
+        assert_eq!(log.stats().entries, 1);
     }
 
     #[test]

@@ -159,6 +159,29 @@ async fn replays_and_retention_are_counted() {
 }
 
 #[tokio::test]
+async fn the_memory_log_forgets_updates_older_than_max_age() {
+    let mut config = config();
+    config.log.max_age = Duration::from_secs(1);
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "stale")]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    publish_ok(&hub, &[("topic", TOPIC), ("id", "fresh")]).await;
+    // Resuming from the discarded update replays what is still kept, and
+    // says so, as with the durable log.
+    let mut stream =
+        open(get(&hub, &format!("match={TOPIC}")).header("last-event-id", "stale")).await;
+    assert_eq!(
+        stream.header("mercure-last-event-id").as_deref(),
+        Some("earliest")
+    );
+    assert_eq!(stream.ids(1).await, ["fresh"]);
+    let metrics = scrape(&admin).await;
+    assert_eq!(value(&metrics, "herald_log_discarded_total"), 1.0);
+    assert_eq!(value(&metrics, "herald_log_entries"), 1.0);
+}
+
+#[tokio::test]
 async fn refusals_are_counted_by_reason() {
     let mut config = config();
     config.limits.max_connections = 1;
