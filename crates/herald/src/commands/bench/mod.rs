@@ -20,7 +20,7 @@ pub mod wire;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
@@ -184,7 +184,9 @@ struct IdleArgs {
 struct StormArgs {
     #[command(flatten)]
     common: Common,
-    /// Connections to open and close, in total.
+    /// Connections to open and close: at least this many, and more until
+    /// the steady subscribers' events are all published, so that every
+    /// delivery is measured under churn.
     #[arg(long, value_name = "N", default_value_t = 5000, value_parser = events())]
     connects: u64,
     /// Connections in flight at once.
@@ -301,6 +303,14 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         uuid::Uuid::new_v4().simple()
     );
     let server_before = ServerReading::take(server_pid);
+    if let Some(pid) = server_pid
+        && server_before.is_none()
+    {
+        // Found out before the run, not after minutes of it.
+        return Err(CliError::Runtime(format!(
+            "cannot read /proc/{pid}: is --server-pid a running process on this machine?"
+        )));
+    }
     let (mut report, title) = match args.scenario {
         Scenario::Fanout(a) => fanout(&ctx, a, &topic_base).await?,
         Scenario::Throughput(a) => throughput(&ctx, a, &topic_base).await?,
@@ -384,13 +394,32 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
     if common.match_param.is_empty() {
         return Err(CliError::Usage("--match-param cannot be empty".into()));
     }
+    // Zero would fail every connection and publish at once, or count
+    // every event still on its way as lost.
+    for (flag, value) in [
+        ("--timeout", common.timeout),
+        ("--drain-timeout", common.drain_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(CliError::Usage(format!("{flag} must be longer than 0")));
+        }
+    }
+    if common.connect_concurrency == 0 {
+        return Err(CliError::Usage(
+            "--connect-concurrency must be at least 1".into(),
+        ));
+    }
     let host = hub.host_str().unwrap_or_default().to_owned();
     let port = hub.port_or_known_default().unwrap_or(80);
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| CliError::Runtime(format!("cannot resolve {host}: {e}")))?
-        .next()
-        .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?;
+    let addr = match hub.host() {
+        // Looked up as written, `[::1]` is a name no resolver knows.
+        Some(url::Host::Ipv6(ip)) => std::net::SocketAddr::from((ip, port)),
+        _ => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| CliError::Runtime(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?,
+    };
     let host_header = match hub.port() {
         Some(port) => format!("{host}:{port}"),
         None => host,
@@ -504,8 +533,16 @@ async fn fanout(ctx: &Ctx, a: FanoutArgs, base: &str) -> Result<(Report, String)
     Ok((report, title))
 }
 
+/// The problem reported when no subscriber connected.
+const NO_SUBSCRIBER: &str = "no subscriber connected, so nothing was published";
+
 /// Publishes, drains and fills the report; returns when done.
 async fn deliver(ctx: &Ctx, live: Live, jobs: Vec<Job>, report: &mut Report) {
+    if live.connected() == 0 {
+        report.problems.push(NO_SUBSCRIBER.to_owned());
+        live.abandon(ctx).await.into_report(report);
+        return;
+    }
     let published = live.publish(ctx, jobs).await;
     note_server_rss(ctx, report);
     let (drained, phase) = live
@@ -648,6 +685,12 @@ async fn idle(
             "--subscribers and --topics must be at least 1".into(),
         ));
     }
+    if a.events == 0 {
+        return Err(CliError::Usage(
+            "--events must be at least 1: those events show every idle subscriber is still live"
+                .into(),
+        ));
+    }
     let tool_before = rss_kib("self");
     let topics: Vec<String> = (0..a.topics).map(|t| format!("{base}/{t}")).collect();
     let mut report = Report {
@@ -711,6 +754,12 @@ async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), 
             "--connects and --concurrency must be at least 1".into(),
         ));
     }
+    if a.steady > 0 && a.events == 0 {
+        return Err(CliError::Usage(
+            "--events must be at least 1 with steady subscribers (or use --steady 0)".into(),
+        ));
+    }
+    let events = if a.steady == 0 { 0 } else { a.events };
     let rate = a.rate;
     let topics = vec![format!("{base}/0")];
     let mut report = Report {
@@ -719,28 +768,49 @@ async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), 
             ("connects", json!(a.connects)),
             ("concurrency", json!(a.concurrency)),
             ("steady", json!(a.steady)),
-            ("events", json!(a.events)),
+            ("events", json!(events)),
             ("rate", json!(rate)),
             ("size", json!(a.size)),
         ]),
         ..Report::default()
     };
-    let title = format!(
-        "{} connects, {} at a time, while {} steady subscribers receive {} events at {}/s",
-        a.connects, a.concurrency, a.steady, a.events, rate
-    );
+    let title = if a.steady == 0 {
+        format!("{} connects, {} at a time", a.connects, a.concurrency)
+    } else {
+        format!(
+            "{} connects or more, {} at a time, while {} steady subscribers receive {} events at {}/s",
+            a.connects, a.concurrency, a.steady, events, rate
+        )
+    };
     let (live, connect) = Live::connect(ctx, &topics, vec![0; a.steady], vec![0]).await;
     report.phases.push(connect);
+    if a.steady > 0 && live.connected() == 0 {
+        report.problems.push(NO_SUBSCRIBER.to_owned());
+        live.abandon(ctx).await.into_report(&mut report);
+        return Ok((report, title));
+    }
     let job = Job {
         streams: vec![(0, topics[0].clone())],
         size: a.size,
         rate: Some(rate),
-        limit: Limit::Events(if a.steady == 0 { 0 } else { a.events }),
+        limit: Limit::Events(events),
     };
     let churn_clock = Clock::start();
+    let publishing = AtomicBool::new(true);
     let (published, storm) = tokio::join!(
-        live.publish(ctx, vec![job]),
-        churn(ctx, &topics[0], a.connects, a.concurrency, a.steady)
+        async {
+            let published = live.publish(ctx, vec![job]).await;
+            publishing.store(false, Ordering::Relaxed);
+            published
+        },
+        churn(
+            ctx,
+            &topics[0],
+            a.connects,
+            a.concurrency,
+            a.steady,
+            &publishing
+        )
     );
     report.phases.push(churn_clock.phase("storm"));
     note_server_rss(ctx, &mut report);
@@ -759,8 +829,17 @@ async fn storm(ctx: &Ctx, a: StormArgs, base: &str) -> Result<(Report, String), 
     Ok((report, title))
 }
 
-/// Opens and closes `connects` subscriptions, `concurrency` at a time.
-async fn churn(ctx: &Ctx, topic: &str, connects: u64, concurrency: usize, first: usize) -> Storm {
+/// Opens and closes `connects` subscriptions, `concurrency` at a time, and
+/// more while `publishing` holds, so that every delivery to the steady
+/// subscribers is measured under churn.
+async fn churn(
+    ctx: &Ctx,
+    topic: &str,
+    connects: u64,
+    concurrency: usize,
+    first: usize,
+    publishing: &AtomicBool,
+) -> Storm {
     let issued = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -768,9 +847,12 @@ async fn churn(ctx: &Ctx, topic: &str, connects: u64, concurrency: usize, first:
         let done = done.clone();
         ctx.track("storm", connects, move || done.load(Ordering::Relaxed))
     };
+    // The workers are spawned tasks: they learn that publishing ended from
+    // a flag of their own, set when `publishing` turns false.
+    let more = Arc::new(AtomicBool::new(true));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (issued, done) = (issued.clone(), done.clone());
+            let (issued, done, more) = (issued.clone(), done.clone(), more.clone());
             let target = ctx.target.clone();
             let timeout = ctx.timeout;
             let topic = topic.to_owned();
@@ -779,7 +861,7 @@ async fn churn(ctx: &Ctx, topic: &str, connects: u64, concurrency: usize, first:
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                 loop {
                     let n = issued.fetch_add(1, Ordering::Relaxed);
-                    if n >= connects {
+                    if n >= connects && !more.load(Ordering::Relaxed) {
                         break;
                     }
                     let request = target.request(first + n as usize, &topic);
@@ -797,6 +879,10 @@ async fn churn(ctx: &Ctx, topic: &str, connects: u64, concurrency: usize, first:
             })
         })
         .collect();
+    while publishing.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    more.store(false, Ordering::Relaxed);
     let mut latency = histogram();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for worker in workers {

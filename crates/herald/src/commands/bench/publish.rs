@@ -247,16 +247,44 @@ pub struct Done {
 /// Consecutive failures after which a publisher gives up (the hub is gone).
 const MAX_CONSECUTIVE_ERRORS: u64 = 20;
 
+/// What the publishers tell the rest of the run while they publish.
+#[derive(Debug)]
+pub struct Issued {
+    /// Publishes attempted, for the progress bar.
+    pub sent: AtomicU64,
+    /// Per stream, the sequences handed to a publish so far: a receipt of
+    /// one at or above it was never published (stored before the request
+    /// goes out, so a hub's delivery always comes after it).
+    pub next: Vec<AtomicU64>,
+}
+
+impl Issued {
+    /// Nothing issued yet on any of `streams` streams.
+    pub fn new(streams: usize) -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            next: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Whether `seq` on `stream` was handed to a publish.
+    pub fn was_issued(&self, stream: u32, seq: u64) -> bool {
+        self.next
+            .get(stream as usize)
+            .is_some_and(|next| seq < next.load(Ordering::Acquire))
+    }
+}
+
 /// Runs every job to its end on the current runtime, and returns what each
 /// publisher did, in the order of `jobs` (an error for one that panicked).
 pub async fn run_here(
     sink: Arc<Sink>,
     jobs: Vec<Job>,
-    sent: Arc<AtomicU64>,
+    issued: Arc<Issued>,
 ) -> Vec<Result<Done, String>> {
     let handles: Vec<_> = jobs
         .into_iter()
-        .map(|job| tokio::spawn(run(sink.clone(), job, sent.clone())))
+        .map(|job| tokio::spawn(run(sink.clone(), job, issued.clone())))
         .collect();
     let mut outcomes = Vec::with_capacity(handles.len());
     for handle in handles {
@@ -284,7 +312,7 @@ pub async fn run_here(
 pub async fn run_apart(
     sink: Arc<Sink>,
     jobs: Vec<Job>,
-    sent: Arc<AtomicU64>,
+    issued: Arc<Issued>,
 ) -> Vec<Result<Done, String>> {
     let count = jobs.len();
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -303,7 +331,7 @@ pub async fn run_apart(
                     return;
                 }
             };
-            let outcomes = runtime.block_on(run_here(sink, jobs, sent));
+            let outcomes = runtime.block_on(run_here(sink, jobs, issued));
             let _ = answer.send(Ok(outcomes));
         });
     let failed = |error: String| (0..count).map(|_| Err(error.clone())).collect();
@@ -317,8 +345,8 @@ pub async fn run_apart(
     }
 }
 
-/// Runs one publisher; `sent` counts publishes attempted, for the progress bar.
-pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
+/// Runs one publisher, telling `issued` what it sends.
+pub async fn run(sink: Arc<Sink>, job: Job, issued: Arc<Issued>) -> Done {
     let mut streams: Vec<(u32, Published)> = job
         .streams
         .iter()
@@ -362,6 +390,9 @@ pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
         let seq = state.next;
         state.next += 1;
         count += 1;
+        if let Some(next) = issued.next.get(*stream as usize) {
+            next.store(state.next, Ordering::Release);
+        }
         let mark = Mark {
             seq,
             sent_at: unix_nanos(),
@@ -370,7 +401,7 @@ pub async fn run(sink: Arc<Sink>, job: Job, sent: Arc<AtomicU64>) -> Done {
         let data = payload(mark, job.size);
         let request_started = Instant::now();
         let result = connection.publish(&templates[turn], &data).await;
-        sent.fetch_add(1, Ordering::Relaxed);
+        issued.sent.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(_) => {
                 consecutive_errors = 0;

@@ -228,10 +228,12 @@ impl Report {
                     s.dropped
                 ),
             ));
-            rows.push(("connect → head".into(), latency(&s.connect_latency)));
+            // Right under the counts they explain: a subscriber that could
+            // not connect, or whose stream ended during the run.
             for error in &s.errors {
                 rows.push((String::new(), format!("error: {error}")));
             }
+            rows.push(("connect → head".into(), latency(&s.connect_latency)));
         }
         if let Some(p) = &self.publish {
             rows.push((
@@ -262,10 +264,20 @@ impl Report {
                     d.per_read
                 ),
             ));
+            if d.delivered > d.expected {
+                rows.push((
+                    String::new(),
+                    "more than expected: events whose publish failed arrived too (not counted as expected)"
+                        .into(),
+                ));
+            }
             rows.push(("publish → receive".into(), latency(&d.latency)));
         }
         if let Some(v) = &self.violations {
-            let value = if v.total == 0 {
+            let none_connected = self.subscribers.as_ref().is_some_and(|s| s.connected == 0);
+            let value = if none_connected {
+                "not checked: no subscriber connected".to_owned()
+            } else if v.total == 0 {
                 "none (0 lost, 0 duplicated, 0 reordered, 0 unexpected)".to_owned()
             } else {
                 format!(

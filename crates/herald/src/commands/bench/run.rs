@@ -3,7 +3,7 @@
 //! timeout), then account. Scenarios put their own measurements between them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::publish::{self, Job, Sink};
 use super::report::{self, Delivery, Phase, Publish, Report, Subscribers, Violations};
 use super::stats::{Summary, cpu_time, histogram, percent};
-use super::subscriber::{self, Ended, Shared, Target};
+use super::subscriber::{self, Ended, Shared, Stage, Target};
 use super::tally::{Counts, Published, Tally};
 
 /// How long the run keeps listening after the last expected event arrived,
@@ -74,11 +74,14 @@ impl Clock {
         let cpu = cpu_time("self")
             .unwrap_or_default()
             .saturating_sub(self.cpu);
+        // /proc counts CPU time in ticks of 10 ms: over a short phase the
+        // share could read above what the cores can give.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Phase {
             name,
             wall_s: wall.as_secs_f64(),
             tool_cpu_s: cpu.as_secs_f64(),
-            tool_cpu_percent: percent(cpu, wall),
+            tool_cpu_percent: percent(cpu, wall).min(100.0 * cores as f64),
         }
     }
 
@@ -135,7 +138,7 @@ pub struct Live {
     topics: Vec<usize>,
     /// Topic index of each stream.
     stream_topics: Vec<usize>,
-    stop: watch::Sender<bool>,
+    stage: watch::Sender<Stage>,
     requested: usize,
 }
 
@@ -160,8 +163,12 @@ impl Live {
         stream_topics: Vec<usize>,
     ) -> (Live, Phase) {
         let clock = Clock::start();
-        let shared = Arc::new(Shared::new(names.len(), ctx.connect_concurrency));
-        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            names.len(),
+            stream_topics.len(),
+            ctx.connect_concurrency,
+        ));
+        let (stage, stage_rx) = watch::channel(Stage::Running);
         let requested = topics.len();
         let tasks = topics
             .iter()
@@ -176,7 +183,7 @@ impl Live {
                     tally,
                     shared.clone(),
                     ctx.timeout,
-                    stop_rx.clone(),
+                    stage_rx.clone(),
                 ))
             })
             .collect();
@@ -196,7 +203,7 @@ impl Live {
             tasks,
             topics,
             stream_topics,
-            stop,
+            stage,
             requested,
         };
         (live, clock.phase("connect"))
@@ -205,6 +212,16 @@ impl Live {
     /// Subscribers connected so far.
     pub fn connected(&self) -> usize {
         self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// Ends a run in which no subscriber connected, without publishing:
+    /// there is nobody to deliver to, and a hub that accepts connections
+    /// but never answers would hold every publish for the whole timeout.
+    pub async fn abandon(self, ctx: &Ctx) -> Drained {
+        let nothing = vec![Published::default(); self.stream_topics.len()];
+        self.drain(ctx, &nothing, &Clock::start(), "deliver")
+            .await
+            .0
     }
 
     /// Runs the publishers' `jobs` to their end.
@@ -219,16 +236,18 @@ impl Live {
                 publish::Limit::Duration(_) => 0,
             })
             .sum::<u64>();
-        let sent = Arc::new(AtomicU64::new(0));
+        let issued = self.shared.issued.clone();
         let _tracker = {
-            let sent = sent.clone();
-            ctx.track("publish", total, move || sent.load(Ordering::Relaxed))
+            let issued = issued.clone();
+            ctx.track("publish", total, move || {
+                issued.sent.load(Ordering::Relaxed)
+            })
         };
         let apart = self.tasks.len() > PUBLISHERS_APART_ABOVE;
         let outcomes = if apart {
-            publish::run_apart(ctx.publisher.clone(), jobs, sent.clone()).await
+            publish::run_apart(ctx.publisher.clone(), jobs, issued).await
         } else {
-            publish::run_here(ctx.publisher.clone(), jobs, sent.clone()).await
+            publish::run_here(ctx.publisher.clone(), jobs, issued).await
         };
         let mut published = vec![Published::default(); streams];
         let mut report = Publish {
@@ -308,8 +327,13 @@ impl Live {
             let _tracker = ctx.track("deliver", expected_connected, move || {
                 shared.delivered.load(Ordering::Relaxed)
             });
+            // Each subscriber says when it has all it is owed, or is gone: a
+            // count of deliveries all together could be reached with one
+            // subscriber still behind (events whose publish failed but that
+            // the hub delivered count there too).
+            let _ = self.stage.send(Stage::Draining(Arc::from(published)));
             let deadline = Instant::now() + ctx.drain_timeout;
-            while self.shared.delivered.load(Ordering::Relaxed) < expected_connected
+            while self.shared.settled.load(Ordering::Relaxed) < self.connected()
                 && Instant::now() < deadline
                 && !self.tasks.iter().all(JoinHandle::is_finished)
             {
@@ -318,7 +342,7 @@ impl Live {
         }
         let phase = clock.phase(phase);
         tokio::time::sleep(GRACE).await;
-        let _ = self.stop.send(true);
+        let _ = self.stage.send(Stage::Stopped);
         let mut counts = Counts::default();
         let mut details = Vec::new();
         let mut affected = 0;

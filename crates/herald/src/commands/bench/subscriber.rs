@@ -14,8 +14,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use url::Url;
 
+use super::publish::Issued;
 use super::stats::{Batch, Shards, micros};
-use super::tally::{Outcome, Tally};
+use super::tally::{Outcome, Published, Tally};
 use super::wire::{BodyBuffer, Head, WireError, parse_mark};
 
 /// Where subscribers connect and what they ask for.
@@ -176,6 +177,12 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// First receipts of events, all subscribers together.
     pub delivered: AtomicU64,
+    /// Subscribers that connected and have since received all they are
+    /// owed (once the run is draining) or lost their stream: the drain
+    /// waits for every connected subscriber to be settled.
+    pub settled: AtomicUsize,
+    /// What the publishers have sent so far.
+    pub issued: Arc<Issued>,
     /// Publish → receive latency of first receipts, µs.
     pub latency: Shards,
     /// Connect → response head latency, µs.
@@ -185,14 +192,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Counters at zero for `topics` topics; at most `connect_concurrency`
-    /// connection attempts at once.
-    pub fn new(topics: usize, connect_concurrency: usize) -> Self {
+    /// Counters at zero for `topics` topics and `streams` streams; at most
+    /// `connect_concurrency` connection attempts at once.
+    pub fn new(topics: usize, streams: usize, connect_concurrency: usize) -> Self {
         Self {
             connected: AtomicUsize::new(0),
             connected_per_topic: (0..topics).map(|_| AtomicUsize::new(0)).collect(),
             failed: AtomicUsize::new(0),
             delivered: AtomicU64::new(0),
+            settled: AtomicUsize::new(0),
+            issued: Arc::new(Issued::new(streams)),
             latency: Shards::new(16),
             connect_latency: Shards::new(16),
             connecting: Semaphore::new(connect_concurrency.max(1)),
@@ -213,9 +222,22 @@ pub struct Ended {
     pub last_delivery: Option<Instant>,
 }
 
+/// Where the run is, as the subscribers see it.
+#[derive(Debug, Clone, Default)]
+pub enum Stage {
+    /// Publishing (or not started yet).
+    #[default]
+    Running,
+    /// Everything is published: this is what each stream got, so that a
+    /// subscriber can tell when it has received all it is owed.
+    Draining(Arc<[Published]>),
+    /// Done: subscribers close their streams and account.
+    Stopped,
+}
+
 /// Runs a subscriber to `topic` (an index into the run's topics): opens
-/// `request`, then follows the stream until `stop` turns true, recording
-/// into `tally` and `shared`.
+/// `request`, then follows the stream until `stage` turns to
+/// [`Stage::Stopped`], recording into `tally` and `shared`.
 pub async fn run(
     topic: usize,
     target: Arc<Target>,
@@ -223,7 +245,7 @@ pub async fn run(
     mut tally: Tally,
     shared: Arc<Shared>,
     timeout: Duration,
-    stop: watch::Receiver<bool>,
+    stage: watch::Receiver<Stage>,
 ) -> Ended {
     let opened = {
         let _permit = shared.connecting.acquire().await;
@@ -257,12 +279,13 @@ pub async fn run(
     // and this alike, and turned into an `Instant` once, at the end.
     let mut last_delivery_nanos = None;
     let mut error = None;
-    // One wait for the stop, kept across reads: a wait made anew for each
-    // read would join and leave the channel's list of 10,000 waiters every
-    // time, touching other subscribers' cold memory (3% of the
+    // One wait for the next stage, kept across reads: a wait made anew for
+    // each read would join and leave the channel's list of 10,000 waiters
+    // every time, touching other subscribers' cold memory (3% of the
     // generator's samples at 50 events/s).
-    let stopped = until_stopped(stop);
-    tokio::pin!(stopped);
+    let mut next_stage = Box::pin(until(stage.clone(), |s| !matches!(s, Stage::Running)));
+    let mut draining: Option<Arc<[Published]>> = None;
+    let mut settled = false;
     loop {
         // Frames already buffered (e.g. read with the head) come first. In
         // a block of its own, so that the batch lives on the thread's stack,
@@ -275,7 +298,12 @@ pub async fn run(
                 let Some(mark) = parse_mark(frame) else {
                     continue;
                 };
-                match tally.record(mark.stream, mark.seq) {
+                let outcome = if shared.issued.was_issued(mark.stream, mark.seq) {
+                    tally.record(mark.stream, mark.seq)
+                } else {
+                    tally.unpublished(mark.stream, mark.seq)
+                };
+                match outcome {
                     Outcome::First | Outcome::Reordered => {
                         firsts += 1;
                         latencies.push(now.saturating_sub(mark.sent_at) / 1000);
@@ -290,6 +318,13 @@ pub async fn run(
                 last_delivery_nanos = Some(now);
             }
         }
+        if !settled
+            && let Some(published) = &draining
+            && tally.is_complete(published)
+        {
+            settled = true;
+            shared.settled.fetch_add(1, Ordering::Relaxed);
+        }
         if buffer.body_ended() {
             error = Some("the hub ended the stream".to_owned());
             break;
@@ -303,7 +338,14 @@ pub async fn run(
         };
         let read = tokio::select! {
             biased;
-            () = &mut stopped => break,
+            reached = &mut next_stage => match reached {
+                Stage::Draining(published) => {
+                    draining = Some(published);
+                    next_stage = Box::pin(until(stage.clone(), |s| matches!(s, Stage::Stopped)));
+                    continue;
+                }
+                Stage::Running | Stage::Stopped => break,
+            },
             read = stream.read(spare) => read,
         };
         match read {
@@ -323,6 +365,10 @@ pub async fn run(
             }
         }
     }
+    // A subscriber whose stream ended is owed nothing more the drain could wait for.
+    if !settled {
+        shared.settled.fetch_add(1, Ordering::Relaxed);
+    }
     let last_delivery = last_delivery_nanos.map(|at| {
         let ago = Duration::from_nanos(unix_nanos().saturating_sub(at));
         let now = Instant::now();
@@ -336,9 +382,13 @@ pub async fn run(
     }
 }
 
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn until_stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+/// The stage once `reached` holds for it ([`Stage::Stopped`] if the run
+/// is gone).
+async fn until(mut stage: watch::Receiver<Stage>, reached: fn(&Stage) -> bool) -> Stage {
+    match stage.wait_for(reached).await {
+        Ok(now) => now.clone(),
+        Err(_) => Stage::Stopped,
+    }
 }
 
 /// Now, in nanoseconds since the Unix epoch (the clock payloads carry).

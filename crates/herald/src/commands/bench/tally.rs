@@ -22,7 +22,8 @@ pub enum Kind {
     Duplicated,
     /// Received after a later event of the same stream.
     Reordered,
-    /// An event of a stream this subscriber did not subscribe to.
+    /// An event this subscriber should never have received: of a stream it
+    /// did not subscribe to, or with a sequence never published.
     Unexpected,
 }
 
@@ -62,7 +63,7 @@ pub struct Counts {
     pub duplicated: u64,
     /// Events received after a later one.
     pub reordered: u64,
-    /// Events of streams not subscribed to.
+    /// Events of streams not subscribed to, or never published.
     pub unexpected: u64,
 }
 
@@ -108,7 +109,7 @@ pub enum Outcome {
     Reordered,
     /// Received before.
     Duplicate,
-    /// Not a stream of this subscriber.
+    /// Not a stream of this subscriber, or a sequence never published.
     Unexpected,
 }
 
@@ -201,6 +202,33 @@ impl Tally {
                 Outcome::Duplicate
             }
         }
+    }
+
+    /// Counts a receipt of `seq` on `stream` that no publisher sent (yet):
+    /// a hub inventing or corrupting events. It leaves the stream's
+    /// expectations alone, so the events that were published are still
+    /// judged as they come.
+    pub fn unpublished(&mut self, stream: u32, seq: u64) -> Outcome {
+        self.counts.unexpected += 1;
+        self.note(Kind::Unexpected, stream, seq, 1);
+        Outcome::Unexpected
+    }
+
+    /// Whether every event of `published` this subscriber must get has
+    /// arrived (those whose publish failed may be missing).
+    pub fn is_complete(&self, published: &[Published]) -> bool {
+        self.streams.iter().all(|(stream, state)| {
+            let Some(sent) = published.get(*stream as usize) else {
+                return true;
+            };
+            let tail = (state.next < sent.next).then_some((state.next, sent.next));
+            state
+                .missing
+                .iter()
+                .map(|(&s, &e)| (s, e))
+                .chain(tail)
+                .all(|(start, end)| without(start, end, &sent.uncertain).next().is_none())
+        })
     }
 
     /// Closes the tally against what was published (indexed by stream):
@@ -358,6 +386,41 @@ mod tests {
         ]);
         assert_eq!(counts.unexpected, 2);
         assert_eq!(counts.total(), 2);
+    }
+
+    #[test]
+    fn an_unpublished_sequence_is_unexpected_and_leaves_the_stream_alone() {
+        let mut tally = Tally::new(7, [true]);
+        tally.record(0, 0);
+        assert_eq!(tally.unpublished(0, 1000), Outcome::Unexpected);
+        for seq in 1..10 {
+            assert_eq!(tally.record(0, seq), Outcome::First);
+        }
+        let (counts, details) = tally.finish(&published(10));
+        assert_eq!(
+            counts,
+            Counts {
+                unexpected: 1,
+                ..Counts::default()
+            }
+        );
+        assert_eq!(details, vec![violation(Kind::Unexpected, 1000, 1)]);
+    }
+
+    #[test]
+    fn a_tally_is_complete_once_every_certain_event_arrived() {
+        let sent = vec![Published {
+            next: 5,
+            uncertain: vec![1, 4],
+        }];
+        let mut tally = Tally::new(7, [true]);
+        for seq in [0, 2] {
+            tally.record(0, seq);
+        }
+        assert!(!tally.is_complete(&sent), "3 is still owed");
+        tally.record(0, 3);
+        assert!(tally.is_complete(&sent), "1 and 4 may never come");
+        assert!(!tally.is_complete(&published(5)));
     }
 
     #[test]

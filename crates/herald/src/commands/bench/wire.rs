@@ -1,6 +1,7 @@
 //! The bytes the load generator reads, without I/O: the HTTP/1.1 response
 //! head, a minimal de-chunker for `Transfer-Encoding: chunked`, the frame
-//! scanner that finds `\n\n` frame ends, the bench payload
+//! scanner that finds `\n\n` frame ends (`\r\n\r\n` on a stream whose
+//! first line ends in CRLF), the bench payload
 //! (`seq=<n> t=<unix nanos> s=<stream> <padding>`) that carries what the
 //! accounting needs, and where a publish's answer ends ([`Answer`]).
 //!
@@ -15,6 +16,8 @@ use memchr::memmem::Finder;
 
 /// Where a frame ends: the blank line of an SSE event.
 static FRAME_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+/// Where a frame ends on a stream whose lines end in CRLF, as SSE allows.
+static CRLF_FRAME_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
 /// Where a bench payload starts inside a frame.
 static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"seq="));
 /// The end of a response head.
@@ -323,6 +326,9 @@ pub struct BodyBuffer {
     offered: usize,
     /// Reads that brought bytes.
     reads: u64,
+    /// Whether the stream's lines end in CRLF, once its first line is seen:
+    /// a hub ends every line alike, so one look per connection is enough.
+    crlf: Option<bool>,
 }
 
 impl BodyBuffer {
@@ -339,6 +345,7 @@ impl BodyBuffer {
             busy: false,
             offered: 0,
             reads: 0,
+            crlf: None,
         }
     }
 
@@ -435,9 +442,23 @@ impl BodyBuffer {
     /// The next complete frame (without its blank line), if one is buffered.
     pub fn next_frame(&mut self) -> Option<&[u8]> {
         let pending = &self.buf[self.start..self.body];
-        let at = FRAME_END.find(pending)?;
+        let crlf = match self.crlf {
+            Some(crlf) => crlf,
+            None => {
+                let lf = memchr::memchr(b'\n', pending)?;
+                let crlf = lf > 0 && pending[lf - 1] == b'\r';
+                self.crlf = Some(crlf);
+                crlf
+            }
+        };
+        let (end, len) = if crlf {
+            (&*CRLF_FRAME_END, 4)
+        } else {
+            (&*FRAME_END, 2)
+        };
+        let at = end.find(pending)?;
         let frame = self.start..self.start + at;
-        self.start += at + 2;
+        self.start += at + len;
         Some(&self.buf[frame])
     }
 
@@ -653,6 +674,29 @@ mod tests {
                     "plain, step {step}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn frames_of_a_stream_whose_lines_end_in_crlf_come_out_whole() {
+        let events: Vec<Vec<u8>> = (0..5)
+            .map(|i| format!("id: {i}\r\ndata: seq={i} t=5 s=0").into_bytes())
+            .collect();
+        let mut body = b":\r\n\r\n".to_vec();
+        for event in &events {
+            body.extend_from_slice(event);
+            body.extend_from_slice(b"\r\n\r\n");
+        }
+        let mut expected = vec![b":".to_vec()];
+        expected.extend(events.iter().cloned());
+        for step in [1, 3, 1000] {
+            let got = frames(PLAIN_HEAD, &body, step, 1024);
+            assert_eq!(got, expected, "step {step}");
+            let marks: Vec<u64> = got[1..]
+                .iter()
+                .map(|f| parse_mark(f).unwrap().seq)
+                .collect();
+            assert_eq!(marks, [0, 1, 2, 3, 4]);
         }
     }
 
