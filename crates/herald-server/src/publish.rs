@@ -36,7 +36,7 @@ pub(crate) async fn publish(
             )));
         }
     }
-    let content_type = headers.text(&header::CONTENT_TYPE).unwrap_or("");
+    let content_type = media_type(headers)?;
     let update = if is_form(content_type) {
         from_form(body)?
     } else if is_json(content_type) {
@@ -131,6 +131,38 @@ fn check_same_origin(herald: &Herald, headers: &impl RequestHeaders) -> Result<(
     Err(ServerError::Forbidden(format!(
         "a publish authenticated by cookie from the origin `{origin}` is refused: it is neither the hub's origin nor an allowed CORS origin"
     )))
+}
+
+/// The request's one `Content-Type` (empty without one), if its charset,
+/// when it names one, is UTF-8: both bodies are read as UTF-8, and a body
+/// in another charset would publish mangled text.
+fn media_type(headers: &impl RequestHeaders) -> Result<&str, ServerError> {
+    let mut values = headers.all(&header::CONTENT_TYPE);
+    let first = values.next();
+    if values.next().is_some() {
+        // Which one the client meant is anyone's guess (RFC 9110 §5.3).
+        return Err(ServerError::BadRequest(
+            "more than one Content-Type header: send exactly one".into(),
+        ));
+    }
+    let content_type = first.and_then(crate::headers::as_text).unwrap_or("");
+    for parameter in content_type.split(';').skip(1) {
+        let Some((name, value)) = parameter.split_once('=') else {
+            continue;
+        };
+        let charset = value.trim().trim_matches('"');
+        if name.trim().eq_ignore_ascii_case("charset")
+            && !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|utf8| charset.eq_ignore_ascii_case(utf8))
+        {
+            return Err(ServerError::UnsupportedMediaType(format!(
+                "publish bodies are read as UTF-8, not as the charset `{}`: encode the body in UTF-8 and send charset=utf-8 or none",
+                charset.escape_debug()
+            )));
+        }
+    }
+    Ok(content_type)
 }
 
 fn is_json(content_type: &str) -> bool {

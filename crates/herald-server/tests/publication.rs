@@ -520,6 +520,60 @@ async fn other_content_types_are_a_415() {
 }
 
 #[tokio::test]
+async fn a_body_in_another_charset_than_utf8_is_a_415_and_publishes_nothing() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    for content_type in [
+        "application/json; charset=utf-16",
+        "application/x-www-form-urlencoded; charset=ISO-8859-1",
+        "application/x-www-form-urlencoded; charset=\"windows-1252\"",
+    ] {
+        let request = client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header("content-type", content_type)
+            .body(form(&[("topic", BOOK), ("data", "caf\u{e9}")]));
+        let (_, problem) = refused(request, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+        let charset = content_type.rsplit('=').next().unwrap().trim_matches('"');
+        assert!(
+            problem.contains("read as UTF-8") && problem.contains(charset),
+            "{problem}"
+        );
+    }
+    for charset in ["utf-8", "UTF8", "\"utf-8\"", "us-ascii"] {
+        let request = client()
+            .post(&hub.url)
+            .bearer_auth(hub.publisher())
+            .header(
+                "content-type",
+                format!("application/x-www-form-urlencoded; charset={charset}"),
+            )
+            .body(form(&[("topic", BOOK), ("data", charset)]));
+        assert_eq!(send(request).await.status(), StatusCode::OK, "{charset}");
+    }
+    assert_eq!(
+        stream.data(4).await,
+        ["utf-8", "UTF8", "\"utf-8\"", "us-ascii"]
+    );
+}
+
+#[tokio::test]
+async fn two_content_types_are_a_400_and_publish_nothing() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let request = publish_request(
+        &hub,
+        Some(&hub.publisher()),
+        &[("topic", BOOK), ("data", "two")],
+    )
+    .header("content-type", "application/json");
+    let (_, problem) = refused(request, StatusCode::BAD_REQUEST).await;
+    assert!(problem.contains("more than one Content-Type"), "{problem}");
+    publish_ok(&hub, &[("topic", BOOK), ("data", "one")]).await;
+    assert_eq!(stream.data(1).await, ["one"], "only the second publish");
+}
+
+#[tokio::test]
 async fn an_encoded_body_is_a_415_and_publishes_nothing() {
     let hub = start_default().await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
