@@ -261,9 +261,33 @@ async fn serve_hyper(
         }
     };
     if let Err(error) = result {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+        if timed_out(&*error) {
+            herald.metrics().write_timed_out();
+            tracing::info!(
+                %peer,
+                "connection closed: a write made no progress for limits.write_timeout (the client stopped reading or vanished)"
+            );
+        } else {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
     }
     drop(watcher);
+}
+
+/// Whether `error` comes from a write that made no progress for the write
+/// timeout (`TimeoutStream`'s, or the kernel's `TCP_USER_TIMEOUT`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Runs `connection` to its end. It is closed gracefully (an answer in

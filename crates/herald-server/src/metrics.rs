@@ -34,6 +34,7 @@ pub struct Metrics {
     connections_refused: Family<Reason, Counter>,
     auth_failures: Family<Reason, Counter>,
     legacy_requests: Family<Reason, Counter>,
+    write_timeouts: Counter,
     publish_seconds: Histogram,
     publish_to_write_seconds: Histogram,
 }
@@ -72,6 +73,12 @@ impl Metrics {
             "Accepted requests that used the pre-draft-08 protocol (reason: token, topic, last_event_id); zero for long means [compatibility] can go",
             legacy_requests.clone(),
         );
+        let write_timeouts = Counter::default();
+        registry.register(
+            "write_timeouts",
+            "Connections closed because a write made no progress for limits.write_timeout (a client that stopped reading, or vanished)",
+            write_timeouts.clone(),
+        );
         // 100 µs to ~6.5 s.
         let publish_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
         registry.register(
@@ -93,6 +100,7 @@ impl Metrics {
             connections_refused,
             auth_failures,
             legacy_requests,
+            write_timeouts,
             publish_seconds,
             publish_to_write_seconds,
         })
@@ -134,6 +142,11 @@ impl Metrics {
                 reason: what.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a connection closed by `limits.write_timeout`.
+    pub(crate) fn write_timed_out(&self) {
+        self.write_timeouts.inc();
     }
 
     pub(crate) fn connection_refused(&self, reason: &str) {

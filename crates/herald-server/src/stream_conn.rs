@@ -224,6 +224,9 @@ struct Out {
     closed: bool,
     /// The socket failed: the connection is over.
     failed: bool,
+    /// It failed because writes made no progress for the write timeout
+    /// (or the kernel's `TCP_USER_TIMEOUT`, set to the same).
+    timed_out: bool,
 }
 
 impl ChunkedWire {
@@ -284,9 +287,21 @@ impl ChunkedWire {
             }
             match Box::pin(tokio::time::timeout(timeout, self.tcp.writable())).await {
                 Ok(ready) => ready?,
-                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                Err(_) => {
+                    let mut out = self.out.lock();
+                    out.failed = true;
+                    out.closed = true;
+                    out.timed_out = true;
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
             }
         }
+    }
+
+    /// Whether the connection failed because a write made no progress for
+    /// the write timeout; counted once, as the stream ends.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.out.lock().timed_out
     }
 
     /// Whether bytes wait to be flushed.
@@ -307,9 +322,10 @@ impl Out {
         if self.pending.is_empty() {
             match write_now(tcp, parts) {
                 Ok(n) => written = n,
-                Err(_) => {
+                Err(error) => {
                     self.failed = true;
                     self.closed = true;
+                    self.timed_out = error.kind() == std::io::ErrorKind::TimedOut;
                     return;
                 }
             }

@@ -361,10 +361,18 @@ impl EventStream {
 impl Drop for EventStream {
     fn drop(&mut self) {
         if !self.ended {
+            let timed_out = self.wire.as_ref().is_some_and(|wire| wire.timed_out());
+            if timed_out {
+                self.metrics.write_timed_out();
+            }
             let _entered = self.span.enter();
             tracing::info!(
                 subscriber = self.subscription.subscriber_id(),
-                reason = "client disconnected",
+                reason = if timed_out {
+                    "write timeout: the client stopped reading or vanished"
+                } else {
+                    "client disconnected"
+                },
                 "subscriber disconnected"
             );
         }

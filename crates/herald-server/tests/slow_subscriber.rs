@@ -218,6 +218,47 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
     }
 }
 
+/// A subscriber closed by the write timeout, with room left in its queue,
+/// is counted as such, apart from those whose queue filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_timeout_is_counted_in_the_metrics() {
+    let mut config = config();
+    config.subscribers.queue_capacity = 4 * UPDATES;
+    config.subscribers.heartbeat = Duration::from_secs(60);
+    config.limits.write_timeout = Duration::from_millis(500);
+    let hub = start(config).await;
+    let (_stalled, _) = raw_subscription(&hub, "match=big").await;
+    let data = "x".repeat(DATA_BYTES);
+    let token = hub.publisher();
+    for i in 0..UPDATES {
+        let id = format!("w{i:03}");
+        let response = publish(
+            &hub,
+            Some(&token),
+            &[("topic", "big"), ("id", &id), ("data", &data)],
+        )
+        .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+    let counted = |name: &str| {
+        let metrics = hub.herald.metrics().render();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let deadline = Instant::now() + WAIT;
+    while counted("herald_write_timeouts_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection was not closed by the write timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted("herald_write_timeouts_total"), 1.0);
+    assert_eq!(counted("herald_slow_subscriber_disconnects_total"), 0.0);
+}
+
 /// A subscriber that stops reading long enough for its socket to fill, then
 /// reads again: the hub's direct writes to it stop, its own task flushes
 /// what the socket did not take and catches up from the queue, and it still
