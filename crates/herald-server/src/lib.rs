@@ -402,9 +402,29 @@ fn transfer_coding_refusal(headers: &axum::http::HeaderMap) -> Option<Response> 
     })
 }
 
+/// Why an HTTP/1.1 request's `Host` cannot be taken: RFC 9112 §3.2 asks a
+/// 400 for a request without one or with several (HTTP/1.0 may omit it;
+/// HTTP/2 names the authority in its own field).
+fn host_refusal(version: axum::http::Version, headers: &axum::http::HeaderMap) -> Option<Response> {
+    if version != axum::http::Version::HTTP_11 {
+        return None;
+    }
+    let detail = match headers.get_all(header::HOST).iter().count() {
+        1 => return None,
+        0 => "an HTTP/1.1 request must carry a Host header",
+        _ => "more than one Host header: send exactly one",
+    };
+    Some(crate::error::problem(
+        axum::http::StatusCode::BAD_REQUEST,
+        detail,
+    ))
+}
+
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Some(refusal) = transfer_coding_refusal(&parts.headers) {
+    if let Some(refusal) = host_refusal(parts.version, &parts.headers)
+        .or_else(|| transfer_coding_refusal(&parts.headers))
+    {
         return refusal;
     }
     let is_subscribe = parts.method == Method::GET

@@ -316,6 +316,7 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
     spans.clear();
     let mut body = None;
     let mut close = false;
+    let mut hosts = 0;
     // httparse has checked the names (tokens) and the values (no control
     // characters but tabs), as `http` would.
     for h in request.headers.iter() {
@@ -336,6 +337,7 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
                 _ => return Parsed::Other,
             }
         }
+        hosts += usize::from(is(&header::HOST));
         if is(&header::CONNECTION)
             && h.value
                 .split(|&b| b == b',')
@@ -347,6 +349,10 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
             return Parsed::Other;
         };
         spans.push(span);
+    }
+    // The router answers a missing or repeated `Host`.
+    if hosts != 1 {
+        return Parsed::Other;
     }
     Parsed::Publish(Head {
         len,

@@ -557,6 +557,57 @@ async fn a_body_in_another_charset_than_utf8_is_a_415_and_publishes_nothing() {
     );
 }
 
+/// Sends `request` on a connection of its own and reads the answer to its end.
+async fn raw_exchange(hub: &TestHub, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the hub closes the connection after its answer")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, or several, is a 400,
+/// whether it publishes or subscribes; HTTP/1.0 may omit it.
+#[tokio::test]
+async fn an_http11_request_without_exactly_one_host_is_a_400() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let path = "/.well-known/mercure";
+    let body = form(&[("topic", BOOK), ("data", "hostless")]);
+    let token = hub.publisher();
+    for (hosts, expected) in [
+        ("", "must carry a Host header"),
+        ("Host: a\r\nHost: b\r\n", "more than one Host header"),
+    ] {
+        let publish = format!(
+            "POST {path} HTTP/1.1\r\n{hosts}Authorization: Bearer {token}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let subscription =
+            format!("GET {path}?match=x HTTP/1.1\r\n{hosts}Connection: close\r\n\r\n");
+        for request in [publish, subscription] {
+            let answer = raw_exchange(&hub, &request).await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+            assert!(answer.contains(expected), "{answer}");
+        }
+    }
+    let old = format!(
+        "POST {path} HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{}",
+        form(&[("topic", BOOK), ("data", "http/1.0")]).len(),
+        form(&[("topic", BOOK), ("data", "http/1.0")])
+    );
+    let answer = raw_exchange(&hub, &old).await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert_eq!(stream.data(1).await, ["http/1.0"], "only the HTTP/1.0 one");
+}
+
 #[tokio::test]
 async fn two_content_types_are_a_400_and_publish_nothing() {
     let hub = start_default().await;
