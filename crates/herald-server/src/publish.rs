@@ -70,15 +70,16 @@ pub(crate) async fn publish(
     Ok(herald.hub().publish(update).await?)
 }
 
-/// The publisher a request's token names, or why there is none. Checked
-/// before a body still on its way is read, so that a client without a valid
-/// token cannot hold a connection by trickling one.
+/// The publisher a request's token names, or why there is none (no valid
+/// token, or one with no `publish` right). Checked before a body still on
+/// its way is read, so that such a client cannot hold a connection by
+/// trickling one.
 pub(crate) fn publisher(
     herald: &Herald,
     headers: &impl RequestHeaders,
     query: Option<&str>,
 ) -> Result<crate::auth::Client, ServerError> {
-    herald
+    let client = herald
         .auth()
         .authenticate_in(headers, query, Purpose::Publish)?
         .ok_or_else(|| {
@@ -94,7 +95,17 @@ pub(crate) fn publisher(
                 "publishing requires an access token"
             };
             crate::auth::missing_token(headers, detail)
-        })
+        })?;
+    // A token that may publish nothing is refused before its body too: a
+    // subscriber's token must not hold a connection by trickling one.
+    if client.grants.publish.is_empty() {
+        return Err(ServerError::Bearer {
+            error: BearerError::InsufficientScope,
+            reason: "insufficient_scope",
+            detail: "the token grants no `publish` right".into(),
+        });
+    }
+    Ok(client)
 }
 
 /// A cookie is sent by the browser whatever page makes the request, so a

@@ -600,7 +600,8 @@ mod tests {
             Some("application/x-www-form-urlencoded")
         );
         assert_eq!(spans.text(&header::HOST), Some("x"));
-        let empty = b"POST /.well-known/mercure HTTP/1.1\r\nCookie:\r\nX-Empty:  \r\n\r\n";
+        let empty =
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nCookie:\r\nX-Empty:  \r\n\r\n";
         let Parsed::Publish(_) = parse(empty, HUB, &mut headers) else {
             panic!("not a publish")
         };
@@ -611,7 +612,7 @@ mod tests {
         assert_eq!(spans.text(&header::COOKIE), Some(""));
         assert!(head.close);
         let Parsed::Publish(bodiless) = parse(
-            b"POST /.well-known/mercure HTTP/1.1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\n\r\n",
             HUB,
             &mut headers,
         ) else {
@@ -641,14 +642,16 @@ mod tests {
             &b"POST /.well-known/mercure HTTP/1.0\r\n\r\n"[..],
             b"GET /.well-known/mercure HTTP/1.1\r\n\r\n",
             b"POST /.well-known/mercure/x HTTP/1.1\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nOrigin: https://app.example\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"POST /.well-known/mercure HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
             &long,
         ] {
             assert!(

@@ -528,17 +528,24 @@ async fn a_shutdown_does_not_wait_for_idle_connections() {
 #[tokio::test]
 async fn a_body_on_its_way_without_a_valid_token_is_refused_at_once() {
     let hub = start(config()).await; // 10 s timeouts: an answer in time is not one
+    // A valid token that may publish nothing (a subscriber's).
+    let reader = format!(
+        "Authorization: Bearer {}\r\n",
+        hub.token().subscribe(&["*"]).sign()
+    );
     for (authorization, framing) in [
         ("", "Content-Length: 100000"),
         (
             "Authorization: Bearer not-a-token\r\n",
             "Content-Length: 100000",
         ),
+        (reader.as_str(), "Content-Length: 100000"),
         ("", "Transfer-Encoding: chunked"),
         (
             "Authorization: Bearer not-a-token\r\n",
             "Transfer-Encoding: chunked",
         ),
+        (reader.as_str(), "Transfer-Encoding: chunked"),
     ] {
         let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
         let head = format!(
@@ -552,9 +559,12 @@ async fn a_body_on_its_way_without_a_valid_token_is_refused_at_once() {
             panic!("{authorization:?} {framing}: still waiting for the body after 3 s");
         };
         let answer = String::from_utf8_lossy(&answer);
-        // 401 without a token, 400 (invalid_request) for a malformed one.
+        // 401 without a token, 400 (invalid_request) for a malformed one,
+        // 403 (insufficient_scope) for one without a `publish` right.
         assert!(
-            (answer.starts_with("HTTP/1.1 401 ") || answer.starts_with("HTTP/1.1 400 "))
+            (answer.starts_with("HTTP/1.1 401 ")
+                || answer.starts_with("HTTP/1.1 400 ")
+                || answer.starts_with("HTTP/1.1 403 "))
                 && answer.contains("www-authenticate: Bearer"),
             "{authorization:?} {framing}: {answer}"
         );
