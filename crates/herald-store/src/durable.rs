@@ -83,6 +83,9 @@ const FORMAT_WITHOUT_JOURNAL: &str = "herald-log 1";
 pub const VERSION_FILE: &str = "VERSION";
 /// The store's file name in the data directory.
 pub const STORE_FILE: &str = "log.redb";
+/// Where a `log.redb` left unreadable by a first start that never finished
+/// is set aside.
+pub const INCOMPLETE_STORE_FILE: &str = "log.redb.incomplete";
 
 /// How durable an acknowledged update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,32 +481,61 @@ impl DurableLog {
         fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(STORE_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
-        let initialized = dir.join(VERSION_FILE).exists();
-        check_version(dir, &path)?;
-        check_files_present(initialized, &path, &journal_path)?;
+        // The marker is written last, once the store is whole: without it,
+        // the directory never served a log, and what a first start cut
+        // short (by a crash, a kill) is not taken for damage for ever.
+        let first_start = check_version(dir)? == Marker::Missing;
+        if first_start && path.exists() && journal::first_epoch(&journal_path).is_some() {
+            return Err(missing_marker(dir, &path));
+        }
+        check_files_present(!first_start, &path, &journal_path)?;
         let db_error = |e: &dyn std::fmt::Display| StoreError::Database {
             path: path.clone(),
             reason: e.to_string(),
         };
         let repaired = Arc::new(AtomicBool::new(false));
-        let repair_path = path.clone();
-        let db = guard_panics(&path, || {
+        let open_db = || {
             let repaired = Arc::clone(&repaired);
-            Database::builder()
-                .set_cache_size(config.cache_size)
-                .set_repair_callback(move |session| {
-                    repaired.store(true, Ordering::Relaxed);
-                    tracing::warn!(
-                        file = %repair_path.display(),
-                        progress = session.progress(),
-                        "repairing the store after an unclean shutdown"
-                    );
-                })
-                .create(&path)
-                .map_err(|e| open_error(&path, e))
-        })?;
+            let repair_path = path.clone();
+            guard_panics(&path, || {
+                Database::builder()
+                    .set_cache_size(config.cache_size)
+                    .set_repair_callback(move |session| {
+                        repaired.store(true, Ordering::Relaxed);
+                        tracing::warn!(
+                            file = %repair_path.display(),
+                            progress = session.progress(),
+                            "repairing the store after an unclean shutdown"
+                        );
+                    })
+                    .create(&path)
+                    .map_err(|e| open_error(&path, e))
+            })
+        };
+        let db = match open_db() {
+            Ok(db) => db,
+            // Created by a first start that stopped before it held anything
+            // (its journal holds no record): set aside, never deleted.
+            Err(StoreError::Damaged { reason, .. }) if first_start => {
+                let aside = dir.join(INCOMPLETE_STORE_FILE);
+                fs::rename(&path, &aside).map_err(|e| io(&path, e))?;
+                repaired.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    %reason,
+                    "a first start stopped while creating the store, before it held any update: \
+                     set it aside, creating a new one"
+                );
+                open_db()?
+            }
+            Err(error) => return Err(error),
+        };
         let (mut state, epoch, grown) =
             guard_panics(&path, || initialize(&db).map_err(|e| db_error(&e)))?;
+        if first_start && (state.last_position > 0 || state.count > 0) {
+            return Err(missing_marker(dir, &path));
+        }
         let damaged_journal = |reason: String| StoreError::Damaged {
             path: journal_path.clone(),
             reason,
@@ -530,6 +562,25 @@ impl DurableLog {
                 0
             }
         };
+        // Every epoch's records start at the journal's start, and redb
+        // commits an epoch durably before any record of it is written: a
+        // later epoch there means redb lost commits (damaged and repaired to
+        // an older state, or replaced by an older copy), and the journal's
+        // records of it, acknowledged, would be ignored as stale.
+        if let Some(found) = journal::first_epoch(&journal_path)
+            && found > epoch
+        {
+            return Err(StoreError::Damaged {
+                path: path.clone(),
+                reason: format!(
+                    "it records journal epoch {epoch}, but {} holds records of the later \
+                     epoch {found}: log.redb lost commits (damaged and repaired to an older \
+                     state, or replaced by an older copy), and the acknowledged updates in \
+                     the journal would be lost",
+                    journal_path.display()
+                ),
+            });
+        }
         let journal_bytes = journal::read(&journal_path).map_err(|e| io(&journal_path, e))?;
         let replayed = journal::recover_from(&journal_bytes, epoch, state.last_position)
             .map_err(damaged_journal)?;
@@ -562,6 +613,9 @@ impl DurableLog {
             );
         }
         guard_panics(&path, || check_tail(&db, &path, state.last_position))?;
+        if first_start {
+            write_marker(dir)?;
+        }
         tracing::info!(
             file = %path.display(),
             entries = state.count,
@@ -937,6 +991,22 @@ impl Log for DurableLog {
             let recent = tail_range(&tail.lock(), after, up_to);
             let txn = db.begin_read().map_err(|e| failure(path, &e))?;
             let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
+            // The store holds every position from its first to its last,
+            // as its counters say in the same snapshot: a scan that skips
+            // one, or stops short, met a damaged page, which would otherwise
+            // replay part of the history as if it were all of it.
+            let held = held_positions(&txn).map_err(|e| failure(path, &e))?;
+            let (first, last) = held.unwrap_or((1, 0));
+            let mut expected = (after + 1).max(first);
+            let missing = |from: Position, to: Position| {
+                HubError::Log(format!(
+                    "{}: is damaged: positions {from} to {to} are missing from it, which \
+                     holds positions {} to {}",
+                    path.display(),
+                    first,
+                    last
+                ))
+            };
             let mut out = Vec::with_capacity(limit.entries.min(1024));
             let mut bytes = 0usize;
             for item in entries
@@ -948,6 +1018,10 @@ impl Log for DurableLog {
                 }
                 let (key, value) = item.map_err(|e| failure(path, &e))?;
                 let position = key.value();
+                if position != expected {
+                    return Err(missing(expected, position.saturating_sub(1).max(expected)));
+                }
+                expected += 1;
                 let entry = record::decode(position, value.value()).map_err(|reason| {
                     HubError::Log(format!(
                         "{}: the record at position {position} is damaged: {reason}",
@@ -956,6 +1030,10 @@ impl Log for DurableLog {
                 })?;
                 bytes = bytes.saturating_add(entry.frame().len());
                 out.push(Arc::new(entry));
+            }
+            let end = up_to.min(last);
+            if held.is_some() && expected <= end {
+                return Err(missing(expected, end));
             }
             let next = out.last().map_or(after, |e| e.position());
             let room = ReadLimit {
@@ -1001,50 +1079,81 @@ struct State {
     bytes: u64,
 }
 
-fn check_version(dir: &Path, store: &Path) -> Result<(), StoreError> {
+/// What the data directory's version marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// This herald's format (an older one it reads was rewritten).
+    Current,
+    /// None, or an empty one (older heralds wrote it first, and a crash
+    /// could tear it): no start ever finished opening this directory.
+    Missing,
+}
+
+fn check_version(dir: &Path) -> Result<Marker, StoreError> {
     let marker = dir.join(VERSION_FILE);
-    let write = || -> std::io::Result<()> {
-        let file = fs::File::create(&marker)?;
-        std::io::Write::write_all(&mut &file, format!("{FORMAT_MARKER}\n").as_bytes())?;
-        file.sync_all()?;
-        fs::File::open(dir)?.sync_all()
-    };
-    let written = |result: std::io::Result<()>| {
-        result.map_err(|e| StoreError::Io {
-            path: marker.clone(),
-            reason: e.to_string(),
-        })
-    };
-    match fs::read_to_string(&marker) {
-        Ok(text) if text.trim() == FORMAT_MARKER => Ok(()),
-        Ok(text)
-            if text.trim() == FORMAT_WITHOUT_JOURNAL || text.trim() == FORMAT_WITHOUT_BARRIERS =>
-        {
-            written(write())
-        }
-        Ok(text) => Err(StoreError::Incompatible {
-            path: marker,
-            reason: format!(
-                "the data directory is in format `{}`, this herald reads `{FORMAT_MARKER}`",
-                text.trim()
-            ),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if store.exists() {
+    match fs::read(&marker) {
+        Ok(bytes) => {
+            let Ok(text) = std::str::from_utf8(&bytes) else {
                 return Err(StoreError::Incompatible {
                     path: marker,
                     reason: format!(
-                        "the version marker is missing beside {}; refusing to guess the format",
-                        store.display()
+                        "it holds {} bytes that are not text, where a format such as \
+                         `{FORMAT_MARKER}` belongs",
+                        bytes.len()
                     ),
                 });
+            };
+            match text.trim() {
+                FORMAT_MARKER => Ok(Marker::Current),
+                FORMAT_WITHOUT_JOURNAL | FORMAT_WITHOUT_BARRIERS => {
+                    write_marker(dir)?;
+                    Ok(Marker::Current)
+                }
+                "" => Ok(Marker::Missing),
+                other => Err(StoreError::Incompatible {
+                    path: marker,
+                    reason: format!(
+                        "the data directory is in format `{}`, this herald reads `{FORMAT_MARKER}`",
+                        other.escape_debug()
+                    ),
+                }),
             }
-            written(write())
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Marker::Missing),
         Err(e) => Err(StoreError::Io {
             path: marker,
             reason: e.to_string(),
         }),
+    }
+}
+
+/// Writes this herald's format marker whole or not at all (a new file
+/// renamed over the old), and makes the rename durable.
+fn write_marker(dir: &Path) -> Result<(), StoreError> {
+    let marker = dir.join(VERSION_FILE);
+    let staged = dir.join(format!("{VERSION_FILE}.new"));
+    let write = || -> std::io::Result<()> {
+        let file = fs::File::create(&staged)?;
+        std::io::Write::write_all(&mut &file, format!("{FORMAT_MARKER}\n").as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&staged, &marker)?;
+        fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| StoreError::Io {
+        path: marker,
+        reason: e.to_string(),
+    })
+}
+
+/// The refusal of a store that holds a log without a marker beside it.
+fn missing_marker(dir: &Path, store: &Path) -> StoreError {
+    StoreError::Incompatible {
+        path: dir.join(VERSION_FILE),
+        reason: format!(
+            "the version marker is missing beside {}, which holds a log; refusing to guess \
+             the format",
+            store.display()
+        ),
     }
 }
 
@@ -1247,6 +1356,19 @@ fn insert(
     state.count += 1;
     state.bytes += stored.len() as u64;
     Ok(())
+}
+
+/// The first and last positions the store holds in `txn`'s snapshot, by
+/// its counters (none when it holds none).
+fn held_positions(
+    txn: &redb::ReadTransaction,
+) -> Result<Option<(Position, Position)>, redb::Error> {
+    let meta = txn.open_table(META)?;
+    let get = |key: &str| -> Result<u64, redb::Error> {
+        Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+    };
+    let (last, count) = (get("last_position")?, get("count")?);
+    Ok((count > 0).then(|| ((last + 1).saturating_sub(count), last)))
 }
 
 fn read_state(db: &Database) -> Result<State, redb::Error> {

@@ -1237,12 +1237,129 @@ async fn a_foreign_format_marker_is_refused() {
 }
 
 #[tokio::test]
-async fn a_store_without_its_marker_is_refused() {
+async fn a_store_holding_a_log_without_its_marker_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(DurableLog::open(StoreConfig::new(dir.path())).unwrap());
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    log.append(entry("a", SystemTime::now())).await.unwrap();
+    log.close().unwrap();
+    drop(log);
     std::fs::remove_file(dir.path().join("VERSION")).unwrap();
     let error = open_error(dir.path());
-    assert!(error.contains("version marker is missing"), "{error}");
+    assert!(
+        error.contains("version marker is missing") && error.contains("holds a log"),
+        "{error}"
+    );
+}
+
+/// The marker is written once the store is whole: a first start stopped
+/// before that (killed by a supervisor, say) held nothing, and the next
+/// start finishes it instead of refusing the directory for good.
+#[tokio::test]
+async fn a_first_start_cut_short_is_finished_by_the_next() {
+    let marker = |dir: &tempfile::TempDir| std::fs::read_to_string(dir.path().join("VERSION"));
+    // Stopped after creating the store, before the marker.
+    let created = tempfile::tempdir().unwrap();
+    drop(DurableLog::open(StoreConfig::new(created.path())).unwrap());
+    std::fs::remove_file(created.path().join("VERSION")).unwrap();
+    let log = DurableLog::open(StoreConfig::new(created.path())).unwrap();
+    log.append(entry("a", SystemTime::now())).await.unwrap();
+    assert_eq!(ids_after(&log, 0).await, ["a"]);
+    assert_eq!(marker(&created).unwrap().trim(), "herald-log 3");
+
+    // Stopped while redb was writing its new file, and with the marker
+    // torn by an older herald, which wrote it first.
+    for version in [None, Some("")] {
+        let torn = tempfile::tempdir().unwrap();
+        std::fs::write(torn.path().join("log.redb"), vec![0u8; 73_728]).unwrap();
+        if let Some(version) = version {
+            std::fs::write(torn.path().join("VERSION"), version).unwrap();
+        }
+        let log = DurableLog::open(StoreConfig::new(torn.path())).unwrap();
+        log.append(entry("b", SystemTime::now())).await.unwrap();
+        assert_eq!(ids_after(&log, 0).await, ["b"]);
+        assert_eq!(marker(&torn).unwrap().trim(), "herald-log 3");
+        // Set aside, never deleted.
+        assert_eq!(
+            std::fs::read(torn.path().join("log.redb.incomplete"))
+                .unwrap()
+                .len(),
+            73_728
+        );
+    }
+}
+
+/// redb commits an epoch before the journal holds any record of it: a
+/// journal of a later epoch than the store's means the store went back in
+/// time (an older copy restored, a repair to an older commit), and its
+/// acknowledged records must not be taken for stale ones.
+#[tokio::test]
+async fn a_store_older_than_its_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    log.append(entry("a", SystemTime::now())).await.unwrap();
+    log.close().unwrap();
+    drop(log);
+    let older = std::fs::read(dir.path().join("log.redb")).unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    log.append(entry("b", SystemTime::now())).await.unwrap();
+    log.close().unwrap();
+    drop(log);
+    std::fs::write(dir.path().join("log.redb"), older).unwrap();
+    let error = open_error(dir.path());
+    assert!(
+        error.contains("log.redb is damaged") && error.contains("later epoch"),
+        "{error}"
+    );
+}
+
+/// A damaged page can make a scan skip records or stop short without an
+/// error of redb's: the store's counters say which positions it holds, and
+/// a replay that misses one says so instead of passing part of the history
+/// off as all of it.
+#[tokio::test]
+async fn a_replay_missing_positions_the_store_holds_is_an_error() {
+    const ENTRIES: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("entries");
+    let dir = tempfile::tempdir().unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    for n in 1..=10 {
+        log.append(entry(&format!("e{n}"), SystemTime::now()))
+            .await
+            .unwrap();
+    }
+    log.close().unwrap();
+    drop(log);
+    let remove = |positions: &[u64]| {
+        let db = redb::Database::open(dir.path().join("log.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut entries = txn.open_table(ENTRIES).unwrap();
+            for position in positions {
+                entries.remove(position).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    };
+    let read_from = async |after: u64| {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        let read = log
+            .read(after, 10, ReadLimit::entries(usize::MAX))
+            .await
+            .map(|entries| entries.len());
+        log.close().unwrap();
+        read
+    };
+    assert_eq!(read_from(0).await.unwrap(), 10);
+    remove(&[5]);
+    let error = read_from(0).await.unwrap_err().to_string();
+    assert!(
+        error.contains("positions 5 to 5 are missing") && error.contains("log.redb"),
+        "{error}"
+    );
+    // Past the gap, the rest reads as before.
+    assert_eq!(read_from(5).await.unwrap(), 5);
+    remove(&[8, 9]);
+    let error = read_from(7).await.unwrap_err().to_string();
+    assert!(error.contains("positions 8 to 9 are missing"), "{error}");
 }
 
 #[test]
