@@ -500,6 +500,28 @@ impl LogConfig {
     }
 }
 
+/// The dotted key whose value starts at `at` on a `key = value` line of
+/// `text` (the table headers above it give its prefix); none when `at` is
+/// not in a value (an unknown key's name, say).
+fn key_of_value(text: &str, at: usize) -> Option<String> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let (name, _) = text.get(start..at)?.split_once('=')?;
+    let name = name.trim().trim_matches('"');
+    if name.is_empty() || name.starts_with('[') || name.starts_with('#') {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.starts_with('['))
+        .map(|header| header.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(table) if !table.is_empty() => format!("{table}.{name}"),
+        _ => name.to_owned(),
+    })
+}
+
 impl Config {
     /// Reads a configuration file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
@@ -519,14 +541,26 @@ impl Config {
             let line = e
                 .span()
                 .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            let message = e.message().trim();
-            let key = e.span().map(|span| text[span].trim());
-            match (line, key) {
+            let mut message = e.message().trim().to_owned();
+            let at = e.span().and_then(|span| text.get(span)).map(str::trim);
+            // A value is named by its key (`listen`, not `5`), and a
+            // secret's value never echoed: errors end up in logs.
+            let key = e.span().and_then(|span| key_of_value(text, span.start));
+            if let (Some(key), Some(value)) = (&key, at)
+                && key.to_ascii_lowercase().contains("secret")
+            {
+                for shown in [value, value.trim_matches(|c| c == '"' || c == '\'')] {
+                    if shown.len() > 2 {
+                        message = message.replace(shown, "<redacted>");
+                    }
+                }
+            }
+            match (line, key.as_deref().or(at)) {
                 (Some(line), Some(key)) if !key.is_empty() => {
                     format!("line {line}, at `{key}`: {message}")
                 }
                 (Some(line), _) => format!("line {line}: {message}"),
-                _ => message.to_owned(),
+                _ => message,
             }
         };
         // TOML integers are 64-bit signed, but serde would read 2^63 and up
@@ -676,6 +710,52 @@ impl Config {
                          use a bound such as 268435456 (256 MiB)"
                     .into(),
             });
+        }
+        let limits = &self.limits;
+        for (key, value, refused) in [
+            (
+                "limits.max_body_bytes",
+                limits.max_body_bytes,
+                "every publish",
+            ),
+            ("limits.max_topics", limits.max_topics, "every publish"),
+            (
+                "limits.max_field_length",
+                limits.max_field_length,
+                "every publish",
+            ),
+            (
+                "limits.max_matchers",
+                limits.max_matchers,
+                "every subscription",
+            ),
+            (
+                "limits.max_matcher_length",
+                limits.max_matcher_length,
+                "every subscription",
+            ),
+            (
+                "limits.max_connections",
+                limits.max_connections,
+                "every subscription",
+            ),
+            (
+                "limits.max_connections_per_address",
+                limits.max_connections_per_address,
+                "every subscription",
+            ),
+            (
+                "limits.max_connections_per_subject",
+                limits.max_connections_per_subject,
+                "every subscription with a token",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    reason: format!("0 would refuse {refused}; leave the key out for its default"),
+                });
+            }
         }
         if self.limits.write_timeout.is_zero() {
             return Err(ConfigError::Invalid {
@@ -994,7 +1074,10 @@ mod tests {
     #[test]
     fn bad_values_are_errors_with_line() {
         let error = Config::from_toml("[subscribers]\nheartbeat = \"soon\"\n").unwrap_err();
-        assert!(error.starts_with("line 2, at `\"soon\"`:"), "{error}");
+        assert!(
+            error.starts_with("line 2, at `subscribers.heartbeat`: invalid value: string \"soon\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1011,6 +1094,14 @@ mod tests {
             (
                 "[subscribers]\nqueue_bytes = 0\n",
                 "configuration key `subscribers.queue_bytes`: 0 would",
+            ),
+            (
+                "[limits]\nmax_topics = 0\n",
+                "configuration key `limits.max_topics`: 0 would refuse every publish",
+            ),
+            (
+                "[limits]\nmax_connections_per_subject = 0\n",
+                "configuration key `limits.max_connections_per_subject`: 0 would refuse",
             ),
         ] {
             let config = Config::from_toml(toml).unwrap();
@@ -1035,6 +1126,32 @@ mod tests {
             stats.bytes <= 5000 && stats.entries >= 3 && stats.discarded > 0,
             "{stats:?}"
         );
+    }
+
+    #[test]
+    fn a_bad_value_is_named_by_its_key_and_a_secret_is_never_echoed() {
+        for (toml, expected) in [
+            (
+                "listen = 5\n",
+                "line 1, at `listen`: invalid type: integer `5`",
+            ),
+            (
+                "[limits]\nmax_topics = \"many\"\n",
+                "line 2, at `limits.max_topics`: invalid type: string \"many\"",
+            ),
+            (
+                "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = \"TOPSECRET-0123456789012345678901234\"\n",
+                "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
+            ),
+            (
+                "[subscribers]\nheartbeet = \"5s\"\n",
+                "line 2, at `heartbeet`",
+            ),
+        ] {
+            let error = Config::from_toml(toml).unwrap_err();
+            assert!(error.starts_with(expected), "{toml}: {error}");
+            assert!(!error.contains("TOPSECRET"), "{error}");
+        }
     }
 
     #[tokio::test]
