@@ -155,10 +155,12 @@ pub(crate) async fn serve(
         );
         out.clear();
         if head.body > limit {
-            // The body is not read: answer and close, as hyper does.
+            // The body is not read: answer and close.
             let refusal = span.in_scope(|| herald.error(ServerError::BodyTooLarge(limit)));
             write_response(&mut out, refusal, &id, true).await;
-            let _ = write_all(&tcp, &out, write_timeout).await;
+            if write_all(&tcp, &out, write_timeout).await.is_ok() {
+                linger(&mut tcp).await;
+            }
             return Ended::Closed;
         }
         if buf.len() < head.len + head.body {
@@ -172,7 +174,9 @@ pub(crate) async fn serve(
             if let Err(error) = crate::publish::publisher(herald, &spans, head.query.as_deref()) {
                 let refusal = span.in_scope(|| herald.error(error));
                 write_response(&mut out, refusal, &id, true).await;
-                let _ = write_all(&tcp, &out, write_timeout).await;
+                if write_all(&tcp, &out, write_timeout).await.is_ok() {
+                    linger(&mut tcp).await;
+                }
                 return Ended::Closed;
             }
         }
@@ -227,6 +231,34 @@ pub(crate) async fn serve(
         }
         deadline.as_mut().reset(Instant::now() + head_timeout);
     }
+}
+
+/// The longest a refused request's unread body is read and dropped after
+/// the answer, and the most bytes of it ([`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 << 20;
+
+/// Closes a connection whose request body was refused unread: the answer
+/// is sent, then what the client still sends is read and dropped for a
+/// while (a lingering close). Closed at once with bytes unread, the socket
+/// would answer them with a reset, and a client still sending its body
+/// (most send it whole before reading) would lose the answer, seeing only
+/// the connection fail.
+async fn linger(tcp: &mut TcpStream) {
+    let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
+    // On the heap, and only here: a buffer in the connection's future
+    // would weigh on every connection.
+    let mut sink = vec![0u8; 16 * 1024];
+    let mut dropped = 0;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while dropped < LINGER_BYTES {
+            match tokio::io::AsyncReadExt::read(tcp, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Answers a request whose `what` (head or body) did not arrive within

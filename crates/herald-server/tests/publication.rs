@@ -570,6 +570,47 @@ async fn raw_exchange(hub: &TestHub, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// A client that sends its whole body before reading (as most do) gets the
+/// answer to a body refused unread (over the limit, or without a token), not
+/// a connection reset: the hub reads and drops that body before closing.
+#[tokio::test]
+async fn a_body_refused_unread_but_sent_whole_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut small = config();
+    small.limits.max_body_bytes = 1024;
+    let data = "a".repeat(1536 << 10);
+    let body = form(&[("topic", BOOK), ("data", &data)]);
+    // Over the limit; then within it, but without a token.
+    for (config, with_token, expected) in [
+        (small, true, "HTTP/1.1 413"),
+        (config(), false, "HTTP/1.1 401"),
+    ] {
+        let hub = start(config).await;
+        let authorization = if with_token {
+            format!("Authorization: Bearer {}\r\n", hub.publisher())
+        } else {
+            String::new()
+        };
+        let request = format!(
+            "POST /.well-known/mercure HTTP/1.1\r\nHost: {}\r\n{authorization}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            hub.addr,
+            body.len()
+        );
+        let mut tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        tcp.write_all(request.as_bytes())
+            .await
+            .expect("the hub takes the whole body it refused");
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+            .await
+            .expect("the hub closes after its answer")
+            .expect("no reset");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(expected), "{answer}");
+    }
+}
+
 /// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, or several, is a 400,
 /// whether it publishes or subscribes; HTTP/1.0 may omit it.
 #[tokio::test]
