@@ -54,6 +54,7 @@ fn main() -> std::process::ExitCode {
             // for the person following the stream.
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new("herald_client=warn"))
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .without_time()
                 .with_target(false)
@@ -88,8 +89,11 @@ fn init_tracing(format: commands::serve::LogFormat) {
         },
         Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
     };
+    // Colours only for a person at a terminal: in a file or journald the
+    // escape codes are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         commands::serve::LogFormat::Text => builder.init(),

@@ -294,3 +294,104 @@ async fn a_bad_log_filter_is_said_and_the_hub_logs_at_info() {
     assert!(warning.contains("herald=["), "{warning}");
     let _ = child.kill().await;
 }
+
+/// Both listeners are bound before the banner, which scripts take for
+/// "ready": a start that fails on the admin address prints none.
+#[tokio::test]
+async fn a_busy_admin_address_fails_the_start_before_the_banner() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().to_string();
+    let output = tokio::time::timeout(
+        WAIT,
+        herald()
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", &admin])
+            .output(),
+    )
+    .await
+    .expect("herald exits in time")
+    .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("for the admin routes"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// `HERALD_DEV_SECRET` left in a production start's environment is said to
+/// be ignored; the flag without `--dev` is a usage error.
+#[tokio::test]
+async fn a_dev_secret_without_dev_mode_is_ignored_from_the_environment_and_refused_as_a_flag() {
+    const SECRET: &str = "a-development-secret-of-32-bytes!!";
+    let mut child = herald()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("HERALD_DEV_SECRET", SECRET)
+        .spawn()
+        .expect("herald starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let warning = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stderr is text") {
+            if line.contains("HERALD_DEV_SECRET") {
+                return line;
+            }
+        }
+        panic!("herald exited without a word about HERALD_DEV_SECRET");
+    })
+    .await
+    .expect("the warning comes at start");
+    assert!(warning.contains("it is ignored"), "{warning}");
+    assert!(!warning.contains(SECRET), "{warning}");
+    assert_eq!(child.try_wait().unwrap(), None, "the hub goes on serving");
+    let _ = child.kill().await;
+
+    let output = herald()
+        .args(["serve", "--listen", "127.0.0.1:0", "--dev-secret", SECRET])
+        .output()
+        .await
+        .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--dev-secret applies only with --dev"),
+        "{stderr}"
+    );
+}
+
+/// A bad `HERALD_LOG_FORMAT` is named; log lines written to a file or a
+/// pipe carry no terminal colour codes.
+#[tokio::test]
+async fn the_log_format_variable_is_named_and_piped_logs_have_no_colours() {
+    let output = herald()
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("HERALD_LOG_FORMAT", "xml")
+        .output()
+        .await
+        .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("HERALD_LOG_FORMAT"), "{stderr}");
+
+    let mut child = herald()
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("herald starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let serving = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stderr is text") {
+            if line.contains("serving") {
+                return line;
+            }
+        }
+        panic!("herald exited without logging that it serves");
+    })
+    .await
+    .expect("the line comes at start");
+    assert!(!serving.contains('\u{1b}'), "{serving:?}");
+    assert!(serving.contains("hub_url="), "{serving}");
+    let _ = child.kill().await;
+}

@@ -352,6 +352,56 @@ async fn readyz_answers_503_while_a_shutdown_drains() {
     exits_cleanly(&mut hub).await;
 }
 
+/// A second signal during a drain stops waiting for open connections (here
+/// a publish whose body never ends): the log is closed and herald exits 1,
+/// with what was acknowledged before kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_the_drain_and_keeps_what_was_acknowledged() {
+    use tokio::io::AsyncWriteExt;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = tempfile::tempdir().unwrap();
+    let (mut hub, address) = hub_process::start(data.path()).await;
+    let publisher = Publisher::new(
+        format!("http://{address}/.well-known/mercure")
+            .parse()
+            .unwrap(),
+    )
+    .with_token(token(Action::Publish));
+    publisher
+        .publish(&Update::new(TOPIC, "7"))
+        .await
+        .expect("published before the shutdown");
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntopic=",
+                token(Action::Publish),
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&hub, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&hub, "TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .expect("the hub exits")
+        .unwrap();
+    assert_eq!(exit.code(), Some(1), "a forced exit is not a clean one");
+    drop(stalled);
+    // The log was closed: the next start replays what was acknowledged.
+    let (mut hub, address) = hub_process::start(data.path()).await;
+    let seen = read(&address, Some("earliest".into()), Some(7)).await;
+    assert_eq!(seen.data, [7]);
+    signal(&hub, "TERM");
+    exits_cleanly(&mut hub).await;
+}
+
 /// A stalled HTTP/2 stream outlives the shutdown's timeout (flow control
 /// holds its last write); its subscriptions still end in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,16 +26,29 @@ pub struct Args {
     #[arg(long)]
     dev: bool,
     /// Log lines as human-readable text or as JSON objects (one per line).
-    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "HERALD_LOG_FORMAT", default_value = "text", value_parser = log_format)]
     pub log_format: LogFormat,
     /// In development mode, the HS256 secret to use instead of a random one
     /// (so tokens stay valid across restarts).
-    #[arg(long, env = "HERALD_DEV_SECRET", requires = "dev")]
+    #[arg(long, env = "HERALD_DEV_SECRET", hide_env_values = true)]
     dev_secret: Option<String>,
 }
 
+/// Parses `--log-format`, naming the variable too: clap names only the flag.
+fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "`{}` is not a log format: use text or json (from the flag, or HERALD_LOG_FORMAT \
+             in the environment)",
+            other.escape_debug()
+        )),
+    }
+}
+
 /// How log lines are written (to standard error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -47,8 +60,24 @@ pub enum LogFormat {
 pub async fn run(args: Args) -> Result<(), CliError> {
     // Before the banner, which scripts take as "ready for signals too".
     ignore_hangups();
+    let config_file = args.overrides.config.clone();
     let loaded = args.overrides.load(None)?;
     let mut config = loaded.config.clone();
+    let dev_secret = match args.dev_secret {
+        // Left over in the environment of a production start: no reason to
+        // refuse it, every reason to say it is not used.
+        Some(secret) if !args.dev => {
+            if std::env::var("HERALD_DEV_SECRET").is_ok_and(|env| env == secret) {
+                tracing::warn!("HERALD_DEV_SECRET is set but --dev is not: it is ignored");
+                None
+            } else {
+                return Err(CliError::Usage(
+                    "--dev-secret applies only with --dev".into(),
+                ));
+            }
+        }
+        other => other,
+    };
     // Before listening: a bad certificate is a usage error naming the file.
     let tls = config
         .tls
@@ -62,15 +91,29 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Runtime(format!("cannot read the listening address: {e}")))?;
 
+    // Bound before anything is printed: scripts take the banner for "ready".
+    let admin = match config.admin.listen {
+        Some(address) => {
+            let admin = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                CliError::Runtime(format!(
+                    "cannot listen on {address} for the admin routes: {e}"
+                ))
+            })?;
+            let local = admin
+                .local_addr()
+                .map_err(|e| CliError::Runtime(format!("cannot read the admin address: {e}")))?;
+            Some((admin, local))
+        }
+        None => None,
+    };
+
     let dev_secret = if args.dev {
-        if let Some(secret) = &args.dev_secret {
+        if let Some(secret) = &dev_secret {
             SigningKey::hs256(secret.as_bytes()).map_err(|e| {
                 CliError::Usage(format!("--dev-secret (or HERALD_DEV_SECRET): {e}"))
             })?;
         }
-        let secret = args
-            .dev_secret
-            .unwrap_or_else(herald_token::keys::generate_hs256_secret);
+        let secret = dev_secret.unwrap_or_else(herald_token::keys::generate_hs256_secret);
         config.auth.issuers.push(IssuerConfig {
             id: DEV_ISSUER.into(),
             hs256_secrets: vec![secret.clone()],
@@ -100,6 +143,17 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         config.listen
     ));
     say(format_args!("transport: {transport}"));
+    // The same in the log, which is what a supervisor keeps.
+    tracing::info!(
+        listen = %config.listen,
+        hub_url = %hub_url,
+        transport,
+        log = %config.log.kind,
+        config = config_file
+            .as_ref()
+            .map_or_else(|| "(none)".into(), |p| p.display().to_string()),
+        "serving"
+    );
     match dev_secret {
         Some(secret) => print_dev_banner(&hub_url, &secret)?,
         None if verifier.is_none() => tracing::warn!(
@@ -110,18 +164,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     // The admin listener outlives the hub's serving, so that `/readyz`
     // answers 503 (rather than nothing) while the shutdown drains.
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(address) = config.admin.listen {
-        let admin = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-            CliError::Runtime(format!(
-                "cannot listen on {address} for the admin routes: {e}"
-            ))
-        })?;
-        let local = admin
-            .local_addr()
-            .map_err(|e| CliError::Runtime(format!("cannot read the admin address: {e}")))?;
+    if let Some((admin, local)) = admin {
         say(format_args!(
             "herald admin listening on {local} (/metrics, /healthz, /readyz)"
         ));
+        tracing::info!(admin = %local, "serving /metrics, /healthz and /readyz");
         let routes = herald.admin_router();
         let head_timeout = config.limits.request_head_timeout;
         tokio::spawn(serve_admin(admin, routes, head_timeout, async {
@@ -129,9 +176,16 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         }));
     }
     let router = herald.router();
+    let shutdown = {
+        let hub = herald.hub().clone();
+        async move {
+            shutdown_signal().await;
+            force_on_second_signal(hub);
+        }
+    };
     let served = match tls {
-        Some(tls) => serve_tls(listener, &herald, router, tls, shutdown_signal()).await,
-        None => serve(listener, &herald, router, shutdown_signal()).await,
+        Some(tls) => serve_tls(listener, &herald, router, tls, shutdown).await,
+        None => serve(listener, &herald, router, shutdown).await,
     };
     // Whatever ended the serving, the log is closed before the process
     // exits, and a shutdown that could not make everything durable or
@@ -206,6 +260,14 @@ fn raise_file_limit(max_connections: usize) {
 /// end the process at once, without the streams' reconnect hints or a clean
 /// close of the log).
 async fn shutdown_signal() {
+    shutdown_signal_quietly().await;
+    tracing::info!(
+        "shutting down: open connections get until shutdown_timeout; a second signal stops waiting"
+    );
+}
+
+/// SIGINT, SIGTERM or SIGQUIT.
+async fn shutdown_signal_quietly() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -228,7 +290,22 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
+}
+
+/// Once a graceful shutdown has begun, a second SIGINT, SIGTERM or SIGQUIT
+/// stops waiting for open connections (up to `shutdown_timeout`, which may
+/// be long): the log is closed, so nothing acknowledged is lost, and the
+/// process exits 1.
+fn force_on_second_signal(hub: herald_server::hub::Hub) {
+    tokio::spawn(async move {
+        shutdown_signal_quietly().await;
+        tracing::warn!("a second signal: exiting without waiting for open connections any longer");
+        let closed = tokio::task::spawn_blocking(move || hub.close_log()).await;
+        if let Ok(Err(error)) = closed {
+            tracing::error!(%error, "closing the update log failed; the journal keeps what was acknowledged");
+        }
+        std::process::exit(1);
+    });
 }
 
 /// SIGHUP, which supervisors and scripts send to mean "reload" and a closing
