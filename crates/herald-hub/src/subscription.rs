@@ -107,6 +107,12 @@ impl Subscription {
         })
     }
 
+    /// Whether `entry`, one this subscription yielded, came from the log's
+    /// history (a replay) rather than live.
+    pub fn is_replayed(&self, entry: &Entry) -> bool {
+        entry.position() <= self.skip_through
+    }
+
     /// The value for the `Mercure-Last-Event-ID` response header, when the
     /// subscriber asked to resume: the id it resumes after, or `earliest`
     /// (for [`Resume::Now`], the newest update's id).

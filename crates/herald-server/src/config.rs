@@ -912,6 +912,14 @@ impl Config {
             && c.subscriber_hs256_secrets.is_empty()
             && c.subscriber_public_key_files.is_empty());
         if !c.enabled {
+            if c.cookie_name != crate::compat::LEGACY_COOKIE_NAME {
+                return Err(ConfigError::Invalid {
+                    key: "compatibility.cookie_name".into(),
+                    reason: "it is set but the pre-draft-08 protocol is off, so no cookie of \
+                             that name is read; set `enabled = true` or remove the key"
+                        .into(),
+                });
+            }
             if has_keys {
                 return Err(ConfigError::Invalid {
                     key: "compatibility.enabled".into(),
@@ -1175,6 +1183,10 @@ mod tests {
     #[test]
     fn values_that_could_never_work_are_refused_naming_the_key() {
         for (toml, expected) in [
+            (
+                "[compatibility]\ncookie_name = \"legacy\"\n",
+                "configuration key `compatibility.cookie_name`: it is set but the pre-draft-08 protocol is off",
+            ),
             (
                 "[cors]\norigins = [\"https://app.example.com/\"]\n",
                 "did you mean `https://app.example.com`?",

@@ -121,10 +121,12 @@ impl Metrics {
     }
 
     /// Counts a write of `bytes` whose oldest entry was published at
-    /// `published_at`.
-    pub(crate) fn written(&self, bytes: usize, published_at: std::time::SystemTime) {
+    /// `published_at`, if it is live: a replay's age is history, not latency.
+    pub(crate) fn written(&self, bytes: usize, published_at: Option<std::time::SystemTime>) {
         self.bytes_written.inc_by(bytes as u64);
-        if let Ok(since) = std::time::SystemTime::now().duration_since(published_at) {
+        if let Some(since) =
+            published_at.and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+        {
             self.publish_to_write_seconds.observe(since.as_secs_f64());
         }
     }

@@ -49,9 +49,6 @@ pub(crate) async fn publish(
     if client.via_cookie {
         check_same_origin(herald, headers)?;
     }
-    if client.legacy {
-        herald.metrics().legacy_request("token");
-    }
     // Topic rules apply whatever the token (400 before 403).
     update.validate(herald.hub().namespace(), herald.hub().update_limits())?;
     if !client.grants.can_publish(&update.topics) {
@@ -67,7 +64,13 @@ pub(crate) async fn publish(
             detail: format!("the token does not grant `publish` on the topic `{denied}`"),
         });
     }
-    Ok(herald.hub().publish(update).await?)
+    let entry = herald.hub().publish(update).await?;
+    // Counted once accepted, as the metric says: a refused request says
+    // nothing about clients that still need the older protocol.
+    if client.legacy {
+        herald.metrics().legacy_request("token");
+    }
+    Ok(entry)
 }
 
 /// The publisher a request's token names, or why there is none (no valid

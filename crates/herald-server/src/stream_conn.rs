@@ -401,7 +401,8 @@ impl Wire for ChunkedWire {
         let nanos = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last_write.store(nanos.max(1), Ordering::Relaxed);
         if let (Some(metrics), Some(first)) = (self.metrics.get(), entries.first()) {
-            metrics.written(bytes, first.published_at());
+            // Hub writers write live entries only.
+            metrics.written(bytes, Some(first.published_at()));
         }
         true
     }

@@ -451,9 +451,10 @@ impl EventStream {
                     next = s.subscription.next() => match next {
                         Ok(Some(entry)) => {
                             s.rearm();
-                            let published_at = entry.published_at();
+                            let live = (!s.subscription.is_replayed(&entry))
+                                .then(|| entry.published_at());
                             let chunk = s.coalesce(&entry);
-                            s.metrics.written(chunk.len(), published_at);
+                            s.metrics.written(chunk.len(), live);
                             return Some((Ok(chunk), s));
                         }
                         Ok(None) => {

@@ -174,6 +174,26 @@ async fn legacy_grants_decide_publishing_and_private_reading() {
     )
     .await;
     assert!(challenge(&headers).contains("insufficient_scope"));
+    // Only accepted requests count as ones that needed the older protocol.
+    let counted = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("herald_legacy_requests_total{reason=\"token\"} "))
+            .map_or(0.0, |v| v.trim().parse::<f64>().unwrap())
+    };
+    let before = counted(&hub.herald.metrics().render());
+    refused(
+        publish_request(
+            &hub,
+            Some(&narrow),
+            &[("topic", "https://example.com/other")],
+        ),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(counted(&hub.herald.metrics().render()), before);
+    publish_ok_with(&hub, &narrow, book, "counted").await;
+    assert_eq!(counted(&hub.herald.metrics().render()), before + 1.0);
 
     // A subscriber token cannot publish: publishing uses the publisher keys.
     let (headers, _) = refused(
