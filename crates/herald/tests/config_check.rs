@@ -273,3 +273,30 @@ fn an_empty_or_bad_environment_variable_is_named_in_its_error() {
         );
     }
 }
+
+/// A key set where it does nothing (the durable log's keys with the memory
+/// log, say) is valid but said, naming the key, why and where it was set.
+#[test]
+fn keys_that_do_nothing_here_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("memory.toml");
+    std::fs::write(
+        &file,
+        "[log]\nkind = \"memory\"\nmax_age = \"1h\"\ndurability = \"relaxed\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(&[file.to_str().unwrap(), "--data-dir", "/tmp/x"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "log.dir has no effect: log.kind is memory (set by flag --data-dir)",
+        "log.durability has no effect: log.kind is memory (set by file",
+    ] {
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            stdout.contains(&format!("# warning: {expected}")),
+            "{stdout}"
+        );
+    }
+    // `log.max_age` applies to the memory log too.
+    assert!(!stderr.contains("max_age"), "{stderr}");
+}

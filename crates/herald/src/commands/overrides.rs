@@ -115,6 +115,45 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The keys set (not left to their defaults) that do nothing with the
+    /// rest of this configuration, each with why and where it was set: a
+    /// setting that silently does nothing is worse than one refused.
+    pub fn ineffective(&self) -> Vec<String> {
+        let config = &self.config;
+        let memory = config.log.kind == "memory";
+        let strict = config.log.durability == "strict";
+        let mut found = Vec::new();
+        for (key, why) in [
+            ("log.dir", memory.then_some("log.kind is memory")),
+            ("log.durability", memory.then_some("log.kind is memory")),
+            ("log.cache_size", memory.then_some("log.kind is memory")),
+            ("log.min_free_space", memory.then_some("log.kind is memory")),
+            (
+                "log.flush_interval",
+                if memory {
+                    Some("log.kind is memory")
+                } else {
+                    strict.then_some(
+                        "log.durability is strict: every update is synced before its answer",
+                    )
+                },
+            ),
+            (
+                "tls.reload_interval",
+                config.tls.cert_file.is_none().then_some("TLS is off"),
+            ),
+            (
+                "subscriptions.page_size",
+                (!config.subscriptions.enabled).then_some("subscriptions.enabled is false"),
+            ),
+        ] {
+            if let (Some(why), Some(source)) = (why, self.sources.get(key)) {
+                found.push(format!("{key} has no effect: {why} (set by {source})"));
+            }
+        }
+        found
+    }
+
     /// A configuration error, said with where the value came from: the file
     /// and its line, the environment variable or the flag.
     pub fn explain(&self, error: &ConfigError) -> String {

@@ -62,6 +62,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     ignore_hangups();
     let config_file = args.overrides.config.clone();
     let loaded = args.overrides.load(None)?;
+    for unused in loaded.ineffective() {
+        tracing::warn!("{unused}");
+    }
     let mut config = loaded.config.clone();
     let dev_secret = match args.dev_secret {
         // Left over in the environment of a production start: no reason to
