@@ -143,6 +143,30 @@ fn hs256_token_with_urlpattern_matchers() {
     assert!(verified.token_id.unwrap().starts_with("urn:uuid:"));
 }
 
+/// A URL pattern no hub can compile is refused at once, naming the flag,
+/// instead of minting a token every hub refuses.
+#[test]
+fn an_invalid_urlpattern_is_a_usage_error_naming_the_flag() {
+    for flag in ["--publish", "--subscribe"] {
+        let output = herald(&[
+            "--issuer",
+            ISS,
+            "--audience",
+            HUB,
+            flag,
+            "https://example.com/books/:id(",
+            "--urlpattern",
+            "--hs256-secret",
+            SECRET,
+        ]);
+        assert_fails(
+            &output,
+            2,
+            &format!("`{flag}` value `https://example.com/books/:id(`"),
+        );
+    }
+}
+
 #[test]
 fn exact_matchers_by_default_and_named_subject() {
     let output = herald(&[

@@ -125,6 +125,27 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
     if let Some(client_id) = &args.client_id {
         request.client_id = client_id.clone();
     }
+    // A pattern no hub can compile would make a token refused on every use.
+    if args.urlpattern {
+        let base = url::Url::parse(audience)
+            .unwrap_or_else(|_| url::Url::parse("http://localhost/").expect("a URL"));
+        let compiler = herald_hub::Matchers::new(
+            base,
+            herald_hub::MatcherLimits {
+                max_length: usize::MAX,
+            },
+        );
+        for (flag, patterns) in [
+            ("--publish", &args.publish),
+            ("--subscribe", &args.subscribe),
+        ] {
+            for pattern in patterns.iter().filter(|p| *p != WILDCARD) {
+                compiler
+                    .parse(flag, herald_hub::MatcherType::UrlPattern, pattern)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+            }
+        }
+    }
     for (action, matchers) in [
         (Action::Publish, &args.publish),
         (Action::Subscribe, &args.subscribe),
