@@ -300,3 +300,20 @@ fn keys_that_do_nothing_here_are_warned_about() {
     // `log.max_age` applies to the memory log too.
     assert!(!stderr.contains("max_age"), "{stderr}");
 }
+
+/// The file to check given twice (argument and `--config`) is a usage
+/// error; `HERALD_CONFIG` from the environment gives way to the argument.
+#[test]
+fn two_files_to_check_are_refused_but_the_environment_gives_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&a, "listen = \"127.0.0.1:1\"\n").unwrap();
+    std::fs::write(&b, "listen = \"127.0.0.1:2\"\n").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let (code, _, stderr) = check(&[a, "--config", b], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("two configuration files"), "{stderr}");
+    let (code, stdout, stderr) = check(&[a], &[("HERALD_CONFIG", b)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("listen = \"127.0.0.1:1\""), "{stdout}");
+}

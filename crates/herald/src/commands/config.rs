@@ -29,6 +29,18 @@ enum ConfigCommand {
 /// Runs `herald config`.
 pub fn run(args: Args) -> Result<(), CliError> {
     let ConfigCommand::Check { file, overrides } = args.command;
+    // The argument names the file to check; with `--config` too, which one
+    // was meant is a guess (`HERALD_CONFIG` from the environment gives way).
+    if let (Some(file), Some(flag)) = (&file, &overrides.config) {
+        let from_env = std::env::var_os("HERALD_CONFIG").is_some_and(|env| *flag == env);
+        if !from_env && file != flag {
+            return Err(CliError::Usage(format!(
+                "two configuration files: {} and --config {}; check one at a time",
+                file.display(),
+                flag.display()
+            )));
+        }
+    }
     let loaded = overrides.load(file.as_deref())?;
     loaded
         .config
