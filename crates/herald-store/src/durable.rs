@@ -472,13 +472,27 @@ impl DurableLog {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        if dir.exists() && !dir.is_dir() {
-            return Err(StoreError::Io {
-                path: dir.clone(),
-                reason: "is not a directory (the data directory holds the log's files)".into(),
-            });
+        match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(StoreError::Io {
+                    path: dir.clone(),
+                    reason: "is not a directory (the data directory holds the log's files)".into(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling symbolic link is not a directory to create.
+                if fs::symlink_metadata(dir).is_ok() {
+                    return Err(StoreError::Io {
+                        path: dir.clone(),
+                        reason: "is a symbolic link to nothing".into(),
+                    });
+                }
+                fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+            // A symbolic link loop, a permission: said as it is.
+            Err(e) => return Err(io(dir, e)),
         }
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let path = dir.join(STORE_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
         // The marker is written last, once the store is whole: without it,
@@ -1168,6 +1182,9 @@ fn check_files_present(initialized: bool, store: &Path, journal: &Path) -> Resul
         return Ok(());
     }
     let problem = match size(store) {
+        None if fs::symlink_metadata(store).is_ok() => {
+            "it is a symbolic link to nothing (or a loop of them)"
+        }
         None => "it is missing",
         Some(0) => "it is empty",
         Some(_) => return Ok(()),
@@ -1194,6 +1211,10 @@ fn check_journal_after_crash(journal: &Path, grown: bool) -> Result<(), StoreErr
         reason,
     };
     match fs::metadata(journal) {
+        Ok(meta) if !meta.is_file() => Err(StoreError::Io {
+            path: journal.to_owned(),
+            reason: "is not a file".into(),
+        }),
         Ok(meta) if meta.len() == 0 && grown => Err(damaged(
             "it is empty after an unclean shutdown, though it was grown before the store's \
              journal epoch was committed: it was emptied, and the updates acknowledged since \

@@ -934,6 +934,16 @@ fn a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_withou
         "{error}"
     );
 
+    // Not a file at all: said as such, not as a journal cut short.
+    let replaced = copy_dir(crashed.path());
+    std::fs::remove_file(journal(&replaced)).unwrap();
+    std::fs::create_dir(journal(&replaced)).unwrap();
+    let error = open_error(replaced.path());
+    assert!(
+        error.contains("log.journal") && error.contains("is not a file"),
+        "{error}"
+    );
+
     // Untouched, every acknowledged entry comes back.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -1183,6 +1193,21 @@ async fn a_store_already_open_is_in_use_not_damaged() {
     drop(first);
     let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
     assert_eq!(ids_after(&log, 0).await, ["kept"]);
+}
+
+/// A data directory that is a symbolic link loop, or a link to nothing,
+/// is named as such, not as a file that exists.
+#[tokio::test]
+async fn a_data_directory_behind_a_broken_symbolic_link_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let looped = dir.path().join("loop");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let error = open_error(&looped);
+    assert!(error.contains("symbolic links"), "{error}");
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let error = open_error(&dangling);
+    assert!(error.contains("is a symbolic link to nothing"), "{error}");
 }
 
 #[tokio::test]
