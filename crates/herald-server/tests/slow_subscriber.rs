@@ -166,6 +166,23 @@ async fn a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone(
     assert_eq!(received, published[..received.len()]);
 }
 
+/// Publishes, on `big`, enough data to fill every buffer between the hub
+/// and a subscriber that stopped reading.
+async fn publish_enough_to_fill_the_buffers(hub: &TestHub) {
+    let data = "x".repeat(DATA_BYTES);
+    let token = hub.publisher();
+    for i in 0..UPDATES {
+        let id = format!("u{i:03}");
+        let response = publish(
+            hub,
+            Some(&token),
+            &[("topic", "big"), ("id", &id), ("data", &data)],
+        )
+        .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
     let mut config = config();
@@ -187,19 +204,7 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
         "a refusal for a full hub says when to come back"
     );
 
-    // Enough data to fill every buffer between the hub and the stalled reader.
-    let data = "x".repeat(DATA_BYTES);
-    let token = hub.publisher();
-    for i in 0..UPDATES {
-        let id = format!("u{i:03}");
-        let response = publish(
-            &hub,
-            Some(&token),
-            &[("topic", "big"), ("id", &id), ("data", &data)],
-        )
-        .await;
-        assert_eq!(response.status(), reqwest::StatusCode::OK);
-    }
+    publish_enough_to_fill_the_buffers(&hub).await;
 
     // The stalled connection is closed once its writes make no progress for
     // 500 ms, which frees the slot for someone else.
@@ -228,18 +233,7 @@ async fn a_write_timeout_is_counted_in_the_metrics() {
     config.limits.write_timeout = Duration::from_millis(500);
     let hub = start(config).await;
     let (_stalled, _) = raw_subscription(&hub, "match=big").await;
-    let data = "x".repeat(DATA_BYTES);
-    let token = hub.publisher();
-    for i in 0..UPDATES {
-        let id = format!("w{i:03}");
-        let response = publish(
-            &hub,
-            Some(&token),
-            &[("topic", "big"), ("id", &id), ("data", &data)],
-        )
-        .await;
-        assert_eq!(response.status(), reqwest::StatusCode::OK);
-    }
+    publish_enough_to_fill_the_buffers(&hub).await;
     let counted = |name: &str| {
         let metrics = hub.herald.metrics().render();
         metrics

@@ -305,6 +305,47 @@ async fn follow(mut stream: TcpStream, mut frames: mpsc::UnboundedReceiver<Out>,
     }
 }
 
+/// `herald bench fanout --json` against `hub`, with `subscribers` and
+/// `events`, and `more` flags.
+async fn fanout(hub: &str, subscribers: u32, events: u32, more: &[&str]) -> Run {
+    let (subscribers, events) = (subscribers.to_string(), events.to_string());
+    let mut args = vec![
+        "fanout",
+        "--hub",
+        hub,
+        "--subscribers",
+        &subscribers,
+        "--events",
+        &events,
+        "--json",
+    ];
+    args.extend_from_slice(more);
+    bench(&args).await
+}
+
+/// The report of a successful `herald bench storm --json` against `hub`
+/// with these `--connects`, `--concurrency`, `--steady`, `--events` and
+/// `--rate`.
+async fn storm(hub: &str, counts: [u32; 5]) -> Value {
+    let counts = counts.map(|n| n.to_string());
+    let mut args = vec!["storm", "--hub", hub, "--json"];
+    for (flag, value) in [
+        "--connects",
+        "--concurrency",
+        "--steady",
+        "--events",
+        "--rate",
+    ]
+    .into_iter()
+    .zip(&counts)
+    {
+        args.extend([flag, value.as_str()]);
+    }
+    let run = bench(&args).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    json(&run)
+}
+
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -392,19 +433,7 @@ async fn scripted_losses_duplicates_and_reorders_are_reported_exactly() {
         ((4, 13), Act::Drop),
     ]);
     let hub = scripted_hub(script, true).await;
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "5",
-        "--events",
-        "20",
-        "--drain-timeout",
-        "1s",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 5, 20, &["--drain-timeout", "1s"]).await;
     assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
     assert!(run.stderr.contains("delivery violations"), "{}", run.stderr);
     let report = json(&run);
@@ -446,19 +475,7 @@ async fn a_delayed_event_shows_in_the_latency_and_is_not_a_violation() {
     let delay = Duration::from_millis(400);
     let script = Script::from([((0, 10), Act::Delay(delay))]);
     let hub = scripted_hub(script, false).await;
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "8",
-        "--events",
-        "40",
-        "--rate",
-        "100",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 8, 40, &["--rate", "100"]).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     let report = json(&run);
     assert_eq!(report["ok"], true);
@@ -674,25 +691,7 @@ async fn events_of_other_topics_are_unexpected() {
 #[tokio::test]
 async fn a_storm_counts_its_connects_while_steady_subscribers_receive() {
     let hub = scripted_hub(Script::new(), false).await;
-    let run = bench(&[
-        "storm",
-        "--hub",
-        &hub,
-        "--connects",
-        "200",
-        "--concurrency",
-        "10",
-        "--steady",
-        "3",
-        "--events",
-        "20",
-        "--rate",
-        "200",
-        "--json",
-    ])
-    .await;
-    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let report = json(&run);
+    let report = storm(&hub, [200, 10, 3, 20, 200]).await;
     let connects = report["storm"]["connects"].as_u64().unwrap();
     assert!(connects >= 200, "{connects}");
     assert_eq!(report["storm"]["succeeded"], connects);
@@ -706,25 +705,7 @@ async fn a_storm_counts_its_connects_while_steady_subscribers_receive() {
 #[tokio::test]
 async fn a_storm_churns_until_the_steady_events_are_all_published() {
     let hub = scripted_hub(Script::new(), false).await;
-    let run = bench(&[
-        "storm",
-        "--hub",
-        &hub,
-        "--connects",
-        "10",
-        "--concurrency",
-        "2",
-        "--steady",
-        "2",
-        "--events",
-        "20",
-        "--rate",
-        "20",
-        "--json",
-    ])
-    .await;
-    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let report = json(&run);
+    let report = storm(&hub, [10, 2, 2, 20, 20]).await;
     let connects = report["storm"]["connects"].as_u64().unwrap();
     // A second of publishing: a loopback connect takes about a millisecond.
     assert!(connects > 10, "{connects}");
@@ -737,17 +718,7 @@ async fn a_storm_churns_until_the_steady_events_are_all_published() {
 async fn a_stream_whose_lines_end_in_crlf_is_read_whole() {
     let script = Script::from([((0, EVERY), Act::Crlf), ((2, EVERY), Act::Crlf)]);
     let hub = scripted_hub(script, true).await;
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "3",
-        "--events",
-        "10",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 3, 10, &[]).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     let report = json(&run);
     assert_eq!(report["delivery"]["delivered"], 30);
@@ -760,19 +731,7 @@ async fn a_stream_whose_lines_end_in_crlf_is_read_whole() {
 async fn an_event_never_published_is_unexpected_and_spoils_nothing_else() {
     let script = Script::from([((0, 1), Act::Inject(1000))]);
     let hub = scripted_hub(script, true).await;
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "3",
-        "--events",
-        "10",
-        "--drain-timeout",
-        "2s",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 3, 10, &["--drain-timeout", "2s"]).await;
     assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
     let report = json(&run);
     assert_eq!(violations(&report), vec![(0, "unexpected".into(), 1000, 1)]);
@@ -791,19 +750,7 @@ async fn a_late_subscriber_is_waited_for_when_failed_publishes_were_delivered() 
         ((4, 0), Act::Delay(Duration::from_millis(500))),
     ]);
     let hub = scripted_hub(script, false).await;
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "5",
-        "--events",
-        "10",
-        "--drain-timeout",
-        "5s",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 5, 10, &["--drain-timeout", "5s"]).await;
     // Failed publishes fail the run, and are all it reports.
     assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
     let report = json(&run);
@@ -829,19 +776,7 @@ async fn with_no_subscriber_connected_nothing_is_published() {
             holding.lock().unwrap().push(stream);
         }
     });
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "2",
-        "--events",
-        "5",
-        "--timeout",
-        "1s",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 2, 5, &["--timeout", "1s"]).await;
     assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
     let report = json(&run);
     assert_eq!(report["subscribers"]["failed"], 2);
@@ -864,17 +799,7 @@ async fn with_no_subscriber_connected_nothing_is_published() {
 async fn a_hub_on_an_ipv6_literal_is_reached() {
     let (hub, _) = scripted_hub_at("[::1]:0", Script::new(), true, Answers::Length).await;
     assert!(hub.starts_with("http://[::1]:"), "{hub}");
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "2",
-        "--events",
-        "3",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 2, 3, &[]).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert_eq!(json(&run)["delivery"]["delivered"], 6);
 }
@@ -985,17 +910,7 @@ async fn an_unreachable_hub_fails_the_run() {
         .unwrap()
         .port();
     let hub = format!("http://127.0.0.1:{port}/.well-known/mercure");
-    let run = bench(&[
-        "fanout",
-        "--hub",
-        &hub,
-        "--subscribers",
-        "3",
-        "--events",
-        "2",
-        "--json",
-    ])
-    .await;
+    let run = fanout(&hub, 3, 2, &[]).await;
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let report = json(&run);
     assert_eq!(report["subscribers"]["failed"], 3);

@@ -36,6 +36,22 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// The first line of `child`'s standard error that contains `needle`,
+/// written as it starts.
+async fn stderr_line(child: &mut Child, needle: &str) -> String {
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stderr is text") {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("herald's stderr ended without a line containing {needle:?}");
+    })
+    .await
+    .expect("the line comes at start")
+}
+
 struct Banner {
     hub_url: String,
     publisher: String,
@@ -278,18 +294,7 @@ async fn a_bad_log_filter_is_said_and_the_hub_logs_at_info() {
         .env("HERALD_LOG", "herald=[")
         .spawn()
         .expect("herald starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let warning = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("stderr is text") {
-            if line.contains("HERALD_LOG") {
-                return line;
-            }
-        }
-        panic!("herald exited without a word about HERALD_LOG");
-    })
-    .await
-    .expect("the warning comes at start");
+    let warning = stderr_line(&mut child, "HERALD_LOG").await;
     assert!(warning.contains("is not a log filter"), "{warning}");
     assert!(warning.contains("herald=["), "{warning}");
     let _ = child.kill().await;
@@ -331,18 +336,7 @@ async fn a_dev_secret_without_dev_mode_is_ignored_from_the_environment_and_refus
         .env("HERALD_DEV_SECRET", SECRET)
         .spawn()
         .expect("herald starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let warning = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("stderr is text") {
-            if line.contains("HERALD_DEV_SECRET") {
-                return line;
-            }
-        }
-        panic!("herald exited without a word about HERALD_DEV_SECRET");
-    })
-    .await
-    .expect("the warning comes at start");
+    let warning = stderr_line(&mut child, "HERALD_DEV_SECRET").await;
     assert!(warning.contains("it is ignored"), "{warning}");
     assert!(!warning.contains(SECRET), "{warning}");
     assert_eq!(child.try_wait().unwrap(), None, "the hub goes on serving");
@@ -379,18 +373,7 @@ async fn the_log_format_variable_is_named_and_piped_logs_have_no_colours() {
         .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
         .spawn()
         .expect("herald starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let serving = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("stderr is text") {
-            if line.contains("serving") {
-                return line;
-            }
-        }
-        panic!("herald exited without logging that it serves");
-    })
-    .await
-    .expect("the line comes at start");
+    let serving = stderr_line(&mut child, "serving").await;
     assert!(!serving.contains('\u{1b}'), "{serving:?}");
     assert!(serving.contains("hub_url="), "{serving}");
     let _ = child.kill().await;

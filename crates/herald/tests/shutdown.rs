@@ -297,6 +297,25 @@ async fn sighup_is_survived_and_sigquit_drains_gracefully() {
     assert!(seen.retry.is_some(), "the stream ended with a retry hint");
 }
 
+/// A publish of a `length`-byte body whose head and `start` are sent, the
+/// rest still to come: a connection a shutdown must wait for.
+async fn publish_begun(address: &str, length: usize, start: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut publish = tokio::net::TcpStream::connect(address).await.unwrap();
+    publish
+        .write_all(
+            format!(
+                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n{start}",
+                token(Action::Publish),
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    publish
+}
+
 /// `/readyz` answers 503 for as long as a shutdown drains (here, a publish
 /// whose body is still arriving), instead of the admin listener vanishing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,19 +337,7 @@ async fn readyz_answers_503_while_a_shutdown_drains() {
 
     let body = format!("topic={TOPIC}&data=drained");
     let (start, rest) = body.split_at(10);
-    let mut publish = tokio::net::TcpStream::connect(&address).await.unwrap();
-    publish
-        .write_all(
-            format!(
-                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{start}",
-                token(Action::Publish),
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    let mut publish = publish_begun(&address, body.len(), start).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     signal(&hub, "TERM");
@@ -357,8 +364,6 @@ async fn readyz_answers_503_while_a_shutdown_drains() {
 /// with what was acknowledged before kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_stops_the_drain_and_keeps_what_was_acknowledged() {
-    use tokio::io::AsyncWriteExt;
-
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = tempfile::tempdir().unwrap();
     let (mut hub, address) = hub_process::start(data.path()).await;
@@ -372,18 +377,7 @@ async fn a_second_signal_stops_the_drain_and_keeps_what_was_acknowledged() {
         .publish(&Update::new(TOPIC, "7"))
         .await
         .expect("published before the shutdown");
-    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
-    stalled
-        .write_all(
-            format!(
-                "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
-                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntopic=",
-                token(Action::Publish),
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    let stalled = publish_begun(&address, 1000, "topic=").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&hub, "TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
