@@ -9,6 +9,10 @@ pub enum CliError {
     /// The command was well-formed but failed while running: exit code 1.
     #[error("{0}")]
     Runtime(String),
+    /// Stopped by SIGINT (Ctrl-C) before its end: exit code 130, as a shell
+    /// reports a command the signal ended.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -17,6 +21,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => ExitCode::from(2),
             CliError::Runtime(_) => ExitCode::from(1),
+            CliError::Interrupted(_) => ExitCode::from(130),
         }
     }
 }

@@ -915,6 +915,10 @@ async fn an_unreachable_hub_fails_the_run() {
     let report = json(&run);
     assert_eq!(report["subscribers"]["failed"], 3);
     assert_eq!(report["ok"], false);
+    // No sample is no figure, not 0 ms.
+    let connect = &report["subscribers"]["connect_latency"];
+    assert_eq!(connect["count"], 0);
+    assert!(connect["p99_ms"].is_null(), "{connect}");
 }
 
 /// A `herald serve --dev` with the memory log on a free port: the process,
@@ -1114,4 +1118,35 @@ async fn the_server_cpu_share_tells_a_busy_server_from_an_idle_one() {
     // (less when the tests share the machine), the sleeper for none of it.
     assert!(busy > 25.0, "a spinning server used {busy:.0}% of the run");
     assert!(idle < 5.0, "a sleeping server used {idle:.0}% of the run");
+}
+
+/// Ctrl-C ends a run at once, saying that nothing is reported (events still
+/// on their way would read as lost), with the shell's status for SIGINT.
+#[tokio::test]
+async fn ctrl_c_ends_the_run_saying_nothing_is_reported() {
+    let hub = scripted_hub(Script::new(), false).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["bench", "fanout", "--hub", &hub, "--subscribers", "2"])
+        .args(["--events", "100", "--rate", "10", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start herald bench");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().expect("the run goes on").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("herald bench ends on Ctrl-C")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(output.stdout.is_empty());
 }

@@ -311,11 +311,25 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             "cannot read /proc/{pid}: is --server-pid a running process on this machine?"
         )));
     }
-    let (mut report, title) = match args.scenario {
-        Scenario::Fanout(a) => fanout(&ctx, a, &topic_base).await?,
-        Scenario::Throughput(a) => throughput(&ctx, a, &topic_base).await?,
-        Scenario::Idle(a) => idle(&ctx, a, &topic_base, server_before.as_ref()).await?,
-        Scenario::Storm(a) => storm(&ctx, a, &topic_base).await?,
+    let scenario = async {
+        match args.scenario {
+            Scenario::Fanout(a) => fanout(&ctx, a, &topic_base).await,
+            Scenario::Throughput(a) => throughput(&ctx, a, &topic_base).await,
+            Scenario::Idle(a) => idle(&ctx, a, &topic_base, server_before.as_ref()).await,
+            Scenario::Storm(a) => storm(&ctx, a, &topic_base).await,
+        }
+    };
+    // Said, rather than the process vanishing mid-bar: a run cut short has
+    // no figures worth printing (deliveries still on their way would read
+    // as lost).
+    let (mut report, title) = tokio::select! {
+        done = scenario => done?,
+        _ = tokio::signal::ctrl_c() => {
+            ctx.progress.finish_and_clear();
+            return Err(CliError::Interrupted(
+                "interrupted (Ctrl-C) before the end of the run: nothing is reported".into(),
+            ));
+        }
     };
     ctx.progress.finish_and_clear();
     if let (Some(pid), Some(before)) = (server_pid, &server_before) {

@@ -108,7 +108,7 @@ fn thread_shard() -> usize {
 }
 
 /// A latency distribution as reported, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Summary {
     /// How many values were recorded.
     pub count: u64,
@@ -139,6 +139,23 @@ impl Summary {
             max_ms: ms(histogram.max()),
             mean_ms: histogram.mean() / 1000.0,
         }
+    }
+}
+
+impl serde::Serialize for Summary {
+    /// With no samples, every figure but the count is `null`: a 0 ms that
+    /// a script averaging runs would take for a measurement.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let figure = |value: f64| (self.count > 0).then_some(value);
+        let mut out = serializer.serialize_struct("Summary", 6)?;
+        out.serialize_field("count", &self.count)?;
+        out.serialize_field("p50_ms", &figure(self.p50_ms))?;
+        out.serialize_field("p90_ms", &figure(self.p90_ms))?;
+        out.serialize_field("p99_ms", &figure(self.p99_ms))?;
+        out.serialize_field("max_ms", &figure(self.max_ms))?;
+        out.serialize_field("mean_ms", &figure(self.mean_ms))?;
+        out.end()
     }
 }
 
