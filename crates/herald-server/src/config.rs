@@ -500,6 +500,25 @@ impl LogConfig {
     }
 }
 
+/// Every string under a key whose name holds `secret` (`under`: already
+/// below one), at any depth, none empty.
+fn secret_values(value: &toml::Value, under: bool) -> Vec<String> {
+    match value {
+        toml::Value::String(text) if under && !text.is_empty() => vec![text.clone()],
+        toml::Value::Array(items) => items
+            .iter()
+            .flat_map(|item| secret_values(item, under))
+            .collect(),
+        toml::Value::Table(table) => table
+            .iter()
+            .flat_map(|(key, item)| {
+                secret_values(item, under || key.to_ascii_lowercase().contains("secret"))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The dotted key whose value starts at `at` on a `key = value` line of
 /// `text` (the table headers above it give its prefix); none when `at` is
 /// not in a value (an unknown key's name, say).
@@ -566,8 +585,19 @@ impl Config {
         // TOML integers are 64-bit signed, but serde would read 2^63 and up
         // into a `u64` field; parsing the document on its own first refuses
         // such a number, as every other TOML reader (and `config check`) would.
-        text.parse::<toml::Table>().map_err(explain)?;
-        toml::from_str(text).map_err(explain)
+        let table = text.parse::<toml::Table>().map_err(explain)?;
+        toml::from_str(text).map_err(|e| {
+            // Wherever it sits (an inline table, an escape the message
+            // writes otherwise), a secret's value is not echoed: serde
+            // quotes a string as Rust's `Debug` does.
+            let mut explained = explain(e);
+            for secret in secret_values(&toml::Value::Table(table), false) {
+                explained = explained
+                    .replace(&format!("{secret:?}"), "<redacted>")
+                    .replace(&secret, "<redacted>");
+            }
+            explained
+        })
     }
 
     /// The proxies `limits.trusted_proxies` names.
@@ -1155,10 +1185,18 @@ mod tests {
                 "[subscribers]\nheartbeet = \"5s\"\n",
                 "line 2, at `heartbeet`",
             ),
+            (
+                "[auth]\nissuers = [{id = \"a\", hs256_secrets = \"TOPSECRET-0123456789012345678901234\"}]\n",
+                "line 2, at `auth.issuers`: invalid type: string <redacted>",
+            ),
+            (
+                "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = 'TOP\"SECRET-0123456789012345678901234'\n",
+                "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
+            ),
         ] {
             let error = Config::from_toml(toml).unwrap_err();
             assert!(error.starts_with(expected), "{toml}: {error}");
-            assert!(!error.contains("TOPSECRET"), "{error}");
+            assert!(!error.contains("SECRET-"), "{error}");
         }
     }
 

@@ -36,7 +36,7 @@ pub(crate) async fn publish(
             )));
         }
     }
-    let content_type = media_type(headers)?;
+    let content_type = media_type(headers, body)?;
     let update = if is_form(content_type) {
         from_form(body)?
     } else if is_json(content_type) {
@@ -49,7 +49,8 @@ pub(crate) async fn publish(
     if client.via_cookie {
         check_same_origin(herald, headers)?;
     }
-    // Topic rules apply whatever the token (400 before 403).
+    // Topic rules apply whatever the publish rights (400 before 403); a
+    // token with none was refused before the body.
     update.validate(herald.hub().namespace(), herald.hub().update_limits())?;
     if !client.grants.can_publish(&update.topics) {
         let denied = update
@@ -147,10 +148,13 @@ fn check_same_origin(herald: &Herald, headers: &impl RequestHeaders) -> Result<(
     )))
 }
 
-/// The request's one `Content-Type` (empty without one), if its charset,
-/// when it names one, is UTF-8: both bodies are read as UTF-8, and a body
-/// in another charset would publish mangled text.
-fn media_type(headers: &impl RequestHeaders) -> Result<&str, ServerError> {
+/// The request's one `Content-Type` (empty without one). Both bodies are
+/// read as UTF-8: a charset other than UTF-8 is refused when the body
+/// holds what that charset would read otherwise (a byte or a `%`-escape
+/// beyond ASCII, or a zero byte, which UTF-16 and UTF-32 put in ASCII
+/// text). An ASCII body reads the same in any of them: Apache HttpClient,
+/// for one, labels its forms ISO-8859-1 by default.
+fn media_type<'h>(headers: &'h impl RequestHeaders, body: &[u8]) -> Result<&'h str, ServerError> {
     let mut values = headers.all(&header::CONTENT_TYPE);
     let first = values.next();
     if values.next().is_some() {
@@ -169,6 +173,7 @@ fn media_type(headers: &impl RequestHeaders) -> Result<&str, ServerError> {
             && !["utf-8", "utf8", "us-ascii"]
                 .iter()
                 .any(|utf8| charset.eq_ignore_ascii_case(utf8))
+            && !is_plain_ascii(body)
         {
             return Err(ServerError::UnsupportedMediaType(format!(
                 "publish bodies are read as UTF-8, not as the charset `{}`: encode the body in UTF-8 and send charset=utf-8 or none",
@@ -177,6 +182,15 @@ fn media_type(headers: &impl RequestHeaders) -> Result<&str, ServerError> {
         }
     }
     Ok(content_type)
+}
+
+/// Whether `body` reads the same in every ASCII-based charset: no byte
+/// beyond ASCII, no zero byte, and no `%`-escape of one beyond ASCII.
+fn is_plain_ascii(body: &[u8]) -> bool {
+    body.iter().all(|&b| b != 0 && b.is_ascii())
+        && !body
+            .windows(2)
+            .any(|w| w[0] == b'%' && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
 }
 
 fn is_json(content_type: &str) -> bool {

@@ -84,8 +84,11 @@ pub const VERSION_FILE: &str = "VERSION";
 /// The store's file name in the data directory.
 pub const STORE_FILE: &str = "log.redb";
 /// Where a `log.redb` left unreadable by a first start that never finished
-/// is set aside.
+/// is set aside (`.1`, `.2`, … after the first).
 pub const INCOMPLETE_STORE_FILE: &str = "log.redb.incomplete";
+/// The largest `log.redb` taken for one a first start left unfinished: a
+/// new store is some tens of KiB (73,728 bytes as redb 4 creates it).
+const MAX_INCOMPLETE_STORE: u64 = 1 << 20;
 
 /// How durable an acknowledged update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -529,9 +532,21 @@ impl DurableLog {
         let db = match open_db() {
             Ok(db) => db,
             // Created by a first start that stopped before it held anything
-            // (its journal holds no record): set aside, never deleted.
-            Err(StoreError::Damaged { reason, .. }) if first_start => {
-                let aside = dir.join(INCOMPLETE_STORE_FILE);
+            // (its journal holds no record, and it is no larger than a new
+            // store): set aside under a name of its own, never deleted. A
+            // larger one without its marker may be a damaged log, and is
+            // refused as one.
+            Err(StoreError::Damaged { reason, .. })
+                if first_start
+                    && fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_INCOMPLETE_STORE) =>
+            {
+                let aside = (0..)
+                    .map(|n| match n {
+                        0 => dir.join(INCOMPLETE_STORE_FILE),
+                        n => dir.join(format!("{INCOMPLETE_STORE_FILE}.{n}")),
+                    })
+                    .find(|candidate| fs::symlink_metadata(candidate).is_err())
+                    .expect("a free name");
                 fs::rename(&path, &aside).map_err(|e| io(&path, e))?;
                 repaired.store(false, Ordering::Relaxed);
                 tracing::warn!(

@@ -1311,6 +1311,25 @@ async fn a_first_start_cut_short_is_finished_by_the_next() {
             73_728
         );
     }
+
+    // Set aside twice: the first one is kept too.
+    let twice = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        std::fs::write(twice.path().join("log.redb"), vec![0u8; 73_728]).unwrap();
+        drop(DurableLog::open(StoreConfig::new(twice.path())).unwrap());
+        std::fs::remove_file(twice.path().join("VERSION")).unwrap();
+        std::fs::remove_file(twice.path().join("log.journal")).unwrap();
+    }
+    for aside in ["log.redb.incomplete", "log.redb.incomplete.1"] {
+        assert!(twice.path().join(aside).exists(), "{aside}");
+    }
+
+    // Larger than a new store: a damaged log, refused rather than set aside.
+    let larger = tempfile::tempdir().unwrap();
+    std::fs::write(larger.path().join("log.redb"), vec![0u8; 2 << 20]).unwrap();
+    let error = open_error(larger.path());
+    assert!(error.contains("log.redb is damaged"), "{error}");
+    assert!(!larger.path().join("log.redb.incomplete").exists());
 }
 
 /// redb commits an epoch before the journal holds any record of it: a
