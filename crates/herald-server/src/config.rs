@@ -560,20 +560,10 @@ impl Config {
             let line = e
                 .span()
                 .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            let mut message = e.message().trim().to_owned();
+            let message = e.message().trim().to_owned();
             let at = e.span().and_then(|span| text.get(span)).map(str::trim);
-            // A value is named by its key (`listen`, not `5`), and a
-            // secret's value never echoed: errors end up in logs.
+            // A value is named by its key (`listen`, not `5`, nor a secret).
             let key = e.span().and_then(|span| key_of_value(text, span.start));
-            if let (Some(key), Some(value)) = (&key, at)
-                && key.to_ascii_lowercase().contains("secret")
-            {
-                for shown in [value, value.trim_matches(|c| c == '"' || c == '\'')] {
-                    if shown.len() > 2 {
-                        message = message.replace(shown, "<redacted>");
-                    }
-                }
-            }
             match (line, key.as_deref().or(at)) {
                 (Some(line), Some(key)) if !key.is_empty() => {
                     format!("line {line}, at `{key}`: {message}")
@@ -587,9 +577,9 @@ impl Config {
         // such a number, as every other TOML reader (and `config check`) would.
         let table = text.parse::<toml::Table>().map_err(explain)?;
         toml::from_str(text).map_err(|e| {
-            // Wherever it sits (an inline table, an escape the message
-            // writes otherwise), a secret's value is not echoed: serde
-            // quotes a string as Rust's `Debug` does.
+            // Errors end up in logs: a secret's value is not echoed,
+            // wherever it sits (an inline table, an escape the message
+            // writes otherwise; serde quotes a string as `Debug` does).
             let mut explained = explain(e);
             for secret in secret_values(&toml::Value::Table(table), false) {
                 explained = explained

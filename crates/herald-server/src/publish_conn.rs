@@ -158,9 +158,7 @@ pub(crate) async fn serve(
             // The body is not read: answer and close.
             let refusal = span.in_scope(|| herald.error(ServerError::BodyTooLarge(limit)));
             write_response(&mut out, refusal, &id, true).await;
-            if write_all(&tcp, &out, write_timeout).await.is_ok() {
-                linger(&mut tcp).await;
-            }
+            answer_and_linger(&mut tcp, &out, write_timeout).await;
             return Ended::Closed;
         }
         if buf.len() < head.len + head.body {
@@ -174,9 +172,7 @@ pub(crate) async fn serve(
             if let Err(error) = crate::publish::publisher(herald, &spans, head.query.as_deref()) {
                 let refusal = span.in_scope(|| herald.error(error));
                 write_response(&mut out, refusal, &id, true).await;
-                if write_all(&tcp, &out, write_timeout).await.is_ok() {
-                    linger(&mut tcp).await;
-                }
+                answer_and_linger(&mut tcp, &out, write_timeout).await;
                 return Ended::Closed;
             }
         }
@@ -234,17 +230,20 @@ pub(crate) async fn serve(
 }
 
 /// The longest a refused request's unread body is read and dropped after
-/// the answer, and the most bytes of it ([`linger`]).
+/// the answer, and the most bytes of it ([`answer_and_linger`]).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 << 20;
 
-/// Closes a connection whose request body was refused unread: the answer
-/// is sent, then what the client still sends is read and dropped for a
+/// Sends `answer` on a connection whose request body was refused unread,
+/// then closes it: what the client still sends is read and dropped for a
 /// while (a lingering close). Closed at once with bytes unread, the socket
 /// would answer them with a reset, and a client still sending its body
 /// (most send it whole before reading) would lose the answer, seeing only
 /// the connection fail.
-async fn linger(tcp: &mut TcpStream) {
+async fn answer_and_linger(tcp: &mut TcpStream, answer: &[u8], write_timeout: Duration) {
+    if write_all(tcp, answer, write_timeout).await.is_err() {
+        return;
+    }
     let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
     // On the heap, and only here: a buffer in the connection's future
     // would weigh on every connection.

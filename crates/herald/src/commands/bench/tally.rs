@@ -217,39 +217,42 @@ impl Tally {
     /// Whether every event of `published` this subscriber must get has
     /// arrived (those whose publish failed may be missing).
     pub fn is_complete(&self, published: &[Published]) -> bool {
-        self.streams.iter().all(|(stream, state)| {
-            let Some(sent) = published.get(*stream as usize) else {
-                return true;
-            };
-            let tail = (state.next < sent.next).then_some((state.next, sent.next));
-            state
-                .missing
-                .iter()
-                .map(|(&s, &e)| (s, e))
-                .chain(tail)
-                .all(|(start, end)| without(start, end, &sent.uncertain).next().is_none())
-        })
+        self.owed(published).next().is_none()
     }
 
     /// Closes the tally against what was published (indexed by stream):
     /// returns the violation counts and the detailed violations.
     pub fn finish(mut self, published: &[Published]) -> (Counts, Vec<Violation>) {
-        let mut lost_ranges = Vec::new();
-        for (stream, state) in &self.streams {
-            let Some(sent) = published.get(*stream as usize) else {
-                continue;
-            };
-            let tail = (state.next < sent.next).then_some((state.next, sent.next));
-            for (start, end) in state.missing.iter().map(|(&s, &e)| (s, e)).chain(tail) {
-                lost_ranges
-                    .extend(without(start, end, &sent.uncertain).map(|(s, e)| (*stream, s, e)));
-            }
-        }
-        for (stream, start, end) in lost_ranges {
+        let lost: Vec<(u32, u64, u64)> = self.owed(published).collect();
+        for (stream, start, end) in lost {
             self.counts.lost += end - start;
             self.note(Kind::Lost, stream, start, end - start);
         }
         (self.counts, self.details)
+    }
+
+    /// The ranges `(stream, start, end)` of what `published` owes this
+    /// subscriber and it has not received: the gaps still open and what was
+    /// sent after its last receipt, less the sequences whose publish failed.
+    fn owed<'a>(
+        &'a self,
+        published: &'a [Published],
+    ) -> impl Iterator<Item = (u32, u64, u64)> + 'a {
+        self.streams.iter().flat_map(move |(stream, state)| {
+            let sent = published.get(*stream as usize);
+            let tail = sent
+                .filter(|sent| state.next < sent.next)
+                .map(|sent| (state.next, sent.next));
+            let ranges = sent.map(|_| state.missing.iter().map(|(&s, &e)| (s, e)));
+            ranges
+                .into_iter()
+                .flatten()
+                .chain(tail)
+                .flat_map(move |(start, end)| {
+                    let uncertain = sent.map_or(&[][..], |sent| &sent.uncertain[..]);
+                    without(start, end, uncertain).map(move |(s, e)| (*stream, s, e))
+                })
+        })
     }
 }
 
