@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 use herald_hub::{Grants, Hub, Matcher, MatcherType, SubscribeGrant};
@@ -22,9 +22,9 @@ pub struct Client {
     pub grants: Arc<Grants>,
     /// `iss` and `sub` of the token, the key for per-subject limits.
     pub subject: Option<String>,
-    /// When the token stops being accepted: its `exp` plus the clock-skew
-    /// leeway (`auth.leeway`). A subscription is closed then, not at `exp`
-    /// itself: a token still accepted would reopen it at once.
+    /// The token's `exp`. A subscription is closed then (draft-08: no later
+    /// than `exp`), and a token at or past it opens none, though the
+    /// clock-skew leeway (`auth.leeway`) still lets it publish.
     pub expires_at: Option<SystemTime>,
     /// Whether the token came from the cookie (an ambient credential, so
     /// cross-site request forgery must be guarded against).
@@ -116,6 +116,7 @@ struct CachedToken {
     grants: Arc<Grants>,
     subject: Option<String>,
     window: Range<SystemTime>,
+    expires_at: SystemTime,
     generation: u64,
 }
 
@@ -129,7 +130,7 @@ impl TokenCache {
         Some(Client {
             grants: Arc::clone(&cached.grants),
             subject: cached.subject.clone(),
-            expires_at: Some(cached.window.end),
+            expires_at: Some(cached.expires_at),
             via_cookie: false,
             legacy: false,
         })
@@ -215,13 +216,15 @@ impl Authenticator {
         purpose: Purpose,
     ) -> Result<Option<Client>, ServerError> {
         if let Some(client) = self.cached_bearer(headers) {
-            return Ok(Some(client));
+            return usable_for(client, purpose).map(Some);
         }
         let Some((token, source)) = self.find_token(headers, query)? else {
             return Ok(None);
         };
         let via_cookie = source == Source::Cookie;
-        let first = self.client_for(&token, via_cookie, purpose);
+        let first = self
+            .client_for(&token, via_cookie, purpose)
+            .and_then(|client| usable_for(client, purpose));
         if first.is_ok() || !via_cookie {
             return first.map(Some);
         }
@@ -229,7 +232,10 @@ impl Authenticator {
         // the request (one left for a parent domain, say), in an order the
         // page does not choose: one that verifies counts.
         for other in self.cookie_tokens(headers).skip(1) {
-            if let Ok(client) = self.client_for(other, true, purpose) {
+            if let Ok(client) = self
+                .client_for(other, true, purpose)
+                .and_then(|client| usable_for(client, purpose))
+            {
                 return Ok(Some(client));
             }
         }
@@ -259,11 +265,7 @@ impl Authenticator {
                 ));
             };
             let verified = legacy.verify(token).map_err(token_error)?;
-            let mut client = self.legacy_client(&verified, via_cookie)?;
-            client.expires_at = client
-                .expires_at
-                .map(|exp| exp.checked_add(legacy.leeway()).unwrap_or(exp));
-            return Ok(client);
+            return self.legacy_client(&verified, via_cookie);
         }
         let Some(verifier) = &self.verifier else {
             return Err(invalid_token(
@@ -309,7 +311,6 @@ impl Authenticator {
             .map(|sub| format!("{} {sub}", verified.issuer));
         let grants = Arc::new(grants);
         let window = verifier.acceptance_window(&verified);
-        let accepted_until = window.end;
         self.cache.insert(
             token.as_bytes(),
             now,
@@ -317,13 +318,14 @@ impl Authenticator {
                 grants: Arc::clone(&grants),
                 subject: subject.clone(),
                 window,
+                expires_at: verified.expires_at,
                 generation,
             },
         );
         Ok(Client {
             grants,
             subject,
-            expires_at: Some(accepted_until),
+            expires_at: Some(verified.expires_at),
             via_cookie,
             legacy: false,
         })
@@ -546,6 +548,28 @@ where
 
 /// A token the verifier refused: `400 invalid_request` when it is not a JWS
 /// at all (as RFC 6750 says), `401 invalid_token` otherwise.
+/// `client`, if its token may be used for `purpose` now. Draft-08 has the
+/// hub close a subscription no later than its token's `exp`; a token inside
+/// the leeway past it would open one only to have it closed at once (and
+/// reopened by the client's reconnection, in a loop), so it opens none.
+fn usable_for(client: Client, purpose: Purpose) -> Result<Client, ServerError> {
+    let now = SystemTime::now();
+    match client.expires_at {
+        Some(exp) if purpose == Purpose::Subscribe && exp <= now => {
+            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Err(invalid_token(
+                "expired",
+                &format!(
+                    "the token expired at {} (now is {}): a subscription closes at its token's exp, so an expired token opens none (auth.leeway lets it publish only); get a new token",
+                    secs(exp),
+                    secs(now)
+                ),
+            ))
+        }
+        _ => Ok(client),
+    }
+}
+
 fn token_error(e: herald_token::Error) -> ServerError {
     match e.oauth_error() {
         Some(OAuthError::InvalidRequest) => ServerError::Bearer {
@@ -579,7 +603,7 @@ fn invalid_request(reason: &'static str, detail: &str) -> ServerError {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     use super::*;
 
@@ -592,6 +616,8 @@ mod tests {
             grants: Grants::none(),
             subject: Some("iss sub".into()),
             window: at(from)..at(until),
+            // The token's own `exp`, inside the window's leeway.
+            expires_at: at(until - 10),
             generation,
         }
     }
@@ -602,7 +628,7 @@ mod tests {
         cache.insert(b"a.b.c", at(100), entry(90, 200, 7));
         let hit = cache.get(b"a.b.c", at(150), 7).unwrap();
         assert_eq!(hit.subject.as_deref(), Some("iss sub"));
-        assert_eq!(hit.expires_at, Some(at(200)));
+        assert_eq!(hit.expires_at, Some(at(190)), "exp, not the window's end");
         assert!(!hit.via_cookie && !hit.legacy);
         assert!(cache.get(b"a.b.c", at(90), 7).is_some());
         assert!(cache.get(b"a.b.c", at(89), 7).is_none(), "before nbf");

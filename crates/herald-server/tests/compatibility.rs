@@ -248,21 +248,29 @@ async fn the_token_may_come_from_the_query_or_the_legacy_cookie() {
 
 #[tokio::test]
 async fn legacy_tokens_expire_and_need_a_configured_key() {
-    let mut short_leeway = compat_config();
-    short_leeway.auth.leeway = Duration::from_secs(1);
-    let hub = start(short_leeway).await;
+    let mut long_leeway = compat_config();
+    long_leeway.auth.leeway = Duration::from_secs(30);
+    let hub = start(long_leeway).await;
     let topic = "https://example.com/a";
     let short = legacy(
         SUBSCRIBER_SECRET,
         LegacyMintRequest::new()
             .with_subscribe(topic)
-            .with_ttl(Duration::from_secs(1)),
+            .with_ttl(Duration::from_secs(2)),
     );
+    let started = tokio::time::Instant::now();
     let mut stream = subscribe_with(&hub, &format!("topic={}", enc(topic)), &short).await;
-    // The hub closes the stream at `exp` plus the leeway, when the token
-    // stops being accepted.
+    // The hub closes the stream at `exp` (whole seconds: 1 to 2 s away),
+    // not `exp` plus the leeway, and the token opens no other.
     let events = stream.until_end(Duration::from_secs(10)).await;
     assert!(events.is_empty(), "{events:?}");
+    let lived = started.elapsed();
+    assert!(lived < Duration::from_millis(2500), "{lived:?}");
+    refused(
+        get(&hub, &format!("topic={}", enc(topic))).bearer_auth(&short),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
     let forged = legacy(
         "a secret the hub does not know, 32 bytes or more",

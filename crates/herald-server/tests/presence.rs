@@ -409,7 +409,7 @@ async fn events_are_private_and_typed_mercure() {
 
 #[tokio::test]
 async fn token_expiry_ends_the_subscription() {
-    // Closed once the token is no longer accepted: `exp` plus the leeway.
+    // Closed at the token's `exp`.
     let hub = start(true, |c| c.auth.leeway = Duration::from_secs(1)).await;
     let mut watcher = hub
         .subscribe(&[("match_urlpattern", ALL_EVENTS)], Some(&hub.reader()))
