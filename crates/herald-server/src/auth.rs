@@ -462,6 +462,14 @@ impl Authenticator {
                         "the `authorization` query parameter carries no token",
                     ));
                 }
+                // Only the older revision's tokens: draft-08 forbids passing
+                // access tokens in URLs, where logs and histories keep them.
+                if herald_token::declares_access_token(&token) {
+                    return Err(invalid_request(
+                        "token_in_query",
+                        "an access token (`typ: at+jwt`) is not accepted in the `authorization` query parameter, which only pre-draft-08 tokens may use; send it in the Authorization header or the cookie",
+                    ));
+                }
                 return Ok(Some((token.into(), Source::Query)));
             }
         }

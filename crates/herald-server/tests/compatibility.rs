@@ -244,6 +244,25 @@ async fn the_token_may_come_from_the_query_or_the_legacy_cookie() {
         StatusCode::BAD_REQUEST,
     )
     .await;
+
+    // A draft-08 access token is not taken from a URL, where draft-08
+    // forbids it, for subscribing or publishing.
+    let access = hub.token().subscribe(&[topic]).sign();
+    let (headers, body) = refused(
+        get(&hub, &format!("{query}&authorization={access}")),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(challenge(&headers).contains("invalid_request"), "{headers:?}");
+    assert!(body.contains("query parameter"), "{body}");
+    refused(
+        client()
+            .post(format!("{}?authorization={}", hub.url, hub.publisher()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("topic", topic), ("data", "from a URL")])),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
