@@ -620,7 +620,12 @@ async fn the_connection_closes_at_the_tokens_exp_and_an_expired_token_opens_none
         assert!(body.contains("expired"), "{body}");
     }
     // Publishing with it still works, and the other subscriber is served.
-    let response = publish(&hub, Some(&short), &[("topic", "x"), ("data", "still here")]).await;
+    let response = publish(
+        &hub,
+        Some(&short),
+        &[("topic", "x"), ("data", "still here")],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(lasting.data(1).await, ["still here"]);
 }

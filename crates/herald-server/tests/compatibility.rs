@@ -253,7 +253,10 @@ async fn the_token_may_come_from_the_query_or_the_legacy_cookie() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert!(challenge(&headers).contains("invalid_request"), "{headers:?}");
+    assert!(
+        challenge(&headers).contains("invalid_request"),
+        "{headers:?}"
+    );
     assert!(body.contains("query parameter"), "{body}");
     refused(
         client()

@@ -79,31 +79,39 @@ impl Drop for JwksRefresh {
 impl Verifier {
     /// Fetches every configured JWK Set now and swaps the new keys in.
     ///
-    /// A set that fails to load keeps its previous keys; the first failure is returned after
-    /// every set has been tried.
+    /// The sets are fetched at once, and each is swapped in as it arrives:
+    /// an issuer whose endpoint hangs until the timeout holds back no other
+    /// issuer's keys. A set that fails to load keeps its previous keys; the
+    /// first failure is returned after every set has been tried.
     pub async fn refresh_jwks(&self) -> Result<(), Error> {
-        let mut first_error = None;
-        for (issuer, state) in &self.inner.issuers {
-            let Some(source) = &state.jwks else { continue };
-            match self.fetch(&source.url).await {
-                Ok(keys) => {
-                    tracing::debug!(issuer, url = %redacted(&source.url), keys = keys.len(), "JWK Set loaded");
-                    *source.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-                    self.inner
-                        .key_generation
-                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let fetches = self.inner.issuers.iter().filter_map(|(issuer, state)| {
+            let source = state.jwks.as_ref()?;
+            Some(async move {
+                match self.fetch(&source.url).await {
+                    Ok(keys) => {
+                        tracing::debug!(issuer, url = %redacted(&source.url), keys = keys.len(), "JWK Set loaded");
+                        *source.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                        self.inner
+                            .key_generation
+                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        Ok(())
+                    }
+                    Err(reason) => {
+                        tracing::warn!(issuer, url = %redacted(&source.url), %reason, "cannot load JWK Set; keeping the previous keys");
+                        Err(Error::Jwks {
+                            issuer: issuer.clone(),
+                            url: redacted(&source.url),
+                            reason,
+                        })
+                    }
                 }
-                Err(reason) => {
-                    tracing::warn!(issuer, url = %redacted(&source.url), %reason, "cannot load JWK Set; keeping the previous keys");
-                    first_error.get_or_insert(Error::Jwks {
-                        issuer: issuer.clone(),
-                        url: redacted(&source.url),
-                        reason,
-                    });
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+            })
+        });
+        futures_util::future::join_all(fetches)
+            .await
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
     }
 
     /// Starts a task (on the current tokio runtime) that fetches every JWK Set immediately and

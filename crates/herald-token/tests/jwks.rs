@@ -219,6 +219,42 @@ async fn a_failed_fetch_keeps_the_previous_keys() {
 }
 
 #[tokio::test]
+async fn an_issuer_whose_jwks_url_hangs_holds_back_no_other_issuer() {
+    // Three endpoints that accept and never answer, and one that does.
+    let mut hung = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        hung.push(format!(
+            "http://{}/jwks.json",
+            listener.local_addr().unwrap()
+        ));
+        held.push(tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        }));
+    }
+    let k1 = ec_key("k1");
+    let server = Server::start(jwks_of(&[&k1])).await;
+    let mut builder = Verifier::builder(HUB, [Algorithm::ES256])
+        .issuer(Issuer::new(ISS).with_jwks_url(&server.url))
+        .jwks_timeout(Duration::from_secs(60));
+    for (n, url) in hung.iter().enumerate() {
+        builder =
+            builder.issuer(Issuer::new(format!("https://hung{n}.example")).with_jwks_url(url));
+    }
+    let verifier = builder.build().unwrap();
+    let _refresh = verifier.spawn_jwks_refresh();
+    // Well within the hung fetches' 60 s timeout, whatever the issuers' order.
+    wait_until(|| verifier.verify(&token(&k1)).is_ok()).await;
+    for task in held {
+        task.abort();
+    }
+}
+
+#[tokio::test]
 async fn redirects_are_not_followed() {
     let k2 = ec_key("k2");
     let elsewhere = Server::start(jwks_of(&[&k2])).await;
