@@ -277,6 +277,29 @@ fn an_empty_or_bad_environment_variable_is_named_in_its_error() {
 /// A key set where it does nothing (the durable log's keys with the memory
 /// log, say) is valid but said, naming the key, why and where it was set.
 #[test]
+fn a_jwks_url_in_plain_http_off_loopback_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.toml");
+    std::fs::write(
+        &file,
+        "[[auth.issuers]]\nid = \"https://idp.example\"\njwks_url = \"http://idp.example/jwks.json\"\n\n[[auth.issuers]]\nid = \"https://local.example\"\njwks_url = \"http://127.0.0.1:9999/jwks.json\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(&[file.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = "auth.issuers[0].jwks_url is plain http to idp.example";
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(
+        stdout.contains(&format!("# warning: {expected}")),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("auth.issuers[1]"),
+        "loopback is fine: {stderr}"
+    );
+}
+
+#[test]
 fn keys_that_do_nothing_here_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("memory.toml");

@@ -77,9 +77,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let _ = writeln!(out, "# {key}: unset, {meaning}");
         }
     }
-    for unused in loaded.ineffective() {
-        let _ = writeln!(out, "# warning: {unused}");
-        let _ = writeln!(std::io::stderr(), "herald: warning: {unused}");
+    for warning in loaded.warnings() {
+        let _ = writeln!(out, "# warning: {warning}");
+        let _ = writeln!(std::io::stderr(), "herald: warning: {warning}");
     }
     for key in leaf_keys(&value) {
         let Some(leaf) = lookup(&value, &key) else {

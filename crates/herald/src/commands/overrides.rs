@@ -154,6 +154,34 @@ impl Loaded {
         found
     }
 
+    /// What `herald serve` and `herald config check` warn about: the keys
+    /// [`Loaded::ineffective`] finds, and settings that work but put the
+    /// hub at risk.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut found = self.ineffective();
+        for (index, issuer) in self.config.auth.issuers.iter().enumerate() {
+            let Some(url) = issuer.jwks_url.as_deref() else {
+                continue;
+            };
+            let Ok(parsed) = url::Url::parse(url) else {
+                continue; // refused by the validation
+            };
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if parsed.scheme() == "http" && !loopback {
+                found.push(format!(
+                    "auth.issuers[{index}].jwks_url is plain http to {}: whoever sits on the path can hand herald keys of their own and mint any token; use https",
+                    parsed.host_str().unwrap_or("its host")
+                ));
+            }
+        }
+        found
+    }
+
     /// A configuration error, said with where the value came from: the file
     /// and its line, the environment variable or the flag.
     pub fn explain(&self, error: &ConfigError) -> String {

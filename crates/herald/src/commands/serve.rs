@@ -62,8 +62,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     ignore_hangups();
     let config_file = args.overrides.config.clone();
     let loaded = args.overrides.load(None)?;
-    for unused in loaded.ineffective() {
-        tracing::warn!("{unused}");
+    for warning in loaded.warnings() {
+        tracing::warn!("{warning}");
     }
     let mut config = loaded.config.clone();
     let dev_secret = match args.dev_secret {
