@@ -38,7 +38,7 @@ pub(crate) async fn publish(
     }
     let content_type = media_type(headers, body)?;
     let update = if is_form(content_type) {
-        from_form(body)?
+        from_form(body, herald.settings().compatibility.is_some())?
     } else if is_json(content_type) {
         from_json(body)?
     } else {
@@ -200,7 +200,11 @@ fn is_json(content_type: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn from_form(body: &[u8]) -> Result<Update, ServerError> {
+/// Reads a form-encoded publication. With `compatibility`, a `target` field
+/// is refused: Mercure before 0.10 restricted an update to its targets, and
+/// a hub that ignored the field, as draft-08 would have it, would send the
+/// update to everyone instead.
+fn from_form(body: &[u8], compatibility: bool) -> Result<Update, ServerError> {
     let mut update = Update::default();
     let mut seen = (false, false, false, false);
     for pair in form::pairs(body) {
@@ -231,6 +235,11 @@ fn from_form(body: &[u8]) -> Result<Update, ServerError> {
                 }
             }
             "private" => update.private = true,
+            "target" if compatibility => {
+                return Err(ServerError::BadRequest(
+                    "the `target` field of Mercure before 0.10 is not supported, and the update would reach every subscriber: publish it with `private=on` instead, to subscribers whose token grants its topics".into(),
+                ));
+            }
             _ => {} // unknown fields are ignored, as the protocol requires
         }
     }

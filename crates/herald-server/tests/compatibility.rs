@@ -205,6 +205,38 @@ async fn legacy_grants_decide_publishing_and_private_reading() {
 }
 
 #[tokio::test]
+async fn a_target_field_is_refused_rather_than_published_to_everyone() {
+    // Mercure before 0.10 restricted an update to its `target`s; ignored,
+    // the field would make such an update public.
+    let hub = start(compat_config()).await;
+    let topic = "https://example.com/books/1";
+    let mut anonymous = subscribe(&hub, &format!("topic={}", enc(topic))).await;
+    let (_, body) = refused(
+        publish_request(
+            &hub,
+            Some(&legacy_publisher(&["*"])),
+            &[
+                ("topic", topic),
+                ("data", "for user 1"),
+                ("target", "https://example.com/users/1"),
+            ],
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(
+        body.contains("`target`") && body.contains("private=on"),
+        "{body}"
+    );
+    publish_ok_with(&hub, &legacy_publisher(&["*"]), topic, "marker").await;
+    assert_eq!(anonymous.data(1).await, ["marker"]);
+
+    // Draft-08 alone ignores unknown fields, as it requires.
+    let modern = start(config()).await;
+    publish_ok(&modern, &[("topic", topic), ("target", "x")]).await;
+}
+
+#[tokio::test]
 async fn the_token_may_come_from_the_query_or_the_legacy_cookie() {
     let hub = start(compat_config()).await;
     let topic = "https://example.com/private";
