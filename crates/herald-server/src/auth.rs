@@ -491,23 +491,34 @@ fn is_bearer(value: &[u8]) -> bool {
 /// says what needed it, and, when the request carries an `Authorization`
 /// header of another scheme, that the hub does not read that scheme.
 pub(crate) fn missing_token(headers: &impl RequestHeaders, detail: &str) -> ServerError {
+    const SEND: &str = "send `Authorization: Bearer <token>`, or the token's cookie";
     let other_scheme = headers
         .all(&header::AUTHORIZATION)
         .next()
         .filter(|value| !is_bearer(value))
         .map(|value| {
-            let scheme = value.split(|&b| b == b' ').next().unwrap_or_default();
-            String::from_utf8_lossy(scheme)
-                .chars()
-                .filter(|c| c.is_ascii_graphic())
-                .take(32)
-                .collect::<String>()
+            let scheme = value
+                .split(|&b| b == b' ' || b == b'\t')
+                .next()
+                .unwrap_or_default();
+            // The scheme is echoed only when it looks like one: a value
+            // without a scheme may be a secret, and the answer is logged.
+            let is_scheme = scheme.len() < value.len()
+                && scheme.len() <= 20
+                && scheme.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if scheme.eq_ignore_ascii_case(b"bearer") {
+                format!("the Authorization header's `Bearer` must be followed by one space, then the token ({SEND})")
+            } else if is_scheme {
+                format!(
+                    "the Authorization header's `{}` scheme is not one this hub reads ({SEND})",
+                    String::from_utf8_lossy(scheme)
+                )
+            } else {
+                format!("the Authorization header does not start with a scheme this hub reads ({SEND})")
+            }
         });
     let detail = match other_scheme {
-        Some(scheme) => format!(
-            "{detail}; the Authorization header's `{scheme}` scheme is not one this hub reads \
-             (send `Authorization: Bearer <token>`, or the token's cookie)"
-        ),
+        Some(why) => format!("{detail}; {why}"),
         None => detail.to_owned(),
     };
     ServerError::Bearer {

@@ -246,6 +246,28 @@ async fn an_authorization_header_of_another_scheme_counts_as_no_token() {
         body.contains("publishing requires an access token; the Authorization header's `Basic` scheme is not one this hub reads"),
         "{body}"
     );
+    // A token without a scheme, or after a tab, is not echoed: the answer
+    // is logged, and such a value may be a secret.
+    let token = hub.publisher();
+    for (value, says) in [
+        (token.clone(), "does not start with a scheme this hub reads"),
+        (
+            format!("Bearer\t{token}"),
+            "`Bearer` must be followed by one space",
+        ),
+        (
+            format!("eyJhbGciOiJIUzI1NiIsInR5cC {token}"),
+            "does not start with a scheme",
+        ),
+    ] {
+        let response =
+            send(publish_request(&hub, None, &[("topic", BOOK)]).header("authorization", &value))
+                .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body = response.text().await.unwrap();
+        assert!(body.contains(says), "{body}");
+        assert!(!body.contains("eyJ"), "{body}");
+    }
 }
 
 #[tokio::test]
