@@ -303,7 +303,7 @@ fn respond(
     }
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("must-revalidate"),
+        HeaderValue::from_static("private, must-revalidate"),
     );
     response
 }

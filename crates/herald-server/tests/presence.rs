@@ -597,7 +597,7 @@ async fn the_api_endpoints_and_their_headers() {
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["cache-control"], "must-revalidate");
+    assert_eq!(headers["cache-control"], "private, must-revalidate");
     let etag = headers["etag"].to_str().unwrap().to_owned();
     let link = headers["link"].to_str().unwrap();
     assert!(
