@@ -42,10 +42,40 @@ pub(crate) async fn subscribe(
     peer: Option<IpAddr>,
     wire: Option<Arc<ChunkedWire>>,
 ) -> Result<Response, ServerError> {
+    // Who is asking, and whether there is room for them, before any URL
+    // pattern is compiled: a compile costs up to tens of milliseconds, which
+    // a client the hub would refuse must not get to spend.
+    let client = match herald
+        .auth()
+        .authenticate(headers, query, Purpose::Subscribe)?
+    {
+        Some(client) => client,
+        None if herald.settings().anonymous_subscribers => Client::anonymous(),
+        None => {
+            let detail = if query.is_some_and(|q| {
+                q.split('&')
+                    .any(|pair| pair.split('=').next() == Some("access_token"))
+            }) {
+                "this hub requires an access token to subscribe; one in the URL \
+                 (`access_token`) is not accepted: use the Authorization header or the cookie"
+            } else {
+                "this hub requires an access token to subscribe"
+            };
+            return Err(crate::auth::missing_token(headers, detail));
+        }
+    };
+    let admission = herald
+        .connections()
+        .admit(peer, client.subject.as_deref())?;
     let request = if names_a_url_pattern(query, &body) {
         // A URL pattern's groups take up to milliseconds each to compile:
         // compiled off the runtime's workers, so that a request with many of
-        // them does not hold up other connections.
+        // them does not hold up other connections, and a few at a time, so
+        // that many such requests take neither every core nor a thread each.
+        let _permit = COMPILING
+            .acquire()
+            .await
+            .map_err(|_| ServerError::Unavailable("the hub is shutting down".into()))?;
         let (herald, method, headers) = (herald.clone(), method.clone(), headers.clone());
         let query = query.map(str::to_owned);
         let body = body.clone();
@@ -60,22 +90,6 @@ pub(crate) async fn subscribe(
     } else {
         parse(herald, method, headers, query, &body)?
     };
-    let client = match herald
-        .auth()
-        .authenticate(headers, query, Purpose::Subscribe)?
-    {
-        Some(client) => client,
-        None if herald.settings().anonymous_subscribers => Client::anonymous(),
-        None => {
-            return Err(crate::auth::missing_token(
-                headers,
-                "this hub requires an access token to subscribe",
-            ));
-        }
-    };
-    let admission = herald
-        .connections()
-        .admit(peer, client.subject.as_deref())?;
     if *method == Method::HEAD {
         // The head of the same answer, checked as a GET is (connection
         // limits included), without subscribing: no stream, no subscription
@@ -150,6 +164,10 @@ pub(crate) async fn subscribe(
         .body(Body::from_stream(stream.into_stream()))
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
 }
+
+/// How many subscription requests compile their URL patterns at once, in the
+/// whole process: twice the cores of the machines herald is sized for.
+static COMPILING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
 /// Whether a subscription request names `match_urlpattern`, as clients write
 /// it. A name with percent-encoded letters is compiled on the worker: the

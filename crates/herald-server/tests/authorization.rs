@@ -602,6 +602,16 @@ async fn without_anonymous_subscribers_a_tokenless_subscription_is_401() {
     let hub = start(config).await;
     let (headers, _) = refused(get(&hub, "match=*"), StatusCode::UNAUTHORIZED).await;
     assert_challenge(&hub, &headers, None);
+    // Refused before its URL patterns are compiled: one that does not
+    // compile gets the 401 too, not a 400, and a token in the URL is named.
+    let pattern = format!("match_urlpattern={}", enc("https://example.com/(["));
+    refused(get(&hub, &pattern), StatusCode::UNAUTHORIZED).await;
+    let (_, body) = refused(
+        get(&hub, &format!("{pattern}&access_token=x")),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(body.contains("`access_token`"), "{body}");
     let token = hub.token().subscribe(&["urn:nothing"]).sign();
     let mut stream = subscribe_with(&hub, "match=*", &token).await;
     publish_ok(&hub, &[("topic", BOOK), ("data", "public")]).await;

@@ -599,6 +599,16 @@ async fn connection_limit_per_address_answers_429_and_other_addresses_are_admitt
     let first = subscribe(&hub, "match=x").await;
     let _second = subscribe(&hub, "match=x").await;
     refused(get(&hub, "match=x"), StatusCode::TOO_MANY_REQUESTS).await;
+    // Refused before its URL patterns are compiled, or even read: one that
+    // does not compile gets the 429 too, not a 400.
+    refused(
+        get(
+            &hub,
+            &format!("match_urlpattern={}", enc("https://example.com/([")),
+        ),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
 
     // Another loopback address has its own allowance.
     let other = reqwest::Client::builder()
