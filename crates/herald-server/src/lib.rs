@@ -358,6 +358,30 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
     )
 }
 
+/// The most a subscription's body (a `QUERY`'s form of matchers) may hold:
+/// room for the hundred matchers of the default `limits.max_matchers` at
+/// about 2 KiB each as the form writes them.
+pub const MAX_SUBSCRIPTION_BODY: usize = 256 * 1024;
+
+/// On a hub without anonymous subscribers, a subscription body is waited for
+/// only from a client with a token: a refused one would be refused after it.
+fn subscriber_before_body(
+    herald: &Herald,
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Result<(), ServerError> {
+    match herald
+        .auth()
+        .authenticate(headers, query, compat::Purpose::Subscribe)?
+    {
+        Some(_) => Ok(()),
+        None => Err(auth::missing_token(
+            headers,
+            "this hub requires an access token to subscribe",
+        )),
+    }
+}
+
 /// The `Content-Length` a request declared, if one valid one.
 fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
     let mut values = headers.get_all(axum::http::header::CONTENT_LENGTH).iter();
@@ -443,7 +467,19 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     {
         return herald.error(error);
     }
-    let limit = herald.settings().max_body_bytes;
+    // A subscription's body holds matchers, at most a few hundred KiB of
+    // them, and anyone may send one: it is not given a publish's room.
+    let limit = if is_subscribe {
+        herald.settings().max_body_bytes.min(MAX_SUBSCRIPTION_BODY)
+    } else {
+        herald.settings().max_body_bytes
+    };
+    if is_subscribe
+        && !herald.settings().anonymous_subscribers
+        && let Err(error) = subscriber_before_body(&herald, &parts.headers, parts.uri.query())
+    {
+        return herald.error(error);
+    }
     let read = axum::body::to_bytes(body, limit);
     // A subscription's body (a `QUERY`'s matchers) may come from anyone, and
     // is small: it must be whole within the body timeout, not merely keep

@@ -154,6 +154,52 @@ async fn query_method_last_event_id_header_beats_query_and_body() {
 }
 
 #[tokio::test]
+async fn query_method_body_has_room_for_matchers_only() {
+    let hub = start_default().await;
+    // Over 256 KiB: refused, though a publish body may be 2 MiB.
+    let padding = "a".repeat(300 * 1024);
+    let (_, body) = refused(
+        query_method(&hub, "", &form(&[("match", BOOK), ("padding", &padding)])),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(body.contains("262144-byte limit"), "{body}");
+    let padding = "a".repeat(200 * 1024);
+    let mut stream = open(query_method(
+        &hub,
+        "",
+        &form(&[("match", BOOK), ("padding", &padding)]),
+    ))
+    .await;
+    publish_marker(&hub, BOOK, "hit").await;
+    assert_eq!(stream.data(1).await, ["hit"]);
+}
+
+#[tokio::test]
+async fn without_anonymous_subscribers_a_query_body_is_not_waited_for_without_a_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = config();
+    config.subscribers.anonymous = false;
+    let hub = start(config).await;
+    let mut socket = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    socket
+        .write_all(
+            b"QUERY /.well-known/mercure HTTP/1.1\r\nHost: x\r\n\
+              content-type: application/x-www-form-urlencoded\r\ncontent-length: 100000\r\n\r\nmatch=",
+        )
+        .await
+        .unwrap();
+    // Answered at once, not after the body timeout.
+    let mut answer = vec![0; 64];
+    let read = tokio::time::timeout(Duration::from_secs(3), socket.read(&mut answer))
+        .await
+        .expect("answered before the body arrived")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..read]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+}
+
+#[tokio::test]
 async fn query_method_body_must_be_a_form() {
     let hub = start_default().await;
     let request = client()
