@@ -78,6 +78,10 @@ pub enum HubError {
     /// An update exceeded a size limit (413 at the HTTP edge).
     #[error("{0}")]
     TooLarge(String),
+    /// The hub holds all it may of something the request would add (503 at
+    /// the HTTP edge): the same request may succeed once others end.
+    #[error("{0}")]
+    Overloaded(String),
     /// The log could not store or read updates.
     #[error("the update log failed: {0}")]
     Log(String),
@@ -106,7 +110,7 @@ impl HubError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             HubError::TooLarge(_) => ErrorKind::TooLarge,
-            HubError::Log(_) => ErrorKind::Internal,
+            HubError::Log(_) | HubError::Overloaded(_) => ErrorKind::Internal,
             HubError::InsufficientStorage(_) => ErrorKind::InsufficientStorage,
             _ => ErrorKind::BadRequest,
         }

@@ -222,6 +222,12 @@ impl Hub {
         &self.inner.namespace
     }
 
+    /// The bytes the compiled expressions of URL patterns take in this
+    /// process (see [`Matchers::pattern_bytes`]).
+    pub fn pattern_bytes(&self) -> usize {
+        self.inner.matchers.pattern_bytes()
+    }
+
     /// Parses a matcher for this hub (relative patterns resolve on the hub URL).
     ///
     /// With active subscriptions on, a matcher that is exactly `.` or `..` is

@@ -41,8 +41,8 @@ pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
 pub use log::{DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit};
 pub use matcher::{
-    MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits, MatcherType, Matchers, Pattern,
-    Selector,
+    DEFAULT_MAX_PATTERN_MEMORY, MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits,
+    MatcherType, Matchers, Pattern, Selector,
 };
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};

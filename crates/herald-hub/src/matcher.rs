@@ -119,7 +119,7 @@ impl Matcher {
     }
 
     /// The bytes of compiled regular expressions it holds: a URL pattern's
-    /// (at most 512 KiB; a few KiB per part for ordinary groups), none for
+    /// (at most 568 KiB; about 10 KiB per part for ordinary groups), none for
     /// the others. Shared by every matcher with the same source, but counted
     /// whole by each, so that a budget over a subscription's matchers does
     /// not depend on what other subscriptions hold.
@@ -301,19 +301,35 @@ impl<T> Interner<T> {
 pub struct MatcherLimits {
     /// Longest accepted matcher value, in bytes.
     pub max_length: usize,
+    /// The most bytes the compiled expressions of URL patterns may take in
+    /// the process ([`Matchers::pattern_bytes`]) before a pattern that is not
+    /// compiled yet is refused ([`HubError::Overloaded`]); patterns already
+    /// held stay usable by every subscription.
+    pub max_pattern_memory: usize,
 }
+
+/// The default of [`MatcherLimits::max_pattern_memory`]: about ten thousand
+/// patterns that differ in their path, a few thousand that differ in every
+/// part.
+pub const DEFAULT_MAX_PATTERN_MEMORY: usize = 256 << 20;
 
 impl Default for MatcherLimits {
     fn default() -> Self {
-        Self { max_length: 2048 }
+        Self {
+            max_length: 2048,
+            max_pattern_memory: DEFAULT_MAX_PATTERN_MEMORY,
+        }
     }
 }
 
 /// The most bytes of compiled URL patterns ([`Matcher::compiled_bytes`]) one
-/// subscription may hold: a hundred ordinary patterns take about 2.7 MiB,
-/// and one pattern at most 512 KiB. It bounds what one request can make the
-/// hub hold, which without it reached over a hundred megabytes.
-pub const MAX_SUBSCRIPTION_PATTERN_BYTES: usize = 4 << 20;
+/// subscription may hold: a hundred ordinary patterns count about 9.3 MiB
+/// (about 2 MiB in fact, where they differ in their path alone and share
+/// the rest), and one pattern at most 568 KiB.
+/// It bounds what one request can make the hub hold, which without it
+/// reached over a hundred megabytes; [`MatcherLimits::max_pattern_memory`]
+/// bounds what all of them hold together.
+pub const MAX_SUBSCRIPTION_PATTERN_BYTES: usize = 10 << 20;
 
 /// Parses and interns matchers for one hub URL.
 #[derive(Clone)]
@@ -387,7 +403,22 @@ impl Matchers {
             .get_or_build(value, || self.compile_pattern(param, value))
     }
 
+    /// The bytes the compiled expressions of URL patterns take in this
+    /// process, each counted once however many patterns and hubs share it.
+    pub fn pattern_bytes(&self) -> usize {
+        pattern_regex::live_bytes()
+    }
+
     fn compile_pattern(&self, param: &str, value: &str) -> Result<Pattern, HubError> {
+        let held = pattern_regex::live_bytes();
+        if held > self.shared.limits.max_pattern_memory {
+            return Err(HubError::Overloaded(format!(
+                "the hub holds {} MiB of compiled URL patterns, its limit: `{param}` `{value}` \
+                 is not compiled until subscriptions holding others end; subscribe with exact \
+                 topics, or a URL pattern already in use, or try again later",
+                held >> 20
+            )));
+        }
         let invalid = |reason: String| HubError::InvalidMatcher {
             param: param.to_owned(),
             value: value.to_owned(),
@@ -550,10 +581,96 @@ mod tests {
     }
 
     #[test]
+    fn patterns_share_the_expressions_of_their_common_parts() {
+        let m = Matchers::new(
+            Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
+            MatcherLimits::default(),
+        );
+        let before = m.pattern_bytes();
+        let first = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://shared.example/a/:id",
+            )
+            .unwrap();
+        let one = m.pattern_bytes() - before;
+        // Eight parts, the four left out (`*`) sharing one expression.
+        assert!(one >= 4 * pattern_regex::REGEX_OVERHEAD, "{one}");
+        assert!(first.compiled_bytes() >= one, "counted whole");
+        let second = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://shared.example/b/:id",
+            )
+            .unwrap();
+        let two = m.pattern_bytes() - before - one;
+        // Only the path is new.
+        assert!(two < one / 3, "{two} of {one}");
+        assert_eq!(
+            second.compiled_bytes(),
+            first.compiled_bytes(),
+            "counted whole"
+        );
+        drop((first, second));
+        assert_eq!(m.pattern_bytes(), before, "given back");
+    }
+
+    #[test]
+    fn new_patterns_are_refused_past_the_memory_limit_and_held_ones_still_serve() {
+        let m = Matchers::new(
+            Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
+            MatcherLimits {
+                max_pattern_memory: 0,
+                ..MatcherLimits::default()
+            },
+        );
+        let held = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://limit.example/a/:id",
+            )
+            .unwrap();
+        let error = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://limit.example/b/:id",
+            )
+            .unwrap_err();
+        assert!(matches!(error, HubError::Overloaded(_)), "{error}");
+        assert_eq!(error.kind(), crate::ErrorKind::Internal);
+        assert!(
+            error.to_string().contains("https://limit.example/b/:id"),
+            "{error}"
+        );
+        let again = m
+            .parse(
+                "match_urlpattern",
+                MatcherType::UrlPattern,
+                "https://limit.example/a/:id",
+            )
+            .unwrap();
+        assert!(
+            again.matches("https://limit.example/a/1") && held.matches("https://limit.example/a/2")
+        );
+        // Exact topics need no compiled expression.
+        assert!(
+            m.parse("match", MatcherType::Exact, "https://limit.example/b/1")
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn overlong_matcher_is_refused() {
         let m = Matchers::new(
             Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
-            MatcherLimits { max_length: 10 },
+            MatcherLimits {
+                max_length: 10,
+                ..MatcherLimits::default()
+            },
         );
         assert!(matches!(
             m.parse("match", MatcherType::Exact, "https://example.com"),
@@ -659,7 +776,10 @@ mod tests {
     fn selectors_obey_the_matcher_limits() {
         let m = Matchers::new(
             Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
-            MatcherLimits { max_length: 10 },
+            MatcherLimits {
+                max_length: 10,
+                ..MatcherLimits::default()
+            },
         );
         assert!(matches!(
             m.parse("topic", MatcherType::Selector, "https://example.com/{id}"),

@@ -190,6 +190,9 @@ pub struct LimitsConfig {
     pub max_matchers: usize,
     /// Longest matcher in bytes (400).
     pub max_matcher_length: usize,
+    /// Bytes the compiled expressions of URL patterns may take in the
+    /// process before a pattern not compiled yet is refused (503).
+    pub max_pattern_memory: usize,
     /// Subscriber connections in total (429).
     pub max_connections: usize,
     /// Subscriber connections per client address (429).
@@ -374,6 +377,7 @@ impl Default for LimitsConfig {
             max_field_length: update.max_field_length,
             max_matchers: settings.max_matchers,
             max_matcher_length: MatcherLimits::default().max_length,
+            max_pattern_memory: MatcherLimits::default().max_pattern_memory,
             max_connections: settings.connections.total,
             max_connections_per_address: settings.connections.per_address,
             max_connections_per_subject: settings.connections.per_subject,
@@ -647,6 +651,7 @@ impl Config {
             })
             .matcher_limits(MatcherLimits {
                 max_length: self.limits.max_matcher_length,
+                max_pattern_memory: self.limits.max_pattern_memory,
             })
             .build();
         let verifier = self.verifier(&hub)?;
@@ -753,6 +758,11 @@ impl Config {
                 "limits.max_matcher_length",
                 limits.max_matcher_length,
                 "every subscription",
+            ),
+            (
+                "limits.max_pattern_memory",
+                limits.max_pattern_memory,
+                "every new URL pattern",
             ),
             (
                 "limits.max_connections",

@@ -375,10 +375,7 @@ fn subscriber_before_body(
         .authenticate(headers, query, compat::Purpose::Subscribe)?
     {
         Some(_) => Ok(()),
-        None => Err(auth::missing_token(
-            headers,
-            "this hub requires an access token to subscribe",
-        )),
+        None => Err(subscribe::missing_token(headers, query)),
     }
 }
 

@@ -227,6 +227,12 @@ impl Collector for HubCollector {
                 ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(family)?;
             }
         }
+        gauge(
+            &mut encoder,
+            "url_pattern_bytes",
+            "Bytes the compiled expressions of URL patterns take, each counted once (limits.max_pattern_memory)",
+            self.hub.pattern_bytes() as u64,
+        )?;
         counter(
             &mut encoder,
             "updates_dispatched",

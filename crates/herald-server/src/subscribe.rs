@@ -51,18 +51,7 @@ pub(crate) async fn subscribe(
     {
         Some(client) => client,
         None if herald.settings().anonymous_subscribers => Client::anonymous(),
-        None => {
-            let detail = if query.is_some_and(|q| {
-                q.split('&')
-                    .any(|pair| pair.split('=').next() == Some("access_token"))
-            }) {
-                "this hub requires an access token to subscribe; one in the URL \
-                 (`access_token`) is not accepted: use the Authorization header or the cookie"
-            } else {
-                "this hub requires an access token to subscribe"
-            };
-            return Err(crate::auth::missing_token(headers, detail));
-        }
+        None => return Err(missing_token(headers, query)),
     };
     let admission = herald
         .connections()
@@ -163,6 +152,25 @@ pub(crate) async fn subscribe(
     response
         .body(Body::from_stream(stream.into_stream()))
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
+}
+
+/// The 401 of a hub without anonymous subscribers to a request without a
+/// token, naming one given in the URL, which is not read.
+pub(crate) fn missing_token(
+    headers: &impl crate::headers::RequestHeaders,
+    query: Option<&str>,
+) -> ServerError {
+    let in_url = query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("access_token"))
+    });
+    let detail = if in_url {
+        "this hub requires an access token to subscribe; one in the URL (`access_token`) is \
+         not accepted: use the Authorization header or the cookie"
+    } else {
+        "this hub requires an access token to subscribe"
+    };
+    crate::auth::missing_token(headers, detail)
 }
 
 /// How many subscription requests compile their URL patterns at once, in the

@@ -77,9 +77,18 @@ async fn subscriber_and_subscription_gauges_follow_connections() {
             "{kind}"
         );
     }
+    // The pattern's compiled expressions, given back when it is dropped.
+    assert!(
+        value(&during, "herald_url_pattern_bytes") > 20_000.0,
+        "{during}"
+    );
     drop(stream);
     eventually("the subscriber leaves", &admin, |m| {
         value(m, "herald_subscribers") == 0.0
+    })
+    .await;
+    eventually("the pattern is dropped", &admin, |m| {
+        value(m, "herald_url_pattern_bytes") == 0.0
     })
     .await;
 }

@@ -101,6 +101,10 @@ fn documented_defaults_match_the_code() {
             "limits.max_matcher_length",
             limits.max_matcher_length.to_string(),
         ),
+        (
+            "limits.max_pattern_memory",
+            limits.max_pattern_memory.to_string(),
+        ),
         ("limits.max_connections", limits.max_connections.to_string()),
         (
             "limits.max_connections_per_address",

@@ -350,12 +350,12 @@ async fn what_a_subscription_s_url_patterns_hold_is_bounded() {
     )
     .await;
     assert!(
-        body.contains("the pattern compiles to more than 512 KiB"),
+        body.contains("the pattern compiles to more than 568 KiB"),
         "{body}"
     );
-    // Four such groups fit in a pattern, but not thirty such patterns in
+    // Four such groups fit in a pattern, but not sixty such patterns in
     // one subscription.
-    let query = (0..30)
+    let query = (0..60)
         .map(|n| {
             let pattern = format!(
                 r"https://example.com/{n}/:a(\w{{1,200}})/:b(\w{{1,200}})/:c(\w{{1,200}})/:d(\w{{1,200}})"
@@ -366,7 +366,7 @@ async fn what_a_subscription_s_url_patterns_hold_is_bounded() {
         .join("&");
     let (_, body) = refused(get(&hub, &query), StatusCode::BAD_REQUEST).await;
     assert!(
-        body.contains("the subscription's URL patterns compile to more than 4 MiB together"),
+        body.contains("the subscription's URL patterns compile to more than 10 MiB together"),
         "{body}"
     );
     // A hundred ordinary patterns, the most matchers a subscription may
@@ -609,6 +609,35 @@ async fn admitted_eventually(request: impl Fn() -> reqwest::RequestBuilder) -> E
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn past_the_pattern_memory_limit_new_url_patterns_wait_and_held_ones_serve() {
+    let mut config = config();
+    config.limits.max_pattern_memory = 1;
+    let hub = start(config).await;
+    let held = format!("match_urlpattern={}", enc("https://example.com/books/:id"));
+    let mut first = subscribe(&hub, &held).await;
+    let (_, body) = refused(
+        get(
+            &hub,
+            &format!(
+                "match_urlpattern={}",
+                enc("https://example.com/authors/:id")
+            ),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(body.contains("compiled URL patterns, its limit"), "{body}");
+    // The pattern already held, and exact topics, still serve.
+    let mut second = subscribe(&hub, &held).await;
+    let mut exact = subscribe(&hub, &format!("match={}", enc(OTHER))).await;
+    publish_marker(&hub, BOOK, "book").await;
+    publish_marker(&hub, OTHER, "other").await;
+    assert_eq!(first.data(1).await, ["book"]);
+    assert_eq!(second.data(1).await, ["book"]);
+    assert_eq!(exact.data(1).await, ["other"]);
 }
 
 fn limits_config() -> herald_server::Config {

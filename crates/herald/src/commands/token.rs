@@ -133,6 +133,7 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
             base,
             herald_hub::MatcherLimits {
                 max_length: usize::MAX,
+                max_pattern_memory: usize::MAX,
             },
         );
         for (flag, patterns) in [
