@@ -147,6 +147,8 @@ pub struct Pattern {
     compiled: UrlPattern<PatternRegex>,
     /// The bytes its compiled expressions take.
     memory: usize,
+    /// The literal start of every path it matches, through its last `/`.
+    path_prefix: Option<Box<str>>,
     memo: Memo,
 }
 
@@ -175,6 +177,109 @@ impl Pattern {
                 .and_then(|url| self.compiled.test(UrlPatternMatchInput::Url(url)).ok())
                 .unwrap_or(false)
         })
+    }
+}
+
+/// The literal start of the paths a pathname pattern string matches, through
+/// its last `/`: `/users/42/` of `/users/42/*`. Only plain characters count,
+/// which a URL's path holds as they are written (no escape, no
+/// percent-encoding, no dot segment, which parsing would change), so that a
+/// path matching the pattern starts with it; `None` when there is no `/`.
+fn literal_path_prefix(pathname: &str) -> Option<&str> {
+    if !pathname.starts_with('/') {
+        return None;
+    }
+    let bytes = pathname.as_bytes();
+    let plain = bytes
+        .iter()
+        .enumerate()
+        .take_while(|&(i, &b)| {
+            b.is_ascii_alphanumeric() || b"-_~/".contains(&b) || (b == b'.' && bytes[i - 1] != b'/')
+        })
+        .count();
+    let end = pathname[..plain].rfind('/')?;
+    Some(&pathname[..=end])
+}
+
+/// The URL patterns of a set, by the literal start of the paths they match
+/// ([`literal_path_prefix`]), so that an update is tried against those whose
+/// start its topics' paths have, not against every pattern held: with a
+/// pattern per user, each update meets a handful instead of thousands.
+/// Selectors, and patterns without such a start, are tried against every
+/// update. Members are identified by an address, as the registry keys them.
+#[derive(Default)]
+pub(crate) struct PathIndex {
+    by_prefix: HashMap<Box<str>, Vec<usize>>,
+    unindexed: Vec<usize>,
+    /// The hub URL topics are resolved against, from the first pattern.
+    base: Option<Arc<Shared>>,
+}
+
+impl PathIndex {
+    /// Adds `matcher` (a URL pattern or a selector) under `address`.
+    pub(crate) fn insert(&mut self, address: usize, matcher: &Matcher) {
+        match Self::prefix(matcher) {
+            Some(prefix) => self
+                .by_prefix
+                .entry(prefix.into())
+                .or_default()
+                .push(address),
+            None => self.unindexed.push(address),
+        }
+        if let Matcher::UrlPattern(pattern) = matcher {
+            self.base
+                .get_or_insert_with(|| Arc::clone(&pattern.memo.owner));
+        }
+    }
+
+    /// Removes what [`PathIndex::insert`] added for `matcher` at `address`.
+    pub(crate) fn remove(&mut self, address: usize, matcher: &Matcher) {
+        match Self::prefix(matcher) {
+            Some(prefix) => {
+                if let Some(addresses) = self.by_prefix.get_mut(prefix) {
+                    addresses.retain(|&a| a != address);
+                    if addresses.is_empty() {
+                        self.by_prefix.remove(prefix);
+                    }
+                }
+            }
+            None => self.unindexed.retain(|&a| a != address),
+        }
+    }
+
+    /// The addresses of the members that may match one of `topics`, each
+    /// once, in `out`; the others match none of them.
+    pub(crate) fn candidates<S: AsRef<str>>(&self, topics: &[S], out: &mut Vec<usize>) {
+        out.extend_from_slice(&self.unindexed);
+        if let Some(shared) = &self.base {
+            for topic in topics {
+                // Resolved as `Pattern::matches` resolves it; a topic that is
+                // not a URL reference matches no pattern.
+                let Ok(url) = Url::options()
+                    .base_url(Some(&shared.base))
+                    .parse(topic.as_ref())
+                else {
+                    continue;
+                };
+                let path = url.path();
+                for (end, _) in path.match_indices('/') {
+                    if let Some(addresses) = self.by_prefix.get(&path[..=end]) {
+                        out.extend_from_slice(addresses);
+                    }
+                }
+            }
+        }
+        if topics.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+
+    fn prefix(matcher: &Matcher) -> Option<&str> {
+        match matcher {
+            Matcher::UrlPattern(pattern) => pattern.path_prefix.as_deref(),
+            _ => None,
+        }
     }
 }
 
@@ -446,6 +551,7 @@ impl Matchers {
         let compiled = compiled.map_err(|e| invalid(reason(e)))?;
         Ok(Pattern {
             source: value.into(),
+            path_prefix: literal_path_prefix(compiled.pathname()).map(Into::into),
             compiled,
             memory,
             memo: Memo::new(&self.shared),
@@ -661,6 +767,122 @@ mod tests {
             m.parse("match", MatcherType::Exact, "https://limit.example/b/1")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn literal_path_prefixes_stop_at_anything_parsing_could_change() {
+        for (pathname, prefix) in [
+            ("/users/42/*", Some("/users/42/")),
+            ("/users/:id", Some("/users/")),
+            ("/books/:id(\\d+)", Some("/books/")),
+            ("/a/b", Some("/a/")),
+            ("/v1.2/x/*", Some("/v1.2/x/")),
+            ("/a/../b/*", Some("/a/")),
+            ("/.well-known/mercure/*", Some("/")),
+            ("/caf%C3%A9/*", Some("/")),
+            ("/a\\:b/*", Some("/")),
+            ("/users{/}?", Some("/")),
+            ("*", None),
+            ("foo:*", None),
+        ] {
+            assert_eq!(literal_path_prefix(pathname), prefix, "{pathname}");
+        }
+    }
+
+    #[test]
+    fn the_path_index_finds_every_pattern_a_topic_matches() {
+        let m = Matchers::new(
+            Url::parse("https://hub.example.com/.well-known/mercure").unwrap(),
+            MatcherLimits::default(),
+        );
+        let patterns = [
+            "https://example.com/users/42/*",
+            "https://example.com/users/:id",
+            "https://example.com/users/:id/*",
+            "https://example.com/users/42",
+            "https://example.com/users/42/notes/:n(\\d+)",
+            "https://example.com/*",
+            "https://*.example.com/users/42/*",
+            "http{s}?://example.com/users/42/*",
+            "/users/42/*",
+            "/books/:id",
+            "https://example.com/a/../users/42/*",
+            "https://example.com/users/4{2}?/*",
+            "https://example.com/.well-known/x/*",
+            "https://example.com/caf%C3%A9/*",
+            "https://example.com/café/*",
+            "https://example.com/users/42/*?x=1",
+            "https://example.com/users/42/*#frag",
+            "urn\\:x\\:*",
+            "https://example.com/Users/42/*",
+            "https://example.com/v1.2/*",
+        ];
+        let topics = [
+            "https://example.com/users/42/notes/7",
+            "https://example.com/users/42",
+            "https://example.com/users/42/",
+            "https://example.com/users/4/x",
+            "https://example.com/users/",
+            "https://api.example.com/users/42/x",
+            "http://example.com/users/42/x",
+            "/users/42/x",
+            "https://hub.example.com/users/42/x",
+            "https://hub.example.com/books/1",
+            "https://example.com/a/../users/42/x",
+            "https://example.com/users/42/x?x=1",
+            "https://example.com/users/42/x#frag",
+            "https://example.com/.well-known/x/y",
+            "https://example.com/caf%C3%A9/1",
+            "https://example.com/café/1",
+            "urn:x:y",
+            "https://EXAMPLE.com/Users/42/x",
+            "https://example.com/v1.2/x",
+            "https://example.com/users/42/x%2Fy",
+            "not a url",
+        ];
+        let matchers: Vec<Matcher> = patterns
+            .iter()
+            .map(|p| {
+                m.parse("match_urlpattern", MatcherType::UrlPattern, p)
+                    .unwrap()
+            })
+            .collect();
+        let mut index = PathIndex::default();
+        for (address, matcher) in matchers.iter().enumerate() {
+            index.insert(address, matcher);
+        }
+        let mut matched = 0;
+        for topic in topics {
+            let mut found = Vec::new();
+            index.candidates(&[topic], &mut found);
+            for (address, matcher) in matchers.iter().enumerate() {
+                if matcher.matches(topic) {
+                    matched += 1;
+                    assert!(
+                        found.contains(&address),
+                        "{} for {topic}",
+                        patterns[address]
+                    );
+                }
+            }
+        }
+        assert!(matched > 20, "{matched}");
+        // And not every pattern is a candidate for every topic.
+        let mut found = Vec::new();
+        index.candidates(&["https://example.com/books/1"], &mut found);
+        assert!(found.len() < patterns.len() / 2, "{found:?}");
+        // Several topics: each candidate once.
+        let mut found = Vec::new();
+        index.candidates(&topics, &mut found);
+        let mut unique = found.clone();
+        unique.dedup();
+        assert_eq!(found, unique);
+        for (address, matcher) in matchers.iter().enumerate() {
+            index.remove(address, matcher);
+        }
+        let mut found = Vec::new();
+        index.candidates(&topics, &mut found);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 
 use crate::group::{Group, GroupKey, MatcherKey, Wire};
 use crate::log::Dispatch;
+use crate::matcher::PathIndex;
 use crate::{Entry, Grants, Matcher, Position};
 
 /// Counters kept by the registry.
@@ -112,9 +113,17 @@ struct Shard {
     /// Groups whose matchers are tried against every update (URL patterns,
     /// templates), by compiled matcher (keyed by its address).
     patterns: HashMap<usize, (Matcher, Vec<Arc<Group>>)>,
+    /// The keys of `patterns` by the literal start of the paths they match.
+    by_path: PathIndex,
     wildcard: Vec<Arc<Group>>,
     scratch: Vec<Arc<Group>>,
+    scratch_addresses: Vec<usize>,
 }
+
+/// Up to this many patterns in a shard, an update is tried against each
+/// (cheaper than resolving its topics); beyond, against those [`PathIndex`]
+/// finds.
+const SCAN_ALL_PATTERNS: usize = 32;
 
 /// State shared between a subscriber's registry entry and its connection.
 #[derive(Default)]
@@ -522,7 +531,10 @@ impl Shard {
                 Index::Scan(address) => self
                     .patterns
                     .entry(address)
-                    .or_insert_with(|| (matcher.clone(), Vec::new()))
+                    .or_insert_with(|| {
+                        self.by_path.insert(address, matcher);
+                        (matcher.clone(), Vec::new())
+                    })
                     .1
                     .push(Arc::clone(&group)),
             }
@@ -559,6 +571,7 @@ impl Shard {
                         groups.retain(other);
                         if groups.is_empty() {
                             self.patterns.remove(&address);
+                            self.by_path.remove(address, matcher);
                         }
                     }
                 }
@@ -586,10 +599,23 @@ impl Shard {
             }
         }
         candidates.extend(self.wildcard.iter().cloned());
-        for (matcher, groups) in self.patterns.values() {
-            if matcher.matches_any(entry.topics()) {
-                candidates.extend(groups.iter().cloned());
+        if self.patterns.len() <= SCAN_ALL_PATTERNS {
+            for (matcher, groups) in self.patterns.values() {
+                if matcher.matches_any(entry.topics()) {
+                    candidates.extend(groups.iter().cloned());
+                }
             }
+        } else {
+            let mut addresses = std::mem::take(&mut self.scratch_addresses);
+            self.by_path.candidates(entry.topics(), &mut addresses);
+            for address in addresses.drain(..) {
+                if let Some((matcher, groups)) = self.patterns.get(&address)
+                    && matcher.matches_any(entry.topics())
+                {
+                    candidates.extend(groups.iter().cloned());
+                }
+            }
+            self.scratch_addresses = addresses;
         }
         let mut queued = 0;
         for group in candidates.drain(..) {

@@ -326,6 +326,85 @@ async fn urlpattern_and_wildcard_subscriptions_receive_once() {
 }
 
 #[tokio::test]
+async fn many_url_pattern_subscribers_each_receive_theirs_through_the_path_index() {
+    // More patterns than a shard tries one by one (one shard holds them
+    // all): a pattern per user, and two with shorter literal paths.
+    let hub = Hub::builder(
+        "https://hub.example.com/.well-known/mercure"
+            .parse()
+            .unwrap(),
+    )
+    .shards(1)
+    .build();
+    let pattern = |hub: &Hub, p: &str| {
+        hub.matcher("match_urlpattern", MatcherType::UrlPattern, p)
+            .unwrap()
+    };
+    let mut users = Vec::new();
+    for user in 0..100 {
+        let matcher = pattern(&hub, &format!("https://example.com/users/{user}/*"));
+        users.push(
+            hub.subscribe(vec![matcher], Grants::none(), Resume::Live)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut everything = hub
+        .subscribe(
+            vec![pattern(&hub, "https://*/*")],
+            Grants::none(),
+            Resume::Live,
+        )
+        .await
+        .unwrap();
+    let mut any_user = hub
+        .subscribe(
+            vec![pattern(&hub, "https://example.com/users/:id/*")],
+            Grants::none(),
+            Resume::Live,
+        )
+        .await
+        .unwrap();
+    for user in [7, 42, 99] {
+        hub.publish(
+            Update::new(format!("https://example.com/users/{user}/notes/1"), "x")
+                .with_id(format!("{user}")),
+        )
+        .await
+        .unwrap();
+    }
+    hub.publish(Update::new("https://api.example.com/users/7/notes/2", "x").with_id("api"))
+        .await
+        .unwrap();
+    hub.publish(Update::new("https://example.com/books/1", "x").with_id("book"))
+        .await
+        .unwrap();
+    for user in [0, 7, 42, 99] {
+        hub.publish(
+            Update::new(format!("https://example.com/users/{user}/end"), "x")
+                .with_id(format!("end{user}")),
+        )
+        .await
+        .unwrap();
+    }
+    for user in [7, 42, 99] {
+        assert_eq!(next_id(&mut users[user]).await, format!("{user}"));
+    }
+    // Nothing else reached a user's subscriber before its last update.
+    for user in [0, 7, 42, 99] {
+        assert_eq!(next_id(&mut users[user]).await, format!("end{user}"));
+    }
+    for id in [
+        "7", "42", "99", "api", "book", "end0", "end7", "end42", "end99",
+    ] {
+        assert_eq!(next_id(&mut everything).await, id);
+    }
+    for id in ["7", "42", "99", "end0", "end7", "end42", "end99"] {
+        assert_eq!(next_id(&mut any_user).await, id);
+    }
+}
+
+#[tokio::test]
 async fn selector_subscriptions_receive_once_and_are_counted() {
     let hub = hub();
     let selectors = [
