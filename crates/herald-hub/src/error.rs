@@ -90,6 +90,12 @@ pub enum HubError {
     /// is wrong with the update; the same publish succeeds once space is back.
     #[error("the update log is short of disk space: {0}")]
     InsufficientStorage(String),
+    /// The hub is too far behind on work a request would add to, and
+    /// refuses it until it catches up (503 with `Retry-After` at the HTTP
+    /// edge): a subscription whose subscription events would overflow
+    /// their queue. Nothing is wrong with the request.
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 /// How the edge should classify a [`HubError`].
@@ -103,6 +109,8 @@ pub enum ErrorKind {
     Internal,
     /// The log's disk is short of space: 507.
     InsufficientStorage,
+    /// The hub is behind and sheds load: 503, worth retrying shortly.
+    Overloaded,
 }
 
 impl HubError {
@@ -112,6 +120,7 @@ impl HubError {
             HubError::TooLarge(_) => ErrorKind::TooLarge,
             HubError::Log(_) | HubError::Overloaded(_) => ErrorKind::Internal,
             HubError::InsufficientStorage(_) => ErrorKind::InsufficientStorage,
+            HubError::Overloaded(_) => ErrorKind::Overloaded,
             _ => ErrorKind::BadRequest,
         }
     }

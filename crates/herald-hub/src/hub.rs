@@ -33,9 +33,19 @@ pub struct HubBuilder {
     matcher_limits: MatcherLimits,
     id_scheme: IdScheme,
     subscriptions: bool,
+    max_pending_events: usize,
 }
 
 impl HubBuilder {
+    /// Most subscription events queued for the log at once, with active
+    /// subscriptions on (default [`crate::DEFAULT_MAX_PENDING_EVENTS`]): a
+    /// subscription whose `active` events would go past it is refused with
+    /// [`HubError::Overloaded`]. `active: false` events are never refused.
+    pub fn max_pending_events(mut self, events: usize) -> Self {
+        self.max_pending_events = events;
+        self
+    }
+
     /// Turns on active subscriptions: the index behind the subscription API
     /// and the subscription events (default off).
     pub fn subscriptions(mut self, enabled: bool) -> Self {
@@ -136,6 +146,7 @@ impl HubBuilder {
                 self.shards,
                 Arc::clone(&log),
                 Arc::clone(&ids),
+                self.max_pending_events,
             )
         });
         Hub {
@@ -209,6 +220,7 @@ impl Hub {
             matcher_limits: MatcherLimits::default(),
             id_scheme: IdScheme::default(),
             subscriptions: false,
+            max_pending_events: crate::DEFAULT_MAX_PENDING_EVENTS,
         }
     }
 
@@ -325,6 +337,10 @@ impl Hub {
 
     /// Subscribes with `matchers`, reading private updates as `grants` allow,
     /// replaying the log first when `resume` asks for it.
+    ///
+    /// With active subscriptions on, refused with [`HubError::Overloaded`]
+    /// while the subscription events already queued leave no room for this
+    /// subscription's (see [`HubBuilder::max_pending_events`]).
     pub async fn subscribe(
         &self,
         matchers: Vec<Matcher>,
@@ -347,13 +363,19 @@ impl Hub {
         grants: Arc<Grants>,
         resume: Resume,
     ) -> Result<Subscription, HubError> {
+        if let Some(presence) = &self.inner.presence {
+            // Refused before any work is done for it; `join` decides.
+            presence.check_room(matchers.len())?;
+        }
         let plain: Vec<Matcher> = matchers.iter().map(|(_, m)| m.clone()).collect();
         let registration = self.inner.registry.register(plain, Arc::clone(&grants));
         let state = Arc::clone(registration.state());
         let mut subscription =
             Subscription::start(registration, Arc::clone(&self.inner.log), resume).await?;
         if let Some(presence) = &self.inner.presence {
-            let membership = presence.join(&matchers, &grants);
+            // Refused, the subscription is dropped, and with it its
+            // registration: nothing was sent to the client yet.
+            let membership = presence.join(&matchers, &grants)?;
             let on_slow = Arc::clone(&membership);
             state.on_slow(Box::new(move || on_slow.end()));
             subscription.set_membership(membership);

@@ -27,6 +27,7 @@ mod matcher;
 mod namespace;
 mod pattern_regex;
 mod presence;
+mod presence_queue;
 mod registry;
 mod subscription;
 mod template;
@@ -46,6 +47,7 @@ pub use matcher::{
 };
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
+pub use presence_queue::{DEFAULT_MAX_PENDING_EVENTS, EventStats, Full};
 pub use registry::{DEFAULT_QUEUE_BYTES, Registration, Registry, RegistryStats, SubscriberState};
 pub use subscription::{Resume, Subscription};
 pub use template::UriTemplate;

@@ -21,20 +21,25 @@
 //! dispatch path and outside every registry lock; within a batch, two events
 //! of the same subscription are never appended concurrently, so `active`
 //! always precedes its inactive event in the log.
+//!
+//! The queue between the two is bounded (see [`crate::presence_queue`]): a
+//! subscription that ends before its `active` event was taken, and that the
+//! API never showed, publishes neither event; a connection whose events would
+//! overflow the queue is refused.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use tokio::sync::mpsc;
 
 use crate::ids::IdGenerator;
 use crate::log::Log;
-use crate::{Entry, Grants, Matcher, MatcherType, Update};
+use crate::presence_queue::{EventQueue, EventStats, Full, Record};
+use crate::{Entry, Grants, HubError, Matcher, MatcherType, Update};
 
 /// Characters RFC 6570 simple expansion leaves alone: the unreserved set.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
@@ -130,13 +135,10 @@ fn json(s: &str) -> String {
 
 type Key = (MatcherType, Arc<str>);
 
-/// A queued subscription event: the subscription and whether it is active.
-type Event = (Arc<ActiveSubscription>, bool);
-
 #[derive(Default)]
 struct Shard {
     /// (match type, match) → subscriber → subscription.
-    by_matcher: HashMap<Key, HashMap<Arc<str>, Arc<ActiveSubscription>>>,
+    by_matcher: HashMap<Key, HashMap<Arc<str>, Arc<Record>>>,
 }
 
 /// The index of active subscriptions and the queue of subscription events.
@@ -145,30 +147,21 @@ pub struct Presence {
     /// Sharded by subscriber, so connects and disconnects spread over the locks.
     shards: Box<[Mutex<Shard>]>,
     hasher: std::collections::hash_map::RandomState,
-    events: mpsc::UnboundedSender<Event>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    /// Also counts what the publishing task is done with: a shutdown waits
+    /// for every queued event before it closes the log, or the inactive
+    /// events of the connections it just ended would find the log closed.
+    events: Arc<EventQueue>,
     log: Arc<dyn Log>,
     /// The hub's: events get ids of the scheme its updates get.
     ids: Arc<IdGenerator>,
     started: OnceLock<()>,
-    progress: Arc<Progress>,
 }
 
-/// How many events were queued and how many the publishing task is done with
-/// (appended, or given up on): a shutdown waits for the two to meet before it
-/// closes the log, or the inactive events of the connections it just ended
-/// would find the log closed.
-#[derive(Debug, Default)]
-struct Progress {
-    queued: Mutex<u64>,
-    done: Mutex<u64>,
-    advanced: Condvar,
-}
-
-impl Progress {
-    fn finished(&self, events: usize) {
-        *self.done.lock() += events as u64;
-        self.advanced.notify_all();
+impl Drop for Presence {
+    fn drop(&mut self) {
+        // Nothing can queue any more: the publishing task ends once the
+        // queue is empty.
+        self.events.close();
     }
 }
 
@@ -186,19 +179,29 @@ impl Presence {
         shards: usize,
         log: Arc<dyn Log>,
         ids: Arc<IdGenerator>,
+        max_pending_events: usize,
     ) -> Arc<Self> {
-        let (events, receiver) = mpsc::unbounded_channel();
         Arc::new(Self {
             prefix: format!("{namespace_path}/subscriptions"),
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
-            events,
-            receiver: Mutex::new(Some(receiver)),
+            events: EventQueue::new(max_pending_events),
             log,
             ids,
             started: OnceLock::new(),
-            progress: Arc::default(),
         })
+    }
+
+    /// The subscription event queue's counters: pending events, coalesced
+    /// subscriptions, refused connections.
+    pub fn event_stats(&self) -> EventStats {
+        self.events.stats()
+    }
+
+    /// Whether a connection of `matchers` subscriptions could be admitted
+    /// now; checked before any work is done for it (see [`Self::join`]).
+    pub(crate) fn check_room(&self, matchers: usize) -> Result<(), HubError> {
+        self.events.has_room(matchers).map_err(overloaded)
     }
 
     /// The path of the subscription collection, e.g. `/.well-known/mercure/subscriptions`.
@@ -242,24 +245,25 @@ impl Presence {
     /// Starts the publishing task on the current runtime, once.
     fn start(&self) {
         self.started.get_or_init(|| {
-            if let Some(receiver) = self.receiver.lock().take() {
-                tokio::spawn(publish_events(
-                    receiver,
-                    Arc::clone(&self.log),
-                    Arc::clone(&self.ids),
-                    Arc::clone(&self.progress),
-                ));
-            }
+            tokio::spawn(publish_events(
+                Arc::clone(&self.events),
+                Arc::clone(&self.log),
+                Arc::clone(&self.ids),
+            ));
         });
     }
 
     /// Adds the subscriptions of one connection to the index and queues their
     /// `active` events. Identical (type, matcher) pairs are one subscription.
+    ///
+    /// Refused ([`HubError::Overloaded`]) when the events would take the
+    /// queue past its capacity: the connection must not be accepted then,
+    /// since its subscriptions could not be announced.
     pub(crate) fn join(
         self: &Arc<Self>,
         matchers: &[(MatcherType, Matcher)],
         grants: &Grants,
-    ) -> Arc<Membership> {
+    ) -> Result<Arc<Membership>, HubError> {
         self.start();
         let subscriber: Arc<str> = format!("urn:uuid:{}", uuid::Uuid::new_v4()).into();
         let mut seen = HashSet::new();
@@ -269,7 +273,7 @@ impl Presence {
             if !seen.insert((*match_type, source)) {
                 continue;
             }
-            records.push(Arc::new(ActiveSubscription {
+            records.push(Record::new(ActiveSubscription {
                 topic: self
                     .subscription_topic(*match_type, source, &subscriber)
                     .into(),
@@ -282,9 +286,10 @@ impl Presence {
         {
             let mut shard = self.shard(&subscriber).lock();
             for record in &records {
+                let s = &record.subscription;
                 shard
                     .by_matcher
-                    .entry((record.match_type, Arc::clone(&record.matcher)))
+                    .entry((s.match_type, Arc::clone(&s.matcher)))
                     .or_default()
                     .insert(Arc::clone(&subscriber), Arc::clone(record));
             }
@@ -292,24 +297,30 @@ impl Presence {
             // documentation), under the lock: whoever takes a subscription
             // out of the index, `leave` or `end_all`, then queues its end
             // after its start.
-            for record in &records {
-                self.queue((Arc::clone(record), true));
+            if let Err(full) = self.events.admit(&records) {
+                // Still under the lock: nobody saw them in the index.
+                remove(&mut shard, &subscriber, &records);
+                return Err(overloaded(full));
             }
         }
-        Arc::new(Membership {
+        Ok(Arc::new(Membership {
             presence: Arc::clone(self),
             subscriber,
             records: Mutex::new(Some(records)),
-        })
+        }))
     }
 
     /// Every active subscription, in no particular order.
+    ///
+    /// What it returns counts as seen by a client: each one's end is
+    /// published even if its start is still queued (see
+    /// [`crate::presence_queue`]). [`Self::of_matcher`] and [`Self::get`] too.
     pub fn all(&self) -> Vec<Arc<ActiveSubscription>> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
             for subscribers in shard.by_matcher.values() {
-                out.extend(subscribers.values().cloned());
+                out.extend(subscribers.values().map(|r| r.observe()));
             }
         }
         out
@@ -325,7 +336,7 @@ impl Presence {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             if let Some(subscribers) = shard.lock().by_matcher.get(&key) {
-                out.extend(subscribers.values().cloned());
+                out.extend(subscribers.values().map(|r| r.observe()));
             }
         }
         out
@@ -344,7 +355,7 @@ impl Presence {
             .by_matcher
             .get(&key)
             .and_then(|s| s.get(subscriber))
-            .cloned()
+            .map(|r| r.observe())
     }
 
     /// How many subscriptions are active.
@@ -366,28 +377,12 @@ impl Presence {
         self.len() == 0
     }
 
-    fn leave(&self, subscriber: &Arc<str>, records: Vec<Arc<ActiveSubscription>>) {
-        let mut left = Vec::with_capacity(records.len());
-        {
-            let mut shard = self.shard(subscriber).lock();
-            for record in records {
-                let key = (record.match_type, Arc::clone(&record.matcher));
-                if let Some(subscribers) = shard.by_matcher.get_mut(&key) {
-                    // Only what was still in the index ends here: `end_all`
-                    // may have ended it already.
-                    if subscribers.remove(subscriber).is_some() {
-                        left.push(record);
-                    }
-                    if subscribers.is_empty() {
-                        shard.by_matcher.remove(&key);
-                    }
-                }
-            }
-        }
+    fn leave(&self, subscriber: &Arc<str>, records: Vec<Arc<Record>>) {
+        // Only what was still in the index ends here: `end_all` may have
+        // ended it already.
+        let left = remove(&mut self.shard(subscriber).lock(), subscriber, &records);
         // Out of the index first, then the event.
-        for record in left {
-            self.queue((record, false));
-        }
+        self.events.end(left);
     }
 
     /// Ends every subscription still in the index, queueing its inactive
@@ -397,7 +392,7 @@ impl Presence {
     /// events. A connection that ends later queues nothing more.
     pub(crate) fn end_all(&self) {
         for shard in &self.shards {
-            let ended: Vec<Arc<ActiveSubscription>> = {
+            let ended: Vec<Arc<Record>> = {
                 let mut shard = shard.lock();
                 shard
                     .by_matcher
@@ -405,40 +400,40 @@ impl Presence {
                     .flat_map(|(_, subscribers)| subscribers.into_values())
                     .collect()
             };
-            for record in ended {
-                self.queue((record, false));
-            }
-        }
-    }
-
-    fn queue(&self, event: Event) {
-        // Counted under the lock so a drain never sees the count before the
-        // event it counts has been sent.
-        let mut queued = self.progress.queued.lock();
-        if self.events.send(event).is_ok() {
-            *queued += 1;
+            self.events.end(ended);
         }
     }
 
     /// Blocks (off the runtime) until every event queued so far has been
     /// appended to the log or given up on, or `timeout` has passed; whether
-    /// they all were.
+    /// they all were. Coalesced events count as done: they never will be.
     pub fn wait_appended(&self, timeout: Duration) -> bool {
-        let target = *self.progress.queued.lock();
-        let deadline = Instant::now() + timeout;
-        let mut done = self.progress.done.lock();
-        while *done < target {
-            if self
-                .progress
-                .advanced
-                .wait_until(&mut done, deadline)
-                .timed_out()
-            {
-                return *done >= target;
+        self.events.wait_appended(timeout)
+    }
+}
+
+/// Takes `records` of `subscriber` out of a shard; the ones that were in it.
+fn remove(shard: &mut Shard, subscriber: &Arc<str>, records: &[Arc<Record>]) -> Vec<Arc<Record>> {
+    let mut removed = Vec::with_capacity(records.len());
+    for record in records {
+        let key = (
+            record.subscription.match_type,
+            Arc::clone(&record.subscription.matcher),
+        );
+        if let Some(subscribers) = shard.by_matcher.get_mut(&key) {
+            if subscribers.remove(subscriber).is_some() {
+                removed.push(Arc::clone(record));
+            }
+            if subscribers.is_empty() {
+                shard.by_matcher.remove(&key);
             }
         }
-        true
     }
+    removed
+}
+
+fn overloaded(full: Full) -> HubError {
+    HubError::Overloaded(full.to_string())
 }
 
 /// One connection's subscriptions in the index; they end (once) when the
@@ -446,7 +441,7 @@ impl Presence {
 pub struct Membership {
     presence: Arc<Presence>,
     subscriber: Arc<str>,
-    records: Mutex<Option<Vec<Arc<ActiveSubscription>>>>,
+    records: Mutex<Option<Vec<Arc<Record>>>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -473,47 +468,32 @@ impl Membership {
 }
 
 /// Appends queued subscription events to the log, in batches. Two events of
-/// one subscription are never in flight together, so their log order is the
-/// order they were queued in.
-async fn publish_events(
-    mut receiver: mpsc::UnboundedReceiver<Event>,
-    log: Arc<dyn Log>,
-    ids: Arc<IdGenerator>,
-    progress: Arc<Progress>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let mut pending = std::mem::take(&mut batch);
-        while !pending.is_empty() {
-            let mut in_flight: HashSet<usize> = HashSet::new();
-            let mut later = Vec::new();
-            let mut appends = Vec::with_capacity(pending.len());
-            for (record, active) in pending {
-                if !in_flight.insert(Arc::as_ptr(&record) as usize) {
-                    later.push((record, active));
-                    continue;
-                }
-                let entry = match ids.generate(&*log).await {
-                    Ok(id) => event_entry(&record, active, id),
-                    Err(error) => Err(error),
-                };
-                match entry {
-                    Ok(entry) => appends.push(log.append(entry)),
-                    Err(error) => {
-                        tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
-                        progress.finished(1);
-                    }
+/// one subscription are never in flight together (see [`EventQueue::take`]),
+/// so their log order is the order they were queued in.
+async fn publish_events(events: Arc<EventQueue>, log: Arc<dyn Log>, ids: Arc<IdGenerator>) {
+    while let Some(batch) = events.take(BATCH).await {
+        let mut appends = Vec::with_capacity(batch.len());
+        for (record, active) in batch {
+            let record = &record.subscription;
+            let entry = match ids.generate(&*log).await {
+                Ok(id) => event_entry(record, active, id),
+                Err(error) => Err(error),
+            };
+            match entry {
+                Ok(entry) => appends.push(log.append(entry)),
+                Err(error) => {
+                    tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
+                    events.finished(1);
                 }
             }
-            let results = futures_util::future::join_all(appends).await;
-            for result in &results {
-                if let Err(error) = result {
-                    tracing::warn!(%error, "cannot append a subscription event");
-                }
-            }
-            progress.finished(results.len());
-            pending = later;
         }
+        let results = futures_util::future::join_all(appends).await;
+        for result in &results {
+            if let Err(error) = result {
+                tracing::warn!(%error, "cannot append a subscription event");
+            }
+        }
+        events.finished(results.len());
         tokio::task::yield_now().await;
     }
 }

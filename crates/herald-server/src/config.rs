@@ -142,6 +142,9 @@ pub struct SubscriptionsConfig {
     pub enabled: bool,
     /// Most subscriptions in one page of a collection.
     pub page_size: usize,
+    /// Most subscription events waiting to be appended to the log; a
+    /// subscriber whose events would go past it is refused with 503.
+    pub max_pending_events: usize,
 }
 
 impl Default for SubscriptionsConfig {
@@ -149,6 +152,7 @@ impl Default for SubscriptionsConfig {
         Self {
             enabled: false,
             page_size: Settings::default().subscriptions_page_size,
+            max_pending_events: herald_hub::DEFAULT_MAX_PENDING_EVENTS,
         }
     }
 }
@@ -644,6 +648,7 @@ impl Config {
             .queue_bytes(self.subscribers.queue_bytes)
             .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)
+            .max_pending_events(self.subscriptions.max_pending_events)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,
                 max_field_length: self.limits.max_field_length,

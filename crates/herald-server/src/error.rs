@@ -132,8 +132,16 @@ impl IntoResponse for ErrorResponse {
                     ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorKind::Internal => StatusCode::SERVICE_UNAVAILABLE,
                     ErrorKind::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+                    ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 let mut response = problem(status, &detail);
+                if hub.kind() == ErrorKind::Overloaded {
+                    // The backlog drains by itself within seconds (tens of
+                    // thousands of events a second): a short, fixed wait.
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                }
                 if status == StatusCode::INSUFFICIENT_STORAGE {
                     // Space comes back when an operator frees it, not by
                     // itself: a publisher that honours this retries calmly.

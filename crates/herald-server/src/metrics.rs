@@ -257,6 +257,27 @@ impl Collector for HubCollector {
             "Publishes answered only once the fan-out made room (subscribers.publish_pace)",
             stats.paced_publishes.load(Ordering::Relaxed),
         )?;
+        if let Some(presence) = self.hub.presence() {
+            let events = presence.event_stats();
+            gauge(
+                &mut encoder,
+                "subscription_events_pending",
+                "Subscription events queued or being appended to the log (at most subscriptions.max_pending_events, plus owed active: false events)",
+                events.pending,
+            )?;
+            counter(
+                &mut encoder,
+                "subscription_events_coalesced",
+                "Subscriptions that ended before their active event was appended, so that neither event was",
+                events.coalesced,
+            )?;
+            counter(
+                &mut encoder,
+                "subscriptions_refused",
+                "Subscriber connections refused with 503 because the subscription event queue was full",
+                events.refused,
+            )?;
+        }
         let log = self.hub.log_stats();
         gauge(
             &mut encoder,

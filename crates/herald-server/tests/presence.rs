@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use herald_hub::Update;
+use futures_util::future::BoxFuture;
+use herald_hub::{
+    Dispatch, Entry, HubError, Log, LogStats, MemoryLog, Position, ReadLimit, Update,
+};
 use herald_server::config::IssuerConfig;
 use herald_server::{Config, Herald};
 use herald_sse::{MessageEvent, Parser};
@@ -44,6 +47,15 @@ impl Drop for TestHub {
 }
 
 async fn start(enabled: bool, tweak: impl FnOnce(&mut Config)) -> TestHub {
+    start_with_log(enabled, tweak, None).await
+}
+
+/// [`start`], with this log instead of the configured one.
+async fn start_with_log(
+    enabled: bool,
+    tweak: impl FnOnce(&mut Config),
+    log: Option<Arc<dyn Log>>,
+) -> TestHub {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -61,7 +73,10 @@ async fn start(enabled: bool, tweak: impl FnOnce(&mut Config)) -> TestHub {
         ..IssuerConfig::default()
     });
     tweak(&mut config);
-    let (herald, _verifier) = config.build().unwrap();
+    let (herald, _verifier) = match log {
+        Some(log) => config.build_with_log(log).unwrap(),
+        None => config.build().unwrap(),
+    };
     let router = herald.router();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = herald.clone();
@@ -954,4 +969,196 @@ async fn turned_off_there_are_no_endpoints_and_no_events() {
         .await
         .unwrap();
     assert_eq!(watcher.next().await.data, "m");
+}
+
+/// A memory log whose appends wait while its gate is shut: the appender of
+/// subscription events stalls, as behind a slow disk, and the queue fills.
+struct GatedLog {
+    inner: MemoryLog,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedLog {
+    fn shut() -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryLog::new(100_000),
+            open: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Log for GatedLog {
+    fn attach(&self, target: Arc<dyn Dispatch>) {
+        self.inner.attach(target);
+    }
+    fn head(&self) -> Position {
+        self.inner.head()
+    }
+    fn append(&self, entry: Entry) -> BoxFuture<'_, Result<Arc<Entry>, HubError>> {
+        let mut open = self.open.subscribe();
+        Box::pin(async move {
+            let _ = open.wait_for(|open| *open).await;
+            self.inner.append(entry).await
+        })
+    }
+    fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<Position>, HubError>> {
+        self.inner.find(id)
+    }
+    fn read(
+        &self,
+        after: Position,
+        up_to: Position,
+        limit: ReadLimit,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>> {
+        self.inner.read(after, up_to, limit)
+    }
+    fn id_before(&self, position: Position) -> BoxFuture<'_, Result<Option<String>, HubError>> {
+        self.inner.id_before(position)
+    }
+    fn stats(&self) -> LogStats {
+        self.inner.stats()
+    }
+}
+
+/// Matchers `https://example.com/{tag}/0` … `{count - 1}`, as query parameters.
+fn matchers(tag: &str, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|n| ("match".to_owned(), format!("https://example.com/{tag}/{n}")))
+        .collect()
+}
+
+fn params(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Waits until the hub's subscription event counters satisfy `done`.
+async fn until_events(hub: &TestHub, done: impl Fn(&herald_hub::EventStats) -> bool) {
+    let presence = hub.herald.hub().presence().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = presence.event_stats();
+        if done(&stats) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "stuck at {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The soak audit's churn: connections of many matchers opened and closed
+/// as fast as one client can, while the log takes nothing. Their events
+/// coalesce away instead of queueing, so none is refused and nothing grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_short_lived_subscriptions_takes_no_room_while_the_log_stalls() {
+    const CONNECTIONS: usize = 100;
+    const MATCHERS: usize = 50;
+    let log = GatedLog::shut();
+    let hub = start_with_log(
+        true,
+        |config| config.subscriptions.max_pending_events = 1000,
+        Some(Arc::clone(&log) as Arc<dyn Log>),
+    )
+    .await;
+    // Its starts are taken by the appender, which then waits on the log.
+    let held_params = matchers("held", 10);
+    let held = hub.subscribe(&params(&held_params), None).await;
+    until_events(&hub, |s| s.pending == 10).await;
+
+    // 5,000 starts, five times the capacity: without coalescing the queue
+    // fills after twenty connections and the rest are refused (503).
+    for round in 0..CONNECTIONS {
+        let churn = matchers(&format!("churn/{round}"), MATCHERS);
+        drop(hub.subscribe(&params(&churn), None).await);
+    }
+    until_events(&hub, |s| s.coalesced == (CONNECTIONS * MATCHERS) as u64).await;
+    let stats = hub.herald.hub().presence().unwrap().event_stats();
+    assert_eq!((stats.pending, stats.refused), (10, 0), "{stats:?}");
+    let metrics = hub.herald.metrics().render();
+    assert!(
+        metrics.contains("herald_subscription_events_pending 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("herald_subscription_events_coalesced_total 5000"),
+        "{metrics}"
+    );
+
+    // The log catches up with only what someone may have seen: the held
+    // connection's starts, then its ends.
+    log.open();
+    until_events(&hub, |s| s.pending == 0).await;
+    assert_eq!(hub.herald.hub().log_stats().entries, 10);
+    drop(held);
+    until_events(&hub, |s| s.pending == 0 && s.coalesced == 5000).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while hub.herald.hub().log_stats().entries < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held connection's ends"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// While the events already queued leave no room for a new subscriber's,
+/// it is refused with a 503 that says why and when to retry, and accepted
+/// again once the backlog has drained.
+#[tokio::test]
+async fn a_full_event_queue_refuses_subscribers_with_503_until_it_drains() {
+    let log = GatedLog::shut();
+    let hub = start_with_log(
+        true,
+        |config| config.subscriptions.max_pending_events = 20,
+        Some(Arc::clone(&log) as Arc<dyn Log>),
+    )
+    .await;
+    let first_params = matchers("first", 15);
+    let first = hub.subscribe(&params(&first_params), None).await;
+
+    let second_params = matchers("second", 10);
+    let query = serde_urlencoded::to_string(params(&second_params)).unwrap();
+    let refused = hub
+        .http
+        .get(format!("{}?{query}", hub.hub_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = refused.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("subscription events") && detail.contains("15 pending, at most 20"),
+        "{detail}"
+    );
+    let presence = hub.herald.hub().presence().unwrap();
+    assert_eq!(
+        presence.len(),
+        15,
+        "the refused subscriber is not in the index"
+    );
+    assert_eq!(presence.event_stats().refused, 1);
+    assert!(
+        hub.herald
+            .metrics()
+            .render()
+            .contains("herald_subscriptions_refused_total 1")
+    );
+
+    log.open();
+    until_events(&hub, |s| s.pending == 0).await;
+    let second = hub.subscribe(&params(&second_params), None).await;
+    assert_eq!(presence.len(), 25);
+    drop((first, second));
 }
