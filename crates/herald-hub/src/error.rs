@@ -78,10 +78,6 @@ pub enum HubError {
     /// An update exceeded a size limit (413 at the HTTP edge).
     #[error("{0}")]
     TooLarge(String),
-    /// The hub holds all it may of something the request would add (503 at
-    /// the HTTP edge): the same request may succeed once others end.
-    #[error("{0}")]
-    Overloaded(String),
     /// The log could not store or read updates.
     #[error("the update log failed: {0}")]
     Log(String),
@@ -90,10 +86,12 @@ pub enum HubError {
     /// is wrong with the update; the same publish succeeds once space is back.
     #[error("the update log is short of disk space: {0}")]
     InsufficientStorage(String),
-    /// The hub is too far behind on work a request would add to, and
-    /// refuses it until it catches up (503 with `Retry-After` at the HTTP
-    /// edge): a subscription whose subscription events would overflow
-    /// their queue. Nothing is wrong with the request.
+    /// The hub is too far behind on work a request would add to, or holds
+    /// all it may of something the request would add, and refuses it until
+    /// it catches up or others end (503 with `Retry-After` at the HTTP
+    /// edge): a subscription whose subscription events would overflow their
+    /// queue, or a new URL pattern past `max_pattern_memory`. Nothing is
+    /// wrong with the request.
     #[error("{0}")]
     Overloaded(String),
 }
@@ -118,7 +116,7 @@ impl HubError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             HubError::TooLarge(_) => ErrorKind::TooLarge,
-            HubError::Log(_) | HubError::Overloaded(_) => ErrorKind::Internal,
+            HubError::Log(_) => ErrorKind::Internal,
             HubError::InsufficientStorage(_) => ErrorKind::InsufficientStorage,
             HubError::Overloaded(_) => ErrorKind::Overloaded,
             _ => ErrorKind::BadRequest,

@@ -747,7 +747,7 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(error, HubError::Overloaded(_)), "{error}");
-        assert_eq!(error.kind(), crate::ErrorKind::Internal);
+        assert_eq!(error.kind(), crate::ErrorKind::Overloaded);
         assert!(
             error.to_string().contains("https://limit.example/b/:id"),
             "{error}"
