@@ -53,7 +53,7 @@ def start(herald, config):
     with open(path, "w") as out:
         out.write(f'listen = "127.0.0.1:{port}"\nadmin.listen = "127.0.0.1:{admin}"\n')
         out.write(config.replace("DIR", os.path.join(workdir, "data")))
-    hub = subprocess.Popen([herald, "serve", "-c", path], stderr=subprocess.DEVNULL,
+    hub = subprocess.Popen([herald, "serve", "-c", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            env={**os.environ, "HERALD_LOG": "error"})
     for _ in range(100):
         try:
