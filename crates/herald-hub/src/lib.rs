@@ -22,6 +22,7 @@ mod grants;
 mod group;
 mod hub;
 mod ids;
+mod interner;
 mod log;
 mod matcher;
 mod namespace;

@@ -10,14 +10,14 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
 use quick_cache::Equivalent;
 use url::Url;
 use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
 
+use crate::interner::Interner;
 use crate::pattern_regex::{self, PatternRegex};
 
 use crate::text::check_characters;
@@ -362,42 +362,6 @@ impl Memo {
         let matched = compute(&self.owner.base);
         self.owner.cache.insert((self.id, topic.into()), matched);
         matched
-    }
-}
-
-/// Compiled matchers by source, held weakly: identical sources compile once
-/// (and share cache entries) while any matcher uses them.
-struct Interner<T>(Mutex<HashMap<Box<str>, Weak<T>>>);
-
-impl<T> Default for Interner<T> {
-    fn default() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<T> Interner<T> {
-    /// The live value compiled from `source`, or a new one from `build`.
-    fn get_or_build<E>(
-        &self,
-        source: &str,
-        build: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Arc<T>, E> {
-        if let Some(existing) = self.0.lock().get(source).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        // Built without the lock: a costly build must not hold up every other
-        // subscription's matchers.
-        let value = Arc::new(build()?);
-        let mut interned = self.0.lock();
-        if let Some(existing) = interned.get(source).and_then(Weak::upgrade) {
-            // Built meanwhile by another request: share that one.
-            return Ok(existing);
-        }
-        if interned.len() > 1024 {
-            interned.retain(|_, weak| weak.strong_count() > 0);
-        }
-        interned.insert(source.into(), Arc::downgrade(&value));
-        Ok(value)
     }
 }
 

@@ -31,15 +31,14 @@
 //! whole process ([`live_bytes`]), so that a hub can bound them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
-
-use parking_lot::Mutex;
+use std::sync::{Arc, LazyLock};
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use urlpattern::RegexSyntax;
+
+use crate::interner::Interner;
 
 /// The largest compiled program of one regular expression of a URL pattern.
 /// Ordinary groups (`\d+`, `[a-z0-9-]+`, `\w{1,200}`, `[^/]{1,255}`) take a
@@ -59,8 +58,7 @@ pub(crate) const PATTERN_LIMIT: usize = 512 * 1024 + 8 * REGEX_OVERHEAD;
 pub(crate) const REGEX_OVERHEAD: usize = 7 * 1024;
 
 /// Every live compiled expression, by source.
-static SHARED: LazyLock<Mutex<HashMap<Box<str>, Weak<SharedRegex>>>> =
-    LazyLock::new(Mutex::default);
+static SHARED: LazyLock<Interner<SharedRegex>> = LazyLock::new(Interner::default);
 
 /// The bytes of the live expressions of [`SHARED`].
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
@@ -110,28 +108,18 @@ pub(crate) struct PatternRegex {
     source: String,
 }
 
-/// The live expression compiled from `pattern`, or a new one from `build`
-/// (outside the lock: a costly one must not hold up every other).
+/// The live expression compiled from `pattern`, or a new one from `build`.
 fn shared(
     pattern: &str,
     build: impl FnOnce() -> Result<meta::Regex, ()>,
 ) -> Result<Arc<SharedRegex>, ()> {
-    if let Some(existing) = SHARED.lock().get(pattern).and_then(Weak::upgrade) {
-        return Ok(existing);
-    }
-    let regex = build()?;
-    let bytes = regex.memory_usage() + REGEX_OVERHEAD;
-    let mut shared = SHARED.lock();
-    if let Some(existing) = shared.get(pattern).and_then(Weak::upgrade) {
-        return Ok(existing);
-    }
-    LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
-    let new = Arc::new(SharedRegex { regex, bytes });
-    if shared.len() > 1024 && shared.len().is_power_of_two() {
-        shared.retain(|_, weak| weak.strong_count() > 0);
-    }
-    shared.insert(pattern.into(), Arc::downgrade(&new));
-    Ok(new)
+    SHARED.get_or_build(pattern, || {
+        let regex = build()?;
+        let bytes = regex.memory_usage() + REGEX_OVERHEAD;
+        // Given back by `Drop`, also for one built twice at once and dropped.
+        LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        Ok(SharedRegex { regex, bytes })
+    })
 }
 
 impl urlpattern::regexp::RegExp for PatternRegex {
