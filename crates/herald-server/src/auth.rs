@@ -488,9 +488,26 @@ fn is_bearer(value: &[u8]) -> bool {
 }
 
 /// The 401 for a request that needs a token and presented none: `detail`
-/// says what needed it, and, when the request carries an `Authorization`
-/// header of another scheme, that the hub does not read that scheme.
-pub(crate) fn missing_token(headers: &impl RequestHeaders, detail: &str) -> ServerError {
+/// says what needed it, and, when the request carries an `access_token` in
+/// its query or an `Authorization` header of another scheme, that the hub
+/// reads neither.
+pub(crate) fn missing_token(
+    headers: &impl RequestHeaders,
+    query: Option<&str>,
+    detail: &str,
+) -> ServerError {
+    let in_url = query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("access_token"))
+    });
+    let detail = if in_url {
+        format!(
+            "{detail}; one in the URL (`access_token`) is not accepted: use the Authorization \
+             header or the cookie"
+        )
+    } else {
+        detail.to_owned()
+    };
     const SEND: &str = "send `Authorization: Bearer <token>`, or the token's cookie";
     let other_scheme = headers
         .all(&header::AUTHORIZATION)
@@ -519,7 +536,7 @@ pub(crate) fn missing_token(headers: &impl RequestHeaders, detail: &str) -> Serv
         });
     let detail = match other_scheme {
         Some(why) => format!("{detail}; {why}"),
-        None => detail.to_owned(),
+        None => detail,
     };
     ServerError::Bearer {
         error: BearerError::Missing,

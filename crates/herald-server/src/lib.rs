@@ -375,7 +375,7 @@ fn subscriber_before_body(
         .authenticate(headers, query, compat::Purpose::Subscribe)?
     {
         Some(_) => Ok(()),
-        None => Err(subscribe::missing_token(headers, query)),
+        None => Err(auth::missing_token(headers, query, subscribe::TOKEN_NEEDED)),
     }
 }
 

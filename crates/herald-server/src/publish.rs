@@ -87,18 +87,7 @@ pub(crate) fn publisher(
         .auth()
         .authenticate_in(headers, query, Purpose::Publish)?
         .ok_or_else(|| {
-            // As a subscription says it: a token in the URL is not read.
-            let in_url = query.is_some_and(|q| {
-                q.split('&')
-                    .any(|pair| pair.split('=').next() == Some("access_token"))
-            });
-            let detail = if in_url {
-                "publishing requires an access token; one in the URL (`access_token`) is not \
-                 accepted: use the Authorization header or the cookie"
-            } else {
-                "publishing requires an access token"
-            };
-            crate::auth::missing_token(headers, detail)
+            crate::auth::missing_token(headers, query, "publishing requires an access token")
         })?;
     // A token that may publish nothing is refused before its body too: a
     // subscriber's token must not hold a connection by trickling one.

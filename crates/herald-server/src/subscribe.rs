@@ -51,7 +51,7 @@ pub(crate) async fn subscribe(
     {
         Some(client) => client,
         None if herald.settings().anonymous_subscribers => Client::anonymous(),
-        None => return Err(missing_token(headers, query)),
+        None => return Err(crate::auth::missing_token(headers, query, TOKEN_NEEDED)),
     };
     let admission = herald
         .connections()
@@ -154,24 +154,8 @@ pub(crate) async fn subscribe(
         .map_err(|e| ServerError::BadRequest(format!("cannot build the response: {e}")))
 }
 
-/// The 401 of a hub without anonymous subscribers to a request without a
-/// token, naming one given in the URL, which is not read.
-pub(crate) fn missing_token(
-    headers: &impl crate::headers::RequestHeaders,
-    query: Option<&str>,
-) -> ServerError {
-    let in_url = query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some("access_token"))
-    });
-    let detail = if in_url {
-        "this hub requires an access token to subscribe; one in the URL (`access_token`) is \
-         not accepted: use the Authorization header or the cookie"
-    } else {
-        "this hub requires an access token to subscribe"
-    };
-    crate::auth::missing_token(headers, detail)
-}
+/// What the 401 of a hub without anonymous subscribers says is missing.
+pub(crate) const TOKEN_NEEDED: &str = "this hub requires an access token to subscribe";
 
 /// How many subscription requests compile their URL patterns at once, in the
 /// whole process: twice the cores of the machines herald is sized for.

@@ -63,6 +63,7 @@ pub(crate) async fn endpoint(
     else {
         return Err(crate::auth::missing_token(
             headers,
+            query,
             "the subscription API requires an access token",
         ));
     };
