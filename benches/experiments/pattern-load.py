@@ -12,7 +12,8 @@ Each HERALD binary in turn serves a fresh hub on loopback (memory log for
 - `patterns`: 100 anonymous connections each hold 100 distinct URL patterns
   (`https://example.com/<random>/:g([a-z]+)`, 10,000 in all), then 300
   publishes to unique topics are timed one after another, before and while
-  they are held; prints publish p50/p99 and the hub's resident memory.
+  they are held; prints publish p50/p99 and the hub's resident memory, and
+  that memory again 5 s and 30 s after the connections closed.
 - `presence`: for 30 s, 50 anonymous connections at a time open with 100
   matchers each and close at once; prints the hub's resident memory and, at
   the end, its subscription event metrics.
@@ -126,6 +127,11 @@ def patterns(herald):
             print(f"  10,000 patterns held ({opened} of 100 connections opened): {line}; {rss_kib(hub.pid)} KiB")
             for _, writer, _ in streams:
                 writer.close()
+            # What the hub gives back once they are gone, while it is idle.
+            await asyncio.sleep(5)
+            after5 = rss_kib(hub.pid)
+            await asyncio.sleep(25)
+            print(f"  released: 5 s later {after5} KiB, 30 s later {rss_kib(hub.pid)} KiB")
 
         asyncio.run(hold())
     finally:
