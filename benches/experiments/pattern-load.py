@@ -15,8 +15,8 @@ Each HERALD binary in turn serves a fresh hub on loopback (memory log for
   they are held; prints publish p50/p99 and the hub's resident memory, and
   that memory again 5 s and 30 s after the connections closed.
 - `presence`: for 30 s, 50 anonymous connections at a time open with 100
-  matchers each and close at once; prints the hub's resident memory and, at
-  the end, its subscription event metrics.
+  matchers each and close at once; prints the hub's resident memory 5 s and
+  30 s after, and its subscription event metrics.
 """
 import asyncio
 import http.client
@@ -161,7 +161,10 @@ def presence(herald):
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics").read().decode()
         shown = [line for line in metrics.splitlines()
                  if line.startswith(("herald_subscription_events", "herald_subscriptions_refused", "herald_log_entries"))]
-        print(f"  {opened} connections in 30 s; 5 s later {rss_kib(hub.pid)} KiB; " + "; ".join(shown))
+        after5 = rss_kib(hub.pid)
+        time.sleep(25)
+        print(f"  {opened} connections in 30 s; 5 s later {after5} KiB, 30 s later {rss_kib(hub.pid)} KiB; "
+              + "; ".join(shown))
     finally:
         hub.kill()
         hub.wait()
