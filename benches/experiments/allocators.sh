@@ -67,16 +67,7 @@ PY
         stop_server
 
         start_herald "$binary" "$work/herald.toml" 8092 --log-kind memory
-        taskset -c 1 "$gen" bench throughput --hub "$hub" --json \
-            --publisher-token "$pub_token" --subscriber-token "$sub_token" --publishers 4 --topics 100 \
-            --subscribers-per-topic 1 --duration 5s --size 64 --drain-timeout 60s \
-            --server-pid "$pid" >"$work/throughput.json" || true
-        python3 - "$work/throughput.json" "run$run $label throughput" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(sys.argv[2], "ok" if d["ok"] else "FAIL", round(d["publish"]["per_second"]),
-      "p99", d["publish"]["request_latency"]["p99_ms"])
-PY
+        run_throughput "$gen" "run$run $label throughput"
         stop_server
     done
 done

@@ -26,16 +26,7 @@ for run in $(seq "${RUNS:-3}"); do
         fanout_line "$work/fanout.json" "run$run hub=$1 gen=$2 fanout"
         stop_server
         start_herald "$hub" "$work/herald.toml" 8092 --log-kind memory
-        taskset -c 1 "$gen" bench throughput --hub http://127.0.0.1:8092/.well-known/mercure --json \
-            --publisher-token "$pub_token" --subscriber-token "$sub_token" --publishers 4 --topics 100 \
-            --subscribers-per-topic 1 --duration 5s --size 64 --drain-timeout 60s \
-            --server-pid "$pid" >"$work/throughput.json" || true
-        python3 - "$work/throughput.json" "run$run hub=$1 gen=$2 throughput" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(sys.argv[2], "ok" if d["ok"] else "FAIL", round(d["publish"]["per_second"]),
-      "p99", d["publish"]["request_latency"]["p99_ms"])
-PY
+        run_throughput "$gen" "run$run hub=$1 gen=$2 throughput"
         stop_server
     done
 done

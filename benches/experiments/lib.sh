@@ -96,3 +96,20 @@ print(sys.argv[2], "ok" if d["ok"] else "FAIL", "p50", l["p50_ms"], "p99", l["p9
       "srv%", round(d["server"].get("cpu_percent") or 0))
 PY
 }
+
+# run_throughput GENERATOR LABEL: a 5 s `GENERATOR bench throughput` on
+# core 1 (4 publishers over 100 topics, one subscriber each, 64 bytes)
+# against the herald start_herald started on port 8092, then one line:
+#   LABEL ok|FAIL <publishes/s> p99 <publish request p99, ms>
+run_throughput() {
+    taskset -c 1 "$1" bench throughput --hub http://127.0.0.1:8092/.well-known/mercure --json \
+        --publisher-token "$pub_token" --subscriber-token "$sub_token" --publishers 4 --topics 100 \
+        --subscribers-per-topic 1 --duration 5s --size 64 --drain-timeout 60s \
+        --server-pid "$pid" >"$work/throughput.json" || true
+    python3 - "$work/throughput.json" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sys.argv[2], "ok" if d["ok"] else "FAIL", round(d["publish"]["per_second"]),
+      "p99", d["publish"]["request_latency"]["p99_ms"])
+PY
+}
