@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ["herald-memory", "herald-durable", "herald-relaxed", "nchan", "axum", "floor"]
+SERVERS = [
+    "herald-memory",
+    "herald-durable",
+    "herald-relaxed",
+    "nchan",
+    "axum",
+    "floor",
+    "mercure-memory",
+    "mercure-bolt",
+]
 # herald's configurations, in the order of the ratio columns.
 HERALD = ["herald-memory", "herald-durable", "herald-relaxed"]
 NAMES = {
@@ -24,6 +33,19 @@ NAMES = {
     "nchan": "nginx + nchan",
     "axum": "axum-broadcast",
     "floor": "floor",
+    "mercure-memory": "Mercure reference hub (local transport)",
+    "mercure-bolt": "Mercure reference hub (bolt transport)",
+}
+# What each server is, for the section's table of servers.
+WHAT_RUNS = {
+    "herald-memory": "`herald serve --dev --log-kind memory`, publisher and subscriber tokens (auth on), `limits.max_connections_per_subject = 100000`, `limits.max_connections` and `limits.max_connections_per_address` = 19,500 (`scripts/compare` before its 2026-11-25 run 3 left them at 18,000: see the notes below the section)",
+    "herald-durable": "the same with `--log-kind durable --data-dir <fresh temp dir>` (strict durability, the default: a publish is answered once fsynced)",
+    "herald-relaxed": "the same with `log.durability = \"relaxed\"`: a publish is answered once written to the journal (which a crash of the process does not lose), the journal fsynced every 100 ms (`log.flush_interval`; a crash of the machine can lose what was acknowledged since)",
+    "nchan": "`benches/peers/nchan/nginx.conf`: one worker, `nchan_pubsub` location, `nchan_message_buffer_length 0`; bench with `--match-param topic --publish-format raw`",
+    "axum": "`benches/peers/axum-broadcast`: axum SSE, one `tokio::sync::broadcast` (capacity 1024) per topic in a `DashMap`; no auth",
+    "floor": "`benches/peers/floor`: one `mio` thread, one preformatted frame per publish, publishes acknowledged first, then subscribers written in FIFO slices of 256 sockets per loop turn, each socket everything it has pending in one write (frames coalesce while it waits); no auth",
+    "mercure-memory": "`$MERCURE_HUB`: the Go reference hub's library (`github.com/dunglas/mercure`, the commit on the `mercure:` line above) behind Go's own `net/http` server, no Caddy (see \"The reference hub\" below the section); its defaults but one HS256 issuer, publisher and subscriber tokens from `herald token` (auth on); the local transport, no history",
+    "mercure-bolt": "the same with its bolt transport on a fresh file (bbolt, a sync per committed publish; history unbounded, the Caddy module's default size)",
 }
 
 
@@ -220,12 +242,8 @@ def main():
     w("")
     w("| server | what runs |")
     w("| --- | --- |")
-    w("| herald (memory log) | `herald serve --dev --log-kind memory`, publisher and subscriber tokens (auth on), `limits.max_connections_per_subject = 100000`, `limits.max_connections` and `limits.max_connections_per_address` = 19,500 (`scripts/compare` before its 2026-11-25 run 3 left them at 18,000: see the notes below the section) |")
-    w("| herald (durable log) | the same with `--log-kind durable --data-dir <fresh temp dir>` (strict durability, the default: a publish is answered once fsynced) |")
-    w("| herald (durable log, relaxed) | the same with `log.durability = \"relaxed\"`: a publish is answered once written to the journal (which a crash of the process does not lose), the journal fsynced every 100 ms (`log.flush_interval`; a crash of the machine can lose what was acknowledged since) |")
-    w("| nginx + nchan | `benches/peers/nchan/nginx.conf`: one worker, `nchan_pubsub` location, `nchan_message_buffer_length 0`; bench with `--match-param topic --publish-format raw` |")
-    w("| axum-broadcast | `benches/peers/axum-broadcast`: axum SSE, one `tokio::sync::broadcast` (capacity 1024) per topic in a `DashMap`; no auth |")
-    w("| floor | `benches/peers/floor`: one `mio` thread, one preformatted frame per publish, publishes acknowledged first, then subscribers written in FIFO slices of 256 sockets per loop turn, each socket everything it has pending in one write (frames coalesce while it waits); no auth |")
+    for s in servers:
+        w(f"| {NAMES[s]} | {WHAT_RUNS[s]} |")
     w("")
     w("Medians over the runs, with min–max in brackets; every figure below is from")
     w("this one run of the script. \"Server core busy\" is the server's CPU time")
@@ -284,11 +302,19 @@ def main():
         ("fanout at rate p99 ÷ axum-broadcast", "fanout-rate", "p99", "axum"),
         ("throughput publishes/s ÷ nchan", "throughput", "publishes", "nchan"),
         ("throughput publishes/s ÷ axum-broadcast", "throughput", "publishes", "axum"),
+        ("fanout deliveries/s ÷ Mercure (local)", "fanout", "deliveries", "mercure-memory"),
+        ("fanout p99 ÷ Mercure (local)", "fanout", "p99", "mercure-memory"),
+        ("fanout at rate p99 ÷ Mercure (local)", "fanout-rate", "p99", "mercure-memory"),
+        ("throughput publishes/s ÷ Mercure (local)", "throughput", "publishes", "mercure-memory"),
+        ("throughput publishes/s ÷ Mercure (bolt)", "throughput", "publishes", "mercure-bolt"),
     ]
     for idle_label in [l for l in labels if l.startswith("idle-")]:
         ratio_rows.append((f"{idle_label} KiB/subscriber ÷ nchan", idle_label, "kib", "nchan"))
+        ratio_rows.append(
+            (f"{idle_label} KiB/subscriber ÷ Mercure (bolt)", idle_label, "kib", "mercure-bolt")
+        )
     for name, label, key, peer in ratio_rows:
-        if label not in results:
+        if label not in results or peer not in results[label]:
             continue
         peer_stat = st(label, key, peer)
         w(
@@ -426,7 +452,7 @@ def main():
         print(section)
 
 
-# Short enough for six bars side by side (the tables' names overlap there).
+# Short enough for eight bars side by side (the tables' names overlap there).
 CHART_NAMES = {
     "herald-memory": "herald\nmemory",
     "herald-durable": "herald\nstrict",
@@ -434,6 +460,8 @@ CHART_NAMES = {
     "nchan": "nginx\n+ nchan",
     "axum": "axum\nbroadcast",
     "floor": "floor",
+    "mercure-memory": "Mercure\nlocal",
+    "mercure-bolt": "Mercure\nbolt",
 }
 
 
@@ -466,6 +494,8 @@ def chart(results, labels, servers, stats, path):
         "nchan": "#2ca02c",
         "axum": "#ff7f0e",
         "floor": "#7f7f7f",
+        "mercure-memory": "#9467bd",
+        "mercure-bolt": "#c5b0d5",
     }
     for ax, (label, key, name, _) in zip(axes.flat, panels):
         xs, meds, los, his, cs = [], [], [], [], []
