@@ -276,7 +276,12 @@ def main():
             stats[(label, "failed", s)] = failed
             stats[(label, "violations", s)] = violations
             stats[(label, "lost", s)] = expected - delivered
-            loss = f"{expected - delivered:,} of {expected:,} missing, {violations} violations"
+            if delivered > expected:
+                # A publish that failed on the client's side (a timeout) can
+                # still have been delivered: more arrived than was expected.
+                loss = f"none missing, {delivered - expected:,} beyond the {expected:,} expected, {violations} violations"
+            else:
+                loss = f"{expected - delivered:,} of {expected:,} missing, {violations} violations"
             if first_problem:
                 loss += f"; {first_problem}"
             w(f"| {NAMES[s]} | " + " | ".join(row) + f" | {n - failed}/{n} | {loss} |")
