@@ -186,6 +186,7 @@ impl Herald {
             .route("/metrics", get(metrics_endpoint))
             .route("/healthz", get(alive_endpoint))
             .route("/readyz", get(ready_endpoint))
+            .fallback(admin_not_found_endpoint)
             .with_state(self.clone())
     }
 
@@ -197,10 +198,25 @@ impl Herald {
     /// The hub's routes: the hub URL's path (subscribe with `GET`/`QUERY`,
     /// publish with `POST`), the protected resource metadata and, when active
     /// subscriptions are on, the subscription API. Mount them
-    /// in an application's own router with `merge`.
+    /// in an application's own router with `merge`; every other path is
+    /// left to the application (a bare 404 unless it sets a fallback).
     pub fn router(&self) -> Router {
+        self.routes(Router::new())
+    }
+
+    /// [`Herald::router`] for a server that serves nothing else, as
+    /// `herald serve` does: every other path is answered 404 with problem
+    /// details naming the hub URL's path, where a bare 404 would leave a
+    /// client (or a browser, which shows its own error page for an empty
+    /// one) guessing.
+    pub fn standalone_router(&self) -> Router {
+        self.routes(Router::new().fallback(not_found_endpoint))
+    }
+
+    /// The hub's routes added to `router`, with their state and layers.
+    fn routes(&self, router: Router<Herald>) -> Router {
         let hub_path = self.hub().url().path().to_owned();
-        let mut router = Router::new().route(&hub_path, any(hub_endpoint)).route(
+        let mut router = router.route(&hub_path, any(hub_endpoint)).route(
             &metadata::metadata_path(self.hub().url()),
             get(metadata_endpoint),
         );
@@ -635,6 +651,27 @@ async fn subscriptions_endpoint(State(herald): State<Herald>, request: Request) 
 
 async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
     metadata::document(&herald).await
+}
+
+async fn not_found_endpoint(State(herald): State<Herald>, uri: axum::http::Uri) -> Response {
+    let hub_path = herald.hub().url().path();
+    error::problem(
+        axum::http::StatusCode::NOT_FOUND,
+        &format!(
+            "nothing is served at {}: this server is a Mercure hub, at {hub_path}",
+            uri.path()
+        ),
+    )
+}
+
+async fn admin_not_found_endpoint(uri: axum::http::Uri) -> Response {
+    error::problem(
+        axum::http::StatusCode::NOT_FOUND,
+        &format!(
+            "nothing is served at {}: the admin listener serves /metrics, /healthz and /readyz",
+            uri.path()
+        ),
+    )
 }
 
 /// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`

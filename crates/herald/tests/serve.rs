@@ -378,3 +378,86 @@ async fn the_log_format_variable_is_named_and_piped_logs_have_no_colours() {
     assert!(serving.contains("hub_url="), "{serving}");
     let _ = child.kill().await;
 }
+
+/// A path `herald serve` does not serve, on the hub's listener and on the
+/// admin listener, is answered 404 with problem details that say where the
+/// hub is (or what the admin listener serves), not with an empty body
+/// (which a browser replaces with its own error page).
+#[tokio::test]
+async fn unknown_paths_are_answered_404_with_problem_details_naming_what_is_served() {
+    let mut child = herald()
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("herald starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut hub_url, mut admin) = (None, None);
+    tokio::time::timeout(WAIT, async {
+        while hub_url.is_none() || admin.is_none() {
+            let line = lines
+                .next_line()
+                .await
+                .expect("stdout is text")
+                .expect("the banner names both listeners");
+            if let Some(rest) = line.split("(hub URL ").nth(1) {
+                hub_url = Some(rest.trim_end_matches(')').to_owned());
+            } else if let Some(rest) = line.strip_prefix("herald admin listening on ") {
+                admin = rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+    })
+    .await
+    .expect("the banner is printed in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let hub_url = reqwest::Url::parse(&hub_url.unwrap()).expect("a hub URL");
+    let admin = admin.unwrap();
+
+    let client = client();
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let response = tokio::time::timeout(WAIT, client.get(&url).send())
+                .await
+                .expect("a response in time")
+                .expect("a response");
+            let status = response.status();
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value =
+                serde_json::from_str(&response.text().await.expect("a body"))
+                    .unwrap_or_else(|e| panic!("{url}: the body is not JSON: {e}"));
+            (status, kind, body)
+        }
+    };
+    let origin = hub_url.origin().ascii_serialization();
+    for path in ["/", "/index.html", "/.well-known/mercure-not"] {
+        let (status, kind, body) = get(format!("{origin}{path}")).await;
+        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(kind.as_deref(), Some("application/problem+json"), "{path}");
+        assert_eq!(body["status"], 404, "{path}: {body}");
+        let detail = body["detail"].as_str().expect("a detail");
+        assert!(detail.contains(path), "{path}: {detail}");
+        assert!(detail.contains(hub_url.path()), "{path}: {detail}");
+    }
+    let (status, kind, body) = get(format!("http://{admin}/metric")).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(kind.as_deref(), Some("application/problem+json"));
+    let detail = body["detail"].as_str().expect("a detail");
+    assert!(detail.contains("/metric:"), "{detail}");
+    assert!(
+        detail.contains("/metrics, /healthz and /readyz"),
+        "{detail}"
+    );
+
+    // The hub's own routes are still served.
+    let (status, _, body) = get(format!(
+        "{origin}/.well-known/oauth-protected-resource{}",
+        hub_url.path()
+    ))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    child.start_kill().expect("stop herald");
+    let _ = tokio::time::timeout(WAIT, child.wait()).await;
+}

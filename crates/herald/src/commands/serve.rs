@@ -178,7 +178,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             let _ = admin_stopped.await;
         }));
     }
-    let router = herald.router();
+    let router = herald.standalone_router();
     let shutdown = {
         let hub = herald.hub().clone();
         async move {
