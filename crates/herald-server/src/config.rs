@@ -197,6 +197,9 @@ pub struct LimitsConfig {
     /// Bytes the compiled expressions of URL patterns may take in the
     /// process before a pattern not compiled yet is refused (503).
     pub max_pattern_memory: usize,
+    /// Bytes of compiled URL patterns the subscriptions from one client
+    /// address may hold together, each subscription counted whole (429).
+    pub max_pattern_memory_per_address: usize,
     /// Subscriber connections in total (429).
     pub max_connections: usize,
     /// Subscriber connections per client address (429).
@@ -382,6 +385,7 @@ impl Default for LimitsConfig {
             max_matchers: settings.max_matchers,
             max_matcher_length: MatcherLimits::default().max_length,
             max_pattern_memory: MatcherLimits::default().max_pattern_memory,
+            max_pattern_memory_per_address: settings.connections.pattern_bytes_per_address,
             max_connections: settings.connections.total,
             max_connections_per_address: settings.connections.per_address,
             max_connections_per_subject: settings.connections.per_subject,
@@ -673,6 +677,7 @@ impl Config {
                 total: self.limits.max_connections,
                 per_address: self.limits.max_connections_per_address,
                 per_subject: self.limits.max_connections_per_subject,
+                pattern_bytes_per_address: self.limits.max_pattern_memory_per_address,
             },
             shutdown_timeout: self.shutdown_timeout,
             write_timeout: self.limits.write_timeout,
@@ -768,6 +773,11 @@ impl Config {
                 "limits.max_pattern_memory",
                 limits.max_pattern_memory,
                 "every new URL pattern",
+            ),
+            (
+                "limits.max_pattern_memory_per_address",
+                limits.max_pattern_memory_per_address,
+                "every subscription with a URL pattern",
             ),
             (
                 "limits.max_connections",

@@ -79,7 +79,7 @@ pub enum ServerError {
     /// A connection limit was reached.
     #[error("{detail}")]
     TooManyConnections {
-        /// Which limit: `total`, `address` or `subject`.
+        /// Which limit: `total`, `address`, `subject` or `address_patterns`.
         limit: &'static str,
         /// What was refused.
         detail: String,

@@ -1,4 +1,5 @@
-//! Concurrent connection limits: in total, per client address, per token subject.
+//! Concurrent connection limits: in total, per client address, per token
+//! subject; and the compiled URL patterns one client address may hold.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +18,12 @@ pub struct ConnectionLimits {
     pub per_address: usize,
     /// Subscriber connections under one token subject (`iss` + `sub`).
     pub per_subject: usize,
+    /// Bytes of compiled URL patterns ([`herald_hub::Matcher::compiled_bytes`])
+    /// the live subscriptions from one client address may hold together,
+    /// each subscription counted whole: a pattern it shares with others
+    /// counts for it too, so one address cannot take the hub's whole
+    /// `max_pattern_memory` from everyone else.
+    pub pattern_bytes_per_address: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -25,6 +32,7 @@ impl Default for ConnectionLimits {
             total: 18_000,
             per_address: 18_000,
             per_subject: 1_000,
+            pattern_bytes_per_address: herald_hub::DEFAULT_MAX_PATTERN_MEMORY,
         }
     }
 }
@@ -40,6 +48,8 @@ pub struct ConnectionCounter {
 struct Counts {
     total: usize,
     by_address: HashMap<IpAddr, usize>,
+    /// Compiled URL pattern bytes held, by client address.
+    patterns_by_address: HashMap<IpAddr, usize>,
     /// Keys shared with the admissions they count: one copy per subject.
     by_subject: HashMap<Arc<str>, usize>,
 }
@@ -50,6 +60,8 @@ pub struct Admission {
     counter: Arc<ConnectionCounter>,
     address: Option<IpAddr>,
     subject: Option<Arc<str>>,
+    /// What [`Admission::hold_patterns`] charged to `address`.
+    pattern_bytes: usize,
 }
 
 impl ConnectionCounter {
@@ -115,7 +127,51 @@ impl ConnectionCounter {
             counter: Arc::clone(self),
             address,
             subject,
+            pattern_bytes: 0,
         })
+    }
+}
+
+impl Admission {
+    /// Charges `bytes` of compiled URL patterns to the connection's client
+    /// address for as long as the admission lives, or says (a 429) that the
+    /// address's subscriptions already hold too many.
+    pub fn hold_patterns(&mut self, bytes: usize) -> Result<(), ServerError> {
+        let Some(address) = self.address else {
+            return Ok(());
+        };
+        if bytes == 0 {
+            return Ok(());
+        }
+        let limit = self
+            .counter
+            .limits
+            .unwrap_or_default()
+            .pattern_bytes_per_address;
+        let mut counts = self.counter.state.lock();
+        let held = counts
+            .patterns_by_address
+            .get(&address)
+            .copied()
+            .unwrap_or(0);
+        if held.saturating_add(bytes) > limit {
+            let kib = |bytes: usize| bytes.div_ceil(1024);
+            return Err(ServerError::TooManyConnections {
+                limit: "address_patterns",
+                detail: format!(
+                    "the subscriptions from the address {address} hold {} KiB of compiled URL \
+                     patterns, and this one's {} KiB would pass their limit of {} KiB: subscribe \
+                     with exact topics or fewer patterns, or once other subscriptions from this \
+                     address have ended",
+                    kib(held),
+                    kib(bytes),
+                    kib(limit)
+                ),
+            });
+        }
+        *counts.patterns_by_address.entry(address).or_default() += bytes;
+        self.pattern_bytes += bytes;
+        Ok(())
     }
 }
 
@@ -129,6 +185,15 @@ impl Drop for Admission {
             *n -= 1;
             if *n == 0 {
                 counts.by_address.remove(&address);
+            }
+        }
+        if self.pattern_bytes > 0
+            && let Some(address) = self.address
+            && let Some(held) = counts.patterns_by_address.get_mut(&address)
+        {
+            *held -= self.pattern_bytes;
+            if *held == 0 {
+                counts.patterns_by_address.remove(&address);
             }
         }
         if let Some(subject) = &self.subject

@@ -26,6 +26,8 @@ use crate::{Herald, form};
 struct Request {
     /// Each matcher with the type its parameter named.
     matchers: Vec<(MatcherType, herald_hub::Matcher)>,
+    /// What the matchers' compiled URL patterns take, each counted whole.
+    pattern_bytes: usize,
     last_event_id: Option<String>,
     /// Whether a pre-draft-08 `topic=` selector was used.
     legacy_topics: bool,
@@ -53,7 +55,7 @@ pub(crate) async fn subscribe(
         None if herald.settings().anonymous_subscribers => Client::anonymous(),
         None => return Err(crate::auth::missing_token(headers, query, TOKEN_NEEDED)),
     };
-    let admission = herald
+    let mut admission = herald
         .connections()
         .admit(peer, client.subject.as_deref())?;
     let request = if names_a_url_pattern(query, &body) {
@@ -79,6 +81,7 @@ pub(crate) async fn subscribe(
     } else {
         parse(herald, method, headers, query, &body)?
     };
+    admission.hold_patterns(request.pattern_bytes)?;
     if *method == Method::HEAD {
         // The head of the same answer, checked as a GET is (connection
         // limits included), without subscribing: no stream, no subscription
@@ -278,6 +281,7 @@ fn parse(
     let legacy_topics = matchers.iter().any(|(t, _)| *t == MatcherType::Selector);
     Ok(Request {
         matchers,
+        pattern_bytes,
         legacy_last_event_id: header_id.is_none()
             && legacy_last_event_id
             && last_event_id.as_ref().is_some_and(|id| !id.is_empty()),

@@ -374,6 +374,24 @@ async fn per_address_and_per_subject_refusals_are_counted_by_their_reason() {
         ),
         1.0
     );
+
+    let mut by_patterns = config();
+    by_patterns.limits.max_pattern_memory_per_address = 1;
+    let hub = start(by_patterns).await;
+    let url = admin(&hub.herald).await;
+    let pattern = get(
+        &hub,
+        "match_urlpattern=https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid",
+    );
+    assert_eq!(send(pattern).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    let metrics = scrape(&url).await;
+    assert_eq!(
+        value(
+            &metrics,
+            "herald_connections_refused_total{reason=\"address_patterns\"}"
+        ),
+        1.0
+    );
 }
 
 /// Opens 300 subscriptions to `TOPIC` (enough that each group's writer

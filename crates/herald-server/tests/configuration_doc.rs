@@ -105,6 +105,10 @@ fn documented_defaults_match_the_code() {
             "limits.max_pattern_memory",
             limits.max_pattern_memory.to_string(),
         ),
+        (
+            "limits.max_pattern_memory_per_address",
+            limits.max_pattern_memory_per_address.to_string(),
+        ),
         ("limits.max_connections", limits.max_connections.to_string()),
         (
             "limits.max_connections_per_address",

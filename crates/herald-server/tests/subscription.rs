@@ -760,3 +760,53 @@ async fn connection_limit_per_token_subject_answers_429() {
     drop(first);
     admitted_eventually(|| get(&hub, "match=x").bearer_auth(&alice)).await;
 }
+
+#[tokio::test]
+async fn url_pattern_memory_per_address_answers_429_naming_it_and_frees_with_its_subscriptions() {
+    const PATTERN: &str = "https://example.com/books/:id";
+    // Probe how much one such pattern compiles to, on a hub with the same base.
+    let probe = start(limits_config()).await;
+    let one = probe
+        .herald
+        .hub()
+        .matcher(
+            "match_urlpattern",
+            herald_hub::MatcherType::UrlPattern,
+            PATTERN,
+        )
+        .expect("a valid pattern")
+        .compiled_bytes();
+    assert!(one > 0, "a URL pattern compiles to something");
+    drop(probe);
+
+    // Room for one subscription's pattern, not two.
+    let mut config = limits_config();
+    config.limits.max_pattern_memory_per_address = one + one / 2;
+    let hub = start(config).await;
+    let query = format!("match_urlpattern={}", enc(PATTERN));
+    let first = subscribe(&hub, &query).await;
+    // Charged to each subscription that holds it, shared or not.
+    let (headers, body) = refused(get(&hub, &query), StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
+    let problem: serde_json::Value = serde_json::from_str(&body).expect("problem details");
+    let detail = problem["detail"].as_str().expect("a detail");
+    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert!(detail.contains("compiled URL patterns"), "{detail}");
+    // Exact topics hold no pattern: still admitted.
+    let _exact = subscribe(&hub, "match=https%3A%2F%2Fexample.com%2Fbooks%2F1").await;
+
+    // Another address has its own allowance.
+    let other = reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let _other = open(other.get(hub.url_with(&query))).await;
+
+    // The first subscription's end gives its bytes back.
+    drop(first);
+    let _again = admitted_eventually(|| get(&hub, &query)).await;
+}
