@@ -381,18 +381,16 @@ pub const MAX_SUBSCRIPTION_BODY: usize = 256 * 1024;
 
 /// On a hub without anonymous subscribers, a subscription body is waited for
 /// only from a client with a token: a refused one would be refused after it.
+/// The client it returns is the subscription's, not authenticated again.
 fn subscriber_before_body(
     herald: &Herald,
     headers: &axum::http::HeaderMap,
     query: Option<&str>,
-) -> Result<(), ServerError> {
-    match herald
+) -> Result<auth::Client, ServerError> {
+    herald
         .auth()
         .authenticate(headers, query, compat::Purpose::Subscribe)?
-    {
-        Some(_) => Ok(()),
-        None => Err(auth::missing_token(headers, query, subscribe::TOKEN_NEEDED)),
-    }
+        .ok_or_else(|| auth::missing_token(headers, query, subscribe::TOKEN_NEEDED))
 }
 
 /// The `Content-Length` a request declared, if one valid one.
@@ -487,12 +485,14 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     } else {
         herald.settings().max_body_bytes
     };
-    if is_subscribe
-        && !herald.settings().anonymous_subscribers
-        && let Err(error) = subscriber_before_body(&herald, &parts.headers, parts.uri.query())
-    {
-        return herald.error(error);
-    }
+    let subscriber = if is_subscribe && !herald.settings().anonymous_subscribers {
+        match subscriber_before_body(&herald, &parts.headers, parts.uri.query()) {
+            Ok(client) => Some(client),
+            Err(error) => return herald.error(error),
+        }
+    } else {
+        None
+    };
     let read = axum::body::to_bytes(body, limit);
     // A subscription's body (a `QUERY`'s matchers) may come from anyone, and
     // is small: it must be whole within the body timeout, not merely keep
@@ -556,8 +556,11 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
             &parts.headers,
             parts.uri.query(),
             body,
-            peer,
-            wire,
+            subscribe::Caller {
+                peer,
+                wire,
+                client: subscriber,
+            },
         )
         .await
     } else {

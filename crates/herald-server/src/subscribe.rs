@@ -35,25 +35,41 @@ struct Request {
     legacy_last_event_id: bool,
 }
 
+/// Who a subscription request comes from, as the edge knows it before the
+/// request is parsed.
+pub(crate) struct Caller {
+    /// The client's address (through trusted proxies), for the per-address
+    /// limits.
+    pub(crate) peer: Option<IpAddr>,
+    /// The socket of a hand-served stream, which writes the events itself.
+    pub(crate) wire: Option<Arc<ChunkedWire>>,
+    /// The client, when the edge has authenticated it already (before
+    /// waiting for a body): not authenticated twice.
+    pub(crate) client: Option<Client>,
+}
+
 pub(crate) async fn subscribe(
     herald: &Herald,
     method: &Method,
     headers: &HeaderMap,
     query: Option<&str>,
     body: Bytes,
-    peer: Option<IpAddr>,
-    wire: Option<Arc<ChunkedWire>>,
+    caller: Caller,
 ) -> Result<Response, ServerError> {
+    let Caller { peer, wire, client } = caller;
     // Who is asking, and whether there is room for them, before any URL
     // pattern is compiled: a compile costs up to tens of milliseconds, which
     // a client the hub would refuse must not get to spend.
-    let client = match herald
-        .auth()
-        .authenticate(headers, query, Purpose::Subscribe)?
-    {
+    let client = match client {
         Some(client) => client,
-        None if herald.settings().anonymous_subscribers => Client::anonymous(),
-        None => return Err(crate::auth::missing_token(headers, query, TOKEN_NEEDED)),
+        None => match herald
+            .auth()
+            .authenticate(headers, query, Purpose::Subscribe)?
+        {
+            Some(client) => client,
+            None if herald.settings().anonymous_subscribers => Client::anonymous(),
+            None => return Err(crate::auth::missing_token(headers, query, TOKEN_NEEDED)),
+        },
     };
     let mut admission = herald
         .connections()
