@@ -379,18 +379,22 @@ fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
 /// about 2 KiB each as the form writes them.
 pub const MAX_SUBSCRIPTION_BODY: usize = 256 * 1024;
 
-/// On a hub without anonymous subscribers, a subscription body is waited for
-/// only from a client with a token: a refused one would be refused after it.
-/// The client it returns is the subscription's, not authenticated again.
+/// Who a subscription comes from, known before its body is waited for: on a
+/// hub without anonymous subscribers, a client without a token is refused
+/// without its body being read, as it would be after it.
 fn subscriber_before_body(
     herald: &Herald,
     headers: &axum::http::HeaderMap,
     query: Option<&str>,
 ) -> Result<auth::Client, ServerError> {
-    herald
+    match herald
         .auth()
         .authenticate(headers, query, compat::Purpose::Subscribe)?
-        .ok_or_else(|| auth::missing_token(headers, query, subscribe::TOKEN_NEEDED))
+    {
+        Some(client) => Ok(client),
+        None if herald.settings().anonymous_subscribers => Ok(auth::Client::anonymous()),
+        None => Err(auth::missing_token(headers, query, subscribe::TOKEN_NEEDED)),
+    }
 }
 
 /// The `Content-Length` a request declared, if one valid one.
@@ -485,7 +489,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     } else {
         herald.settings().max_body_bytes
     };
-    let subscriber = if is_subscribe && !herald.settings().anonymous_subscribers {
+    let subscriber = if is_subscribe {
         match subscriber_before_body(&herald, &parts.headers, parts.uri.query()) {
             Ok(client) => Some(client),
             Err(error) => return herald.error(error),
@@ -535,7 +539,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
             )));
         }
     };
-    let result = if is_subscribe {
+    let result = if let Some(client) = subscriber {
         // Only subscriptions are counted per client address.
         let peer = parts
             .extensions
@@ -556,11 +560,7 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
             &parts.headers,
             parts.uri.query(),
             body,
-            subscribe::Caller {
-                peer,
-                wire,
-                client: subscriber,
-            },
+            subscribe::Caller { peer, wire, client },
         )
         .await
     } else {
@@ -657,23 +657,25 @@ async fn metadata_endpoint(State(herald): State<Herald>) -> Response {
 }
 
 async fn not_found_endpoint(State(herald): State<Herald>, uri: axum::http::Uri) -> Response {
-    let hub_path = herald.hub().url().path();
-    error::problem(
-        axum::http::StatusCode::NOT_FOUND,
-        &format!(
-            "nothing is served at {}: this server is a Mercure hub, at {hub_path}",
-            uri.path()
-        ),
-    )
+    let served = format!(
+        "this server is a Mercure hub, at {}",
+        herald.hub().url().path()
+    );
+    nothing_at(&uri, &served)
 }
 
 async fn admin_not_found_endpoint(uri: axum::http::Uri) -> Response {
+    nothing_at(
+        &uri,
+        "the admin listener serves /metrics, /healthz and /readyz",
+    )
+}
+
+/// A 404 naming the path asked for and what the listener does serve.
+fn nothing_at(uri: &axum::http::Uri, served: &str) -> Response {
     error::problem(
         axum::http::StatusCode::NOT_FOUND,
-        &format!(
-            "nothing is served at {}: the admin listener serves /metrics, /healthz and /readyz",
-            uri.path()
-        ),
+        &format!("nothing is served at {}: {served}", uri.path()),
     )
 }
 

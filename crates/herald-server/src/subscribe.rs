@@ -15,7 +15,6 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Client;
-use crate::compat::Purpose;
 use crate::error::{BearerError, ServerError};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
@@ -43,9 +42,8 @@ pub(crate) struct Caller {
     pub(crate) peer: Option<IpAddr>,
     /// The socket of a hand-served stream, which writes the events itself.
     pub(crate) wire: Option<Arc<ChunkedWire>>,
-    /// The client, when the edge has authenticated it already (before
-    /// waiting for a body): not authenticated twice.
-    pub(crate) client: Option<Client>,
+    /// The client, authenticated by the edge before it waited for a body.
+    pub(crate) client: Client,
 }
 
 pub(crate) async fn subscribe(
@@ -57,20 +55,9 @@ pub(crate) async fn subscribe(
     caller: Caller,
 ) -> Result<Response, ServerError> {
     let Caller { peer, wire, client } = caller;
-    // Who is asking, and whether there is room for them, before any URL
-    // pattern is compiled: a compile costs up to tens of milliseconds, which
-    // a client the hub would refuse must not get to spend.
-    let client = match client {
-        Some(client) => client,
-        None => match herald
-            .auth()
-            .authenticate(headers, query, Purpose::Subscribe)?
-        {
-            Some(client) => client,
-            None if herald.settings().anonymous_subscribers => Client::anonymous(),
-            None => return Err(crate::auth::missing_token(headers, query, TOKEN_NEEDED)),
-        },
-    };
+    // Whether there is room for the client before any URL pattern is
+    // compiled: a compile costs up to tens of milliseconds, which a client
+    // the hub would refuse must not get to spend.
     let mut admission = herald
         .connections()
         .admit(peer, client.subject.as_deref())?;
