@@ -225,6 +225,13 @@ fn collection(
     if let Some(after) = after {
         subscriptions.retain(|s| &*s.topic > after);
     }
+    if let Shape::Draft08 = shape {
+        // A `topic=` subscription has no draft-08 matcher type (a URI template
+        // is neither `exact` nor `urlpattern`) and its id is not a draft-08
+        // subscription topic, so no valid draft-08 document describes it: the
+        // older shape lists both kinds.
+        subscriptions.retain(|s| s.match_type != MatcherType::Selector);
+    }
     let page_size = page_size.max(1);
     let truncated = subscriptions.len() > page_size;
     if truncated {

@@ -483,6 +483,60 @@ async fn subscription_events_and_api_in_the_older_shapes() {
 }
 
 #[tokio::test]
+async fn the_draft_08_api_lists_only_subscriptions_a_draft_08_document_describes() {
+    let mut config = compat_config();
+    config.subscriptions.enabled = true;
+    let hub = start(config).await;
+    let _older = subscribe(
+        &hub,
+        &format!("topic={}", enc("https://example.com/books/{id}")),
+    )
+    .await;
+    let _newer = subscribe(
+        &hub,
+        &format!("match={}", enc("https://example.com/books/1")),
+    )
+    .await;
+    let collection = format!("http://{}/.well-known/mercure/subscriptions", hub.addr);
+    let list = |token: String| {
+        let collection = collection.clone();
+        async move {
+            let response = send(client().get(collection).bearer_auth(token)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            serde_json::from_str::<Value>(&text(response).await).unwrap()
+        }
+    };
+
+    // Asked in draft-08's shape: every entry is a valid draft-08 document,
+    // so the `topic=` subscription (no draft-08 matcher type) is left out.
+    let newer = list(hub.token().subscribe(&["*"]).sign()).await;
+    assert_eq!(newer["type"], "subscriptions");
+    let entries = newer["subscriptions"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{newer}");
+    assert_eq!(entries[0]["type"], "subscription");
+    assert_eq!(entries[0]["match_type"], "exact");
+    assert_eq!(entries[0]["match"], "https://example.com/books/1");
+
+    // Asked in the older shape: both, the draft-08 one with its matcher as `topic`.
+    let older = list(legacy_subscriber(&["*"])).await;
+    assert_eq!(older["type"], "Subscriptions");
+    let mut topics: Vec<&str> = older["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["topic"].as_str().unwrap())
+        .collect();
+    topics.sort_unstable();
+    assert_eq!(
+        topics,
+        [
+            "https://example.com/books/1",
+            "https://example.com/books/{id}"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn rs256_legacy_tokens_are_checked_with_the_configured_public_key() {
     let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../herald-token/tests/keys");
     let mut config = config();
