@@ -73,8 +73,8 @@ impl EventSourceBuilder {
     }
 
     /// The largest line or event data accepted, in bytes (default
-    /// [`herald_sse::DEFAULT_MAX_EVENT_SIZE`]); a larger one drops the
-    /// connection with [`Error::Parse`] and the event source reconnects.
+    /// [`herald_sse::DEFAULT_MAX_EVENT_SIZE`]); a larger one ends the event
+    /// source with [`Error::Parse`] (a resuming server would send it again).
     pub fn max_event_size(mut self, bytes: usize) -> Self {
         self.max_event_size = bytes;
         self

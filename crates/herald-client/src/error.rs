@@ -5,9 +5,9 @@ use http::{HeaderMap, StatusCode};
 /// What an [`EventSource`](crate::EventSource) can report.
 ///
 /// [`Error::is_fatal`] tells the two kinds apart: after a fatal error the
-/// stream ends (the server said stop, its certificate is refused, or the
-/// request cannot be made); after any other error the event source
-/// reconnects on its own, as a browser does.
+/// stream ends (the server said stop, its certificate is refused, an event
+/// is too large, or the request cannot be made); after any other error the
+/// event source reconnects on its own, as a browser does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -42,8 +42,15 @@ pub enum Error {
     /// The connection broke while the stream was being read. The event source retries.
     #[error("connection lost")]
     Disconnected(#[source] reqwest::Error),
+    /// The server ended the stream cleanly. The event source reconnects, as a
+    /// browser's does (firing its `error` event then too), after the
+    /// reconnection delay.
+    #[error("the server ended the stream")]
+    Ended,
     /// The stream sent an event (or line) larger than the configured maximum;
-    /// the connection was dropped. The event source retries.
+    /// the connection was dropped. Fatal: a server that resumes from the
+    /// `Last-Event-ID` would send the same event again, so reconnecting could
+    /// only fail the same way.
     #[error("event stream refused")]
     Parse(#[source] herald_sse::Error),
     /// The server answered 204 No Content: it asks the client to stop. Fatal.
@@ -78,7 +85,7 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            Error::Connect(_) | Error::Disconnected(_) | Error::Parse(_)
+            Error::Connect(_) | Error::Disconnected(_) | Error::Ended
         )
     }
 }

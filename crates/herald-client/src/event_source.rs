@@ -38,10 +38,11 @@ pub enum Item {
 /// Poll it as a [`Stream`] of `Result<Item, Error>`. Each connection sends
 /// `Accept: text/event-stream`, `Cache-Control: no-cache`, the builder's
 /// headers and body, and `Last-Event-ID` when a last event ID is known. A
-/// connection that ends (cleanly or not) or sends an oversized event is
-/// followed by a reconnection after the [`Backoff`] delay; an incomplete
-/// final event is dropped. Errors after which the source reconnects are
-/// yielded too (see [`Error::is_fatal`]); after a fatal one the stream ends.
+/// connection that ends, cleanly ([`Error::Ended`]) or not, is followed by a
+/// reconnection after the [`Backoff`] delay; an incomplete final event is
+/// dropped. Errors after which the source reconnects are yielded too (see
+/// [`Error::is_fatal`]), as a browser fires `error` before each
+/// reconnection; after a fatal one the stream ends.
 /// Dropping the stream closes the connection.
 pub struct EventSource {
     inner: BoxStream<'static, Result<Item, Error>>,
@@ -146,14 +147,15 @@ impl Driver {
                 Ok(None) => {}
                 Err(error) => {
                     self.close_connection();
+                    self.done = true;
                     return Some(Err(Error::Parse(error)));
                 }
             }
             match connection.response.chunk().await {
                 Ok(Some(chunk)) => connection.parser.feed(&chunk),
                 Ok(None) => {
-                    tracing::debug!("event stream ended; reconnecting");
                     self.close_connection();
+                    return Some(Err(Error::Ended));
                 }
                 Err(error) => {
                     self.close_connection();
@@ -238,11 +240,19 @@ impl Driver {
             return Err(match error {
                 Error::Status {
                     status, headers, ..
-                } => Error::Status {
-                    status,
-                    headers,
-                    problem: crate::rejection::describe_answer(response).await,
-                },
+                } => {
+                    // Events are no explanation of a refusal: say why they are refused.
+                    let problem = if is_event_stream(&headers) {
+                        "its body is an event stream, which only a 200 OK opens".to_owned()
+                    } else {
+                        crate::rejection::describe_answer(response).await
+                    };
+                    Error::Status {
+                        status,
+                        headers,
+                        problem,
+                    }
+                }
                 other => other,
             });
         }
@@ -272,14 +282,34 @@ fn check_response(response: &reqwest::Response) -> Result<(), Error> {
             problem: String::new(),
         });
     }
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    match &content_type {
-        Some(value) if is_event_stream(value) => Ok(()),
-        _ => Err(Error::ContentType { content_type }),
+    if is_event_stream(response.headers()) {
+        return Ok(());
     }
+    let values = content_types(response.headers());
+    Err(Error::ContentType {
+        content_type: (!values.is_empty()).then(|| values.join(", ")),
+    })
+}
+
+/// Whether the `Content-Type` of `headers` is `text/event-stream`, as a
+/// browser reads it (see [`mime_essence`]).
+fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    mime_essence(&content_types(headers)).as_deref() == Some(herald_sse::CONTENT_TYPE)
+}
+
+/// Every `Content-Type` value, decoded byte for character as Fetch does.
+fn content_types(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(CONTENT_TYPE)
+        .iter()
+        .map(|value| {
+            value
+                .as_bytes()
+                .iter()
+                .map(|&byte| char::from(byte))
+                .collect()
+        })
+        .collect()
 }
 
 /// Whether the TLS handshake failed because the server's certificate was
@@ -307,24 +337,110 @@ fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Whether a `Content-Type` value names the event-stream media type.
-fn is_event_stream(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case(herald_sse::CONTENT_TYPE)
+/// The essence (`type/subtype`, lower case) of the media type that the
+/// `Content-Type` header `values` give, as Fetch's "extract a MIME type"
+/// finds it, which is what a browser's `EventSource` checks: the values are
+/// split at commas outside quoted strings, and the last one that parses as a
+/// media type (other than `*/*`) wins. `None` when none parses.
+fn mime_essence(values: &[String]) -> Option<String> {
+    let combined = values.join(", ");
+    split_header_values(&combined)
+        .into_iter()
+        .filter_map(|value| parse_essence(&value))
+        .rfind(|essence| essence != "*/*")
+}
+
+/// Fetch's "split": the comma-separated values of a decoded header, commas in
+/// quoted strings kept, each value trimmed of spaces and tabs.
+fn split_header_values(input: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut value = String::new();
+    let mut chars = input.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ',' => values.push(std::mem::take(&mut value)),
+            '"' => {
+                value.push(c);
+                while let Some(c) = chars.next() {
+                    value.push(c);
+                    match c {
+                        '"' => break,
+                        '\\' => value.extend(chars.next()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => value.push(c),
+        }
+    }
+    values.push(value);
+    values
+        .into_iter()
+        .map(|value| value.trim_matches([' ', '\t']).to_owned())
+        .collect()
+}
+
+/// The lower-case `type/subtype` of one media type, or `None` when it does not
+/// parse (an empty or non-token type or subtype).
+fn parse_essence(value: &str) -> Option<String> {
+    let value = value.trim_matches([' ', '\t', '\n', '\r']);
+    let (kind, rest) = value.split_once('/')?;
+    let subtype = rest.split(';').next().unwrap_or_default();
+    let subtype = subtype.trim_end_matches([' ', '\t', '\n', '\r']);
+    let is_token = |text: &str| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    };
+    (is_token(kind) && is_token(subtype)).then(|| format!("{kind}/{subtype}").to_ascii_lowercase())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_certificate_error, is_event_stream};
+    use super::{is_certificate_error, mime_essence};
+
+    /// The essence of the media type of `Content-Type` header values.
+    fn essence(values: &[&str]) -> Option<String> {
+        let values: Vec<String> = values.iter().map(|&value| value.to_owned()).collect();
+        mime_essence(&values)
+    }
 
     #[test]
     fn the_media_type_is_compared_without_parameters_or_case() {
-        assert!(is_event_stream("text/event-stream"));
-        assert!(is_event_stream("Text/Event-Stream; charset=utf-8"));
-        assert!(is_event_stream(" text/event-stream ;"));
-        assert!(!is_event_stream("text/plain"));
-        assert!(!is_event_stream("text/event-streams"));
-        assert!(!is_event_stream(""));
+        let stream = Some("text/event-stream".to_owned());
+        assert_eq!(essence(&["text/event-stream"]), stream);
+        assert_eq!(essence(&["Text/Event-Stream; charset=utf-8"]), stream);
+        assert_eq!(essence(&[" text/event-stream ;"]), stream);
+        assert_eq!(essence(&["text/plain"]).as_deref(), Some("text/plain"));
+        assert_eq!(
+            essence(&["text/event-streams"]).as_deref(),
+            Some("text/event-streams")
+        );
+        assert_eq!(essence(&[""]), None);
+        assert_eq!(essence(&[]), None);
+    }
+
+    #[test]
+    fn the_last_media_type_that_parses_wins_as_in_fetch() {
+        let stream = Some("text/event-stream".to_owned());
+        // One header with two values, two headers, and values that do not parse.
+        assert_eq!(essence(&["text/html, text/event-stream"]), stream);
+        assert_eq!(essence(&["text/html", "text/event-stream"]), stream);
+        assert_eq!(essence(&["text/event-stream, "]), stream);
+        assert_eq!(essence(&["text/event-stream, */*"]), stream);
+        assert_eq!(essence(&["text/event-stream, nonsense"]), stream);
+        assert_eq!(
+            essence(&["text/event-stream", "text/html"]).as_deref(),
+            Some("text/html")
+        );
+        // A comma inside a quoted parameter does not split the value.
+        assert_eq!(
+            essence(&["text/event-stream; note=\"a, text/html\""]),
+            stream
+        );
+        assert_eq!(essence(&["text/ev ent-stream"]), None);
+        assert_eq!(essence(&["/event-stream"]), None);
     }
 
     /// A cause wrapping another, as hyper's and reqwest's errors do.

@@ -100,8 +100,8 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
         .expect("valid configuration");
     let reader = tokio::spawn(async move {
         let mut items = Vec::new();
-        for _ in 0..5 {
-            items.push(next(&mut source).await.expect("no error"));
+        for _ in 0..6 {
+            items.push(next(&mut source).await);
         }
         items
     });
@@ -133,11 +133,20 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
         .await
         .expect("items")
         .expect("task");
+    // As a browser fires `error` when the server ends the stream, before
+    // reconnecting: one `Ended`, between the two connections.
+    let ended = items
+        .iter()
+        .position(|item| matches!(item, Err(Error::Ended)))
+        .expect("the end of the first stream is reported");
+    assert!(matches!(items[ended + 1], Ok(Item::Open { .. })));
+    assert!(!Error::Ended.is_fatal());
     let events: Vec<_> = items
         .into_iter()
         .filter_map(|item| match item {
-            Item::Event(event) => Some(event),
-            Item::Open { .. } => None,
+            Ok(Item::Event(event)) => Some(event),
+            Ok(Item::Open { .. }) | Err(Error::Ended) => None,
+            Err(error) => panic!("unexpected error {error:?}"),
         })
         .collect();
     assert_eq!(
@@ -151,7 +160,7 @@ async fn reconnects_after_the_stream_ends_with_the_last_complete_id_and_the_same
 }
 
 #[tokio::test]
-async fn an_oversized_event_drops_the_connection_and_reconnects() {
+async fn an_oversized_event_ends_the_source_rather_than_fetching_it_again() {
     let server = Server::start().await;
     let mut source = EventSource::builder(url(&server))
         .header("Last-Event-ID", "from-the-builder")
@@ -161,9 +170,10 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
         .expect("valid configuration");
     let reader = tokio::spawn(async move {
         let mut items = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..3 {
             items.push(next(&mut source).await);
         }
+        assert_ended(&mut source).await;
         items
     });
     let mut first = server.accept().await;
@@ -175,10 +185,6 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
     first
         .write(b"id: a\ndata: ok\n\ndata: 0123456789abcdefghij\n\n")
         .await;
-    let mut second = server.accept().await;
-    assert_eq!(second.request.header("last-event-id"), Some("a"));
-    second.open_stream().await;
-    second.write(b"data: ok again\n\n").await;
 
     let items = tokio::time::timeout(WAIT, reader)
         .await
@@ -191,14 +197,17 @@ async fn an_oversized_event_drops_the_connection_and_reconnects() {
     );
     match &items[2] {
         Err(error @ Error::Parse(herald_sse::Error::EventTooLarge { limit: 16 })) => {
-            assert!(!error.is_fatal());
+            assert!(error.is_fatal());
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
-    assert!(matches!(items[3], Ok(Item::Open { .. })), "{:?}", items[3]);
-    assert_eq!(
-        items[4].as_ref().ok(),
-        Some(&Item::Event(message("ok again", "a")))
+    // A resuming server would send the same event again: no reconnection.
+    assert!(
+        server
+            .accept_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "reconnected"
     );
 }
 
@@ -276,7 +285,10 @@ async fn a_2xx_status_other_than_200_stops_for_good_as_in_a_browser() {
                     text.starts_with(&format!("the server answered {}", &status[..3])),
                     "{text}"
                 );
-                assert!(text.ends_with(": data: x"), "{text}");
+                assert!(
+                    text.ends_with(": its body is an event stream, which only a 200 OK opens"),
+                    "{text}"
+                );
             }
             other => panic!("{status}: expected a status error, got {other:?}"),
         }
@@ -313,8 +325,8 @@ async fn a_last_event_id_header_is_not_sent_once_the_stream_resets_the_id() {
         .expect("valid configuration");
     let reader = tokio::spawn(async move {
         let mut seen = Vec::new();
-        for _ in 0..4 {
-            seen.push(next(&mut source).await.expect("no error"));
+        for _ in 0..5 {
+            seen.push(next(&mut source).await);
         }
         seen
     });
@@ -332,8 +344,10 @@ async fn a_last_event_id_header_is_not_sent_once_the_stream_resets_the_id() {
     );
     second.open_stream().await;
     let seen = reader.await.expect("task");
-    assert_eq!(seen[1], Item::Event(message("a", "7")));
-    assert_eq!(seen[2], Item::Event(message("b", "")));
+    assert_eq!(seen[1].as_ref().ok(), Some(&Item::Event(message("a", "7"))));
+    assert_eq!(seen[2].as_ref().ok(), Some(&Item::Event(message("b", ""))));
+    assert!(matches!(seen[3], Err(Error::Ended)), "{:?}", seen[3]);
+    assert!(matches!(seen[4], Ok(Item::Open { .. })), "{:?}", seen[4]);
 }
 
 #[tokio::test]
@@ -347,6 +361,38 @@ async fn another_content_type_stops_for_good() {
         other => panic!("expected a content type error, got {other:?}"),
     }
     assert_ended(&mut source).await;
+}
+
+#[tokio::test]
+async fn the_content_type_is_the_last_valid_one_of_every_value_as_in_fetch() {
+    let server = Server::start().await;
+    let mut source = EventSource::builder(url(&server))
+        .backoff(fast())
+        .build()
+        .expect("valid configuration");
+    let reader = tokio::spawn(async move {
+        let open = next(&mut source).await;
+        (open, next_event(&mut source).await)
+    });
+    let mut conn = server.accept().await;
+    // Two headers, the second listing two values: a browser opens this stream.
+    conn.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Type: nonsense, text/event-stream\r\nConnection: close\r\n\r\ndata: x\n\n",
+    )
+    .await;
+    let (open, event) = reader.await.expect("task");
+    assert!(matches!(open, Ok(Item::Open { .. })), "{open:?}");
+    assert_eq!(event, message("x", ""));
+
+    // The other way round, the last valid value is HTML: refused, every value named.
+    let (item, _) = first_item_for("200 OK", "text/event-stream, text/html").await;
+    match item {
+        Err(error @ Error::ContentType { .. }) => assert_eq!(
+            error.to_string(),
+            "the server answered with content type text/event-stream, text/html, not text/event-stream"
+        ),
+        other => panic!("expected a content type error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -321,6 +321,26 @@ async fn bad_flag_values_are_usage_errors() {
             "herald: invalid --hub 'hub.example': relative URL without a base\n"
         )
     );
+    let output = run(&[
+        "publish",
+        "--hub",
+        "http://user:secret@127.0.0.1:9/",
+        "--topic",
+        "t",
+        "--data",
+        "x",
+        "--token",
+        "t",
+    ])
+    .await;
+    assert_eq!(
+        (output.code(), output.stderr.as_str()),
+        (
+            Some(2),
+            "herald: --token (or HERALD_TOKEN) and the --hub URL's user:password@ would both \
+             send an Authorization header: give one\n"
+        )
+    );
     // No --topic: clap's usage error.
     let output = run(&["publish", "--hub", "http://127.0.0.1:9/", "--data", "x"]).await;
     assert_eq!(output.code(), Some(2));

@@ -40,7 +40,14 @@ async fn a_stream_dripped_byte_by_byte_prints_every_event_exactly() {
     next.respond("204 No Content", "text/plain", "").await;
 
     let output = herald.finish().await;
-    assert_eq!(output.stderr, "");
+    assert_eq!(
+        output.stderr,
+        format!(
+            "herald: {url}: the server ended the stream; reconnecting\n\
+             herald: {url}: the server answered 204 No Content, which asks not to reconnect; \
+             stopping\n"
+        )
+    );
     assert_eq!(output.code(), Some(0));
     assert_eq!(
         output.stdout,
@@ -96,17 +103,27 @@ async fn a_connection_broken_mid_event_reconnects_and_prints_only_complete_event
         (Some(0), "seven\neight\n")
     );
     let warnings: Vec<_> = output.stderr.lines().collect();
-    assert_eq!(warnings.len(), 1, "{:?}", output.stderr);
+    assert_eq!(warnings.len(), 3, "{:?}", output.stderr);
     assert!(
         warnings[0].starts_with("herald: connection lost")
             && warnings[0].ends_with("; reconnecting"),
         "{:?}",
         warnings[0]
     );
+    assert_eq!(
+        warnings[1..],
+        [
+            format!("herald: {url}: the server ended the stream; reconnecting"),
+            format!(
+                "herald: {url}: the server answered 204 No Content, which asks not to \
+                 reconnect; stopping"
+            )
+        ]
+    );
 }
 
 #[tokio::test]
-async fn no_content_on_the_first_request_exits_0_silently() {
+async fn no_content_on_the_first_request_exits_0_saying_why_it_stopped() {
     let server = Server::start().await;
     let url = server.url("/events");
     let herald = spawn(&["subscribe", &url]);
@@ -122,7 +139,15 @@ async fn no_content_on_the_first_request_exits_0_silently() {
             output.stdout.as_str(),
             output.stderr.as_str()
         ),
-        (Some(0), "", "")
+        (
+            Some(0),
+            "",
+            format!(
+                "herald: {url}: the server answered 204 No Content, which asks not to \
+                 reconnect; stopping\n"
+            )
+            .as_str()
+        )
     );
 }
 
@@ -391,6 +416,72 @@ async fn pretty_and_raw_formats() {
 }
 
 #[tokio::test]
+async fn an_event_past_max_event_size_exits_1_instead_of_fetching_it_again() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&[
+        "subscribe",
+        "--format",
+        "raw",
+        "--max-event-size",
+        "16",
+        &url,
+    ]);
+    let mut conn = server.accept().await;
+    conn.open_stream().await;
+    conn.write(b"id: 1\ndata: small\n\nid: 2\ndata: far too large\n\n")
+        .await;
+    let output = herald.finish().await;
+    assert_eq!(
+        (
+            output.code(),
+            output.stdout.as_str(),
+            output.stderr.as_str()
+        ),
+        (
+            Some(1),
+            "small\n",
+            format!(
+                "herald: {url}: an event (or line) is larger than 16 bytes; raise \
+                 --max-event-size to accept it\n"
+            )
+            .as_str()
+        )
+    );
+    // Not asked again: a hub resuming after id 1 would send the same event.
+    assert!(
+        server
+            .accept_within(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_is_named_as_such_not_as_a_failed_connection() {
+    let server = Server::start().await;
+    let url = server.url("/events");
+    let herald = spawn(&["subscribe", &url]);
+    let mut conn = server.accept().await;
+    conn.write(b"hello there\r\n\r\n").await;
+    conn.close().await;
+    // The retry is answered 204, so that herald stops.
+    server
+        .accept()
+        .await
+        .respond("204 No Content", "text/plain", "")
+        .await;
+    let output = herald.finish().await;
+    let first = output.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("herald: {url}: no valid HTTP answer: "))
+            && first.ends_with("; reconnecting"),
+        "{:?}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
 async fn a_bad_url_is_a_usage_error() {
     let output = run(&["subscribe", "not a url"]).await;
     assert_eq!(output.code(), Some(2));
@@ -426,6 +517,22 @@ async fn bad_flag_values_are_usage_errors() {
             "herald: invalid --last-event-id \"a\\u{1}b\": it holds a control character, which \
              cannot be sent in the Last-Event-ID header\n",
         ),
+        (
+            vec!["--max-event-size", "0"],
+            "error: invalid value '0' for '--max-event-size <BYTES>': 0 is not in 1..=4294967296\n\
+             \nFor more information, try '--help'.\n",
+        ),
+        // Two arguments that would send one header twice.
+        (
+            vec!["--token", "t", "--header", "authorization: Bearer u"],
+            "herald: --token (or HERALD_TOKEN) and --header 'Authorization: …' would both send \
+             an Authorization header: give one\n",
+        ),
+        (
+            vec!["--last-event-id", "1", "-H", "Last-Event-ID: 2"],
+            "herald: --last-event-id and --header 'Last-Event-ID: …' would both send a \
+             Last-Event-ID header: give one\n",
+        ),
     ];
     for (flags, message) in cases {
         let mut args = vec!["subscribe", "http://127.0.0.1:9/"];
@@ -434,6 +541,21 @@ async fn bad_flag_values_are_usage_errors() {
         assert_eq!((output.code(), output.stderr.as_str()), (Some(2), message));
         assert_eq!(output.stdout, "");
     }
+    let output = run(&[
+        "subscribe",
+        "http://user:secret@127.0.0.1:9/",
+        "--token",
+        "t",
+    ])
+    .await;
+    assert_eq!(
+        (output.code(), output.stderr.as_str()),
+        (
+            Some(2),
+            "herald: --token (or HERALD_TOKEN) and the URL's user:password@ would both send an \
+             Authorization header: give one\n"
+        )
+    );
     let output = run(&["subscribe", "--hub", "http://127.0.0.1:9/"]).await;
     assert_eq!(
         (output.code(), output.stderr.as_str()),

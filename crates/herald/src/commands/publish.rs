@@ -93,7 +93,17 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let mut publisher = Publisher::new(hub.clone()).with_timeout(args.timeout);
     // An empty token (`HERALD_TOKEN=` in the environment) is none: the hub
     // then says a token is needed, rather than that the header is malformed.
-    if let Some(token) = args.token.filter(|t| !t.trim().is_empty()) {
+    let token = args.token.filter(|t| !t.trim().is_empty());
+    // The URL's credentials go out as an `Authorization` header too: the hub
+    // would refuse a request carrying two.
+    if token.is_some() && (!hub.username().is_empty() || hub.password().is_some()) {
+        return Err(CliError::Usage(
+            "--token (or HERALD_TOKEN) and the --hub URL's user:password@ would both send an \
+             Authorization header: give one"
+                .into(),
+        ));
+    }
+    if let Some(token) = token {
         publisher = publisher.with_token(token);
     }
     let id = publisher

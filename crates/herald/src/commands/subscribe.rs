@@ -55,7 +55,19 @@ pub struct Args {
     /// How to print events: pretty, json (one object per line) or raw (data only).
     #[arg(long, value_name = "FORMAT", default_value = "pretty")]
     format: String,
+    /// The largest event data (or line) accepted, in bytes; a larger one stops
+    /// herald, since a hub resuming from the last event ID would send it again.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = herald_sse::DEFAULT_MAX_EVENT_SIZE as u64,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_EVENT_SIZE)
+    )]
+    max_event_size: u64,
 }
+
+/// The largest `--max-event-size`: 4 GiB, far past any event worth holding in memory.
+const MAX_EVENT_SIZE: u64 = 1 << 32;
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +108,12 @@ struct JsonEvent<'a> {
 pub async fn run(args: Args) -> Result<(), CliError> {
     let format: Format = args.format.parse()?;
     let url = subscription_url(&args)?;
-    let mut builder = EventSource::builder(url.clone());
+    let max_event_size = usize::try_from(args.max_event_size).unwrap_or(usize::MAX);
+    let mut builder = EventSource::builder(url.clone()).max_event_size(max_event_size);
     // An empty token (`HERALD_TOKEN=` in the environment) is none.
-    if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
+    let token = args.token.as_deref().filter(|t| !t.trim().is_empty());
+    refuse_two_sources_of_one_header(&args, &url, token.is_some())?;
+    if let Some(token) = token {
         if http::HeaderValue::from_str(token).is_err() {
             return Err(CliError::Usage(
                 "invalid --token (or HERALD_TOKEN): it holds a character a header cannot carry"
@@ -139,8 +154,16 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                     )));
                 }
             },
-            // The server asked us to stop.
-            Err(Error::NoContent) => return Ok(()),
+            // The server asked us to stop: not a failure, but said, as a
+            // mistyped URL answered 204 would otherwise look like a quiet stream.
+            Err(Error::NoContent) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "herald: {url}: the server answered 204 No Content, which asks not to \
+                     reconnect; stopping"
+                );
+                return Ok(());
+            }
             Err(error) if error.is_fatal() => {
                 return Err(CliError::Runtime(describe_for(&url, &error)));
             }
@@ -240,12 +263,77 @@ fn print_event(format: Format, event: &MessageEvent) -> io::Result<()> {
     out.flush()
 }
 
+/// Refuses a header that two arguments would both send (the server would
+/// see two, or use one of them silently): `Authorization` from --token, from
+/// the URL's `user:password@` and from --header; `Last-Event-ID` from
+/// --last-event-id and from --header.
+fn refuse_two_sources_of_one_header(
+    args: &Args,
+    url: &Url,
+    has_token: bool,
+) -> Result<(), CliError> {
+    let header_named = |name: &str| {
+        args.headers.iter().any(|header| {
+            header
+                .split_once(':')
+                .is_some_and(|(given, _)| given.trim().eq_ignore_ascii_case(name))
+        })
+    };
+    let mut authorizations = Vec::new();
+    if has_token {
+        authorizations.push("--token (or HERALD_TOKEN)");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        authorizations.push("the URL's user:password@");
+    }
+    if header_named("authorization") {
+        authorizations.push("--header 'Authorization: …'");
+    }
+    if let [first, second, ..] = authorizations[..] {
+        return Err(CliError::Usage(format!(
+            "{first} and {second} would both send an Authorization header: give one"
+        )));
+    }
+    if args.last_event_id.is_some() && header_named("last-event-id") {
+        return Err(CliError::Usage(
+            "--last-event-id and --header 'Last-Event-ID: …' would both send a Last-Event-ID \
+             header: give one"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// One line for an event-source error, with a URL where it helps.
 fn describe_for(url: &Url, error: &Error) -> String {
     match error {
-        Error::Connect(source) => format!("cannot connect to {url}: {}", root_cause(source)),
+        Error::Connect(source) if source.is_connect() => {
+            format!("cannot connect to {url}: {}", root_cause(source))
+        }
+        Error::Connect(source) if source.is_timeout() => {
+            format!("{url}: no answer in time: {}", root_cause(source))
+        }
+        Error::Connect(source) if source.is_redirect() => {
+            format!("{url}: {}", root_cause(source))
+        }
+        // Connected and sent the request, but what came back was no HTTP
+        // answer (closed early, not HTTP at all).
+        Error::Connect(source) => format!("{url}: no valid HTTP answer: {}", root_cause(source)),
+        Error::Request(source) => match source.url().filter(|target| *target != url) {
+            Some(target) => format!(
+                "{url} redirected to {target}, which cannot be followed: {}",
+                root_cause(source)
+            ),
+            None => describe(error),
+        },
+        Error::Parse(herald_sse::Error::EventTooLarge { limit }) => format!(
+            "{url}: an event (or line) is larger than {limit} bytes; raise --max-event-size to \
+             accept it"
+        ),
         Error::Certificate(source) => format!("{url}: {error}: {}", root_cause(source)),
-        Error::Status { .. } | Error::ContentType { .. } => format!("{url}: {error}"),
+        Error::Status { .. } | Error::ContentType { .. } | Error::Ended => {
+            format!("{url}: {error}")
+        }
         _ => describe(error),
     }
 }
