@@ -195,30 +195,45 @@ fn is_json(content_type: &str) -> bool {
 /// update to everyone instead.
 fn from_form(body: &[u8], compatibility: bool) -> Result<Update, ServerError> {
     let mut update = Update::default();
-    let mut seen = (false, false, false, false);
+    let mut seen = [false; 4];
     for pair in form::pairs(body) {
         let (name, value) = pair.map_err(ServerError::BadRequest)?;
-        // Single-valued fields: the first occurrence counts, as with most form readers.
+        // A single-valued field given twice is refused rather than read as
+        // its first (or last) value: the other would be lost without a word.
+        let once = |seen: &mut bool| {
+            if std::mem::replace(seen, true) {
+                Err(ServerError::BadRequest(format!(
+                    "the `{name}` field is given more than once; send it once{}",
+                    if name == "data" {
+                        " (data of several lines is one field holding line breaks)"
+                    } else {
+                        ""
+                    }
+                )))
+            } else {
+                Ok(())
+            }
+        };
         match &*name {
             "topic" => update.topics.push(value),
-            "data" if !seen.0 => {
-                seen.0 = true;
+            "data" => {
+                once(&mut seen[0])?;
                 update.data = value;
             }
             // An empty id is no id (the hub generates one), as form
             // serializers send every field and the reference hub reads it so.
-            "id" if !seen.1 => {
-                seen.1 = true;
+            "id" => {
+                once(&mut seen[1])?;
                 update.id = Some(value).filter(|id| !id.is_empty());
             }
             // So are an empty type and an empty retry: an `event:` line
             // with nothing in it, or a refusal, for a field left blank.
-            "type" if !seen.2 => {
-                seen.2 = true;
+            "type" => {
+                once(&mut seen[2])?;
                 update.event_type = Some(value).filter(|t| !t.is_empty());
             }
-            "retry" if !seen.3 => {
-                seen.3 = true;
+            "retry" => {
+                once(&mut seen[3])?;
                 if !value.is_empty() {
                     update.retry = Some(parse_retry(&value)?);
                 }

@@ -209,6 +209,16 @@ fn parse(
     } else {
         &["last_event_id"]
     };
+    // Given twice in one place, which one counts would be a guess: refused.
+    for name in names {
+        for part in [from_query, from_body] {
+            if part.iter().filter(|(n, _)| n == name).count() > 1 {
+                return Err(ServerError::BadRequest(format!(
+                    "the `{name}` parameter is given more than once; send it once"
+                )));
+            }
+        }
+    }
     let last_event_id = names
         .iter()
         .flat_map(|name| [(from_query, *name), (from_body, *name)])
@@ -264,7 +274,14 @@ fn parse(
     }
     // The Last-Event-ID header wins over the parameter.
     // Browsers send the id as they received it, UTF-8 (ids may be IRIs).
-    let header_id = match headers.get("last-event-id") {
+    let mut header_ids = headers.get_all("last-event-id").iter();
+    let header_id = header_ids.next();
+    if header_ids.next().is_some() {
+        return Err(ServerError::BadRequest(
+            "the request carries several Last-Event-ID headers; send one".into(),
+        ));
+    }
+    let header_id = match header_id {
         Some(value) => Some(
             std::str::from_utf8(value.as_bytes())
                 .map_err(|_| {

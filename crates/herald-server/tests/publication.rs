@@ -198,6 +198,42 @@ async fn every_publication_rule_is_a_400() {
 }
 
 #[tokio::test]
+async fn a_single_valued_field_given_twice_is_a_400_naming_it_and_publishes_nothing() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, "match=*").await;
+    for (field, first, second) in [
+        ("data", "d1", "d2"),
+        ("id", "i1", "i2"),
+        ("type", "t1", "t2"),
+        ("retry", "5", "6"),
+    ] {
+        let response = publish(
+            &hub,
+            Some(&hub.publisher()),
+            &[("topic", BOOK), (field, first), (field, second)],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{field}");
+        let body = text(response).await;
+        assert!(
+            body.contains(&format!("the `{field}` field is given more than once")),
+            "{body}"
+        );
+    }
+    // Topics repeat (alternates), and so may `private`: one update each.
+    publish_ok(
+        &hub,
+        &[
+            ("topic", BOOK),
+            ("topic", "https://example.com/alternate"),
+            ("data", "once"),
+        ],
+    )
+    .await;
+    assert_eq!(stream.data(1).await, ["once"]);
+}
+
+#[tokio::test]
 async fn a_body_larger_than_the_limit_is_a_413() {
     let mut config = config();
     config.limits.max_body_bytes = 1024;

@@ -154,6 +154,43 @@ async fn query_method_last_event_id_header_beats_query_and_body() {
 }
 
 #[tokio::test]
+async fn a_last_event_id_given_twice_in_one_place_is_a_400() {
+    let hub = start_default().await;
+    let url = hub.url_with(&format!(
+        "match={}&last_event_id=x&last_event_id=y",
+        enc(BOOK)
+    ));
+    let (_, body) = refused(client().get(url), StatusCode::BAD_REQUEST).await;
+    assert!(
+        body.contains("the `last_event_id` parameter is given more than once"),
+        "{body}"
+    );
+    let (_, body) = refused(
+        query_method(
+            &hub,
+            "",
+            &form(&[
+                ("match", BOOK),
+                ("last_event_id", "x"),
+                ("last_event_id", "y"),
+            ]),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("given more than once"), "{body}");
+    let (_, body) = refused(
+        client()
+            .get(hub.url_with(&format!("match={}", enc(BOOK))))
+            .header("last-event-id", "x")
+            .header("last-event-id", "y"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("several Last-Event-ID headers"), "{body}");
+}
+
+#[tokio::test]
 async fn query_method_body_has_room_for_matchers_only() {
     let hub = start_default().await;
     // Over 256 KiB: refused, though a publish body may be 2 MiB.
