@@ -560,8 +560,14 @@ impl DurableLog {
             }
             Err(error) => return Err(error),
         };
-        let (mut state, epoch, grown) =
-            guard_panics(&path, || initialize(&db).map_err(|e| db_error(&e)))?;
+        let Recorded {
+            mut state,
+            epoch,
+            grown,
+            unclosed,
+        } = guard_panics(&path, || {
+            initialize(&db, repaired.load(Ordering::Relaxed)).map_err(|e| db_error(&e))
+        })?;
         if first_start && (state.last_position > 0 || state.count > 0) {
             return Err(missing_marker(dir, &path));
         }
@@ -569,7 +575,11 @@ impl DurableLog {
             path: journal_path.clone(),
             reason,
         };
-        if repaired.load(Ordering::Relaxed) && epoch.is_some() {
+        // Not redb's repair alone: redb clears its own mark of an unclean
+        // shutdown once it has repaired the file, and writes it clear at
+        // every close, a start refused here included, so the next start
+        // would take the journal's loss for a clean shutdown's.
+        if unclosed && epoch.is_some() {
             check_journal_after_crash(&journal_path, grown)?;
         }
         let epoch = match epoch {
@@ -611,8 +621,27 @@ impl DurableLog {
             });
         }
         let journal_bytes = journal::read(&journal_path).map_err(|e| io(&journal_path, e))?;
-        let replayed = journal::recover_from(&journal_bytes, epoch, state.last_position)
+        let journal::Scan {
+            records: replayed,
+            torn,
+        } = journal::recover_from(&journal_bytes, epoch, state.last_position)
             .map_err(damaged_journal)?;
+        if let Some(torn) = torn {
+            // Allowed (see `journal::recover_from`), but not silently: damage
+            // to the last write looks the same, and the operator may want the
+            // file before it is written over.
+            tracing::warn!(
+                file = %journal_path.display(),
+                offset = torn.offset,
+                end = torn.end,
+                last_position = torn.last_position,
+                last_id = torn.last_id.as_deref().unwrap_or("unknown"),
+                discarded_bytes = torn.nonzero,
+                "the journal's scan stopped before the end of its last write: the bytes after \
+                 the last whole record were discarded as a write torn by the crash, never \
+                 acknowledged"
+            );
+        }
         let mut records = Vec::with_capacity(replayed.len());
         for found in &replayed {
             let entry = record::decode(found.position, &found.stored).map_err(|reason| {
@@ -632,7 +661,7 @@ impl DurableLog {
         let mut journal = Journal::open(&journal_path, epoch).map_err(|e| io(&journal_path, e))?;
         journal.grow_ahead().map_err(|e| io(&journal_path, e))?;
         guard_panics(&path, || {
-            replay(&db, &mut state, epoch, &records).map_err(|e| db_error(&e))
+            replay(&db, &mut state, epoch, &records, Closing::No).map_err(|e| db_error(&e))
         })?;
         if !replayed.is_empty() {
             tracing::warn!(
@@ -1243,11 +1272,17 @@ fn check_journal_after_crash(journal: &Path, grown: bool) -> Result<(), StoreErr
             meta.len(),
             journal::GROW
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(damaged(
-            "it is missing after an unclean shutdown: the updates acknowledged since the \
-             last checkpoint would be lost"
-                .into(),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let what = if fs::symlink_metadata(journal).is_ok() {
+                "a symbolic link to nothing"
+            } else {
+                "missing"
+            };
+            Err(damaged(format!(
+                "it is {what} after an unclean shutdown: the updates acknowledged since the \
+                 last checkpoint would be lost"
+            )))
+        }
         Err(e) => Err(StoreError::Io {
             path: journal.to_owned(),
             reason: e.to_string(),
@@ -1323,31 +1358,71 @@ const EPOCH: &str = "journal_epoch";
 /// The `meta` key set (to 1) with the epoch once the journal was grown
 /// before it was committed: from then on an empty journal is a cut one.
 const JOURNAL_GROWN: &str = "journal_grown";
+/// The `meta` key that is 1 from the transaction a start ends with (or the
+/// first start after redb repaired the file, refused or not) until the
+/// checkpoint of a clean close sets it to 0: while it is 1, the journal may
+/// hold acknowledged updates redb does not, and must be there. redb's own
+/// mark of an unclean shutdown cannot say so: redb clears it as soon as it
+/// has repaired the file, and at every close, a start refused for a missing
+/// journal included.
+const UNCLOSED: &str = "unclosed";
 
-/// Creates the tables if needed; returns the counters and the journal epoch
-/// (none in a new store).
-fn initialize(db: &Database) -> Result<(State, Option<u64>, bool), redb::Error> {
+/// Whether a checkpoint is the one a clean close ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Yes,
+    No,
+}
+
+/// What the store records about itself at open (see [`initialize`]).
+struct Recorded {
+    state: State,
+    /// The journal epoch, none in a new store.
+    epoch: Option<u64>,
+    /// [`JOURNAL_GROWN`] is set.
+    grown: bool,
+    /// The store was not closed cleanly since a start last opened it
+    /// ([`UNCLOSED`]).
+    unclosed: bool,
+}
+
+/// Creates the tables if needed and reads what the store records. A store
+/// redb had to `repair` is marked [`UNCLOSED`] in the same transaction, so
+/// that the unclean shutdown is known to every later start until one
+/// succeeds, however many are refused first (a store last written by a
+/// herald without the mark has only redb's, which this start consumes).
+fn initialize(db: &Database, repaired: bool) -> Result<Recorded, redb::Error> {
     let txn = db.begin_write()?;
     {
         txn.open_table(ENTRIES)?;
         txn.open_multimap_table(IDS)?;
-        txn.open_table(META)?;
+        let mut meta = txn.open_table(META)?;
+        if repaired {
+            meta.insert(UNCLOSED, 1)?;
+        }
     }
     txn.commit()?;
     let read = db.begin_read()?;
     let meta = read.open_table(META)?;
-    let epoch = meta.get(EPOCH)?.map(|v| v.value());
-    let grown = meta.get(JOURNAL_GROWN)?.is_some();
-    Ok((read_state(db)?, epoch, grown))
+    Ok(Recorded {
+        state: read_state(db)?,
+        epoch: meta.get(EPOCH)?.map(|v| v.value()),
+        grown: meta.get(JOURNAL_GROWN)?.is_some(),
+        unclosed: meta.get(UNCLOSED)?.is_some_and(|v| v.value() != 0),
+    })
 }
 
 /// Applies the journal's records past the store, and starts `epoch`, in one
 /// durable transaction: at open, and (with no records) at every checkpoint.
+/// Records the store as [`UNCLOSED`] but at a close's checkpoint: once that
+/// commits, redb holds every acknowledged update and no record of its epoch
+/// can be written any more.
 fn replay(
     db: &Database,
     state: &mut State,
     epoch: u64,
     records: &[(String, &journal::Recovered)],
+    closing: Closing,
 ) -> Result<(), redb::Error> {
     let mut next = *state;
     let mut txn = db.begin_write()?;
@@ -1371,6 +1446,7 @@ fn replay(
         // Every caller has grown the journal: `open` before its first
         // replay, and a checkpoint comes after writes.
         meta.insert(JOURNAL_GROWN, 1)?;
+        meta.insert(UNCLOSED, u64::from(closing == Closing::No))?;
     }
     txn.commit()?;
     *state = next;
@@ -1549,7 +1625,7 @@ fn run(
     // now is whether everything acknowledged is durable and checkpointed.
     let earlier = core.failure.take();
     core.flush();
-    let _ = core.checkpoint();
+    let _ = core.checkpoint(Closing::Yes);
     match (core.failure.take(), earlier) {
         (None, _) => Ok(()),
         (Some(now), Some(earlier)) if now != earlier => {
@@ -1620,7 +1696,7 @@ impl Committer {
         }
         if self.needs_checkpoint() {
             // A failure is noted; the next commit tries again.
-            let _ = self.checkpoint();
+            let _ = self.checkpoint(Closing::No);
         }
         if self.unapplied.is_empty() {
             self.retain();
@@ -1809,7 +1885,7 @@ impl Committer {
         stored: &[Vec<u8>],
     ) -> std::io::Result<()> {
         if self.rejournal
-            && let Err(reason) = self.checkpoint()
+            && let Err(reason) = self.checkpoint(Closing::No)
         {
             return Err(std::io::Error::other(format!(
                 "a checkpoint after an earlier failure did not succeed: {reason}"
@@ -1833,12 +1909,13 @@ impl Committer {
     }
 
     /// Makes redb durably hold everything journaled and starts a new journal
-    /// epoch; returns whether it did.
-    fn checkpoint(&mut self) -> Result<(), String> {
+    /// epoch; returns whether it did. At a close (`closing`), it also records
+    /// the clean shutdown.
+    fn checkpoint(&mut self, closing: Closing) -> Result<(), String> {
         self.apply()?;
         let epoch = self.journal.epoch() + 1;
         // The transaction an open ends with, with nothing left to apply.
-        match replay(&self.db, &mut self.state, epoch, &[]) {
+        match replay(&self.db, &mut self.state, epoch, &[], closing) {
             Ok(()) => {
                 self.journal.restart(epoch);
                 self.rejournal = false;

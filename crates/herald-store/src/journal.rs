@@ -56,30 +56,79 @@ pub(crate) struct Journal {
     synced: bool,
 }
 
-/// A record found by [`recover`].
+/// A record found by [`recover_from`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Recovered {
     pub position: Position,
     pub stored: Vec<u8>,
 }
 
+/// What a recovery scan ([`recover_from`]) found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// The records past the store's last position, in order.
+    pub records: Vec<Recovered>,
+    /// Where the scan stopped, when it left bytes of its epoch behind.
+    pub torn: Option<Torn>,
+}
+
+/// The bytes a recovery scan dropped as a torn write: what the journal shows
+/// was written in the scanned epoch past the last whole record of it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Torn {
+    /// Where the scan stopped: the end of the last whole record.
+    pub offset: u64,
+    /// The end of what was dropped.
+    pub end: u64,
+    /// The bytes between `offset` and `end` that are not zero: how much of
+    /// the dropped write reached the disk.
+    pub nonzero: u64,
+    /// The last whole record's position (the store's last, if there was
+    /// none past it).
+    pub last_position: Position,
+    /// The last whole record's id, when there was one and it could be read.
+    pub last_id: Option<String>,
+}
+
 impl Journal {
     /// Opens (or creates) the journal at `path`, to be written from its start
     /// in `epoch`.
+    ///
+    /// Never creates a file through a symbolic link to nothing: the journal
+    /// was expected where it points, and a new one written there (wherever
+    /// that is) would only hide that it is gone.
     pub fn open(path: &Path, epoch: u64) -> io::Result<Journal> {
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        if !existed {
-            // The new file's name must survive a crash as its records will.
-            if let Some(dir) = path.parent() {
-                File::open(dir)?.sync_all()?;
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Exclusive creation follows no symbolic link: a dangling one
+                // fails here instead of being written through.
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| {
+                        let dangling = e.kind() == io::ErrorKind::AlreadyExists
+                            && std::fs::symlink_metadata(path)
+                                .is_ok_and(|meta| meta.file_type().is_symlink());
+                        if dangling {
+                            io::Error::other(
+                                "is a symbolic link to nothing: refusing to create a journal \
+                                 through it",
+                            )
+                        } else {
+                            e
+                        }
+                    })?;
+                // The new file's name must survive a crash as its records will.
+                if let Some(dir) = path.parent() {
+                    File::open(dir)?.sync_all()?;
+                }
+                file
             }
-        }
+            Err(e) => return Err(e),
+        };
         // A partial step (a crash while growing) is not room: the next write
         // grows over it, zeros synced, so records lie in whole steps only.
         let allocated = file.metadata()?.len() / GROW * GROW;
@@ -207,11 +256,12 @@ impl Journal {
     }
 }
 
-/// [`recover_from`] on the journal at `path` (none if it does not exist).
+/// [`recover_from`]'s records from the journal at `path` (none if it does
+/// not exist).
 #[cfg(test)]
 pub(crate) fn recover(path: &Path, epoch: u64, after: Position) -> Result<Vec<Recovered>, String> {
     let bytes = read(path).map_err(|e| e.to_string())?;
-    recover_from(&bytes, epoch, after)
+    recover_from(&bytes, epoch, after).map(|scan| scan.records)
 }
 
 /// The journal's bytes, none if it does not exist. An error is the operating
@@ -224,7 +274,7 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the records of `epoch` from the journal's `bytes` and returns those
-/// after `after`, in order.
+/// after `after`, in order, with what the scan dropped as a torn write.
 ///
 /// The scan ends at the first record that is not a whole record of `epoch`:
 /// zeros, an earlier epoch's record, or one torn by a crash mid-write, whose
@@ -232,13 +282,10 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
 /// past that point, what ended the scan was durable and is damaged: refused,
 /// naming the offset. A whole record out of sequence means the journal and
 /// the store disagree, and is refused with the reason.
-pub(crate) fn recover_from(
-    bytes: &[u8],
-    epoch: u64,
-    after: Position,
-) -> Result<Vec<Recovered>, String> {
+pub(crate) fn recover_from(bytes: &[u8], epoch: u64, after: Position) -> Result<Scan, String> {
     let mut found = Vec::new();
     let mut previous: Option<Position> = None;
+    let mut last_stored: Option<&[u8]> = None;
     let mut offset = 0;
     while let Some(record) = whole_record(bytes, offset, epoch) {
         let last = previous.unwrap_or(after);
@@ -266,6 +313,7 @@ pub(crate) fn recover_from(
             _ => {}
         }
         previous = Some(record.position);
+        last_stored = Some(record.stored);
         if record.position > after {
             found.push(Recovered {
                 position: record.position,
@@ -285,8 +333,8 @@ pub(crate) fn recover_from(
                     .map(|r| (at, r))
             })
     });
+    let last = previous.unwrap_or(after);
     if let Some((at, barrier)) = later_barrier {
-        let last = previous.map_or(after, |p| p);
         return Err(format!(
             "the bytes at offset {offset} (after position {last}) are not a whole record, \
              but a record written once they were durable follows at offset {at} \
@@ -295,13 +343,61 @@ pub(crate) fn recover_from(
         ));
     }
     if let Some(reason) = cut_at(bytes, offset, epoch) {
-        let last = previous.map_or(after, |p| p);
         return Err(format!(
             "{reason}: it was cut after position {last}, and the acknowledged updates \
              written past that would be lost"
         ));
     }
-    Ok(found)
+    let (end, nonzero) = torn_extent(bytes, offset, epoch);
+    let torn = (nonzero > 0).then(|| Torn {
+        offset: offset as u64,
+        end: end as u64,
+        nonzero: nonzero as u64,
+        last_position: last,
+        last_id: last_stored.and_then(crate::record::id),
+    });
+    Ok(Scan {
+        records: found,
+        torn,
+    })
+}
+
+/// Where the bytes of `epoch` a scan stopping at `offset` leaves behind end,
+/// and how many of the bytes from `offset` to there are not zero.
+///
+/// Past the epoch's last whole record lie zeros (room grown ahead) or the
+/// records of earlier epochs, which the journal was written over from its
+/// start: neither was dropped, and a stop there leaves nothing behind. What
+/// does show a write of `epoch` that was not whole is a record header of it
+/// where the scan stopped (a record begun there, damaged or cut short), or a
+/// whole record of it further on (a write torn in its first pages); the
+/// extent runs to the end of the last of them, each header taken at its
+/// length, bounded by the file's end. A write whose every header was lost
+/// leaves no trace of its epoch, and is not counted.
+pub(crate) fn torn_extent(bytes: &[u8], offset: usize, epoch: u64) -> (usize, usize) {
+    let begun_at = |at: usize| -> Option<usize> {
+        let header = bytes.get(at..at + HEADER)?;
+        let epoch_of = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        let length = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) & !BARRIER;
+        (epoch_of == epoch).then(|| {
+            (at + HEADER)
+                .saturating_add(length as usize)
+                .min(bytes.len())
+        })
+    };
+    let mut end = begun_at(offset).unwrap_or(offset);
+    let search_from = offset + 1 + 8;
+    if let Some(rest) = bytes.get(search_from..) {
+        for hit in memchr::memmem::find_iter(rest, &epoch.to_le_bytes()) {
+            let at = search_from + hit - 8;
+            if let Some(record) = whole_record(bytes, at, epoch) {
+                let after = at + record.size;
+                end = end.max(begun_at(after).unwrap_or(after));
+            }
+        }
+    }
+    let nonzero = bytes[offset..end].iter().filter(|&&byte| byte != 0).count();
+    (end, nonzero)
 }
 
 /// Why the journal's `bytes` look cut short where a scan for `epoch` ended
@@ -493,7 +589,7 @@ mod tests {
         );
         let bytes = std::fs::read(&other).unwrap();
         assert_eq!(
-            positions(&recover_from(&bytes[..GROW as usize], 1, 0).unwrap()),
+            positions(&recover_from(&bytes[..GROW as usize], 1, 0).unwrap().records),
             [1, 2, 3]
         );
     }
@@ -553,6 +649,134 @@ mod tests {
         let third = 2 * (HEADER + stored(1).len()) as u64;
         flip(&path, third + HEADER as u64);
         assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+    }
+
+    /// What a scan of `epoch` from the start of the journal at `path`, for a
+    /// store ending at `after`, drops.
+    fn dropped(path: &Path, epoch: u64, after: Position) -> Option<Torn> {
+        recover_from(&std::fs::read(path).unwrap(), epoch, after)
+            .unwrap()
+            .torn
+    }
+
+    /// The bytes of the journal at `path` in `range` that are not zero.
+    fn nonzero(path: &Path, range: std::ops::Range<usize>) -> usize {
+        std::fs::read(path).unwrap()[range]
+            .iter()
+            .filter(|&&b| b != 0)
+            .count()
+    }
+
+    #[test]
+    fn a_scan_ending_at_zeros_or_older_records_drops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=50);
+        let bytes = std::fs::read(&path).unwrap();
+        let end = journal.len() as usize;
+        assert_eq!(torn_extent(&bytes, end, 1), (end, 0), "zeros follow");
+        assert_eq!(dropped(&path, 1, 0), None);
+        // The next epoch is written over the start of the last one: its end
+        // falls inside an older record, whose bytes are not this epoch's.
+        journal.restart(2);
+        journal
+            .push(51, b"a record longer than the others")
+            .unwrap();
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let end = journal.len() as usize;
+        assert!(
+            bytes[end..end + HEADER].iter().any(|&b| b != 0),
+            "an older record follows"
+        );
+        assert_eq!(torn_extent(&bytes, end, 2), (end, 0));
+        assert_eq!(dropped(&path, 2, 50), None);
+        assert_eq!(
+            dropped(&path, 3, 51),
+            None,
+            "a clean close's epoch, never written"
+        );
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_dropped_and_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=3);
+        // Strict commits: one synced write each, so the last is a barrier
+        // that nothing follows.
+        let start = journal.len();
+        journal.push(4, &stored(4)).unwrap();
+        journal.write().unwrap();
+        journal.sync().unwrap();
+        let end = journal.len();
+        flip(&path, end - 2);
+        let span = start as usize..end as usize;
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2, 3]);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            torn_extent(&bytes, start as usize, 1),
+            (end as usize, nonzero(&path, span.clone()))
+        );
+        let torn = dropped(&path, 1, 0).expect("the damaged record is reported");
+        assert_eq!((torn.offset, torn.end), (start, end));
+        assert_eq!(torn.nonzero, nonzero(&path, span) as u64);
+        assert_eq!(torn.last_position, 3);
+    }
+
+    #[test]
+    fn a_zeroed_second_half_counts_only_what_is_left_of_its_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 1).unwrap();
+        let mut starts = Vec::new();
+        for n in 1..=20 {
+            starts.push(journal.len() as usize);
+            journal.push(n, &stored(n)).unwrap();
+            journal.write().unwrap();
+            journal.sync().unwrap();
+        }
+        let end = journal.len() as usize;
+        // From the middle of record 10, past its header, to the end.
+        let cut = starts[9] + HEADER + 3;
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&vec![0; end - cut], cut as u64).unwrap();
+        assert_eq!(
+            positions(&recover(&path, 1, 0).unwrap()),
+            (1..=9).collect::<Vec<_>>()
+        );
+        let torn = dropped(&path, 1, 0).expect("what is left of record 10 is reported");
+        assert_eq!(torn.offset, starts[9] as u64);
+        assert_eq!(torn.end, starts[10] as u64, "the end its header gives");
+        assert_eq!(torn.nonzero, nonzero(&path, starts[9]..cut) as u64);
+        assert_eq!(torn.last_position, 9);
+        // Zeroed from a record's start: nothing of it is left to report.
+        file.write_all_at(&vec![0; cut - starts[9]], starts[9] as u64)
+            .unwrap();
+        assert_eq!(dropped(&path, 1, 0), None);
+    }
+
+    #[test]
+    fn a_write_torn_in_its_first_record_is_measured_to_its_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = journal_with(dir.path(), 1, 1..=2);
+        let start = journal.len();
+        for n in 3..=6 {
+            journal.push(n, &stored(n)).unwrap();
+        }
+        journal.write().unwrap();
+        let end = journal.len();
+        // The first record's epoch lost: only its later records show the write.
+        flip(&path, start + 8);
+        assert_eq!(positions(&recover(&path, 1, 0).unwrap()), [1, 2]);
+        let torn = dropped(&path, 1, 0).expect("the torn write is reported");
+        assert_eq!((torn.offset, torn.end), (start, end));
+        assert_eq!(
+            torn.nonzero,
+            nonzero(&path, start as usize..end as usize) as u64
+        );
     }
 
     #[test]

@@ -952,6 +952,99 @@ fn a_crashed_store_whose_journal_is_damaged_or_gone_is_refused_not_opened_withou
     });
 }
 
+/// Set for the child process of the refused-start test.
+const REFUSED_ABORT_IN: &str = "HERALD_STORE_TEST_REFUSED_ABORT_IN";
+/// How many entries that child appends before it aborts.
+const BEFORE_REFUSED: u64 = 20;
+
+/// Opens the store in `dir` twice, each expected to be refused; returns the
+/// first refusal, once the second is seen to be the same.
+fn refused_twice(dir: &std::path::Path, what: &str) -> String {
+    let first = open_error(dir);
+    let second = open_error(dir);
+    assert_eq!(
+        second, first,
+        "{what}: the next start is refused the same way"
+    );
+    first
+}
+
+#[test]
+fn a_start_refused_for_a_lost_journal_is_refused_again_until_the_journal_is_back() {
+    if let Some(dir) = std::env::var_os(REFUSED_ABORT_IN) {
+        append_then_abort(async {
+            let log = DurableLog::open(StoreConfig::new(&dir)).unwrap();
+            for n in 1..=BEFORE_REFUSED {
+                log.append(entry(&format!("e{n}"), SystemTime::now()))
+                    .await
+                    .unwrap();
+            }
+            log
+        });
+    }
+    let crashed = abort_in_child(
+        "a_start_refused_for_a_lost_journal_is_refused_again_until_the_journal_is_back",
+        REFUSED_ABORT_IN,
+    );
+    let journal = crashed.path().join("log.journal");
+    let kept = std::fs::read(&journal).unwrap();
+
+    // A refused start repairs log.redb and closes it cleanly: that must not
+    // pass for a clean shutdown at the next start, which would open the log
+    // without the acknowledged updates.
+    std::fs::remove_file(&journal).unwrap();
+    let error = refused_twice(crashed.path(), "removed");
+    assert!(
+        error.contains("log.journal is damaged: it is missing after an unclean shutdown"),
+        "{error}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&journal).is_err(),
+        "no journal was created in its place"
+    );
+
+    std::fs::write(&journal, b"").unwrap();
+    let error = refused_twice(crashed.path(), "emptied");
+    assert!(
+        error.contains("log.journal is damaged: it is empty after an unclean shutdown"),
+        "{error}"
+    );
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "nor grown");
+    std::fs::remove_file(&journal).unwrap();
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("log.journal");
+    std::os::unix::fs::symlink(&target, &journal).unwrap();
+    let error = refused_twice(crashed.path(), "linked to nothing");
+    assert!(
+        error.contains(
+            "log.journal is damaged: it is a symbolic link to nothing after an unclean shutdown"
+        ),
+        "{error}"
+    );
+    assert!(!target.exists(), "nothing was written through the link");
+    std::fs::remove_file(&journal).unwrap();
+
+    // Put back, every acknowledged update is there, once.
+    std::fs::write(&journal, &kept).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let expected: Vec<String> = (1..=BEFORE_REFUSED).map(|n| format!("e{n}")).collect();
+    runtime.block_on(async {
+        let log = DurableLog::open(StoreConfig::new(crashed.path())).unwrap();
+        assert_eq!(ids_after(&log, 0).await, expected);
+        log.close().expect("the log closes cleanly");
+    });
+    // Closed cleanly, the store holds them all: the journal is no longer
+    // needed, and its loss is no damage.
+    std::fs::remove_file(&journal).unwrap();
+    runtime.block_on(async {
+        let log = DurableLog::open(StoreConfig::new(crashed.path())).unwrap();
+        assert_eq!(ids_after(&log, 0).await, expected);
+        let next = log.append(entry("after", SystemTime::now())).await.unwrap();
+        assert_eq!(next.position(), BEFORE_REFUSED + 1, "positions continue");
+    });
+}
+
 #[tokio::test]
 async fn an_id_index_pointing_at_another_record_is_reported_not_followed() {
     let dir = tempfile::tempdir().unwrap();
