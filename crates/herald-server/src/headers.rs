@@ -36,6 +36,24 @@ pub(crate) fn as_text(value: &[u8]) -> Option<&str> {
     }
 }
 
+/// Whether a `Host` value is what RFC 9112 §3.2 allows, `uri-host [":" port]`
+/// or empty (a target without authority), which a server must check: a
+/// value with spaces, a path or user information is a 400.
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    let Ok(authority) = http::uri::Authority::try_from(value) else {
+        return false;
+    };
+    // The parser lets user information and a port of any characters through.
+    match value.strip_prefix(authority.host().as_bytes()) {
+        Some([]) => true,
+        Some([b':', port @ ..]) => port.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 impl RequestHeaders for HeaderMap {
     fn all<'h>(&'h self, name: &'static HeaderName) -> impl Iterator<Item = &'h [u8]> {
         self.get_all(name).into_iter().map(|v| v.as_bytes())
@@ -122,6 +140,31 @@ mod tests {
         assert_eq!(spans.text(&BAD), None, "not ASCII: not text");
         assert_eq!(map.text(&BAD), None);
         assert_eq!(spans.all(&header::ORIGIN).count(), 0);
+    }
+
+    #[test]
+    fn a_host_is_a_name_or_address_and_an_optional_port() {
+        for valid in [
+            &b""[..],
+            b"example.com",
+            b"example.com:8080",
+            b"127.0.0.1:3000",
+            b"[::1]:3000",
+            b"xn--caf-dma.example",
+        ] {
+            assert!(super::is_valid_host(valid), "{valid:?}");
+        }
+        for invalid in [
+            &b"a b"[..],
+            b"a b/c@?",
+            b"user@example.com",
+            b"example.com/path",
+            b"example.com?q",
+            b"example.com:port",
+            b"[::1",
+        ] {
+            assert!(!super::is_valid_host(invalid), "{invalid:?}");
+        }
     }
 
     #[test]

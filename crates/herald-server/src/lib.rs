@@ -442,22 +442,27 @@ fn transfer_coding_refusal(headers: &axum::http::HeaderMap) -> Option<Response> 
 }
 
 /// Why an HTTP/1.1 request's `Host` cannot be taken: RFC 9112 §3.2 asks a
-/// 400 for a request without one or with several (HTTP/1.0 may omit it;
-/// HTTP/2 names the authority in its own field).
+/// 400 for a request without one, with several, or with an invalid one
+/// (HTTP/1.0 may omit it; HTTP/2 names the authority in its own field).
 fn host_refusal(version: axum::http::Version, headers: &axum::http::HeaderMap) -> Option<Response> {
     if version != axum::http::Version::HTTP_11 {
         return None;
     }
-    let detail = match headers.get_all(header::HOST).iter().count() {
-        1 => return None,
-        0 => "an HTTP/1.1 request must carry a Host header",
-        _ => "more than one Host header: send exactly one",
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let detail = match (hosts.next(), hosts.next()) {
+        (Some(host), None) if crate::headers::is_valid_host(host.as_bytes()) => return None,
+        (Some(_), None) => "the Host header is not a host name or address with an optional port",
+        (None, _) => "an HTTP/1.1 request must carry a Host header",
+        (Some(_), Some(_)) => "more than one Host header: send exactly one",
     };
     Some(crate::error::problem(
         axum::http::StatusCode::BAD_REQUEST,
         detail,
     ))
 }
+
+/// The methods the hub's endpoint serves, for `Allow`.
+const HUB_METHODS: &str = "GET, HEAD, QUERY, POST, OPTIONS";
 
 async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -469,10 +474,19 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
     let is_subscribe = parts.method == Method::GET
         || parts.method == Method::HEAD
         || parts.method.as_str() == "QUERY";
+    // Without CORS (whose layer answers preflights), OPTIONS is still a
+    // method the hub serves: it answers with what the endpoint allows.
+    if parts.method == Method::OPTIONS {
+        return (
+            axum::http::StatusCode::NO_CONTENT,
+            [(header::ALLOW, HUB_METHODS)],
+        )
+            .into_response();
+    }
     if !is_subscribe && parts.method != Method::POST {
         return herald.error(ServerError::MethodNotAllowed {
             method: parts.method.to_string(),
-            allow: "GET, HEAD, QUERY, POST, OPTIONS",
+            allow: HUB_METHODS,
         });
     }
     // As on the hand-served path: a body is waited for only from a client

@@ -368,7 +368,13 @@ fn parse(bytes: &[u8], hub_path: &str, spans: &mut Vec<Span>) -> Parsed {
                 _ => return Parsed::Other,
             }
         }
-        hosts += usize::from(is(&header::HOST));
+        if is(&header::HOST) {
+            // The router answers an invalid `Host`, as a missing or repeated one.
+            if !crate::headers::is_valid_host(h.value) {
+                return Parsed::Other;
+            }
+            hosts += 1;
+        }
         if is(&header::CONNECTION)
             && h.value
                 .split(|&b| b == b',')

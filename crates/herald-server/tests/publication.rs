@@ -661,7 +661,7 @@ async fn a_body_refused_unread_but_sent_whole_still_gets_its_answer() {
 /// RFC 9112 §3.2: an HTTP/1.1 request with no `Host`, or several, is a 400,
 /// whether it publishes or subscribes; HTTP/1.0 may omit it.
 #[tokio::test]
-async fn an_http11_request_without_exactly_one_host_is_a_400() {
+async fn an_http11_request_without_exactly_one_valid_host_is_a_400() {
     let hub = start_default().await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let path = "/.well-known/mercure";
@@ -670,6 +670,11 @@ async fn an_http11_request_without_exactly_one_host_is_a_400() {
     for (hosts, expected) in [
         ("", "must carry a Host header"),
         ("Host: a\r\nHost: b\r\n", "more than one Host header"),
+        ("Host: a b/c@?\r\n", "the Host header is not a host name"),
+        (
+            "Host: user@example.com\r\n",
+            "the Host header is not a host name",
+        ),
     ] {
         let publish = format!(
             "POST {path} HTTP/1.1\r\n{hosts}Authorization: Bearer {token}\r\n\

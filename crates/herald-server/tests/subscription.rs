@@ -446,6 +446,13 @@ async fn head_answers_the_head_of_a_subscription_without_subscribing() {
         response.headers().get("allow").map(|v| v.as_bytes()),
         Some(&b"GET, HEAD, QUERY, POST, OPTIONS"[..])
     );
+    // OPTIONS, without CORS configured, says the same.
+    let response = send(client().request(Method::OPTIONS, &hub.url)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        response.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"GET, HEAD, QUERY, POST, OPTIONS"[..])
+    );
 }
 
 #[tokio::test]
