@@ -147,20 +147,30 @@ impl Verifier {
                 self.inner.http.get_or_init(|| client).clone()
             }
         };
-        let mut response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {}", e.without_url()))?;
+        let mut response = client.get(url).send().await.map_err(|e| {
+            if e.is_timeout() {
+                format!("no answer within {:?}", self.inner.jwks_timeout)
+            } else if e.is_connect() {
+                format!("cannot connect: {}", root_cause(&e))
+            } else {
+                // Connected, but no HTTP answer came back (closed, not HTTP).
+                format!("no valid HTTP answer: {}", root_cause(&e))
+            }
+        })?;
         if !response.status().is_success() {
             return Err(format!("HTTP status {}", response.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading the body failed: {}", e.without_url()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            if e.is_timeout() {
+                format!(
+                    "the body did not arrive within {:?}",
+                    self.inner.jwks_timeout
+                )
+            } else {
+                format!("reading the body failed: {}", root_cause(&e))
+            }
+        })? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(format!("the JWK Set is larger than {MAX_JWKS_BYTES} bytes"));
             }
@@ -168,6 +178,17 @@ impl Verifier {
         }
         parse_jwks(&body)
     }
+}
+
+/// The innermost cause of an error, which names what actually went wrong
+/// (`Connection refused`, `invalid HTTP version parsed`) where the outer
+/// ones say only that a request failed.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string().replace('\n', " ")
 }
 
 /// A JWK Set URL as logs and errors show it: credentials and the query (which

@@ -278,10 +278,53 @@ async fn an_unreachable_jwks_url_is_an_error() {
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     drop(listener);
     let verifier = verifier(&url, Duration::from_secs(3600));
-    assert!(matches!(
-        verifier.refresh_jwks().await,
-        Err(Error::Jwks { .. })
-    ));
+    let err = verifier.refresh_jwks().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Jwks { reason, .. } if reason.starts_with("cannot connect: ")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_fetch_that_fails_says_how() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that answers what is not HTTP, one that closes before
+    // answering, and one that never answers.
+    async fn serving(reply: Option<&'static [u8]>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0; 1024];
+                let _ = socket.read(&mut request).await;
+                match reply {
+                    Some(bytes) => {
+                        let _ = socket.write_all(bytes).await;
+                    }
+                    None => held.push(socket),
+                }
+            }
+        });
+        url
+    }
+    for (reply, says) in [
+        (Some(&b"hello there\r\n\r\n"[..]), "no valid HTTP answer: "),
+        (Some(&b""[..]), "no valid HTTP answer: "),
+        (None, "no answer within 300ms"),
+    ] {
+        let url = serving(reply).await;
+        let verifier = Verifier::builder(HUB, [Algorithm::ES256])
+            .issuer(Issuer::new(ISS).with_jwks_url(&url))
+            .jwks_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let err = verifier.refresh_jwks().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Jwks { reason, .. } if reason.starts_with(says)),
+            "{says}: {err:?}"
+        );
+    }
 }
 
 #[test]
