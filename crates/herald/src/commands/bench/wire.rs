@@ -133,6 +133,21 @@ pub struct Answered {
 }
 
 impl Answer {
+    /// The body of the answer read into `buf` (decoded, when chunked): empty
+    /// before a whole head.
+    pub fn body<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        let Some(head) = &self.head else {
+            return &[];
+        };
+        let body = buf.get(head.len..).unwrap_or_default();
+        let end = match (&self.chunks, head.content_length) {
+            (Some((_, _, out)), _) => *out,
+            (None, Some(length)) => usize::try_from(length).unwrap_or(usize::MAX),
+            (None, None) => body.len(),
+        };
+        &body[..end.min(body.len())]
+    }
+
     /// Looks at everything read so far (`buf`, which a chunked body is
     /// decoded in place in), `eof` once the hub closed: `Ok(None)` while the
     /// answer is incomplete.
@@ -643,6 +658,30 @@ mod tests {
                     String::from_utf8_lossy(bytes)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn an_answer_s_body_is_its_length_its_chunks_or_the_rest() {
+        let cases: [(&[u8], &[u8]); 4] = [
+            (b"HTTP/1.1 401 No\r\nContent-Length: 4\r\n\r\nwhy!extra", b"why!"),
+            (
+                b"HTTP/1.1 401 No\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nwhy\r\n1\r\n!\r\n0\r\n\r\n",
+                b"why!",
+            ),
+            (b"HTTP/1.1 401 No\r\nConnection: close\r\n\r\nwhy!", b"why!"),
+            (b"HTTP/1.1 401 No\r\nContent-Len", b""),
+        ];
+        for (bytes, body) in cases {
+            let mut answer = Answer::default();
+            let mut buf = bytes.to_vec();
+            let _ = answer.read(&mut buf, true);
+            assert_eq!(
+                answer.body(&buf),
+                body,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
