@@ -256,7 +256,7 @@ pub struct IssuerConfig {
     pub id: String,
     /// HS256 shared secrets.
     pub hs256_secrets: Vec<String>,
-    /// PEM files with public keys (EdDSA, ES256, RS256).
+    /// PEM files with public keys (EdDSA, ES256, RS256), every key of each file trusted.
     pub public_key_files: Vec<PathBuf>,
     /// A JWK Set URL, fetched at start and refreshed.
     pub jwks_url: Option<String>,
@@ -1071,7 +1071,7 @@ fn is_cookie_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// The keys of one key set: HS256 secrets, then PEM files. Errors name
+/// The keys of one key set: HS256 secrets, then every key of each PEM file. Errors name
 /// `{prefix}.hs256_secrets` or `{prefix}.public_key_files`.
 fn read_keys(
     prefix: &str,
@@ -1094,8 +1094,10 @@ fn read_keys(
         let field = format!("{separator}public_key_files");
         let pem = std::fs::read(file)
             .map_err(|e| invalid(&field, format!("cannot read {}: {e}", file.display())))?;
-        keys.push(
-            VerifyingKey::from_pem(&pem, None)
+        // Every key of a file is trusted: one file may carry an issuer's current and
+        // next keys during a rotation.
+        keys.extend(
+            VerifyingKey::all_from_pem(&pem, None)
                 .map_err(|e| invalid(&field, format!("{}: {e}", file.display())))?,
         );
     }

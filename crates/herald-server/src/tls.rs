@@ -249,6 +249,31 @@ fn read(cert_file: &Path, key_file: &Path) -> Result<Contents, TlsError> {
     })
 }
 
+/// A PEM parsing error in words: the parser's own messages print the lines at fault
+/// as lists of byte values.
+fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "missing the end marker of {:?} (\"-----END {0}-----\"): is the file truncated?",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => format!(
+            "malformed PEM header line {:?}",
+            String::from_utf8_lossy(line)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a key file holds an encrypted key: rustls skips an encrypted PKCS#8 block as no
+/// key at all, and calls a PKCS#1 or SEC1 block that OpenSSL encrypted bad base64.
+fn is_encrypted(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+}
+
 fn certified_key(
     contents: &Contents,
     cert_file: &Path,
@@ -261,7 +286,12 @@ fn certified_key(
     };
     let chain = CertificateDer::pem_slice_iter(&contents.cert)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(cert_file, format!("not a PEM certificate chain: {e}")))?;
+        .map_err(|e| {
+            invalid(
+                cert_file,
+                format!("not a PEM certificate chain: {}", pem_error(&e)),
+            )
+        })?;
     if chain.is_empty() {
         return Err(invalid(
             cert_file,
@@ -284,10 +314,16 @@ fn certified_key(
     }
     let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|e| {
         let reason = match e {
+            _ if is_encrypted(&contents.key) => {
+                "the private key is encrypted, which is not supported: decrypt it with \
+                 `openssl pkey -in key.pem -out plain.pem` (it asks for the passphrase) and \
+                 use plain.pem"
+                    .to_owned()
+            }
             rustls::pki_types::pem::Error::NoItemsFound => {
                 "no private key found (expected a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY` block)".to_owned()
             }
-            other => format!("not a PEM private key: {other}"),
+            other => format!("not a PEM private key: {}", pem_error(&other)),
         };
         invalid(key_file, reason)
     })?;

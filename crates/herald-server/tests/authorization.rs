@@ -736,3 +736,38 @@ async fn a_cookie_authenticated_publish_must_come_from_an_allowed_origin() {
     let response = send(publish_request(&hub, Some(&token), &[("topic", BOOK)])).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// A key file that holds an issuer's current and next keys (a rotation in
+/// progress): tokens signed with either key are accepted, not only with the
+/// file's first.
+#[tokio::test]
+async fn every_key_of_an_issuers_key_file_verifies_its_tokens() {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../herald-token/tests/keys");
+    let read = |file: &str| std::fs::read_to_string(keys.join(file)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both.pub");
+    std::fs::write(&both, read("ed-public.pem") + &read("ec-public.pem")).unwrap();
+    let issuer = "https://rotating.test";
+    let mut config = config();
+    config
+        .auth
+        .issuers
+        .push(herald_server::config::IssuerConfig {
+            id: issuer.into(),
+            public_key_files: vec![both],
+            ..Default::default()
+        });
+    let hub = start(config).await;
+    for private in ["ed-private.pem", "ec-private.pem"] {
+        let key = herald_token::SigningKey::from_pem(read(private).as_bytes(), None).unwrap();
+        let request = herald_token::MintRequest::new(issuer, hub.url.clone()).with_detail(
+            herald_token::AuthorizationDetail::new(
+                vec![herald_token::Action::Publish],
+                vec![herald_token::TopicMatcher::exact(BOOK)],
+            ),
+        );
+        let token = herald_token::mint(&request, &key).unwrap();
+        let response = publish(&hub, Some(&token), &[("topic", BOOK), ("data", private)]).await;
+        assert_eq!(response.status(), StatusCode::OK, "signed with {private}");
+    }
+}

@@ -193,6 +193,14 @@ pub enum Error {
     /// A key could not be loaded (bad PEM, wrong key kind, unsupported curve, weak secret).
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A PEM file holds several keys (or blocks) where one key is expected: which one was
+    /// meant would be a guess.
+    #[error("invalid key: the PEM holds {found} where one key is expected; put one key per file")]
+    SeveralKeys {
+        /// What it holds: `2 keys`, or the blocks' labels when they are not all keys
+        /// (`2 PEM blocks (CERTIFICATE, PRIVATE KEY)`).
+        found: String,
+    },
     /// The verifier configuration is inconsistent.
     #[error("invalid verifier configuration: {0}")]
     Config(String),
@@ -270,6 +278,7 @@ impl Error {
                 "invalid_mercure_claim"
             }
             Error::InvalidKey(_)
+            | Error::SeveralKeys { .. }
             | Error::Config(_)
             | Error::Mint(_)
             | Error::Signing(_)
@@ -308,6 +317,7 @@ impl Error {
             | Error::InvalidMercureClaim { .. }
             | Error::MercureLimitExceeded { .. } => Some(OAuthError::InvalidToken),
             Error::InvalidKey(_)
+            | Error::SeveralKeys { .. }
             | Error::Config(_)
             | Error::Mint(_)
             | Error::Signing(_)

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use p256::pkcs8::ObjectIdentifier;
 use rand::RngCore as _;
 
 use crate::Error;
@@ -89,18 +90,198 @@ impl FromStr for Algorithm {
     }
 }
 
-/// The label of the first PEM block of `pem` (`PRIVATE KEY`, `PUBLIC KEY`, ...).
-fn pem_label(pem: &[u8]) -> Result<&str, Error> {
-    let text = std::str::from_utf8(pem)
-        .map_err(|_| Error::InvalidKey("the PEM file is not UTF-8 text".into()))?;
-    let start = text
-        .find("-----BEGIN ")
-        .ok_or_else(|| Error::InvalidKey("no PEM block (\"-----BEGIN ...-----\") found".into()))?;
-    let rest = &text[start + "-----BEGIN ".len()..];
-    let end = rest
-        .find("-----")
-        .ok_or_else(|| Error::InvalidKey("unterminated PEM header line".into()))?;
-    Ok(&rest[..end])
+/// One PEM block of a key file: its label (`PUBLIC KEY`, ...) and its text, from its
+/// `-----BEGIN` line to the end of its `-----END` line.
+#[derive(Debug, Clone, Copy)]
+struct PemBlock<'a> {
+    label: &'a str,
+    text: &'a str,
+}
+
+impl PemBlock<'_> {
+    /// The DER the block encodes, when its body is base64 (`None` lets the key parsers,
+    /// which read it again, say what is wrong).
+    fn der(&self) -> Option<Vec<u8>> {
+        use base64::engine::general_purpose::STANDARD;
+        let body: String = self
+            .text
+            .lines()
+            // RFC 1421 headers (`Proc-Type: ...`) precede the base64 of legacy encrypted keys.
+            .filter(|line| !line.starts_with("-----") && !line.contains(':'))
+            .flat_map(|line| line.chars().filter(|c| !c.is_ascii_whitespace()))
+            .collect();
+        STANDARD.decode(body).ok()
+    }
+
+    /// Refuses an encrypted private key, saying how to decrypt it: herald takes no
+    /// passphrase, and the parsers would only call the block unsupported or malformed.
+    fn check_not_encrypted(&self) -> Result<(), Error> {
+        let (form, command) = if self.label == "ENCRYPTED PRIVATE KEY" {
+            (
+                "an encrypted PKCS#8 key",
+                "openssl pkcs8 -in key.pem -out plain.pem",
+            )
+        } else if self.text.contains("Proc-Type: 4,ENCRYPTED") {
+            (
+                "an OpenSSL-encrypted key (Proc-Type: 4,ENCRYPTED)",
+                "openssl pkey -in key.pem -out plain.pem",
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidKey(format!(
+            "the {:?} block is {form}; encrypted keys are not supported: decrypt it with \
+             `{command}` (it asks for the passphrase) and use plain.pem",
+            self.label
+        )))
+    }
+}
+
+/// Every PEM block of `pem`, in order. Text between blocks is allowed, as openssl allows it
+/// (it writes `Bag Attributes` lines there).
+fn pem_blocks(pem: &[u8]) -> Result<Vec<PemBlock<'_>>, Error> {
+    const BEGIN: &str = "-----BEGIN ";
+    const DASHES: &str = "-----";
+    let text = pem_text(pem)?;
+    let mut blocks = Vec::new();
+    let mut offset = 0;
+    while let Some(found) = text[offset..].find(BEGIN) {
+        let start = offset + found;
+        let label_start = start + BEGIN.len();
+        let label = text[label_start..]
+            .find(DASHES)
+            .map(|len| &text[label_start..label_start + len])
+            .filter(|label| !label.contains(['\n', '\r']))
+            .ok_or_else(|| Error::InvalidKey("unterminated PEM header line".into()))?;
+        let body_start = label_start + label.len() + DASHES.len();
+        let end_line = format!("-----END {label}-----");
+        let end = text[body_start..]
+            .find(&end_line)
+            .map(|len| body_start + len)
+            // Another block starting first means this one was cut short.
+            .filter(|end| !text[body_start..*end].contains(BEGIN))
+            .ok_or_else(|| {
+                Error::InvalidKey(format!(
+                    "the {label:?} block has no end line ({end_line:?}): is the file truncated?"
+                ))
+            })?;
+        offset = end + end_line.len();
+        blocks.push(PemBlock {
+            label,
+            text: &text[start..offset],
+        });
+    }
+    if blocks.is_empty() {
+        return Err(Error::InvalidKey(
+            "no PEM block (\"-----BEGIN ...-----\") found".into(),
+        ));
+    }
+    Ok(blocks)
+}
+
+/// The key blocks of a PEM file: every block but `EC PARAMETERS`, which
+/// `openssl ecparam -genkey` writes before the key it generates. Those parameters are
+/// checked all the same, since a key without its own could be read on the wrong curve.
+fn key_blocks(pem: &[u8]) -> Result<Vec<PemBlock<'_>>, Error> {
+    let mut keys = Vec::new();
+    for block in pem_blocks(pem)? {
+        if block.label == "EC PARAMETERS" {
+            use sec1::der::Decode as _;
+            let parameters = block
+                .der()
+                .and_then(|der| sec1::EcParameters::from_der(&der).ok())
+                .ok_or_else(|| {
+                    Error::InvalidKey(
+                        "the \"EC PARAMETERS\" block does not name a curve; only the named \
+                         curve P-256 is supported (ES256)"
+                            .into(),
+                    )
+                })?;
+            check_curve(parameters.named_curve())?;
+        } else {
+            keys.push(block);
+        }
+    }
+    if keys.is_empty() {
+        return Err(Error::InvalidKey(
+            "the PEM holds EC PARAMETERS but no key".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The one key block of a PEM file that must hold exactly one key.
+fn single_key_block(pem: &[u8]) -> Result<PemBlock<'_>, Error> {
+    let blocks = key_blocks(pem)?;
+    match blocks.as_slice() {
+        [block] => Ok(*block),
+        _ => Err(Error::SeveralKeys {
+            found: several(&blocks),
+        }),
+    }
+}
+
+/// "2 keys" when every block is a key, else the blocks' labels, which say more.
+fn several(blocks: &[PemBlock<'_>]) -> String {
+    if blocks.iter().all(|block| block.label.ends_with("KEY")) {
+        format!("{} keys", blocks.len())
+    } else {
+        let labels: Vec<&str> = blocks.iter().map(|block| block.label).collect();
+        format!("{} PEM blocks ({})", blocks.len(), labels.join(", "))
+    }
+}
+
+/// id-ecPublicKey (RFC 5480): the algorithm of every elliptic-curve key, whatever its curve.
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// secp256r1, alias P-256 or prime256v1: the one curve of ES256.
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+/// The curve an elliptic-curve SPKI (`PUBLIC KEY`) or PKCS#8 (`PRIVATE KEY`) block is on:
+/// `None` for other kinds of keys and for DER that does not parse, which the key parsers
+/// report; `Some(None)` for an EC key that names no curve.
+fn ec_curve(der: &[u8], private: bool) -> Option<Option<ObjectIdentifier>> {
+    use p256::pkcs8::{PrivateKeyInfo, SubjectPublicKeyInfoRef};
+    let algorithm = if private {
+        PrivateKeyInfo::try_from(der).ok()?.algorithm
+    } else {
+        SubjectPublicKeyInfoRef::try_from(der).ok()?.algorithm
+    };
+    (algorithm.oid == EC_PUBLIC_KEY).then(|| algorithm.parameters_oid().ok())
+}
+
+/// Refuses a curve other than P-256, naming it. Checked before the signature library reads
+/// the key: it takes any 256-bit curve's point (secp256k1's) for a P-256 one, which loads
+/// and then fails every verification.
+fn check_curve(curve: Option<ObjectIdentifier>) -> Result<(), Error> {
+    match curve {
+        Some(P256) => Ok(()),
+        Some(other) => Err(Error::InvalidKey(format!(
+            "the key is on the curve {}; only P-256 elliptic-curve keys are supported (ES256)",
+            curve_name(other)
+        ))),
+        None => Err(Error::InvalidKey(
+            "the elliptic-curve key does not name its curve; only P-256 elliptic-curve keys \
+             are supported (ES256)"
+                .into(),
+        )),
+    }
+}
+
+/// The usual name of a curve, or its OID when it is not one openssl commonly generates.
+fn curve_name(oid: ObjectIdentifier) -> String {
+    let name = match oid.to_string().as_str() {
+        "1.3.132.0.10" => "secp256k1",
+        "1.3.132.0.34" => "P-384 (secp384r1)",
+        "1.3.132.0.35" => "P-521 (secp521r1)",
+        "1.3.132.0.33" => "P-224 (secp224r1)",
+        "1.2.840.10045.3.1.1" => "P-192 (prime192v1)",
+        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1",
+        "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1",
+        "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1",
+        "1.2.156.10197.1.301" => "SM2",
+        other => return format!("with OID {other}"),
+    };
+    name.to_owned()
 }
 
 fn check_requested(found: Algorithm, requested: Option<Algorithm>) -> Result<Algorithm, Error> {
@@ -162,11 +343,18 @@ impl SigningKey {
     /// A private key from PEM: PKCS#8 (`PRIVATE KEY`) Ed25519, P-256 or RSA, PKCS#1
     /// (`RSA PRIVATE KEY`), or SEC1 (`EC PRIVATE KEY`, P-256).
     ///
-    /// The algorithm is inferred from the key; when `alg` is given it must agree.
+    /// The algorithm is inferred from the key; when `alg` is given it must agree. The PEM
+    /// must hold one key: with several, which one signs would be a guess
+    /// ([`Error::SeveralKeys`]). Encrypted keys are refused, saying how to decrypt them.
     pub fn from_pem(pem: &[u8], alg: Option<Algorithm>) -> Result<SigningKey, Error> {
-        let label = pem_label(pem)?;
-        let (found, key) = match label {
+        let block = single_key_block(pem)?;
+        block.check_not_encrypted()?;
+        let pem = block.text.as_bytes();
+        let (found, key) = match block.label {
             "PRIVATE KEY" => {
+                if let Some(curve) = block.der().and_then(|der| ec_curve(&der, true)) {
+                    check_curve(curve)?;
+                }
                 if let Ok(key) = EncodingKey::from_ed_pem(pem) {
                     (Algorithm::EdDSA, key)
                 } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
@@ -179,7 +367,7 @@ impl SigningKey {
                     (Algorithm::ES256, key)
                 } else if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
                     use rsa::pkcs8::DecodePrivateKey as _;
-                    check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs8_pem(pem_text(pem)?)))?;
+                    check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs8_pem(block.text)))?;
                     (Algorithm::RS256, key)
                 } else {
                     return Err(Error::InvalidKey(
@@ -191,14 +379,23 @@ impl SigningKey {
                 use rsa::pkcs1::DecodeRsaPrivateKey as _;
                 let key = EncodingKey::from_rsa_pem(pem)
                     .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA private key: {e}")))?;
-                check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs1_pem(pem_text(pem)?)))?;
+                check_rsa_size(rsa_size(rsa::RsaPrivateKey::from_pkcs1_pem(block.text)))?;
                 (Algorithm::RS256, key)
             }
             "EC PRIVATE KEY" => {
                 use p256::pkcs8::EncodePrivateKey as _;
-                let text =
-                    std::str::from_utf8(pem).map_err(|_| Error::InvalidKey("not UTF-8".into()))?;
-                let secret = p256::SecretKey::from_sec1_pem(text).map_err(|_| {
+                use sec1::der::Decode as _;
+                // p256 reads a key's scalar without looking at the curve it names: a
+                // secp256k1 key without its public point would load as some P-256 key.
+                let der = block.der();
+                if let Some(parameters) = der
+                    .as_deref()
+                    .and_then(|der| sec1::EcPrivateKey::from_der(der).ok())
+                    .and_then(|key| key.parameters)
+                {
+                    check_curve(parameters.named_curve())?;
+                }
+                let secret = p256::SecretKey::from_sec1_pem(block.text).map_err(|_| {
                     Error::InvalidKey("bad SEC1 EC private key (only P-256 is supported)".into())
                 })?;
                 let der = secret
@@ -305,11 +502,43 @@ impl VerifyingKey {
     /// A public key from PEM: SPKI (`PUBLIC KEY`) Ed25519, P-256 or RSA, or PKCS#1
     /// (`RSA PUBLIC KEY`).
     ///
-    /// The algorithm is inferred from the key; when `alg` is given it must agree.
+    /// The algorithm is inferred from the key; when `alg` is given it must agree. The PEM
+    /// must hold one key ([`Error::SeveralKeys`]); [`VerifyingKey::all_from_pem`] reads
+    /// every key of a file.
     pub fn from_pem(pem: &[u8], alg: Option<Algorithm>) -> Result<VerifyingKey, Error> {
-        let label = pem_label(pem)?;
-        let (found, key) = match label {
+        VerifyingKey::from_block(single_key_block(pem)?, alg)
+    }
+
+    /// Every public key of a PEM file, in order, as [`VerifyingKey::from_pem`] reads one: a
+    /// file may hold an issuer's current and next keys during a rotation. A block that is
+    /// not a usable public key fails the whole file, its error saying which block it is, so
+    /// that no key is ever left out unnoticed.
+    pub fn all_from_pem(pem: &[u8], alg: Option<Algorithm>) -> Result<Vec<VerifyingKey>, Error> {
+        let blocks = key_blocks(pem)?;
+        let count = blocks.len();
+        blocks
+            .into_iter()
+            .enumerate()
+            .map(|(index, block)| {
+                VerifyingKey::from_block(block, alg).map_err(|e| match e {
+                    Error::InvalidKey(reason) if count > 1 => Error::InvalidKey(format!(
+                        "PEM block {} of {count} ({}): {reason}",
+                        index + 1,
+                        block.label
+                    )),
+                    e => e,
+                })
+            })
+            .collect()
+    }
+
+    fn from_block(block: PemBlock<'_>, alg: Option<Algorithm>) -> Result<VerifyingKey, Error> {
+        let pem = block.text.as_bytes();
+        let (found, key) = match block.label {
             "PUBLIC KEY" => {
+                if let Some(curve) = block.der().and_then(|der| ec_curve(&der, false)) {
+                    check_curve(curve)?;
+                }
                 if let Ok(key) = DecodingKey::from_ed_pem(pem) {
                     (Algorithm::EdDSA, key)
                 } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
@@ -322,9 +551,7 @@ impl VerifyingKey {
                     (Algorithm::ES256, key)
                 } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
                     use rsa::pkcs8::DecodePublicKey as _;
-                    check_rsa_size(rsa_size(rsa::RsaPublicKey::from_public_key_pem(pem_text(
-                        pem,
-                    )?)))?;
+                    check_rsa_size(rsa_size(rsa::RsaPublicKey::from_public_key_pem(block.text)))?;
                     (Algorithm::RS256, key)
                 } else {
                     return Err(Error::InvalidKey(
@@ -336,7 +563,7 @@ impl VerifyingKey {
                 use rsa::pkcs1::DecodeRsaPublicKey as _;
                 let key = DecodingKey::from_rsa_pem(pem)
                     .map_err(|e| Error::InvalidKey(format!("bad PKCS#1 RSA public key: {e}")))?;
-                check_rsa_size(rsa_size(rsa::RsaPublicKey::from_pkcs1_pem(pem_text(pem)?)))?;
+                check_rsa_size(rsa_size(rsa::RsaPublicKey::from_pkcs1_pem(block.text)))?;
                 (Algorithm::RS256, key)
             }
             other if other.contains("PRIVATE KEY") => {
@@ -509,6 +736,136 @@ mod tests {
     const EC384_PUBLIC: &str = include_str!("../tests/keys/ec384-public.pem");
     const ED_PRIVATE: &str = include_str!("../tests/keys/ed-private.pem");
     const ED_PUBLIC: &str = include_str!("../tests/keys/ed-public.pem");
+    const K1_PRIVATE: &str = include_str!("../tests/keys/k1-private.pem");
+    const K1_PUBLIC: &str = include_str!("../tests/keys/k1-public.pem");
+    const K1_SEC1_NO_PUBLIC: &str = include_str!("../tests/keys/k1-sec1-nopub-private.pem");
+
+    fn invalid(result: Result<impl fmt::Debug, Error>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_public_key_of_a_file_loads() {
+        let both = format!("{ED_PUBLIC}{EC_PUBLIC}");
+        let keys = VerifyingKey::all_from_pem(both.as_bytes(), None).unwrap();
+        let algorithms: Vec<_> = keys.iter().map(VerifyingKey::algorithm).collect();
+        assert_eq!(algorithms, [Algorithm::EdDSA, Algorithm::ES256]);
+        // Text between blocks, as openssl writes it, is no block.
+        let annotated = format!("Bag Attributes\n{RSA_PUBLIC}\n# next\n{EC_PUBLIC}");
+        assert_eq!(
+            VerifyingKey::all_from_pem(annotated.as_bytes(), None)
+                .unwrap()
+                .len(),
+            2
+        );
+        // Where one key is expected, two refuse the file rather than its first key being taken.
+        assert_eq!(
+            invalid(VerifyingKey::from_pem(both.as_bytes(), None)),
+            "invalid key: the PEM holds 2 keys where one key is expected; put one key per file"
+        );
+    }
+
+    #[test]
+    fn one_unusable_block_fails_the_whole_key_file_naming_it() {
+        let mixed = format!("{EC_PUBLIC}{ED_PRIVATE}");
+        let err = invalid(VerifyingKey::all_from_pem(mixed.as_bytes(), None));
+        assert!(
+            err.starts_with("invalid key: PEM block 2 of 2 (PRIVATE KEY): a PRIVATE KEY was given"),
+            "{err}"
+        );
+        let with_k1 = format!("{EC_PUBLIC}{K1_PUBLIC}");
+        let err = invalid(VerifyingKey::all_from_pem(with_k1.as_bytes(), None));
+        assert!(err.contains("PEM block 2 of 2 (PUBLIC KEY)"), "{err}");
+        assert!(err.contains("secp256k1"), "{err}");
+    }
+
+    #[test]
+    fn a_signing_key_file_must_hold_one_key() {
+        let both = format!("{ED_PRIVATE}{EC_PRIVATE}");
+        let err = SigningKey::from_pem(both.as_bytes(), None).unwrap_err();
+        assert!(
+            matches!(&err, Error::SeveralKeys { found } if found == "2 keys"),
+            "{err}"
+        );
+        let with_cert =
+            format!("{EC_PRIVATE}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert!(
+            invalid(SigningKey::from_pem(with_cert.as_bytes(), None))
+                .contains("holds 2 PEM blocks (PRIVATE KEY, CERTIFICATE)")
+        );
+    }
+
+    #[test]
+    fn secp256k1_keys_are_refused_naming_the_curve() {
+        let expected = "invalid key: the key is on the curve secp256k1; only P-256 \
+                        elliptic-curve keys are supported (ES256)";
+        assert_eq!(
+            invalid(VerifyingKey::from_pem(K1_PUBLIC.as_bytes(), None)),
+            expected
+        );
+        assert_eq!(
+            invalid(SigningKey::from_pem(K1_PRIVATE.as_bytes(), None)),
+            expected
+        );
+        // Without its public point, nothing but the curve it names tells this scalar
+        // from a P-256 key's.
+        assert_eq!(
+            invalid(SigningKey::from_pem(K1_SEC1_NO_PUBLIC.as_bytes(), None)),
+            expected
+        );
+        assert!(invalid(VerifyingKey::from_pem(EC384_PUBLIC.as_bytes(), None)).contains("P-384"));
+    }
+
+    #[test]
+    fn ec_parameters_before_a_key_are_checked_not_counted() {
+        let generated = include_str!("../tests/keys/ec-params-private.pem");
+        let key = SigningKey::from_pem(generated.as_bytes(), None).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::ES256);
+        let k1_parameters = format!(
+            "-----BEGIN EC PARAMETERS-----\nBgUrgQQACg==\n-----END EC PARAMETERS-----\n{EC_SEC1}"
+        );
+        assert!(
+            invalid(SigningKey::from_pem(k1_parameters.as_bytes(), None)).contains("secp256k1")
+        );
+    }
+
+    #[test]
+    fn encrypted_keys_are_refused_saying_how_to_decrypt_them() {
+        let err = invalid(SigningKey::from_pem(
+            include_bytes!("../tests/keys/ec-encrypted-private.pem"),
+            None,
+        ));
+        assert!(err.contains("encrypted keys are not supported"), "{err}");
+        assert!(
+            err.contains("`openssl pkcs8 -in key.pem -out plain.pem` (it asks for the passphrase)"),
+            "{err}"
+        );
+        let err = invalid(SigningKey::from_pem(
+            include_bytes!("../tests/keys/ec-sec1-encrypted-private.pem"),
+            None,
+        ));
+        assert!(err.contains("Proc-Type: 4,ENCRYPTED"), "{err}");
+        assert!(
+            err.contains("`openssl pkey -in key.pem -out plain.pem`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_key_is_refused_as_truncated() {
+        let cut = &EC_PUBLIC[..EC_PUBLIC.len() - 10];
+        assert_eq!(
+            invalid(VerifyingKey::from_pem(cut.as_bytes(), None)),
+            "invalid key: the \"PUBLIC KEY\" block has no end line \
+             (\"-----END PUBLIC KEY-----\"): is the file truncated?"
+        );
+        // Cut short before the next block begins.
+        let cut_first = format!("{}{ED_PUBLIC}", &EC_PUBLIC[..EC_PUBLIC.len() - 26]);
+        assert!(
+            invalid(VerifyingKey::all_from_pem(cut_first.as_bytes(), None))
+                .contains("is the file truncated?")
+        );
+    }
 
     #[test]
     fn rsa_keys_shorter_than_2048_bits_are_refused() {

@@ -340,3 +340,63 @@ fn two_files_to_check_are_refused_but_the_environment_gives_way() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("listen = \"127.0.0.1:1\""), "{stdout}");
 }
+
+/// An issuer's key file is read whole: every key in it is trusted (one file
+/// may hold the keys of a rotation), and a block that is not a usable public
+/// key fails the check, naming the file and the block, rather than leaving
+/// it out.
+#[test]
+fn every_block_of_an_issuers_key_file_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../herald-token/tests/keys");
+    let read = |file: &str| std::fs::read_to_string(keys.join(file)).unwrap();
+    let check_keys = |contents: String| {
+        let pem = dir.path().join("keys.pem");
+        std::fs::write(&pem, contents).unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[auth.issuers]]\nid = \"x\"\npublic_key_files = [\"{}\"]\n",
+                pem.display()
+            ),
+        )
+        .unwrap();
+        let (code, _, stderr) = check(&[file.to_str().unwrap(), "--log-kind", "memory"], &[]);
+        (code, stderr, pem.display().to_string())
+    };
+
+    let (code, stderr, _) = check_keys(read("ed-public.pem") + &read("ec-public.pem"));
+    assert_eq!(code, 0, "{stderr}");
+
+    for (contents, expected) in [
+        (
+            read("k1-public.pem"),
+            "the key is on the curve secp256k1; only P-256 elliptic-curve keys are supported",
+        ),
+        (
+            read("ec-public.pem") + &read("ed-private.pem"),
+            "PEM block 2 of 2 (PRIVATE KEY): a PRIVATE KEY was given where a public key is expected",
+        ),
+        (
+            read("ec-public.pem") + &read("k1-public.pem"),
+            "PEM block 2 of 2 (PUBLIC KEY): the key is on the curve secp256k1",
+        ),
+        (
+            read("ed-public.pem") + &read("ec-public.pem")[..60],
+            "the \"PUBLIC KEY\" block has no end line",
+        ),
+    ] {
+        let (code, stderr, pem) = check_keys(contents);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("auth.issuers[0].public_key_files"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&pem), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "`{stderr}` should contain {expected}"
+        );
+    }
+}

@@ -165,3 +165,61 @@ async fn config_check_shows_the_tls_files_with_their_sources() {
     assert!(stderr.contains(other), "{stderr}");
     assert!(stderr.contains("does not match"), "{stderr}");
 }
+
+/// `config check` of these TLS files: exit code, stdout, stderr.
+async fn check_tls(cert: &str, key: &str) -> (i32, String, String) {
+    let args = [
+        "config",
+        "check",
+        "--log-kind",
+        "memory",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ];
+    run(&args, &[]).await
+}
+
+/// Files that are not what they should be are said in words, naming the
+/// file: a certificate cut short (the parser's own message lists the bytes
+/// of the missing marker), an encrypted key.
+#[tokio::test]
+async fn a_truncated_certificate_or_an_encrypted_key_is_said_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_pem, key_pem) = leaf();
+    let cut = dir.path().join("cut.pem");
+    std::fs::write(&cut, &cert_pem[..cert_pem.len() / 2]).unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, key_pem).unwrap();
+    let (cut, key) = (cut.to_str().unwrap(), key.to_str().unwrap());
+    let (code, _, stderr) = check_tls(cut, key).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(cut), "{stderr}");
+    assert!(
+        stderr.contains(
+            "missing the end marker of \"CERTIFICATE\" (\"-----END CERTIFICATE-----\"): \
+             is the file truncated?"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[67, 69"), "{stderr}");
+
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, cert_pem).unwrap();
+    let encrypted = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../herald-token/tests/keys/ec-encrypted-private.pem"
+    );
+    let (code, _, stderr) = check_tls(cert.to_str().unwrap(), encrypted).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(encrypted), "{stderr}");
+    assert!(
+        stderr.contains("the private key is encrypted, which is not supported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`openssl pkey -in key.pem -out plain.pem`"),
+        "{stderr}"
+    );
+}

@@ -425,6 +425,109 @@ fn a_bad_key_file_is_a_usage_error() {
     );
 }
 
+/// A key file is used whole or not at all: with two keys, which one signs
+/// would be a guess.
+#[test]
+fn a_key_file_with_two_private_keys_is_a_usage_error() {
+    let dir = TempDir::new("two-keys");
+    let both = [read_key("ed-private.pem"), read_key("ec-private.pem")].concat();
+    let both = dir.file("both.pem", &both);
+    assert_fails(
+        &herald(&["--issuer", ISS, "--audience", HUB, "--key", &both]),
+        2,
+        &format!("invalid key file {both}: it holds 2 keys; --key needs one"),
+    );
+}
+
+#[test]
+fn a_key_on_another_curve_than_p256_is_a_usage_error_naming_the_curve() {
+    for file in ["k1-private.pem", "k1-sec1-nopub-private.pem"] {
+        let k1 = key_file(file);
+        assert_fails(
+            &herald(&["--issuer", ISS, "--audience", HUB, "--key", &k1]),
+            2,
+            &format!(
+                "invalid key file {k1}: invalid key: the key is on the curve secp256k1; \
+                 only P-256 elliptic-curve keys are supported (ES256)"
+            ),
+        );
+    }
+}
+
+#[test]
+fn an_encrypted_key_file_is_a_usage_error_saying_how_to_decrypt_it() {
+    let encrypted = key_file("ec-encrypted-private.pem");
+    assert_fails(
+        &herald(&["--issuer", ISS, "--audience", HUB, "--key", &encrypted]),
+        2,
+        "encrypted keys are not supported: decrypt it with \
+         `openssl pkcs8 -in key.pem -out plain.pem` (it asks for the passphrase)",
+    );
+    let legacy = key_file("ec-sec1-encrypted-private.pem");
+    assert_fails(
+        &herald(&["--issuer", ISS, "--audience", HUB, "--key", &legacy]),
+        2,
+        "`openssl pkey -in key.pem -out plain.pem`",
+    );
+}
+
+/// A matcher the hub's parser refuses makes the hub refuse the whole token:
+/// it is refused at once instead, naming the flag, the value and why.
+#[test]
+fn a_matcher_the_hub_would_refuse_is_a_usage_error() {
+    let mint = |more: &[&str]| {
+        let mut args = vec!["--issuer", ISS, "--audience", HUB, "--hs256-secret", SECRET];
+        args.extend_from_slice(more);
+        herald(&args)
+    };
+    assert_fails(
+        &mint(&["--urlpattern", "--publish", "[bad("]),
+        2,
+        "`--publish` value `[bad(` is not a valid urlpattern matcher: tokenizer error",
+    );
+    assert_fails(
+        &mint(&["--subscribe", "https://example.com/a\u{7}"]),
+        2,
+        "the control character U+0007",
+    );
+    let legacy = herald(&[
+        "--legacy",
+        "--hs256-secret",
+        SECRET,
+        "--publish",
+        "https://example.com/\u{200B}",
+    ]);
+    assert_fails(&legacy, 2, "the format character U+200B");
+}
+
+/// Hubs accept an empty matcher, so it is minted; but a warning says it
+/// grants nothing, as it most likely comes from an unset shell variable.
+#[test]
+fn an_empty_matcher_is_minted_with_a_warning() {
+    let output = herald(&[
+        "--issuer",
+        ISS,
+        "--audience",
+        HUB,
+        "--publish",
+        "",
+        "--hs256-secret",
+        SECRET,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr,
+        "herald: warning: --publish '' is an empty matcher: hubs accept it, but it matches \
+         no topic (topics are never empty)\n"
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let verified = verifier(VerifyingKey::hs256(SECRET.as_bytes()).unwrap())
+        .verify(token.trim_end())
+        .unwrap();
+    assert_eq!(verified.publish, vec![TopicMatcher::exact("")]);
+}
+
 #[test]
 fn algorithm_mismatches_are_usage_errors() {
     let ec = key_file("ec-private.pem");

@@ -7,6 +7,7 @@
 //! Usage errors (a bad ttl, algorithm, key or payload, a missing or doubled key option)
 //! exit with 2; failures to read the key file or to sign exit with 1.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,6 +81,9 @@ pub struct Args {
 /// Runs `herald token`: prints the token on standard output.
 pub fn run(args: Args) -> Result<(), CliError> {
     let token = mint_token(&args)?;
+    for warning in empty_matcher_warnings(&args) {
+        let _ = writeln!(std::io::stderr(), "herald: warning: {warning}");
+    }
     crate::commands::print_line(&token)
 }
 
@@ -107,6 +111,7 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
         Some(kid) => key.with_kid(kid),
         None => key,
     };
+    check_matchers(args)?;
 
     if args.legacy {
         return mint_legacy_token(args, ttl, &key, now);
@@ -124,28 +129,6 @@ fn mint_token(args: &Args) -> Result<String, CliError> {
     }
     if let Some(client_id) = &args.client_id {
         request.client_id = client_id.clone();
-    }
-    // A pattern no hub can compile would make a token refused on every use.
-    if args.urlpattern {
-        let base = url::Url::parse(audience)
-            .unwrap_or_else(|_| url::Url::parse("http://localhost/").expect("a URL"));
-        let compiler = herald_hub::Matchers::new(
-            base,
-            herald_hub::MatcherLimits {
-                max_length: usize::MAX,
-                max_pattern_memory: usize::MAX,
-            },
-        );
-        for (flag, patterns) in [
-            ("--publish", &args.publish),
-            ("--subscribe", &args.subscribe),
-        ] {
-            for pattern in patterns.iter().filter(|p| *p != WILDCARD) {
-                compiler
-                    .parse(flag, herald_hub::MatcherType::UrlPattern, pattern)
-                    .map_err(|e| CliError::Usage(e.to_string()))?;
-            }
-        }
     }
     for (action, matchers) in [
         (Action::Publish, &args.publish),
@@ -192,6 +175,74 @@ fn mint_legacy_token(
         herald_token::Error::Mint(_) => CliError::Usage(e.to_string()),
         e => CliError::Runtime(e.to_string()),
     })
+}
+
+/// Refuses a matcher that hubs would refuse the token for, with the hub's own parser: a hub
+/// parses a token's matchers as it parses a subscription's, and one it cannot parse (a URL
+/// pattern that does not compile, a control character) makes it refuse the whole token
+/// with 401. Limits each hub sets itself (the longest matcher) are left to the hub.
+fn check_matchers(args: &Args) -> Result<(), CliError> {
+    let matcher_type = if args.legacy {
+        herald_hub::MatcherType::Selector
+    } else if args.urlpattern {
+        herald_hub::MatcherType::UrlPattern
+    } else {
+        herald_hub::MatcherType::Exact
+    };
+    // A hub resolves relative URL patterns against its own URL, which is the audience.
+    let mut bases: Vec<url::Url> = args
+        .audience
+        .iter()
+        .filter_map(|audience| url::Url::parse(audience).ok())
+        .collect();
+    if bases.is_empty() {
+        bases.push(url::Url::parse("http://localhost/").expect("a URL"));
+    }
+    let several = bases.len() > 1;
+    let flags = [
+        ("--publish", &args.publish),
+        ("--subscribe", &args.subscribe),
+    ];
+    for base in bases {
+        let compiler = herald_hub::Matchers::new(
+            base.clone(),
+            herald_hub::MatcherLimits {
+                max_length: usize::MAX,
+                max_pattern_memory: usize::MAX,
+            },
+        );
+        for (flag, patterns) in flags {
+            for pattern in patterns {
+                compiler.parse(flag, matcher_type, pattern).map_err(|e| {
+                    CliError::Usage(if several {
+                        format!("{e} (for the audience {base})")
+                    } else {
+                        e.to_string()
+                    })
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hubs accept an empty matcher, so one is minted as asked; but it is far more likely an
+/// unset shell variable than a grant anyone wants, so it is not minted silently.
+fn empty_matcher_warnings(args: &Args) -> Vec<String> {
+    let what = if args.urlpattern {
+        "an empty URL pattern: hubs accept it, but it matches only the hub URL cut after \
+         its last `/`"
+    } else {
+        "an empty matcher: hubs accept it, but it matches no topic (topics are never empty)"
+    };
+    [
+        ("--publish", &args.publish),
+        ("--subscribe", &args.subscribe),
+    ]
+    .into_iter()
+    .filter(|(_, patterns)| patterns.iter().any(String::is_empty))
+    .map(|(flag, _)| format!("{flag} '' is {what}"))
+    .collect()
 }
 
 fn matcher(pattern: &str, urlpattern: bool) -> TopicMatcher {
@@ -255,8 +306,13 @@ fn signing_key(args: &Args, alg: Option<Algorithm>) -> Result<SigningKey, CliErr
             let pem = std::fs::read(path).map_err(|e| {
                 CliError::Runtime(format!("cannot read the key file {}: {e}", path.display()))
             })?;
-            SigningKey::from_pem(&pem, alg)
-                .map_err(|e| CliError::Usage(format!("invalid key file {}: {e}", path.display())))
+            SigningKey::from_pem(&pem, alg).map_err(|e| match e {
+                herald_token::Error::SeveralKeys { found } => CliError::Usage(format!(
+                    "invalid key file {}: it holds {found}; --key needs one",
+                    path.display()
+                )),
+                e => CliError::Usage(format!("invalid key file {}: {e}", path.display())),
+            })
         }
     }
 }
