@@ -441,6 +441,12 @@ impl LogConfig {
                 format!("unknown log kind `{}` (use durable or memory)", self.kind),
             ));
         }
+        if self.dir.as_os_str().is_empty() {
+            return Err(invalid(
+                "dir",
+                "it is empty; name the durable log's directory, such as /var/lib/herald".into(),
+            ));
+        }
         if !matches!(self.durability.as_str(), "strict" | "relaxed") {
             return Err(invalid(
                 "durability",
@@ -715,6 +721,29 @@ impl Config {
         ]
     }
 
+    /// Refuses an `admin.listen` that overlaps `listen`: the same port on the
+    /// same address, or on every address (`0.0.0.0`, `[::]`) and one of them,
+    /// where the second bind would fail as if another process held the port.
+    /// Part of [`Config::validate`]; a server that binds before validating
+    /// calls it first.
+    pub fn check_listeners(&self) -> Result<(), ConfigError> {
+        let overlaps = |a: SocketAddr, b: SocketAddr| {
+            a.port() == b.port()
+                && a.port() != 0
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        };
+        match self.admin.listen {
+            Some(admin) if overlaps(admin, self.listen) => Err(ConfigError::Invalid {
+                key: "admin.listen".into(),
+                reason: format!(
+                    "{admin} overlaps `listen` ({}); the admin routes need a port of their own",
+                    self.listen
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks every value without side effects: nothing is created or
     /// opened, but key files and TLS certificates are read and parsed.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -735,6 +764,25 @@ impl Config {
                         "{} is longer than 100 years, the longest a duration may be",
                         humantime::format_duration(duration)
                     ),
+                });
+            }
+        }
+        for (key, value, what) in [
+            (
+                "subscriptions.page_size",
+                self.subscriptions.page_size,
+                "a page of the subscription API would hold nothing; use a size such as 1000",
+            ),
+            (
+                "subscriptions.max_pending_events",
+                self.subscriptions.max_pending_events,
+                "no subscription event could wait to be appended; use a bound such as 65536",
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    reason: format!("0: {what}"),
                 });
             }
         }
@@ -861,6 +909,18 @@ impl Config {
             }
         }
         if let Some(url) = &self.hub_url
+            && (!url.username().is_empty() || url.password().is_some())
+        {
+            // Not echoed: the point is that it holds a secret.
+            return Err(ConfigError::Invalid {
+                key: "hub_url".into(),
+                reason: "it holds user information (`user:password@`), which the hub would \
+                         publish in its metadata document and every token would need in its \
+                         audience; give the URL clients reach the hub at, without credentials"
+                    .into(),
+            });
+        }
+        if let Some(url) = &self.hub_url
             && (!matches!(url.scheme(), "http" | "https")
                 || url.query().is_some()
                 || url.fragment().is_some())
@@ -879,24 +939,7 @@ impl Config {
                 reason: format!("`{}` is not a cookie name", self.auth.cookie_name),
             });
         }
-        // The same port on the same address, or on every address (`0.0.0.0`,
-        // `[::]`) and one of them: the second bind would fail.
-        let overlaps = |a: SocketAddr, b: SocketAddr| {
-            a.port() == b.port()
-                && a.port() != 0
-                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
-        };
-        if let Some(admin) = self.admin.listen
-            && overlaps(admin, self.listen)
-        {
-            return Err(ConfigError::Invalid {
-                key: "admin.listen".into(),
-                reason: format!(
-                    "{admin} overlaps `listen` ({}); the admin routes need a port of their own",
-                    self.listen
-                ),
-            });
-        }
+        self.check_listeners()?;
         for (index, issuer) in self.auth.issuers.iter().enumerate() {
             if let Some(url) = &issuer.jwks_url {
                 // The value is not echoed whole: it may hold credentials.
@@ -1288,6 +1331,22 @@ mod tests {
             (
                 "[auth]\nleeway = \"101years\"\n",
                 "is longer than 100 years",
+            ),
+            (
+                "hub_url = \"https://admin:s3cret@x/.well-known/mercure\"\n",
+                "configuration key `hub_url`: it holds user information",
+            ),
+            (
+                "[log]\ndir = \"\"\n",
+                "configuration key `log.dir`: it is empty",
+            ),
+            (
+                "[subscriptions]\npage_size = 0\n",
+                "configuration key `subscriptions.page_size`: 0:",
+            ),
+            (
+                "[subscriptions]\nmax_pending_events = 0\n",
+                "configuration key `subscriptions.max_pending_events`: 0:",
             ),
         ] {
             let config = Config::from_toml(toml).unwrap();

@@ -326,6 +326,33 @@ async fn a_busy_admin_address_fails_the_start_before_the_banner() {
     );
 }
 
+/// An admin address that overlaps the hub's is named as such, not as a port
+/// another process holds.
+#[tokio::test]
+async fn an_admin_address_overlapping_the_hub_s_is_a_usage_error_saying_so() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = free.local_addr().unwrap().to_string();
+    drop(free);
+    let output = tokio::time::timeout(
+        WAIT,
+        herald()
+            .args(["serve", "--dev", "--listen", &address])
+            .args(["--admin-listen", &address])
+            .output(),
+    )
+    .await
+    .expect("herald exits in time")
+    .expect("herald runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "configuration key `admin.listen`: {address} overlaps `listen` ({address})"
+        )),
+        "{stderr}"
+    );
+}
+
 /// `HERALD_DEV_SECRET` left in a production start's environment is said to
 /// be ignored; the flag without `--dev` is a usage error.
 #[tokio::test]

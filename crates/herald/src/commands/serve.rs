@@ -87,6 +87,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .load()
         .map_err(|e| CliError::Usage(e.to_string()))?
         .map(Arc::new);
+    // Before binding, which would otherwise report an overlap as a port in use.
+    config
+        .check_listeners()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {}: {e}", config.listen)))?;
