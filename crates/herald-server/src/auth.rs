@@ -496,17 +496,24 @@ pub(crate) fn missing_token(
     query: Option<&str>,
     detail: &str,
 ) -> ServerError {
-    let in_url = query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some("access_token"))
+    // Reached only when no token was taken from the URL: one that is there
+    // is refused (draft-08), or belongs to a protocol this hub does not speak.
+    let in_url = query.and_then(|q| {
+        q.split('&').find_map(|pair| match pair.split('=').next() {
+            Some("access_token") => Some("`access_token`"),
+            Some("authorization") => Some(
+                "`authorization`, the pre-draft-08 protocol's parameter, which this hub \
+                 accepts only with `[compatibility]` on",
+            ),
+            _ => None,
+        })
     });
-    let detail = if in_url {
-        format!(
-            "{detail}; one in the URL (`access_token`) is not accepted: use the Authorization \
+    let detail = match in_url {
+        Some(parameter) => format!(
+            "{detail}; one in the URL ({parameter}) is not accepted: use the Authorization \
              header or the cookie"
-        )
-    } else {
-        detail.to_owned()
+        ),
+        None => detail.to_owned(),
     };
     const SEND: &str = "send `Authorization: Bearer <token>`, or the token's cookie";
     let other_scheme = headers

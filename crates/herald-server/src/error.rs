@@ -84,9 +84,9 @@ pub enum ServerError {
         /// What was refused.
         detail: String,
     },
-    /// The resource does not exist.
-    #[error("not found")]
-    NotFound,
+    /// The resource does not exist; the detail says what was looked for.
+    #[error("{0}")]
+    NotFound(String),
     /// The hub cannot serve the request now (it is shutting down) (503).
     #[error("{0}")]
     Unavailable(String),
@@ -173,7 +173,7 @@ impl IntoResponse for ErrorResponse {
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 response
             }
-            ServerError::NotFound => problem(StatusCode::NOT_FOUND, &detail),
+            ServerError::NotFound(_) => problem(StatusCode::NOT_FOUND, &detail),
             ServerError::Unavailable(_) => problem(StatusCode::SERVICE_UNAVAILABLE, &detail),
         }
     }

@@ -42,7 +42,9 @@ pub(crate) async fn endpoint(
     query: Option<&str>,
 ) -> Result<Response, ServerError> {
     let Some(presence) = herald.hub().presence() else {
-        return Err(ServerError::NotFound);
+        return Err(ServerError::NotFound(
+            "this hub does not serve the subscription API".into(),
+        ));
     };
     if method != Method::GET && method != Method::HEAD {
         return Err(ServerError::MethodNotAllowed {
@@ -95,7 +97,17 @@ pub(crate) async fn endpoint(
     };
     let body = match target {
         Target::One(t, m, s) => {
-            let found = presence.get(t, &m, &s).ok_or(ServerError::NotFound)?;
+            let Some(found) = presence.get(t, &m, &s) else {
+                // Even a 404 carries the cursor, as every endpoint of the API
+                // must: from it, a client follows the subscription's events.
+                let mut response = herald.error(ServerError::NotFound(format!(
+                    "no active subscription is at {topic}"
+                )));
+                if let Some(link) = cursor_link(herald, &cursor) {
+                    response.headers_mut().insert(header::LINK, link);
+                }
+                return Ok(response);
+            };
             let mut out = String::with_capacity(256);
             match shape {
                 Shape::Draft08 => found.write_document(&mut out, true),
@@ -152,20 +164,43 @@ fn json(s: &str) -> String {
 /// resource, a bad request for a segment that is not well encoded. With `legacy`, the pre-draft-08 `{topic}[/{subscriber}]` forms
 /// are recognized too; a first segment naming a draft-08 matcher type wins.
 fn parse_path(presence: &Presence, path: &str, legacy: bool) -> Result<Target, ServerError> {
+    let nothing = || ServerError::NotFound(format!("nothing is at {path}"));
     let rest = path
         .strip_prefix(presence.collection_path())
-        .ok_or(ServerError::NotFound)?;
+        .ok_or_else(nothing)?;
     if rest.is_empty() {
         return Ok(Target::All);
     }
-    let rest = rest.strip_prefix('/').ok_or(ServerError::NotFound)?;
+    let rest = rest.strip_prefix('/').ok_or_else(nothing)?;
     let segments: Vec<&str> = rest.split('/').collect();
     // Every variable was percent-encoded once as UTF-8, so a segment that
     // is not such an encoding names no subscription: say why.
     for segment in &segments {
         decode_segment(segment)?;
     }
-    target(&segments, legacy).ok_or(ServerError::NotFound)
+    target(&segments, legacy).ok_or_else(|| ServerError::NotFound(unknown_path(&segments, legacy)))
+}
+
+/// Why well-encoded `segments` (at least one) name no resource of the API.
+fn unknown_path(segments: &[&str], legacy: bool) -> String {
+    let first = decode_segment(segments[0]).unwrap_or_default();
+    let is_type = MatcherType::from_name(&first).is_some();
+    let why = if segments.len() > 3 {
+        "the path has more than three segments after the collection".to_owned()
+    } else if !is_type && (!legacy || segments.len() == 3) {
+        format!("`{first}` is not a matcher type (exact or urlpattern)")
+    } else if is_type && segments.len() == 1 {
+        format!("the matcher type `{first}` is not followed by a matcher")
+    } else {
+        "a segment of the path is empty".to_owned()
+    };
+    let shapes = if legacy {
+        "…/subscriptions[/{match_type}/{match}[/{subscriber}]], or the older \
+         …/subscriptions/{topic}[/{subscriber}]"
+    } else {
+        "…/subscriptions[/{match_type}/{match}[/{subscriber}]]"
+    };
+    format!("{why}; the subscription API's paths are {shapes}")
 }
 
 /// What the (well-encoded) segments after the collection path name, if anything.
@@ -284,12 +319,7 @@ fn respond(
     cursor.hash(&mut hasher);
     body.hash(&mut hasher);
     let etag = format!("\"{:016x}\"", hasher.finish());
-    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    let link = format!(
-        "<{}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
-        herald.hub().url(),
-        quote(cursor)
-    );
+
     let not_modified = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -303,8 +333,8 @@ fn respond(
         (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
     };
     let h = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&link) {
-        h.insert(header::LINK, value);
+    if let Some(link) = cursor_link(herald, cursor) {
+        h.insert(header::LINK, link);
     }
     if let Ok(value) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, value);
@@ -314,6 +344,18 @@ fn respond(
         HeaderValue::from_static("private, must-revalidate"),
     );
     response
+}
+
+/// The `rel="mercure"` Link header carrying the reconciliation `cursor`,
+/// which every answer of the API carries.
+fn cursor_link(herald: &Herald, cursor: &str) -> Option<HeaderValue> {
+    let quote = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let link = format!(
+        "<{}>; rel=\"mercure\"; last-event-id=\"{}\"; type=\"mercure\"; content-type=\"application/json\"",
+        herald.hub().url(),
+        quote(cursor)
+    );
+    HeaderValue::from_str(&link).ok()
 }
 
 #[cfg(test)]
@@ -375,7 +417,7 @@ mod tests {
             format!("{base}x"),
         ] {
             assert!(
-                matches!(parse_path(&p, &bad, false), Err(ServerError::NotFound)),
+                matches!(parse_path(&p, &bad, false), Err(ServerError::NotFound(_))),
                 "{bad}"
             );
         }

@@ -287,6 +287,20 @@ async fn a_publish_token_in_the_url_is_not_read_and_the_401_says_so() {
         body.contains("one in the URL (`access_token`) is not accepted"),
         "{body}"
     );
+    // The older protocol's parameter, on a hub that does not speak it.
+    let response = send(
+        client()
+            .post(format!("{}?authorization={token}", hub.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("topic={}&data=x", enc(BOOK))),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("one in the URL (`authorization`, the pre-draft-08 protocol's parameter"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -672,14 +672,40 @@ async fn the_api_endpoints_and_their_headers() {
     let (single, _) = hub.get_json(first["id"].as_str().unwrap(), &reader).await;
     assert_eq!(single, first);
 
-    // 404: unknown subscriber, unknown matcher type, malformed paths.
-    for path in [
-        format!("{room}/urn%3Auuid%3A00000000-0000-4000-8000-000000000000"),
-        format!("{PREFIX}/regex/x"),
-        format!("{PREFIX}/exact"),
-        format!("{room}/a/b"),
+    // 404, saying why: unknown subscriber, unknown matcher type, malformed paths.
+    for (path, why) in [
+        (
+            format!("{room}/urn%3Auuid%3A00000000-0000-4000-8000-000000000000"),
+            "no active subscription is at",
+        ),
+        (
+            format!("{PREFIX}/regex/x"),
+            "`regex` is not a matcher type (exact or urlpattern)",
+        ),
+        (
+            format!("{PREFIX}/exact"),
+            "the matcher type `exact` is not followed by a matcher",
+        ),
+        (
+            format!("{room}/a/b"),
+            "the path has more than three segments",
+        ),
     ] {
-        assert_eq!(hub.get(&path, Some(&reader)).await.status(), 404, "{path}");
+        let response = hub.get(&path, Some(&reader)).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let link = response.headers().get("link").cloned();
+        let body = response.text().await.unwrap();
+        assert!(body.contains(why), "{path}: {body}");
+        // The cursor comes with a missing subscription too, as with every answer.
+        if why.starts_with("no active subscription") {
+            let link = link.expect("a Link header");
+            assert!(
+                link.to_str()
+                    .unwrap()
+                    .contains("rel=\"mercure\"; last-event-id=\""),
+                "{link:?}"
+            );
+        }
     }
     // An ended subscription is gone.
     assert_eq!(
