@@ -548,8 +548,19 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
         }
         // A body that stalled (its 408 replaces this answer) or broke off.
         Err(error) => {
+            // The innermost cause says what happened (the connection
+            // closed, a chunk size that is not hexadecimal…).
+            let mut cause: &(dyn std::error::Error + 'static) = &error;
+            let mut said = error.to_string();
+            while let Some(source) = cause.source() {
+                let text = source.to_string();
+                if !said.contains(&text) {
+                    said = format!("{said}: {text}");
+                }
+                cause = source;
+            }
             return herald.error(ServerError::BadRequest(format!(
-                "the request body could not be read: {error}"
+                "the request body could not be read: {said}"
             )));
         }
     };

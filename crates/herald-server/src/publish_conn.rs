@@ -195,7 +195,23 @@ pub(crate) async fn serve(
                     .await;
                     return Ended::Closed;
                 }
-                Read::Closed => return Ended::Closed,
+                Read::Closed => {
+                    // A client that only shut its sending side still reads:
+                    // it learns why nothing was published.
+                    let detail = format!(
+                        "the request body ended after {} of the {} bytes its Content-Length \
+                         declared; nothing was published",
+                        buf.len() - head.len,
+                        head.body
+                    );
+                    span.in_scope(|| tracing::info!("{detail}"));
+                    out.clear();
+                    let refusal = problem(StatusCode::BAD_REQUEST, &detail);
+                    write_response(&mut out, refusal, &id, true).await;
+                    let _ = write_all(&tcp, &out, write_timeout).await;
+                    let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Write);
+                    return Ended::Closed;
+                }
             }
         }
         let body = &buf[head.len..head.len + head.body];

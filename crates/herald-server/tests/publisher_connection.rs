@@ -213,6 +213,39 @@ async fn a_head_and_body_sent_in_pieces_are_waited_for() {
 }
 
 #[tokio::test]
+async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published() {
+    let hub = start_default().await;
+    let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
+    let bytes = publish_bytes(
+        &hub,
+        Some(&hub.publisher()),
+        &[("topic", BOOK), ("data", "cut short")],
+        "",
+    );
+    let mut connection = Connection::open(&hub).await;
+    // All but the last 5 bytes of the body, then the client's end of sending.
+    connection.send(&bytes[..bytes.len() - 5]).await;
+    connection.tcp.shutdown().await.expect("half-close");
+    let answer = connection.answer().await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let sent = form(&[("topic", BOOK), ("data", "cut short")]).len();
+    assert!(
+        answer.body.contains(&format!(
+            "the request body ended after {} of the {sent} bytes its Content-Length declared",
+            sent - 5
+        )),
+        "{answer:?}"
+    );
+    assert!(connection.closed().await);
+    publish_ok(&hub, &[("topic", BOOK), ("data", "whole")]).await;
+    assert_eq!(
+        stream.data(1).await,
+        ["whole"],
+        "the cut one was not published"
+    );
+}
+
+#[tokio::test]
 async fn a_refusal_keeps_the_connection_open_for_the_next_publish() {
     let hub = start_default().await;
     let mut connection = Connection::open(&hub).await;
