@@ -32,6 +32,10 @@ pub struct Client {
     /// Whether the token was a pre-draft-08 one (the `mercure` claim), so
     /// answers take the older revision's shapes.
     pub legacy: bool,
+    /// What in the token grants nothing and was passed over (an
+    /// authorization detail of another type, an unknown action), said when
+    /// the token is refused a right.
+    pub ignored: Option<Arc<str>>,
 }
 
 impl Client {
@@ -43,6 +47,16 @@ impl Client {
             expires_at: None,
             via_cookie: false,
             legacy: false,
+            ignored: None,
+        }
+    }
+
+    /// `detail`, a refusal of a right, with what the token held that grants
+    /// nothing, if anything.
+    pub(crate) fn refusal(&self, detail: String) -> String {
+        match &self.ignored {
+            Some(ignored) => format!("{detail}; the token holds what grants nothing: {ignored}"),
+            None => detail,
         }
     }
 }
@@ -114,6 +128,7 @@ impl std::hash::Hasher for SuffixHasher {
 
 struct CachedToken {
     grants: Arc<Grants>,
+    ignored: Option<Arc<str>>,
     subject: Option<String>,
     window: Range<SystemTime>,
     expires_at: SystemTime,
@@ -133,6 +148,7 @@ impl TokenCache {
             expires_at: Some(cached.expires_at),
             via_cookie: false,
             legacy: false,
+            ignored: cached.ignored.clone(),
         })
     }
 
@@ -310,12 +326,15 @@ impl Authenticator {
             .as_ref()
             .map(|sub| format!("{} {sub}", verified.issuer));
         let grants = Arc::new(grants);
+        let ignored: Option<Arc<str>> =
+            (!verified.ignored.is_empty()).then(|| verified.ignored.join("; ").into());
         let window = verifier.acceptance_window(&verified);
         self.cache.insert(
             token.as_bytes(),
             now,
             CachedToken {
                 grants: Arc::clone(&grants),
+                ignored: ignored.clone(),
                 subject: subject.clone(),
                 window,
                 expires_at: verified.expires_at,
@@ -328,6 +347,7 @@ impl Authenticator {
             expires_at: Some(verified.expires_at),
             via_cookie,
             legacy: false,
+            ignored,
         })
     }
 
@@ -371,6 +391,7 @@ impl Authenticator {
             expires_at: token.expires_at,
             via_cookie,
             legacy: true,
+            ignored: None,
         })
     }
 
@@ -657,6 +678,7 @@ mod tests {
     fn entry(from: u64, until: u64, generation: u64) -> CachedToken {
         CachedToken {
             grants: Grants::none(),
+            ignored: None,
             subject: Some("iss sub".into()),
             window: at(from)..at(until),
             // The token's own `exp`, inside the window's leeway.

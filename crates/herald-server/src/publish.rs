@@ -62,7 +62,9 @@ pub(crate) async fn publish(
         return Err(ServerError::Bearer {
             error: BearerError::InsufficientScope,
             reason: "insufficient_scope",
-            detail: format!("the token does not grant `publish` on the topic `{denied}`"),
+            detail: client.refusal(format!(
+                "the token does not grant `publish` on the topic `{denied}`"
+            )),
         });
     }
     let entry = herald.hub().publish(update).await?;
@@ -95,7 +97,7 @@ pub(crate) fn publisher(
         return Err(ServerError::Bearer {
             error: BearerError::InsufficientScope,
             reason: "insufficient_scope",
-            detail: "the token grants no `publish` right".into(),
+            detail: client.refusal("the token grants no `publish` right".into()),
         });
     }
     Ok(client)

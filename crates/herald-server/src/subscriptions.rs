@@ -73,7 +73,9 @@ pub(crate) async fn endpoint(
         return Err(ServerError::Bearer {
             error: BearerError::InsufficientScope,
             reason: "insufficient_scope",
-            detail: format!("the token grants no `subscribe` action on `{topic}`"),
+            detail: client.refusal(format!(
+                "the token grants no `subscribe` action on `{topic}`"
+            )),
         });
     }
     let after = match query {

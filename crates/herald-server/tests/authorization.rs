@@ -271,6 +271,58 @@ async fn an_authorization_header_of_another_scheme_counts_as_no_token() {
 }
 
 #[tokio::test]
+async fn a_refusal_names_what_in_the_token_granted_nothing() {
+    let hub = start_default().await;
+    // A subscriber's token, plus two entries meant as publish rights that
+    // grant nothing: a type with a trailing slash, and a misspelt action.
+    let mut claims = serde_json::to_value(
+        herald_token::claims_at(&hub.token().subscribe(&["*"]).request(), SystemTime::now())
+            .expect("claims"),
+    )
+    .expect("json");
+    claims["authorization_details"]
+        .as_array_mut()
+        .expect("details")
+        .extend([
+            serde_json::json!({
+                "type": "https://mercure.rocks/authorization-detail/",
+                "actions": ["publish"],
+                "topics": [{"match": "*"}],
+            }),
+            serde_json::json!({
+                "type": "https://mercure.rocks/authorization-detail",
+                "actions": ["pubish"],
+                "topics": [{"match": "*"}],
+            }),
+        ]);
+    let header = jsonwebtoken::Header {
+        typ: Some("at+jwt".into()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+    };
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign");
+    // Twice: the second answer comes from the verified-token cache.
+    for _ in 0..2 {
+        let response = publish(&hub, Some(&token), &[("topic", BOOK), ("data", "x")]).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = text(response).await;
+        assert!(
+            body.contains(
+                "the token grants no `publish` right; the token holds what grants nothing: \
+                 authorization_details[1] is of type \\\"https://mercure.rocks/authorization-detail/\\\", \
+                 not \\\"https://mercure.rocks/authorization-detail\\\"; \
+                 authorization_details[2].actions[0] is \\\"pubish\\\", not an action (publish or subscribe)"
+            ),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_publish_token_in_the_url_is_not_read_and_the_401_says_so() {
     let hub = start_default().await;
     let token = hub.token().publish(&["*"]).sign();

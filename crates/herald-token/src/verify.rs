@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::claims::{Action, AuthorizationDetail, TopicMatcher, json_kind};
+use crate::claims::{Action, AuthorizationDetail, MERCURE_DETAIL_TYPE, TopicMatcher, json_kind};
 use crate::jws::{
     Jws, candidate_keys, check_validity, numeric_date, optional_string, unix_seconds,
 };
@@ -306,6 +306,25 @@ pub struct VerifiedToken {
     pub subscribe: Vec<TopicMatcher>,
     /// The Mercure authorization details, in token order (other types are dropped).
     pub details: Vec<AuthorizationDetail>,
+    /// What in `authorization_details` grants nothing and was passed over, as
+    /// the spec asks (an entry of another type, an action this hub does not
+    /// know), one note each: a refusal can then say why the token that looked
+    /// right grants less than its author meant.
+    pub ignored: Vec<String>,
+}
+
+/// The most notes [`VerifiedToken::ignored`] keeps: a refusal names a few.
+const MAX_IGNORED_NOTES: usize = 4;
+
+/// `text` quoted, cut at 64 characters: it comes from a token and goes into
+/// an answer.
+fn quoted_prefix(text: &str) -> String {
+    let cut: String = text.chars().take(64).collect();
+    if cut.len() < text.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
 }
 
 impl VerifiedToken {
@@ -558,7 +577,7 @@ impl Verifier {
         let client_id = optional_string(payload, "client_id")?;
         let token_id = optional_string(payload, "jti")?;
 
-        let details = self.authorization_details(payload)?;
+        let (details, ignored) = self.authorization_details(payload)?;
         let mut publish = Vec::new();
         let mut subscribe = Vec::new();
         for detail in &details {
@@ -584,24 +603,49 @@ impl Verifier {
             publish,
             subscribe,
             details,
+            ignored,
         })
     }
 
     fn authorization_details(
         &self,
         payload: &Map<String, Value>,
-    ) -> Result<Vec<AuthorizationDetail>, Error> {
+    ) -> Result<(Vec<AuthorizationDetail>, Vec<String>), Error> {
         let limits = &self.inner.limits;
         let entries = match payload.get("authorization_details") {
-            None => return Ok(Vec::new()),
+            None => return Ok((Vec::new(), Vec::new())),
             Some(Value::Array(entries)) => entries,
             Some(_) => return Err(Error::AuthorizationDetailsNotArray),
         };
         let mut details = Vec::new();
+        let mut ignored = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let Some(detail) = AuthorizationDetail::parse(index, entry)? else {
+                if ignored.len() < MAX_IGNORED_NOTES {
+                    let kind = entry
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    ignored.push(format!(
+                        "authorization_details[{index}] is of type {}, not {MERCURE_DETAIL_TYPE:?}",
+                        quoted_prefix(kind)
+                    ));
+                }
                 continue;
             };
+            let actions = entry.get("actions").and_then(Value::as_array);
+            for (i, action) in actions.into_iter().flatten().enumerate() {
+                if let Some(name) = action.as_str()
+                    && Action::from_name(name).is_none()
+                    && ignored.len() < MAX_IGNORED_NOTES
+                {
+                    ignored.push(format!(
+                        "authorization_details[{index}].actions[{i}] is {}, not an action \
+                         (publish or subscribe)",
+                        quoted_prefix(name)
+                    ));
+                }
+            }
             if details.len() == limits.max_details {
                 return Err(Error::LimitExceeded {
                     what: "number of Mercure authorization details".into(),
@@ -638,7 +682,7 @@ impl Verifier {
             }
             details.push(detail);
         }
-        Ok(details)
+        Ok((details, ignored))
     }
 }
 
