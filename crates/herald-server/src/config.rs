@@ -519,10 +519,20 @@ impl LogConfig {
 }
 
 /// Every string under a key whose name holds `secret` (`under`: already
-/// below one), at any depth, none empty.
+/// below one), at any depth, none empty; a value of another type as serde
+/// quotes it in a type error (`` `1234567` ``), which a secret mistyped
+/// without quotes would be.
 fn secret_values(value: &toml::Value, under: bool) -> Vec<String> {
     match value {
         toml::Value::String(text) if under && !text.is_empty() => vec![text.clone()],
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_)
+            if under =>
+        {
+            vec![format!("`{value}`")]
+        }
         toml::Value::Array(items) => items
             .iter()
             .flat_map(|item| secret_values(item, under))
@@ -1253,10 +1263,16 @@ mod tests {
                 "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = 'TOP\"SECRET-0123456789012345678901234'\n",
                 "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
             ),
+            // Mistyped without quotes: not echoed either.
+            (
+                "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = [1234567]\n",
+                "line 3, at `auth.issuers.hs256_secrets`: invalid type: integer <redacted>",
+            ),
         ] {
             let error = Config::from_toml(toml).unwrap_err();
             assert!(error.starts_with(expected), "{toml}: {error}");
             assert!(!error.contains("SECRET-"), "{error}");
+            assert!(!error.contains("1234567"), "{error}");
         }
     }
 

@@ -58,7 +58,7 @@ impl Metrics {
         let connections_refused = Family::<Reason, Counter>::default();
         registry.register(
             "connections_refused",
-            "Subscriber connections refused by a limit (reason: total, address, subject)",
+            "Subscriber connections refused by a limit (reason: total, address, subject, address_patterns)",
             connections_refused.clone(),
         );
         let auth_failures = Family::<Reason, Counter>::default();
@@ -248,7 +248,7 @@ impl Collector for HubCollector {
         counter(
             &mut encoder,
             "slow_subscriber_disconnects",
-            "Subscribers disconnected because their queue was full",
+            "Subscribers disconnected because they fell too far behind (subscribers.queue_capacity or queue_bytes)",
             stats.slow_disconnects.load(Ordering::Relaxed),
         )?;
         counter(

@@ -105,7 +105,7 @@ impl Reserve {
         if self.free < self.min_free {
             return Err(format!(
                 "the disk holding {} has {} free, less than the {} the log keeps free for its \
-                 own writes (min_free_space); updates are taken again once there is more",
+                 own writes (log.min_free_space); updates are taken again once there is more",
                 self.dir.display(),
                 size(self.free),
                 size(self.min_free)
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(
             refusal,
             "the disk holding /data has 1.5 MiB (1572864 bytes) free, less than the 64.0 MiB \
-             (67108864 bytes) the log keeps free for its own writes (min_free_space); updates \
+             (67108864 bytes) the log keeps free for its own writes (log.min_free_space); updates \
              are taken again once there is more"
         );
         assert!(reserve.admit(300).is_err(), "still short");
