@@ -53,3 +53,6 @@ pub use registry::{DEFAULT_QUEUE_BYTES, Registration, Registry, RegistryStats, S
 pub use subscription::{Resume, Subscription};
 pub use template::UriTemplate;
 pub use update::{Update, UpdateLimits, parse_retry};
+/// The URL type a hub is built with ([`Hub::builder`]), so that an
+/// application needs no `url` dependency of its own.
+pub use url::Url;

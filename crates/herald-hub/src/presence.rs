@@ -313,8 +313,9 @@ impl Presence {
     /// Every active subscription, in no particular order.
     ///
     /// What it returns counts as seen by a client: each one's end is
-    /// published even if its start is still queued (see
-    /// [`crate::presence_queue`]). [`Self::of_matcher`] and [`Self::get`] too.
+    /// published even if its start is still queued for the log (pending
+    /// subscription events are bounded by [`crate::DEFAULT_MAX_PENDING_EVENTS`]
+    /// by default). [`Self::of_matcher`] and [`Self::get`] too.
     pub fn all(&self) -> Vec<Arc<ActiveSubscription>> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {

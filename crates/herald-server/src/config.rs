@@ -931,6 +931,14 @@ impl Config {
             });
         }
         if let Some(url) = &self.hub_url
+            && let Err(reason) = crate::routable_hub_path(url)
+        {
+            return Err(ConfigError::Invalid {
+                key: "hub_url".into(),
+                reason,
+            });
+        }
+        if let Some(url) = &self.hub_url
             && (!matches!(url.scheme(), "http" | "https")
                 || url.query().is_some()
                 || url.fragment().is_some())
@@ -1351,6 +1359,14 @@ mod tests {
             (
                 "hub_url = \"https://admin:s3cret@x/.well-known/mercure\"\n",
                 "configuration key `hub_url`: it holds user information",
+            ),
+            (
+                "hub_url = \"https://x/:hub\"\n",
+                "configuration key `hub_url`: its path segment `:hub` starts with `:`",
+            ),
+            (
+                "hub_url = \"https://x/hubs/*\"\n",
+                "configuration key `hub_url`: its path segment `*` starts with `*`",
             ),
             (
                 "[log]\ndir = \"\"\n",

@@ -76,6 +76,8 @@ pub use metadata::link_header;
 pub use proxies::TrustedProxies;
 pub use settings::Settings;
 pub use tls::{Tls, TlsError};
+/// The URL type of the hub's URL, as [`hub::Url`].
+pub use url::Url;
 
 /// The HTTP edge around one hub. Cheap to clone.
 #[derive(Clone)]
@@ -200,6 +202,18 @@ impl Herald {
     /// subscriptions are on, the subscription API. Mount them
     /// in an application's own router with `merge`; every other path is
     /// left to the application (a bare 404 unless it sets a fallback).
+    ///
+    /// An application with state of its own merges them after its
+    /// `with_state` (the routes carry theirs): `Router::new().route(…)
+    /// .with_state(app_state).merge(herald.router())`. Do not route the hub
+    /// URL's path in the application too: a method both serve would go to
+    /// one of them.
+    ///
+    /// # Panics
+    ///
+    /// When a segment of the hub URL's path starts with `:` or `*`, which
+    /// axum refuses in a route ([`routable_hub_path`] says so beforehand; the
+    /// configuration file refuses such a `hub_url`).
     pub fn router(&self) -> Router {
         self.routes(Router::new())
     }
@@ -209,6 +223,12 @@ impl Herald {
     /// details naming the hub URL's path, where a bare 404 would leave a
     /// client (or a browser, which shows its own error page for an empty
     /// one) guessing.
+    ///
+    /// # Panics
+    ///
+    /// As [`Herald::router`]; and merged into a router that has a fallback
+    /// of its own, as axum panics when two routers with fallbacks merge (an
+    /// application with its own fallback merges [`Herald::router`]).
     pub fn standalone_router(&self) -> Router {
         self.routes(Router::new().fallback(not_found_endpoint))
     }
@@ -301,6 +321,31 @@ impl Herald {
                 ])
                 .expose_headers(exposed),
         )
+    }
+
+    /// Closes the hub's log once serving has ended, off the runtime's
+    /// threads ([`Hub::close_log`](herald_hub::Hub::close_log) blocks): what
+    /// was acknowledged is then durable and checkpointed, and the next start
+    /// is quick. The error says what could not be made durable.
+    pub async fn close_log(&self) -> Result<(), herald_hub::HubError> {
+        let hub = self.hub().clone();
+        tokio::task::spawn_blocking(move || hub.close_log())
+            .await
+            .unwrap_or_else(|join| {
+                Err(herald_hub::HubError::Log(format!(
+                    "closing the log did not finish: {join}"
+                )))
+            })
+    }
+
+    /// The answer the hub itself gives for `error`: its status (a
+    /// [`HubError`](herald_hub::HubError) from [`Hub::publish`](herald_hub::Hub::publish)
+    /// maps to 400, 413, 503 with `Retry-After`, 507…), problem details and
+    /// headers, logged and counted as the hub's own refusals are. For an
+    /// application's handler that publishes in code and answers as the hub
+    /// would.
+    pub fn error_response(&self, error: impl Into<ServerError>) -> Response {
+        self.error(error.into())
     }
 
     fn error(&self, error: ServerError) -> Response {
@@ -461,6 +506,39 @@ fn host_refusal(version: axum::http::Version, headers: &axum::http::HeaderMap) -
     ))
 }
 
+/// Whether axum can route the hub URL's path (and the paths built from it):
+/// a segment that starts with `:` or `*` is refused there (it looks like
+/// the capture syntax of axum before 0.8); percent-encoded, `%3A` or `%2A`,
+/// it is served. The error names the segment.
+pub fn routable_hub_path(url: &url::Url) -> Result<(), String> {
+    match url
+        .path()
+        .split('/')
+        .find(|segment| segment.starts_with([':', '*']))
+    {
+        Some(segment) => Err(format!(
+            "its path segment `{segment}` starts with `{}`, which herald's router cannot \
+             serve; percent-encode it (`%3A` for `:`, `%2A` for `*`)",
+            &segment[..1]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Says once that subscriptions come without the peer's address (served by
+/// `axum::serve` without `into_make_service_with_connect_info`): the limits
+/// per address cannot apply, and nothing else would tell.
+fn warn_once_without_peer_address() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "a subscription came without the client's address, so the limits per address \
+             do not apply: serve with herald_server::serve, or give axum::serve \
+             router.into_make_service_with_connect_info::<SocketAddr>()"
+        );
+    }
+}
+
 /// The methods the hub's endpoint serves, for `Allow`.
 const HUB_METHODS: &str = "GET, HEAD, QUERY, POST, OPTIONS";
 
@@ -575,6 +653,9 @@ async fn hub_endpoint(State(herald): State<Herald>, request: Request) -> Respons
                     .trusted_proxies
                     .client(addr.ip(), &parts.headers)
             });
+        if peer.is_none() {
+            warn_once_without_peer_address();
+        }
         let wire = parts
             .extensions
             .get::<stream_conn::DirectWire>()
@@ -715,7 +796,7 @@ fn nothing_at(uri: &axum::http::Uri, served: &str) -> Response {
 /// HTTP/1.1 subscriptions are written past `router`'s body layers, their
 /// request and response head still going through it. Every other request
 /// goes through `router`. A `Herald` serves once: its shutdown token stays
-/// cancelled after `shutdown`.
+/// cancelled after `shutdown`, and serving it again is an error at once.
 pub async fn serve(
     listener: TcpListener,
     herald: &Herald,

@@ -12,11 +12,15 @@ use crate::error::ServerError;
 /// The configured maximums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Subscriber connections in total.
+    /// Subscriber connections in total (default 18,000).
     pub total: usize,
-    /// Subscriber connections from one client address.
+    /// Subscriber connections from one client address (known when served by
+    /// [`crate::serve`], or by `axum::serve` with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`; without it
+    /// this limit cannot apply). Default 18,000.
     pub per_address: usize,
-    /// Subscriber connections under one token subject (`iss` + `sub`).
+    /// Subscriber connections under one token subject (`iss` + `sub`;
+    /// default 1,000).
     pub per_subject: usize,
     /// Bytes of compiled URL patterns ([`herald_hub::Matcher::compiled_bytes`])
     /// the live subscriptions from one client address may hold together,

@@ -70,6 +70,12 @@ pub(crate) async fn run(
     tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Its subscriptions would end as they open, every connection with them.
+    if herald.shutdown_token().is_cancelled() {
+        return Err(std::io::Error::other(
+            "this Herald was shut down, and a Herald serves once: build another to serve again",
+        ));
+    }
     let acceptor = tls
         .as_ref()
         .map(|tls| TlsAcceptor::from(tls.server_config()));

@@ -11,38 +11,49 @@ use crate::limits::ConnectionLimits;
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Origins allowed to make credentialed cross-origin requests (CORS).
-    /// Empty: no CORS headers at all. Never `*`.
+    /// Empty (the default): no CORS headers at all. Never `*`: an origin
+    /// that is `*` or not a header value is left out, with an error logged.
     pub cors_origins: Vec<String>,
-    /// The cookie the access token may be presented in.
+    /// The cookie the access token may be presented in (default
+    /// `__Secure-mercure_access_token`).
     pub cookie_name: String,
-    /// Whether subscribers without a token are accepted (they get public updates only).
+    /// Whether subscribers without a token are accepted (they get public
+    /// updates only); default `true`.
     pub anonymous_subscribers: bool,
-    /// Idle time after which a keep-alive comment is sent.
+    /// Idle time after which a keep-alive comment is sent (default 15 s; at
+    /// least 1 s, a shorter one is raised to it).
     pub heartbeat: Duration,
-    /// Longest a subscriber connection stays open, whatever its token says.
+    /// Longest a subscriber connection stays open, whatever its token says
+    /// (default 24 h).
     pub max_connection_lifetime: Option<Duration>,
-    /// Largest accepted request body, in bytes (413 beyond).
+    /// Largest accepted request body, in bytes (413 beyond; default 2 MiB).
     pub max_body_bytes: usize,
-    /// Most topic matchers in one subscription request (400 beyond).
+    /// Most topic matchers in one subscription request (400 beyond; default 100).
     pub max_matchers: usize,
-    /// Concurrent connection limits (429 beyond).
+    /// Concurrent connection limits (429 beyond; see [`ConnectionLimits`]'s
+    /// defaults).
     pub connections: ConnectionLimits,
-    /// Longest a graceful shutdown waits for open connections.
+    /// Longest a graceful shutdown waits for open connections (default 10 s).
     pub shutdown_timeout: Duration,
-    /// A connection whose writes make no progress this long is closed.
+    /// A connection whose writes make no progress this long is closed
+    /// (default 30 s).
     pub write_timeout: Duration,
     /// Longest a connection may take to deliver a whole request head, from
     /// when it is accepted and, kept alive, from the end of its previous
     /// answer; beyond it the connection is closed. So it also bounds how
     /// long a kept-alive connection may stay idle between requests. It
     /// never bounds a response, so an event stream lives as long as it may.
+    /// Default 10 s.
     pub request_head_timeout: Duration,
     /// A request body that makes no progress this long ends its request
     /// with a 408 and its HTTP/1.1 connection; the update is not published.
+    /// Default 10 s.
     pub request_body_timeout: Duration,
-    /// Most subscriptions in one page of a subscription API collection.
+    /// Most subscriptions in one page of a subscription API collection
+    /// (default 1000; 0 counts as 1).
     pub subscriptions_page_size: usize,
-    /// The pre-draft-08 protocol next to draft-08 (`None`: draft-08 only).
+    /// The pre-draft-08 protocol next to draft-08 (`None`, the default:
+    /// draft-08 only).
     pub compatibility: Option<Arc<Compatibility>>,
     /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes of
     /// the hub URL itself, without the router it was given (a request with
@@ -72,11 +83,22 @@ pub struct Settings {
 /// (100 of humantime's years of 365.25 days, so `100years` is allowed.)
 pub const LONGEST_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
+/// The shortest heartbeat settings built in code get (see [`Settings::heartbeat`]).
+pub const SHORTEST_HEARTBEAT: Duration = Duration::from_secs(1);
+
 impl Settings {
     /// The same settings with every duration at most [`LONGEST_DURATION`]
-    /// (the configuration file refuses longer ones; settings built in code
-    /// are clamped rather than left to overflow a deadline).
+    /// and a heartbeat of at least [`SHORTEST_HEARTBEAT`] (the configuration
+    /// file refuses the others; settings built in code are clamped rather
+    /// than left to overflow a deadline or send comments without pause).
     pub(crate) fn clamped(mut self) -> Self {
+        if self.heartbeat < SHORTEST_HEARTBEAT {
+            tracing::warn!(
+                heartbeat = ?self.heartbeat,
+                "a heartbeat this short would send keep-alive comments without pause: 1s is used"
+            );
+            self.heartbeat = SHORTEST_HEARTBEAT;
+        }
         for duration in [
             &mut self.heartbeat,
             &mut self.shutdown_timeout,

@@ -166,6 +166,28 @@ async fn durations_set_in_code_beyond_any_clock_are_clamped_not_a_panic() {
     }
 }
 
+#[tokio::test]
+async fn a_zero_heartbeat_set_in_code_is_raised_to_a_second_not_a_flood() {
+    let settings = Settings {
+        heartbeat: Duration::ZERO,
+        ..Settings::default()
+    };
+    let (hub_url, _stop, _) = start(settings, |router| router).await;
+    let mut stream = http1()
+        .get(format!("{hub_url}?match=https://example.com/t"))
+        .send()
+        .await
+        .expect("the hub answers");
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Over 1.5 s: the opening comment and a heartbeat or two, not a flood.
+    let mut received = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, stream.chunk()).await {
+        received += chunk.len();
+    }
+    assert!(received < 64, "{received} bytes of heartbeats in 1.5 s");
+}
+
 /// The body of every answer, upper-cased: a layer of the kind that
 /// compresses or meters a response body.
 async fn shout(response: Response) -> Response {
@@ -242,4 +264,68 @@ fn a_configuration_built_in_code_serves_nothing_by_hand_unless_asked() {
     let (herald, _) = config.build().unwrap();
     let settings = herald.settings();
     assert!(settings.hand_served_publish && settings.hand_served_streams);
+}
+
+#[tokio::test]
+async fn a_herald_served_and_shut_down_refuses_to_serve_again_at_once() {
+    let herald = Herald::new(
+        Hub::builder("http://127.0.0.1:9/.well-known/mercure".parse().unwrap()).build(),
+        None,
+        Settings::default(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, &herald, herald.router(), async {})
+        .await
+        .expect("the first serve ends cleanly");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let again = tokio::time::timeout(
+        Duration::from_secs(5),
+        serve(listener, &herald, herald.router(), std::future::pending()),
+    )
+    .await
+    .expect("refused at once, not served");
+    let error = again.expect_err("a Herald serves once");
+    assert!(
+        error.to_string().contains("a Herald serves once"),
+        "{error}"
+    );
+    herald.close_log().await.expect("the log closes");
+}
+
+#[test]
+fn hub_paths_axum_cannot_route_are_named_before_the_router_panics() {
+    for (url, segment) in [
+        ("http://h/:hub", "`:hub` starts with `:`"),
+        ("http://h/hubs/*", "`*` starts with `*`"),
+    ] {
+        let error = herald_server::routable_hub_path(&url.parse().unwrap()).unwrap_err();
+        assert!(error.contains(segment), "{url}: {error}");
+    }
+    for url in [
+        "http://h/.well-known/mercure",
+        "http://h/%3Ahub",
+        "http://h/a:b",
+    ] {
+        herald_server::routable_hub_path(&url.parse().unwrap()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_publish_refused_in_code_is_answered_as_the_hub_answers_it() {
+    let herald = Herald::new(
+        Hub::builder("http://127.0.0.1:9/.well-known/mercure".parse().unwrap()).build(),
+        None,
+        Settings::default(),
+    );
+    let refused = herald
+        .hub()
+        .publish(herald_hub::Update::new("a\u{1}b", "data"))
+        .await
+        .expect_err("a control character in a topic");
+    let response = herald.error_response(refused);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
 }

@@ -21,19 +21,21 @@ pub fn app(hub_url: url::Url) -> (Router, Herald) {
     // No token verifier: subscribers are anonymous and only public updates are
     // published; the application publishes directly through `Hub::publish`.
     let herald = Herald::new(hub, None, Settings::default());
+    // The application's state first: the hub's routes carry their own.
     let router = Router::new()
         .route("/books/{id}", put(update_book))
-        .with_state(herald.hub().clone())
+        .with_state(herald.clone())
         .merge(herald.router());
     (router, herald)
 }
 
 /// `PUT /books/{id}` stores the book (elided here) and notifies subscribers.
 async fn update_book(
-    State(hub): State<Hub>,
+    State(herald): State<Herald>,
     Path(id): Path<u32>,
     Json(book): Json<serde_json::Value>,
 ) -> impl IntoResponse {
+    let hub = herald.hub();
     let update = Update::new(format!("/books/{id}"), book.to_string());
     match hub.publish(update).await {
         Ok(entry) => {
@@ -45,6 +47,8 @@ async fn update_book(
             }
             response
         }
-        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+        // As the hub answers a refused publish: 400 for a bad topic, 507
+        // when the disk is full, 503 with Retry-After when overloaded…
+        Err(error) => herald.error_response(error),
     }
 }
