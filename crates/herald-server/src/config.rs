@@ -588,7 +588,17 @@ impl Config {
             let line = e
                 .span()
                 .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            let message = e.message().trim().to_owned();
+            let mut message = e.message().trim().to_owned();
+            // The parser's words for a number past TOML's integers name its
+            // own internals (`as i128, expected any valid TOML value`).
+            if let Some(number) = message
+                .strip_prefix("invalid type: integer `")
+                .and_then(|rest| rest.strip_suffix("` as i128, expected any valid TOML value"))
+            {
+                message = format!(
+                    "`{number}` is past the largest integer TOML holds (9223372036854775807)"
+                );
+            }
             let at = e.span().and_then(|span| text.get(span)).map(str::trim);
             // A value is named by its key (`listen`, not `5`, nor a secret).
             let key = e.span().and_then(|span| key_of_value(text, span.start));
@@ -1270,6 +1280,11 @@ mod tests {
             (
                 "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = 'TOP\"SECRET-0123456789012345678901234'\n",
                 "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
+            ),
+            (
+                "[subscribers]\nqueue_capacity = 99999999999999999999\n",
+                "line 2, at `subscribers.queue_capacity`: `99999999999999999999` is past the \
+                 largest integer TOML holds",
             ),
             // Mistyped without quotes: not echoed either.
             (
