@@ -557,12 +557,30 @@ fn key_of_value(text: &str, at: usize) -> Option<String> {
     if name.is_empty() || name.starts_with('[') || name.starts_with('#') {
         return None;
     }
-    let table = text[..start]
+    let header = text[..start]
         .lines()
         .rev()
         .map(str::trim)
-        .find(|line| line.starts_with('['))
-        .map(|header| header.trim_matches(|c| c == '[' || c == ']').trim());
+        .find(|line| line.starts_with('['));
+    let table = header.map(|header| header.trim_matches(|c| c == '[' || c == ']').trim());
+    // In an array of tables, the entry's index, as validation names it
+    // (`auth.issuers[1].id`): the headers of that array above the value.
+    let table = match header {
+        Some(header) if header.starts_with("[[") => table.map(|table| {
+            let index = text[..start]
+                .lines()
+                .map(str::trim)
+                .filter(|line| {
+                    line.strip_prefix("[[")
+                        .and_then(|line| line.strip_suffix("]]"))
+                        .is_some_and(|name| name.trim() == table)
+                })
+                .count()
+                .saturating_sub(1);
+            format!("{table}[{index}]")
+        }),
+        _ => table.map(str::to_owned),
+    };
     Some(match table {
         Some(table) if !table.is_empty() => format!("{table}.{name}"),
         _ => name.to_owned(),
@@ -1267,7 +1285,7 @@ mod tests {
             ),
             (
                 "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = \"TOPSECRET-0123456789012345678901234\"\n",
-                "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
+                "line 3, at `auth.issuers[0].hs256_secrets`: invalid type: string <redacted>",
             ),
             (
                 "[subscribers]\nheartbeet = \"5s\"\n",
@@ -1279,17 +1297,21 @@ mod tests {
             ),
             (
                 "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = 'TOP\"SECRET-0123456789012345678901234'\n",
-                "line 3, at `auth.issuers.hs256_secrets`: invalid type: string <redacted>",
+                "line 3, at `auth.issuers[0].hs256_secrets`: invalid type: string <redacted>",
             ),
             (
                 "[subscribers]\nqueue_capacity = 99999999999999999999\n",
                 "line 2, at `subscribers.queue_capacity`: `99999999999999999999` is past the \
                  largest integer TOML holds",
             ),
+            (
+                "[[auth.issuers]]\nid = \"a\"\n[[auth.issuers]]\nid = 5\n",
+                "line 4, at `auth.issuers[1].id`: invalid type: integer `5`",
+            ),
             // Mistyped without quotes: not echoed either.
             (
                 "[[auth.issuers]]\nid = \"a\"\nhs256_secrets = [1234567]\n",
-                "line 3, at `auth.issuers.hs256_secrets`: invalid type: integer <redacted>",
+                "line 3, at `auth.issuers[0].hs256_secrets`: invalid type: integer <redacted>",
             ),
         ] {
             let error = Config::from_toml(toml).unwrap_err();
