@@ -300,22 +300,28 @@ async fn a_bad_log_filter_is_said_and_the_hub_logs_at_info() {
     let _ = child.kill().await;
 }
 
+/// `herald serve --dev` on `listen` and `admin`, for a start expected to
+/// fail: its output once it exits.
+async fn serve_dev_on(listen: &str, admin: &str) -> std::process::Output {
+    tokio::time::timeout(
+        WAIT,
+        herald()
+            .args(["serve", "--dev", "--listen", listen])
+            .args(["--admin-listen", admin])
+            .output(),
+    )
+    .await
+    .expect("herald exits in time")
+    .expect("herald runs")
+}
+
 /// Both listeners are bound before the banner, which scripts take for
 /// "ready": a start that fails on the admin address prints none.
 #[tokio::test]
 async fn a_busy_admin_address_fails_the_start_before_the_banner() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = busy.local_addr().unwrap().to_string();
-    let output = tokio::time::timeout(
-        WAIT,
-        herald()
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-            .args(["--admin-listen", &admin])
-            .output(),
-    )
-    .await
-    .expect("herald exits in time")
-    .expect("herald runs");
+    let output = serve_dev_on("127.0.0.1:0", &admin).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("for the admin routes"), "{stderr}");
@@ -333,16 +339,7 @@ async fn an_admin_address_overlapping_the_hub_s_is_a_usage_error_saying_so() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = free.local_addr().unwrap().to_string();
     drop(free);
-    let output = tokio::time::timeout(
-        WAIT,
-        herald()
-            .args(["serve", "--dev", "--listen", &address])
-            .args(["--admin-listen", &address])
-            .output(),
-    )
-    .await
-    .expect("herald exits in time")
-    .expect("herald runs");
+    let output = serve_dev_on(&address, &address).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(

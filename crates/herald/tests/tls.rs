@@ -147,20 +147,7 @@ async fn config_check_shows_the_tls_files_with_their_sources() {
     std::fs::write(dir.path().join("other.pem"), other_key).unwrap();
     let other = dir.path().join("other.pem");
     let other = other.to_str().unwrap();
-    let (code, _, stderr) = run(
-        &[
-            "config",
-            "check",
-            "--log-kind",
-            "memory",
-            "--tls-cert",
-            cert,
-            "--tls-key",
-            other,
-        ],
-        &[],
-    )
-    .await;
+    let (code, _, stderr) = check_tls(cert, other).await;
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(other), "{stderr}");
     assert!(stderr.contains("does not match"), "{stderr}");
