@@ -167,14 +167,19 @@ pub(crate) const TOKEN_NEEDED: &str = "this hub requires an access token to subs
 /// whole process: twice the cores of the machines herald is sized for.
 static COMPILING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
-/// Whether a subscription request names `match_urlpattern`, as clients write
-/// it. A name with percent-encoded letters is compiled on the worker: the
-/// size limit of a pattern's groups still bounds it.
+/// Whether a subscription request may name `match_urlpattern`: it says
+/// `urlpattern`, or a parameter name is percent-encoded (or holds a `+`), which
+/// could spell it (`match_%75rlpattern`) without saying it. Erring towards
+/// yes costs only a trip off the workers.
 fn names_a_url_pattern(query: Option<&str>, body: &[u8]) -> bool {
     let names = |bytes: &[u8]| {
         bytes
             .windows(b"urlpattern".len())
             .any(|w| w.eq_ignore_ascii_case(b"urlpattern"))
+            || bytes.split(|&b| b == b'&').any(|pair| {
+                let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+                name.contains(&b'%') || name.contains(&b'+')
+            })
     };
     query.is_some_and(|query| names(query.as_bytes())) || names(body)
 }
@@ -509,5 +514,30 @@ impl EventStream {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_a_url_pattern;
+
+    #[test]
+    fn a_url_pattern_is_found_however_its_parameter_is_spelt() {
+        for query in [
+            "match_urlpattern=https://example.com/:id",
+            "MATCH_URLPATTERN=x",
+            "match_%75rlpattern=https://example.com/:id",
+            "a=1&match%5Furlpattern=x",
+            "match+urlpattern=x",
+        ] {
+            assert!(names_a_url_pattern(Some(query), b""), "{query}");
+            assert!(names_a_url_pattern(None, query.as_bytes()), "{query}");
+        }
+        for query in [
+            "match=https://example.com/%75",
+            "match=a+b&last_event_id=%41",
+        ] {
+            assert!(!names_a_url_pattern(Some(query), b""), "{query}");
+        }
     }
 }
