@@ -124,8 +124,20 @@ pub trait Log: Send + Sync + 'static {
     }
 }
 
-/// The default of [`MemoryLog::with_max_bytes`]: 256 MiB of frames.
+/// The default of [`MemoryLog::with_max_bytes`]: 256 MiB of entries.
 pub const DEFAULT_MEMORY_LOG_BYTES: u64 = 256 << 20;
+
+/// What an entry takes in the memory log, as its byte bound counts it: the
+/// frame, and the topics and id it keeps beside it (an update of 64 topics
+/// of 2,000 bytes and one byte of data would otherwise count 31 bytes and
+/// take 128 KB), with a fixed share for the entry itself and its index.
+fn retained_bytes(entry: &Entry) -> u64 {
+    /// The entry, its `Arc`, its queue slot, its topics' boxes and its id's
+    /// index entry, roughly.
+    const OVERHEAD: usize = 160;
+    let topics: usize = entry.topics().iter().map(|topic| topic.len() + 16).sum();
+    (entry.frame().len() + topics + 2 * entry.id().len() + OVERHEAD) as u64
+}
 
 /// A bounded in-memory log: the newest `capacity` entries are kept, within
 /// a bound on their bytes and, if set, on their age.
@@ -174,7 +186,8 @@ impl MemoryLog {
         }
     }
 
-    /// Keeps the newest entries whose frames add up to at most `max_bytes`
+    /// Keeps the newest entries that add up to at most `max_bytes` (each
+    /// counted with its frame, topics and id)
     /// (the newest entry is always kept, whatever its size): the entry bound
     /// alone let 100,000 updates of 2 MiB take 200 GB.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
@@ -223,7 +236,7 @@ impl MemoryLog {
         {
             let now = SystemTime::now();
             let mut store = self.store.write();
-            let size = entry.frame().len() as u64;
+            let size = retained_bytes(&entry);
             while store.entries.len() >= self.capacity
                 || (!store.entries.is_empty() && store.bytes + size > self.max_bytes)
                 || store.entries.front().is_some_and(|e| self.expired(e, now))
@@ -247,7 +260,7 @@ impl Store {
         let Some(old) = self.entries.pop_front() else {
             return;
         };
-        self.bytes -= old.frame().len() as u64;
+        self.bytes -= retained_bytes(&old);
         self.discarded += 1;
         self.forget(&old);
         self.first += 1;

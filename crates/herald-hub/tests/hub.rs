@@ -575,7 +575,11 @@ async fn the_memory_log_is_bounded_in_bytes() {
         )
         .unwrap()
     };
-    let frame = encode(0, 1000).frame().len() as u64;
+    // What one such entry counts for: its frame, topic, id and bookkeeping.
+    let probe = MemoryLog::new(1);
+    probe.append(encode(0, 1000)).await.unwrap();
+    let frame = probe.stats().bytes;
+    assert!(frame > encode(0, 1000).frame().len() as u64);
     let log = MemoryLog::new(100).with_max_bytes(3 * frame);
     for n in 0..5 {
         log.append(encode(n, 1000)).await.unwrap();
@@ -605,4 +609,15 @@ async fn the_memory_log_is_bounded_in_bytes() {
     log.append(encode(6, 1000)).await.unwrap();
     assert_eq!(ids(log.read(0, u64::MAX, all).await.unwrap()), ["e6"]);
     assert_eq!(log.stats().discarded, 6);
+
+    // Topics count too: 64 topics of 2,000 bytes and one byte of data.
+    let topics: Vec<String> = (0..64)
+        .map(|n| format!("https://example.com/{n}/{}", "t".repeat(2000)))
+        .collect();
+    let mut update = Update::new(topics[0].clone(), "x");
+    update.topics = topics;
+    let wide = Entry::encode(update, "wide".into(), std::time::SystemTime::now()).unwrap();
+    let log = MemoryLog::new(100);
+    log.append(wide).await.unwrap();
+    assert!(log.stats().bytes > 64 * 2000, "{}", log.stats().bytes);
 }
