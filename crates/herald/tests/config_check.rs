@@ -324,6 +324,32 @@ fn keys_that_do_nothing_here_are_warned_about() {
     assert!(!stderr.contains("max_age"), "{stderr}");
 }
 
+/// Subscription events on a durable log that keeps everything: every client
+/// that connects grows the log for good, which is said.
+#[test]
+fn subscriptions_on_an_unbounded_durable_log_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let unbounded = dir.path().join("unbounded.toml");
+    std::fs::write(&unbounded, "[subscriptions]\nenabled = true\n").unwrap();
+    let (code, stdout, stderr) = check(&[unbounded.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = "subscriptions.enabled with a durable log that keeps everything";
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(
+        stdout.contains(&format!("# warning: {expected}")),
+        "{stdout}"
+    );
+    let bounded = dir.path().join("bounded.toml");
+    std::fs::write(
+        &bounded,
+        "[subscriptions]\nenabled = true\n[log]\nmax_age = \"7days\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[bounded.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(expected), "{stderr}");
+}
+
 /// The file to check given twice (argument and `--config`) is a usage
 /// error; `HERALD_CONFIG` from the environment gives way to the argument.
 #[test]

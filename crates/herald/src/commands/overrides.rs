@@ -183,6 +183,21 @@ impl Loaded {
                 ));
             }
         }
+        let log = &self.config.log;
+        if self.config.subscriptions.enabled
+            && log.kind == "durable"
+            && log.max_age.is_zero()
+            && log.max_entries == 0
+            && log.max_bytes == 0
+        {
+            found.push(
+                "subscriptions.enabled with a durable log that keeps everything: every \
+                 connection appends two subscription events, so the log grows with every \
+                 client that connects; bound it with log.max_age, log.max_entries or \
+                 log.max_bytes (docs/presence.md, \"At scale\")"
+                    .into(),
+            );
+        }
         found
     }
 
