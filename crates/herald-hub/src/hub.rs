@@ -36,6 +36,17 @@ pub struct HubBuilder {
     max_pending_events: usize,
 }
 
+impl std::fmt::Debug for HubBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubBuilder")
+            .field("hub_url", &self.hub_url.as_str())
+            .field("shards", &self.shards)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("subscriptions", &self.subscriptions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HubBuilder {
     /// Most subscription events queued for the log at once, with active
     /// subscriptions on (default [`crate::DEFAULT_MAX_PENDING_EVENTS`]): a

@@ -151,6 +151,16 @@ pub struct MemoryLog {
     store: RwLock<Store>,
 }
 
+impl std::fmt::Debug for MemoryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLog")
+            .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct Store {
     entries: VecDeque<Arc<Entry>>,

@@ -182,6 +182,15 @@ pub struct Registration {
     registry: Arc<Registry>,
 }
 
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Registration {
     /// The hub-assigned subscriber number, unique in this process.
     pub fn id(&self) -> u64 {

@@ -66,6 +66,16 @@ pub struct Subscription {
     membership: Option<Arc<Membership>>,
 }
 
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("registration", &self.registration)
+            .field("replay", &self.replay)
+            .field("buffered", &self.buffered.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(membership) = &self.membership {

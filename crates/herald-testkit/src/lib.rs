@@ -41,11 +41,13 @@ impl Request {
 }
 
 /// A listener on 127.0.0.1:0 that hands each connection to the test.
+#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
 }
 
 /// One accepted connection with its request already read.
+#[derive(Debug)]
 pub struct Conn {
     pub request: Request,
     pub stream: TcpStream,
