@@ -55,5 +55,6 @@ pub use event_source::{EventSource, Item};
 pub use herald_sse::MessageEvent;
 pub use http::{HeaderMap, Method, StatusCode};
 pub use publisher::Publisher;
+pub use rejection::describe as describe_refusal;
 pub use update::Update;
 pub use url::Url;

@@ -49,7 +49,7 @@ pub(crate) async fn describe_answer(mut response: reqwest::Response) -> String {
 /// `title: detail`, else the text of the body, else the RFC 6750 challenge's
 /// `error_description` (or `error`). A redirect names its target. Empty when
 /// the server said nothing.
-pub(crate) fn describe(headers: &HeaderMap, body: &[u8]) -> String {
+pub fn describe(headers: &HeaderMap, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let is_problem = headers
         .get(CONTENT_TYPE)

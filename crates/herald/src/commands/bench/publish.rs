@@ -196,7 +196,13 @@ impl Connection {
                     // Only a refusal's words are kept: the hot path reads none.
                     self.refusal.clear();
                     if !(200..300).contains(&answered.status) {
-                        self.refusal = refusal_text(answer.body(&self.buf));
+                        let said = herald_client::describe_refusal(
+                            &answer.headers(),
+                            answer.body(&self.buf),
+                        );
+                        if !said.is_empty() {
+                            self.refusal = format!(": {said}");
+                        }
                     }
                     return Ok(answered);
                 }
@@ -204,36 +210,6 @@ impl Connection {
                 None => {}
             }
         }
-    }
-}
-
-/// `": what the hub said"` about a refused publish: an RFC 9457 problem
-/// document's `title: detail`, else the body's text, on one line of at most
-/// 300 characters; empty when the body is.
-fn refusal_text(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let problem = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|document| {
-            let field = |name: &str| document.get(name)?.as_str().map(str::to_owned);
-            match (field("title"), field("detail")) {
-                (Some(title), Some(detail)) => Some(format!("{title}: {detail}")),
-                (title, detail) => title.or(detail),
-            }
-        });
-    let said = problem.unwrap_or_else(|| text.into_owned());
-    let said: String = said
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .take(300)
-        .collect();
-    if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
     }
 }
 
@@ -476,19 +452,5 @@ mod tests {
         );
         let hub = Url::parse("http://h/pub?a=1").unwrap();
         assert_eq!(raw_url(&hub, "id", "t").as_str(), "http://h/pub?a=1&id=t");
-    }
-
-    #[test]
-    fn a_refusal_is_told_in_the_hub_s_words_on_one_line() {
-        assert_eq!(
-            refusal_text(br#"{"title":"Unauthorized","detail":"publishing requires an access token","status":401}"#),
-            ": Unauthorized: publishing requires an access token"
-        );
-        assert_eq!(
-            refusal_text(b"no\n  such\tthing\x1b[2J"),
-            ": no such thing\u{fffd}[2J"
-        );
-        assert_eq!(refusal_text(b""), "");
-        assert_eq!(refusal_text("x".repeat(1000).as_bytes()).len(), 302);
     }
 }

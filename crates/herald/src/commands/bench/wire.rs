@@ -133,6 +133,21 @@ pub struct Answered {
 }
 
 impl Answer {
+    /// The answer's head as a header map, for describing a refusal: its
+    /// `Content-Type`, the one header that says how to read the body.
+    pub fn headers(&self) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = self
+            .head
+            .as_ref()
+            .and_then(|head| head.content_type.as_deref())
+            .and_then(|value| http::HeaderValue::from_str(value).ok())
+        {
+            headers.insert(http::header::CONTENT_TYPE, value);
+        }
+        headers
+    }
+
     /// The body of the answer read into `buf` (decoded, when chunked): empty
     /// before a whole head.
     pub fn body<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
@@ -683,6 +698,27 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    #[test]
+    fn a_refused_publish_is_described_in_the_hub_s_words() {
+        let body = r#"{"title":"Unauthorized","detail":"publishing requires a token"}"#;
+        let mut buf = format!(
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        let mut answer = Answer::default();
+        let answered = answer
+            .read(&mut buf, false)
+            .unwrap()
+            .expect("a whole answer");
+        assert_eq!(answered.status, 401);
+        assert_eq!(
+            herald_client::describe_refusal(&answer.headers(), answer.body(&buf)),
+            "Unauthorized: publishing requires a token"
+        );
     }
 
     #[test]
