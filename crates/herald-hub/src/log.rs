@@ -25,6 +25,12 @@ pub struct LogStats {
     pub bytes: u64,
     /// Entries discarded by retention since the log was opened.
     pub discarded: u64,
+    /// Reads of stored history running now, for a log that limits them
+    /// (the durable log's replay readers); 0 for the others.
+    pub reads_running: u64,
+    /// Reads of stored history waiting for their turn, for a log that
+    /// limits them; 0 for the others.
+    pub reads_waiting: u64,
 }
 
 /// How much one [`Log::read`] returns at most: a replay holds a batch in
@@ -87,7 +93,9 @@ pub trait Log: Send + Sync + 'static {
     fn find(&self, id: &str) -> BoxFuture<'_, Result<Option<Position>, HubError>>;
 
     /// The retained entries with positions in `(after, up_to]`, in order, as
-    /// many as `limit` allows.
+    /// many as `limit` allows. A log may make reads of stored history wait
+    /// their turn, so that replays cannot take every core (the durable
+    /// log's `max_replay_readers`); [`LogStats`] then counts them.
     fn read(
         &self,
         after: Position,
@@ -327,6 +335,7 @@ impl Log for MemoryLog {
             entries: store.entries.len() as u64,
             bytes: store.bytes,
             discarded: store.discarded,
+            ..LogStats::default()
         }
     }
 

@@ -288,6 +288,9 @@ pub struct LogConfig {
     /// Durable log: bytes kept free on its disk; with less, publishes are
     /// answered 507 until there is more (0: no reserve).
     pub min_free_space: u64,
+    /// Durable log: the most replay reads of its store that run at once,
+    /// each a batch of up to 512 updates; the others wait their turn.
+    pub max_replay_readers: usize,
     /// How ids are generated for updates published without one: `sequence`
     /// (the default), `uuid-v7` or `uuid-v4`.
     pub ids: String,
@@ -423,6 +426,7 @@ impl Default for LogConfig {
             max_bytes: 0,
             cache_size: herald_store::DEFAULT_CACHE_SIZE as u64,
             min_free_space: herald_store::DEFAULT_MIN_FREE_SPACE,
+            max_replay_readers: herald_store::default_replay_readers(),
             ids: "sequence".into(),
         }
     }
@@ -506,6 +510,7 @@ impl LogConfig {
                 config.durability = durability;
                 config.cache_size = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
                 config.min_free_space = self.min_free_space;
+                config.max_replay_readers = self.max_replay_readers;
                 config.retention = Retention {
                     max_entries: (self.max_entries > 0).then_some(self.max_entries),
                     max_age: (!self.max_age.is_zero()).then_some(self.max_age),
@@ -815,6 +820,12 @@ impl Config {
                 "subscriptions.max_pending_events",
                 self.subscriptions.max_pending_events,
                 "no subscription event could wait to be appended; use a bound such as 65536",
+            ),
+            (
+                "log.max_replay_readers",
+                self.log.max_replay_readers,
+                "no replay could read the durable log's history; use at least 1 \
+                 (the default is half the cores)",
             ),
         ] {
             if value == 0 {
@@ -1416,6 +1427,10 @@ mod tests {
             (
                 "[subscriptions]\nmax_pending_events = 0\n",
                 "configuration key `subscriptions.max_pending_events`: 0:",
+            ),
+            (
+                "[log]\nmax_replay_readers = 0\n",
+                "configuration key `log.max_replay_readers`: 0: no replay could read",
             ),
         ] {
             let config = Config::from_toml(toml).unwrap();

@@ -297,6 +297,18 @@ impl Collector for HubCollector {
             "Updates discarded by retention since start",
             log.discarded,
         )?;
+        gauge(
+            &mut encoder,
+            "log_reads_running",
+            "Replay reads of the durable log's store running now (at most log.max_replay_readers)",
+            log.reads_running,
+        )?;
+        gauge(
+            &mut encoder,
+            "log_reads_waiting",
+            "Replay reads of the durable log's store waiting for their turn",
+            log.reads_waiting,
+        )?;
         Ok(())
     }
 }

@@ -448,3 +448,67 @@ async fn without_a_publish_pace_no_publish_is_paced() {
         0.0
     );
 }
+
+/// Replays that scan a long stored history take turns at the store: with
+/// `log.max_replay_readers = 1` the gauges show one read running and the
+/// others waiting, never two running, and a replay waiting its turn still
+/// gets every update, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_of_stored_history_take_turns_and_the_gauges_show_it() {
+    use futures_util::{StreamExt, TryStreamExt};
+    const STORED: usize = 20_000;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.log.kind = "durable".into();
+    config.log.dir = data.path().join("log");
+    config.log.durability = "relaxed".into();
+    config.log.max_replay_readers = 1;
+    let hub = start(config).await;
+    let admin = admin(&hub.herald).await;
+    let idle = scrape(&admin).await;
+    assert_eq!(value(&idle, "herald_log_reads_running"), 0.0);
+    assert_eq!(value(&idle, "herald_log_reads_waiting"), 0.0);
+    let mut stored: Vec<_> = futures_util::stream::iter(0..STORED)
+        .map(|i| hub.herald.hub().publish(Update::new(TOPIC, i.to_string())))
+        .buffered(512)
+        .try_collect()
+        .await
+        .unwrap();
+    // Concurrent publishes take their places in the order they commit.
+    stored.sort_by_key(|entry| entry.position());
+    // Subscribers to a topic without updates scan the whole history, 512
+    // updates per read, to find none.
+    let _scans =
+        futures_util::future::join_all((0..32).map(|_| {
+            open(get(&hub, "match=urn:nothing-here").header("last-event-id", "earliest"))
+        }))
+        .await;
+    let mut waiting_seen = false;
+    for _ in 0..400 {
+        let metrics = scrape(&admin).await;
+        let running = value(&metrics, "herald_log_reads_running");
+        assert!(running <= 1.0, "{running} reads ran at once:\n{metrics}");
+        if value(&metrics, "herald_log_reads_waiting") >= 1.0 && running == 1.0 {
+            waiting_seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        waiting_seen,
+        "no replay read was ever seen waiting its turn"
+    );
+    let mut full =
+        open(get(&hub, &format!("match={TOPIC}")).header("last-event-id", "earliest")).await;
+    let replayed = full.ids(STORED).await;
+    let first_wrong = stored
+        .iter()
+        .zip(&replayed)
+        .position(|(entry, id)| entry.id() != id);
+    assert_eq!(first_wrong, None, "the replay is not the log, in order");
+    eventually("every replay read ended", &admin, |metrics| {
+        value(metrics, "herald_log_reads_running") == 0.0
+            && value(metrics, "herald_log_reads_waiting") == 0.0
+    })
+    .await;
+}

@@ -61,6 +61,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::StoreError;
 use crate::inbox::{Inbox, Wait};
 use crate::journal::{self, JOURNAL_FILE, Journal};
+use crate::readers::{ReadTurns, Turn, default_replay_readers};
 use crate::record;
 use crate::retention::{Retention, Shape};
 use crate::space::{DEFAULT_MIN_FREE_SPACE, FreeSpace, Reserve, available};
@@ -129,6 +130,13 @@ pub struct StoreConfig {
     pub free_space: FreeSpace,
     /// The time source for age-based retention (replaceable in tests).
     pub clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+    /// The most replay reads of `log.redb` that run at once, each a batch
+    /// of up to 512 entries ([`default_replay_readers`]: half the cores, at
+    /// least one; 0 counts as 1). The others wait their turn, first come,
+    /// first served, so replays of long histories cannot take every core
+    /// from publishing and live delivery. Reads of the recent entries still
+    /// in memory never wait.
+    pub max_replay_readers: usize,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -140,6 +148,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("max_batch", &self.max_batch)
             .field("cache_size", &self.cache_size)
             .field("min_free_space", &self.min_free_space)
+            .field("max_replay_readers", &self.max_replay_readers)
             .finish()
     }
 }
@@ -156,6 +165,7 @@ impl StoreConfig {
             min_free_space: DEFAULT_MIN_FREE_SPACE,
             free_space: Arc::new(available),
             clock: Arc::new(SystemTime::now),
+            max_replay_readers: default_replay_readers(),
         }
     }
 }
@@ -453,6 +463,8 @@ pub struct DurableLog {
     /// committer is free (relaxed durability).
     inline: bool,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    /// Turns at reading `log.redb` for replays.
+    turns: ReadTurns,
 }
 
 impl std::fmt::Debug for DurableLog {
@@ -738,6 +750,7 @@ impl DurableLog {
             core,
             inline: config.durability != Durability::Strict,
             thread: Mutex::new(Some(handle)),
+            turns: ReadTurns::new(config.max_replay_readers),
         })
     }
 
@@ -868,6 +881,78 @@ impl DurableLog {
             .map_err(|e| HubError::Log(format!("the log reader stopped: {e}")))?
         })
     }
+
+    /// The part of [`Log::read`] that reads `log.redb`, in its `turn`.
+    fn read_stored(
+        &self,
+        after: Position,
+        up_to: Position,
+        limit: ReadLimit,
+        turn: Turn,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Entry>>, HubError>> {
+        let tail = Arc::clone(&self.tail);
+        self.blocking(move |db, path| {
+            // Held until the read ends, even if its replay went away.
+            let _turn = turn;
+            // The tail before redb (see the module documentation).
+            let recent = tail_range(&tail.lock(), after, up_to);
+            let txn = db.begin_read().map_err(|e| failure(path, &e))?;
+            let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
+            // The store holds every position from its first to its last,
+            // as its counters say in the same snapshot: a scan that skips
+            // one, or stops short, met a damaged page, which would otherwise
+            // replay part of the history as if it were all of it.
+            let held = held_positions(&txn).map_err(|e| failure(path, &e))?;
+            let (first, last) = held.unwrap_or((1, 0));
+            let mut expected = (after + 1).max(first);
+            let missing = |from: Position, to: Position| {
+                HubError::Log(format!(
+                    "{}: is damaged: positions {from} to {to} are missing from it, which \
+                     holds positions {} to {}",
+                    path.display(),
+                    first,
+                    last
+                ))
+            };
+            let mut out = Vec::with_capacity(limit.entries.min(1024));
+            let mut bytes = 0usize;
+            for item in entries
+                .range(after + 1..=up_to)
+                .map_err(|e| failure(path, &e))?
+            {
+                if out.len() >= limit.entries || (!out.is_empty() && bytes >= limit.bytes) {
+                    return Ok(out);
+                }
+                let (key, value) = item.map_err(|e| failure(path, &e))?;
+                let position = key.value();
+                if position != expected {
+                    return Err(missing(expected, position.saturating_sub(1).max(expected)));
+                }
+                expected += 1;
+                let entry = record::decode(position, value.value()).map_err(|reason| {
+                    HubError::Log(format!(
+                        "{}: the record at position {position} is damaged: {reason}",
+                        path.display()
+                    ))
+                })?;
+                bytes = bytes.saturating_add(entry.frame().len());
+                out.push(Arc::new(entry));
+            }
+            let end = up_to.min(last);
+            if held.is_some() && expected <= end {
+                return Err(missing(expected, end));
+            }
+            let next = out.last().map_or(after, |e| e.position());
+            let room = ReadLimit {
+                entries: limit.entries - out.len(),
+                bytes: limit.bytes.saturating_sub(bytes),
+            };
+            if room.entries > 0 && (out.is_empty() || room.bytes > 0) {
+                out.extend(room.take(recent.into_iter().filter(|e| e.position() > next)));
+            }
+            Ok(out)
+        })
+    }
 }
 
 impl Drop for DurableLog {
@@ -912,6 +997,8 @@ impl Log for DurableLog {
             entries: self.counters.entries.load(Ordering::Relaxed),
             bytes: self.counters.bytes.load(Ordering::Relaxed),
             discarded: self.counters.discarded.load(Ordering::Relaxed),
+            reads_running: self.turns.reading(),
+            reads_waiting: self.turns.waiting(),
         }
     }
 
@@ -1043,65 +1130,9 @@ impl Log for DurableLog {
                 return Box::pin(std::future::ready(Ok(found)));
             }
         }
-        let tail = Arc::clone(&self.tail);
-        self.blocking(move |db, path| {
-            // The tail before redb (see the module documentation).
-            let recent = tail_range(&tail.lock(), after, up_to);
-            let txn = db.begin_read().map_err(|e| failure(path, &e))?;
-            let entries = txn.open_table(ENTRIES).map_err(|e| failure(path, &e))?;
-            // The store holds every position from its first to its last,
-            // as its counters say in the same snapshot: a scan that skips
-            // one, or stops short, met a damaged page, which would otherwise
-            // replay part of the history as if it were all of it.
-            let held = held_positions(&txn).map_err(|e| failure(path, &e))?;
-            let (first, last) = held.unwrap_or((1, 0));
-            let mut expected = (after + 1).max(first);
-            let missing = |from: Position, to: Position| {
-                HubError::Log(format!(
-                    "{}: is damaged: positions {from} to {to} are missing from it, which \
-                     holds positions {} to {}",
-                    path.display(),
-                    first,
-                    last
-                ))
-            };
-            let mut out = Vec::with_capacity(limit.entries.min(1024));
-            let mut bytes = 0usize;
-            for item in entries
-                .range(after + 1..=up_to)
-                .map_err(|e| failure(path, &e))?
-            {
-                if out.len() >= limit.entries || (!out.is_empty() && bytes >= limit.bytes) {
-                    return Ok(out);
-                }
-                let (key, value) = item.map_err(|e| failure(path, &e))?;
-                let position = key.value();
-                if position != expected {
-                    return Err(missing(expected, position.saturating_sub(1).max(expected)));
-                }
-                expected += 1;
-                let entry = record::decode(position, value.value()).map_err(|reason| {
-                    HubError::Log(format!(
-                        "{}: the record at position {position} is damaged: {reason}",
-                        path.display()
-                    ))
-                })?;
-                bytes = bytes.saturating_add(entry.frame().len());
-                out.push(Arc::new(entry));
-            }
-            let end = up_to.min(last);
-            if held.is_some() && expected <= end {
-                return Err(missing(expected, end));
-            }
-            let next = out.last().map_or(after, |e| e.position());
-            let room = ReadLimit {
-                entries: limit.entries - out.len(),
-                bytes: limit.bytes.saturating_sub(bytes),
-            };
-            if room.entries > 0 && (out.is_empty() || room.bytes > 0) {
-                out.extend(room.take(recent.into_iter().filter(|e| e.position() > next)));
-            }
-            Ok(out)
+        Box::pin(async move {
+            let turn = self.turns.take().await;
+            self.read_stored(after, up_to, limit, turn).await
         })
     }
 

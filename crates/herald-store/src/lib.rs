@@ -6,6 +6,8 @@
 //!   retention.
 //! - `inbox`: the appends handed to the committer, which it waits on.
 //! - `journal`: the append-only file a strict commit is made durable in.
+//! - `readers`: the turns replays take at reading the store, so that long
+//!   replays cannot take every core ([`default_replay_readers`]).
 //! - [`record`]: the versioned binary form of a stored entry.
 //! - `space`: the free-space reserve that refuses updates before the disk
 //!   is full ([`available`] reads the free space).
@@ -19,6 +21,7 @@ mod durable;
 mod error;
 mod inbox;
 mod journal;
+mod readers;
 pub mod record;
 mod retention;
 mod space;
@@ -29,5 +32,6 @@ pub use durable::{
 };
 pub use error::StoreError;
 pub use journal::JOURNAL_FILE;
+pub use readers::default_replay_readers;
 pub use retention::{Retention, Shape};
 pub use space::{DEFAULT_MIN_FREE_SPACE, FreeSpace, available};

@@ -129,6 +129,10 @@ impl Loaded {
             ("log.cache_size", memory.then_some("log.kind is memory")),
             ("log.min_free_space", memory.then_some("log.kind is memory")),
             (
+                "log.max_replay_readers",
+                memory.then_some("log.kind is memory"),
+            ),
+            (
                 "log.flush_interval",
                 if memory {
                     Some("log.kind is memory")
