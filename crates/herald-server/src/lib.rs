@@ -29,6 +29,7 @@ mod form;
 mod headers;
 pub mod limits;
 mod listener;
+mod malformed;
 pub mod metadata;
 pub mod metrics;
 mod proxies;

@@ -161,6 +161,13 @@ pub(crate) async fn run(
                             }
                         }
                         Route::Hyper => (Rewound::untouched(tcp), Some(accepted)),
+                        Route::Malformed(why) => {
+                            let mut tcp = tcp;
+                            publish_conn::refuse_malformed(&mut tcp, &herald, &why, write_timeout)
+                                .await;
+                            drop(watcher);
+                            return;
+                        }
                     }
                 }
                 // The head's clock starts after the TLS handshake.

@@ -14,9 +14,10 @@
 //!
 //! The first request that is not a plain publish (another method or path, a
 //! chunked body, `Expect`, `Upgrade`, an `Origin`, HTTP/1.0, a head longer than
-//! [`MAX_HEAD`], anything `httparse` or `http` refuses) is handed to hyper
-//! with the rest of the connection, bytes already read included
-//! ([`Rewound`]), so it is served exactly as before.
+//! [`MAX_HEAD`], anything `http` refuses) is handed to hyper with the rest
+//! of the connection, bytes already read included ([`Rewound`]), so it is
+//! served exactly as before; a head `httparse` refuses is not HTTP, and is
+//! answered here with what is wrong with it (`crate::malformed`).
 //!
 //! Every wait for the client has a deadline (the settings' request head and
 //! body timeouts) and a shutdown closes the connection until a request head
@@ -105,7 +106,13 @@ pub(crate) async fn serve(
         let head = loop {
             match parse(&buf, hub_path, &mut headers) {
                 Parsed::Publish(head) => break head,
-                Parsed::Other => return Ended::Hyper(Rewound::new(tcp, buf)),
+                Parsed::Other => {
+                    if let Some(why) = crate::malformed::malformed_head(&buf) {
+                        refuse_malformed(&mut tcp, herald, &why, write_timeout).await;
+                        return Ended::Closed;
+                    }
+                    return Ended::Hyper(Rewound::new(tcp, buf));
+                }
                 Parsed::Partial => {
                     // Until a whole head has arrived, a shutdown closes the
                     // connection, as hyper's graceful shutdown does.
@@ -274,6 +281,22 @@ async fn answer_and_linger(tcp: &mut TcpStream, answer: &[u8], write_timeout: Du
         }
     })
     .await;
+}
+
+/// Answers a request head that is not HTTP (`why`, from
+/// [`crate::malformed`]) with a 400 problem document, and ends the
+/// connection: nothing after such a head can be read as a request.
+pub(crate) async fn refuse_malformed(
+    tcp: &mut TcpStream,
+    herald: &Herald,
+    why: &str,
+    write_timeout: Duration,
+) {
+    tracing::debug!(reason = why, "malformed request head");
+    let id = RequestId::Drawn(herald.inner.request_ids.next());
+    let mut out = Vec::with_capacity(512);
+    write_response(&mut out, problem(StatusCode::BAD_REQUEST, why), &id, true).await;
+    answer_and_linger(tcp, &out, write_timeout).await;
 }
 
 /// Answers a request whose `what` (head or body) did not arrive within

@@ -56,6 +56,8 @@ pub(crate) enum Route {
     Publisher,
     /// Anything else: give the untouched socket to hyper.
     Hyper,
+    /// Not HTTP: to be answered with this reason, then closed.
+    Malformed(String),
     /// Nothing arrived by the head's deadline, or the hub is shutting down:
     /// close the connection, so that silent clients cannot hold sockets.
     Close,
@@ -88,6 +90,9 @@ pub(crate) async fn route(
     };
     if publishers && crate::publish_conn::is_publish(&buf[..n], hub_path) {
         return Route::Publisher;
+    }
+    if let Some(why) = crate::malformed::malformed_head(&buf[..n]) {
+        return Route::Malformed(why);
     }
     if !streams {
         return Route::Hyper;

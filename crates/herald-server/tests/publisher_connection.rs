@@ -518,3 +518,66 @@ async fn a_token_already_verified_is_read_as_the_slow_path_reads_it() {
         );
     }
 }
+
+/// A request head that is not HTTP, first on a connection or after a
+/// publish, is answered 400 with a problem document that says what is
+/// wrong with it (hyper's own answer has no body), and the connection is
+/// closed: nothing after it can be read as a request.
+#[tokio::test]
+async fn a_head_that_is_not_http_is_answered_with_what_is_wrong() {
+    let hub = start_default().await;
+    let path = "/.well-known/mercure";
+    for (head, expected) in [
+        (
+            format!("GET {path}?match=x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"),
+            "a header line is not `Name: value`",
+        ),
+        (
+            "NOT AN HTTP REQUEST\r\n\r\n".to_owned(),
+            "the request line does not end with HTTP/1.0 or HTTP/1.1",
+        ),
+        (
+            "GARBAGE\r\n\r\n".to_owned(),
+            "the request line is not `METHOD TARGET HTTP/1.1`",
+        ),
+        (
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nX-Trace: a\u{1}b\r\n\r\n"),
+            "a header value has a control character",
+        ),
+    ] {
+        let mut connection = Connection::open(&hub).await;
+        connection.send(head.as_bytes()).await;
+        let refused = connection.answer().await;
+        assert_eq!(refused.status, 400, "{head:?}: {refused:?}");
+        assert_eq!(
+            refused.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(refused.header("connection"), Some("close"));
+        let problem: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(expected), "{head:?}: {detail}");
+    }
+
+    let mut connection = Connection::open(&hub).await;
+    let answer = connection
+        .publish(&hub, &[("topic", BOOK), ("id", "first")], "")
+        .await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "first"));
+    connection
+        .send(format!("POST {path} HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n").as_bytes())
+        .await;
+    let refused = connection.answer().await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("a header line is not `Name: value`"),
+        "{}",
+        refused.body
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, connection.tcp.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the connection stays open: {closed:?}"
+    );
+}
