@@ -6,8 +6,9 @@
 # built once per run through `herald bench throughput`) is copied fresh for
 # each repetition. Per repetition and mode, alternating: herald serve (strict
 # durability) on core 0, SCANS subscribers (default 16) that each resume
-# from `earliest` on a topic with no updates (so each reads the whole
-# history, 512 updates at a time, to find nothing) and reconnect after 2 s,
+# from `earliest` with a URL pattern that matches no topic (so each reads
+# the whole history, 512 updates at a time, to find nothing; an exact
+# topic is read from the topic index instead) and reconnect after 2 s,
 # and the comparison's publish scenario on core 1 (`herald bench
 # throughput`: 4 publishers over 100 topics, one subscriber each, 10 s,
 # 64 B). Modes: `quiet` (no scans), `unbounded` (max_replay_readers =
@@ -52,7 +53,7 @@ for run in $(seq "${RUNS:-3}"); do
             for _ in $(seq "$scans"); do
                 (while true; do
                     curl -s -o /dev/null --max-time 2 -H 'Last-Event-ID: earliest' \
-                        "$hub?match=urn:nothing-here" || true
+                        "$hub?match_urlpattern=https%3A%2F%2Fnothing.example%2F*" || true
                 done) &
                 scanners+=($!)
             done

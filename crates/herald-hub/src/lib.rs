@@ -41,7 +41,9 @@ pub use grants::{Grants, SubscribeGrant};
 pub use group::Wire;
 pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
-pub use log::{DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit};
+pub use log::{
+    DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit, TopicRead, has_any,
+};
 pub use matcher::{
     DEFAULT_MAX_PATTERN_MEMORY, MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits,
     MatcherType, Matchers, Pattern, Selector,

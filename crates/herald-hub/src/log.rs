@@ -68,6 +68,56 @@ impl ReadLimit {
     }
 }
 
+/// What [`Log::read_topics`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicRead {
+    /// The entries found, in order.
+    pub entries: Vec<Arc<Entry>>,
+    /// The position the read looked through: the next one starts after it
+    /// (`up_to` once there is nothing more to look at).
+    pub through: Position,
+}
+
+impl TopicRead {
+    /// The entries of `entries` (in order, none after `up_to`) that have one
+    /// of `topics`, as many as `limit` allows; looked through `up_to` unless
+    /// the limit stopped it first.
+    pub fn take_matching(
+        entries: impl IntoIterator<Item = Arc<Entry>>,
+        topics: &[Arc<str>],
+        limit: ReadLimit,
+        up_to: Position,
+    ) -> Self {
+        let mut found = Vec::new();
+        let mut bytes = 0usize;
+        for entry in entries {
+            if found.len() >= limit.entries || (!found.is_empty() && bytes >= limit.bytes) {
+                let through = found.last().map_or(up_to, |e: &Arc<Entry>| e.position());
+                return Self {
+                    entries: found,
+                    through,
+                };
+            }
+            if has_any(&entry, topics) {
+                bytes = bytes.saturating_add(entry.frame().len());
+                found.push(entry);
+            }
+        }
+        Self {
+            entries: found,
+            through: up_to,
+        }
+    }
+}
+
+/// Whether `entry` has one of `topics`.
+pub fn has_any(entry: &Entry, topics: &[Arc<str>]) -> bool {
+    entry
+        .topics()
+        .iter()
+        .any(|topic| topics.iter().any(|wanted| **wanted == **topic))
+}
+
 /// Receives committed entries in log order (the registry of local subscribers).
 pub trait Dispatch: Send + Sync + 'static {
     /// Delivers one committed entry. Called in position order, never concurrently.
@@ -102,6 +152,23 @@ pub trait Log: Send + Sync + 'static {
         up_to: Position,
         limit: ReadLimit,
     ) -> BoxFuture<'_, Result<Vec<Arc<Entry>>, HubError>>;
+
+    /// The retained entries with positions in `(after, up_to]` that have at
+    /// least one of `topics`, in order, as many as `limit` allows, and how
+    /// far the read looked: `None` when this log keeps no index by topic
+    /// (then [`Log::read`] everything and filter). A replay for exact
+    /// topics reads the entries it wants instead of every entry after its
+    /// point.
+    fn read_topics(
+        &self,
+        after: Position,
+        up_to: Position,
+        topics: Arc<[Arc<str>]>,
+        limit: ReadLimit,
+    ) -> Option<BoxFuture<'_, Result<TopicRead, HubError>>> {
+        let _ = (after, up_to, topics, limit);
+        None
+    }
 
     /// The entry just before `position` that is still retained, if any: the
     /// cursor a subscriber resumed after (`Mercure-Last-Event-ID`).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::group::Wire;
 use crate::log::{Log, ReadLimit};
+use crate::matcher::Matcher;
 use crate::presence::Membership;
 use crate::registry::Registration;
 use crate::{Entry, HubError, Position};
@@ -57,6 +58,10 @@ pub struct Subscription {
     log: Arc<dyn Log>,
     /// Replay cursor and end: entries in `(after, up_to]` still to be read.
     replay: Option<(Position, Position)>,
+    /// The topics of its matchers when every one is an exact topic: its
+    /// replay then reads only the entries with them, where the log keeps
+    /// an index by topic, instead of every entry after its point.
+    exact_topics: Option<Arc<[Arc<str>]>>,
     buffered: VecDeque<Arc<Entry>>,
     /// Live entries at or before this position were already replayed or are
     /// older than the resume point.
@@ -106,10 +111,13 @@ impl Subscription {
             },
         };
         registration.skip_through(after.max(joined_at));
+        let replay = (after < joined_at).then_some((after, joined_at));
+        let exact_topics = replay.and_then(|_| exact_topics(registration.matchers()));
         Ok(Subscription {
             registration,
             log,
-            replay: (after < joined_at).then_some((after, joined_at)),
+            replay,
+            exact_topics,
             buffered: VecDeque::new(),
             skip_through: after.max(joined_at),
             resumed_after,
@@ -200,12 +208,22 @@ impl Subscription {
             let Some((after, up_to)) = self.replay else {
                 break;
             };
-            let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
-            let next_after = batch.last().map(|e| e.position());
-            match next_after {
-                Some(last) if last < up_to => self.replay = Some((last, up_to)),
-                _ => self.replay = None,
-            }
+            let indexed = self.exact_topics.as_ref().and_then(|topics| {
+                self.log
+                    .read_topics(after, up_to, Arc::clone(topics), REPLAY_BATCH)
+            });
+            let (batch, through) = match indexed {
+                Some(read) => {
+                    let read = read.await?;
+                    (read.entries, read.through)
+                }
+                None => {
+                    let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
+                    let through = batch.last().map_or(up_to, |e| e.position());
+                    (batch, through)
+                }
+            };
+            self.replay = (through < up_to).then_some((through, up_to));
             self.buffered = batch.into_iter().filter(|e| self.wants(e)).collect();
             self.registration.count_replayed(self.buffered.len());
         }
@@ -218,4 +236,19 @@ impl Subscription {
             }
         }
     }
+}
+
+/// The topics of `matchers` when every one is an exact topic (no `*`, URL
+/// pattern or selector), each once.
+fn exact_topics(matchers: &[Matcher]) -> Option<Arc<[Arc<str>]>> {
+    let mut topics: Vec<Arc<str>> = Vec::with_capacity(matchers.len());
+    for matcher in matchers {
+        let Matcher::Exact(topic) = matcher else {
+            return None;
+        };
+        if !topics.contains(topic) {
+            topics.push(Arc::clone(topic));
+        }
+    }
+    (!topics.is_empty()).then(|| topics.into())
 }

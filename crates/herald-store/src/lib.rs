@@ -2,8 +2,8 @@
 //!
 //! Map of the crate:
 //! - [`DurableLog`]: a [`herald_hub::Log`] on one redb file and its journal,
-//!   with group commit, an id index for one-lookup resume, and incremental
-//!   retention.
+//!   with group commit, an id index for one-lookup resume, a topic index
+//!   for replays of exact topics, and incremental retention.
 //! - `inbox`: the appends handed to the committer, which it waits on.
 //! - `journal`: the append-only file a strict commit is made durable in.
 //! - `readers`: the turns replays take at reading the store, so that long

@@ -115,6 +115,29 @@ pub fn id(record: &[u8]) -> Option<String> {
     reader.string("id").ok().map(String::from)
 }
 
+/// Reads only the topics, for the topic index: `None` for a record too
+/// damaged to read them from (its checksum is not checked here; a read of
+/// the record itself does that).
+pub fn topics(record: &[u8]) -> Option<Vec<&str>> {
+    let flags = *record.get(9)?;
+    let mut reader = Reader {
+        rest: record.get(10..)?,
+    };
+    reader.bytes("id").ok()?;
+    if flags & HAS_TYPE != 0 {
+        reader.bytes("type").ok()?;
+    }
+    let count = reader.u32("topic count").ok()? as usize;
+    // Each topic takes at least its 4-byte length: a damaged count cannot
+    // make this allocate more than the record's size.
+    let mut topics = Vec::with_capacity(count.min(reader.rest.len() / 4));
+    for _ in 0..count {
+        let topic = reader.bytes("topic").ok()?;
+        topics.push(std::str::from_utf8(topic).ok()?);
+    }
+    Some(topics)
+}
+
 fn put_u32(out: &mut Vec<u8>, n: usize) {
     let n = u32::try_from(n).unwrap_or(u32::MAX);
     out.extend_from_slice(&n.to_le_bytes());
@@ -193,6 +216,17 @@ mod tests {
         assert_eq!(decode(7, &record).unwrap(), original);
         assert_eq!(published_at(&record), Some(original.published_at()));
         assert_eq!(id(&record).as_deref(), Some("urn:uuid:1"));
+    }
+
+    #[test]
+    fn the_topics_are_read_alone() {
+        let original = entry();
+        let record = encode(&original);
+        let expected: Vec<&str> = original.topics().iter().map(|t| &**t).collect();
+        assert_eq!(topics(&record), Some(expected));
+        for cut in 0..record.len() - 4 - original.frame().len() - 4 {
+            assert_eq!(topics(&record[..cut]), None, "cut at {cut}");
+        }
     }
 
     #[test]

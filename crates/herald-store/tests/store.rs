@@ -1233,10 +1233,10 @@ async fn a_store_of_the_format_before_barriers_opens_and_is_upgraded() {
     std::fs::write(dir.path().join("VERSION"), "herald-log 2\n").unwrap();
     let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
     assert_eq!(ids_after(&log, 0).await, ["old"]);
-    assert_eq!(herald_store::FORMAT_MARKER, "herald-log 3");
+    assert_eq!(herald_store::FORMAT_MARKER, "herald-log 4");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("VERSION")).unwrap(),
-        "herald-log 3\n"
+        "herald-log 4\n"
     );
 }
 
@@ -1382,7 +1382,7 @@ async fn a_first_start_cut_short_is_finished_by_the_next() {
     let log = DurableLog::open(StoreConfig::new(created.path())).unwrap();
     log.append(entry("a", SystemTime::now())).await.unwrap();
     assert_eq!(ids_after(&log, 0).await, ["a"]);
-    assert_eq!(marker(&created).unwrap().trim(), "herald-log 3");
+    assert_eq!(marker(&created).unwrap().trim(), "herald-log 4");
 
     // Stopped while redb was writing its new file, and with the marker
     // torn by an older herald, which wrote it first.
@@ -1395,7 +1395,7 @@ async fn a_first_start_cut_short_is_finished_by_the_next() {
         let log = DurableLog::open(StoreConfig::new(torn.path())).unwrap();
         log.append(entry("b", SystemTime::now())).await.unwrap();
         assert_eq!(ids_after(&log, 0).await, ["b"]);
-        assert_eq!(marker(&torn).unwrap().trim(), "herald-log 3");
+        assert_eq!(marker(&torn).unwrap().trim(), "herald-log 4");
         // Set aside, never deleted.
         assert_eq!(
             std::fs::read(torn.path().join("log.redb.incomplete"))
@@ -1506,4 +1506,296 @@ fn errors_are_typed() {
         reason: "bad".into(),
     };
     assert_eq!(error.to_string(), "x/log.redb is damaged: bad");
+}
+
+/// The topics each of the entries `topic_read_fixture` appends has.
+fn fixture_topics(i: usize) -> Vec<String> {
+    let mut topics = vec![format!("urn:{}", ["a", "b", "c"][i % 3])];
+    if i.is_multiple_of(7) {
+        topics.push("urn:d".into());
+    }
+    topics
+}
+
+/// Appends `n` entries with `fixture_topics`, concurrently (as publishers
+/// do), so that the store holds most and the tail the newest.
+async fn topic_read_fixture(log: &DurableLog, n: usize) {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let topics = fixture_topics(i);
+            let mut update = Update::new(topics[0].clone(), format!("{i}"));
+            for topic in &topics[1..] {
+                update = update.with_topic(topic.clone());
+            }
+            let entry = Entry::encode(update, format!("id-{i}"), SystemTime::now()).unwrap();
+            log.append(entry)
+        })
+        .buffered(64)
+        .for_each(|appended| {
+            appended.unwrap();
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// The ids of the entries after `after` with one of `topics`, read with
+/// `read_topics` in batches of `limit`, checking that each batch makes
+/// progress and ends where the next starts.
+async fn ids_by_topic(
+    log: &DurableLog,
+    after: u64,
+    topics: &[&str],
+    limit: ReadLimit,
+) -> Vec<String> {
+    let topics: Arc<[Arc<str>]> = topics.iter().map(|t| Arc::from(*t)).collect();
+    let head = log.head();
+    let mut ids = Vec::new();
+    let mut after = after;
+    while after < head {
+        let read = log
+            .read_topics(after, head, Arc::clone(&topics), limit)
+            .expect("the durable log reads by topic")
+            .await
+            .unwrap();
+        assert!(read.through > after, "no progress after {after}");
+        assert!(read.through <= head);
+        assert!(read.entries.len() <= limit.entries);
+        for entry in &read.entries {
+            assert!(entry.position() > after && entry.position() <= read.through);
+        }
+        ids.extend(read.entries.iter().map(|e| e.id().to_owned()));
+        after = read.through;
+    }
+    ids
+}
+
+/// What a scan of every entry finds for `topics`: what the index must find.
+async fn ids_by_scan(log: &DurableLog, after: u64, topics: &[&str]) -> Vec<String> {
+    log.read(after, u64::MAX, ReadLimit::entries(usize::MAX))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.topics().iter().any(|t| topics.contains(&&**t)))
+        .map(|e| e.id().to_owned())
+        .collect()
+}
+
+/// A replay for exact topics reads only their entries, from the store and
+/// from the tail alike, in batches bounded in entries and bytes, finding
+/// what a scan of every entry finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_by_topic_find_what_a_scan_finds_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.durability = Durability::Relaxed {
+        flush_interval: Duration::from_millis(50),
+    };
+    let log = DurableLog::open(config).unwrap();
+    // More than the committer leaves unindexed (8,192), so that reads go
+    // through the index, the entries past it, and the tail.
+    topic_read_fixture(&log, 10_000).await;
+    for topics in [
+        &["urn:a"][..],
+        &["urn:b", "urn:d"],
+        &["urn:d"],
+        &["urn:none"],
+    ] {
+        for after in [0, 1234, 9000, 9999] {
+            let expected = ids_by_scan(&log, after, topics).await;
+            for limit in [
+                ReadLimit::entries(1),
+                ReadLimit::entries(100),
+                ReadLimit::entries(512),
+                ReadLimit {
+                    entries: 512,
+                    bytes: 300,
+                },
+            ] {
+                // One entry at a time only near the end: it is slow.
+                if limit.entries == 1 && after < 9000 {
+                    continue;
+                }
+                assert_eq!(
+                    ids_by_topic(&log, after, topics, limit).await,
+                    expected,
+                    "{topics:?} after {after} in batches of {limit:?}"
+                );
+            }
+        }
+    }
+    // And once the store holds them all, after a restart.
+    log.close().unwrap();
+    drop(log);
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    let expected = ids_by_scan(&log, 0, &["urn:c"]).await;
+    assert_eq!(expected.len(), 3333);
+    assert_eq!(
+        ids_by_topic(&log, 0, &["urn:c"], ReadLimit::entries(512)).await,
+        expected
+    );
+}
+
+/// Entries discarded by retention leave the topic index with them.
+#[tokio::test]
+async fn reads_by_topic_see_only_what_retention_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.retention = Retention {
+        max_entries: Some(500),
+        ..Retention::default()
+    };
+    let log = DurableLog::open(config.clone()).unwrap();
+    // Past what the committer leaves unindexed, so that indexed entries
+    // are discarded.
+    topic_read_fixture(&log, 10_000).await;
+    // Retention runs after commits and on its own tick.
+    for _ in 0..200 {
+        if log.stats().entries == 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log.stats().entries, 500);
+    let expected = ids_by_scan(&log, 0, &["urn:a", "urn:d"]).await;
+    assert!(!expected.is_empty());
+    assert_eq!(
+        ids_by_topic(&log, 0, &["urn:a", "urn:d"], ReadLimit::entries(64)).await,
+        expected
+    );
+    // Once all indexed: a key left by a discarded entry would be damage.
+    log.close().unwrap();
+    drop(log);
+    let log = DurableLog::open(config).unwrap();
+    assert_eq!(
+        ids_by_topic(&log, 0, &["urn:a", "urn:d"], ReadLimit::entries(64)).await,
+        expected
+    );
+}
+
+/// Changes the topic index of the closed store in `dir` through redb
+/// itself, as an older herald or damage would; `change` gets the table and
+/// the store's hash of a topic.
+fn change_topic_index(
+    dir: &std::path::Path,
+    change: impl FnOnce(&mut redb::Table<'_, (u64, u64), ()>, &dyn Fn(&str) -> u64),
+) {
+    use redb::ReadableTable;
+    use std::hash::Hasher;
+    let db = redb::Database::open(dir.join(herald_store::STORE_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let meta = txn
+            .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap();
+        let half = |name: &str| meta.get(name).unwrap().unwrap().value();
+        let key = (half("topics_key_0"), half("topics_key_1"));
+        let hash = move |topic: &str| {
+            let mut hasher = siphasher::sip::SipHasher13::new_with_keys(key.0, key.1);
+            hasher.write(topic.as_bytes());
+            hasher.finish()
+        };
+        drop(meta);
+        let mut table = txn
+            .open_table(redb::TableDefinition::<(u64, u64), ()>::new("topics"))
+            .unwrap();
+        change(&mut table, &hash);
+    }
+    txn.commit().unwrap();
+}
+
+/// A store of the format before the topic index (whose index an older
+/// herald left missing or stale) has its index built at its first start,
+/// then its marker rewritten.
+#[tokio::test]
+async fn a_store_of_the_format_before_the_topic_index_gets_one_built() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        topic_read_fixture(&log, 300).await;
+        log.close().unwrap();
+    }
+    change_topic_index(dir.path(), |table, hash| {
+        table.retain(|_, ()| false).unwrap();
+        // A key an older herald's retention would have left behind.
+        table.insert((hash("urn:a"), 10_000), ()).unwrap();
+    });
+    std::fs::write(dir.path().join("VERSION"), "herald-log 3\n").unwrap();
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("VERSION")).unwrap(),
+        "herald-log 4\n"
+    );
+    for topics in [&["urn:a"][..], &["urn:b", "urn:d"]] {
+        let expected = ids_by_scan(&log, 0, topics).await;
+        assert!(!expected.is_empty());
+        assert_eq!(
+            ids_by_topic(&log, 0, topics, ReadLimit::entries(64)).await,
+            expected
+        );
+    }
+}
+
+/// A key of the topic index that points at a record without the topic (a
+/// hash collision, or damage) is skipped; one that points at no record is
+/// damage, and a read by topic says so rather than replay less.
+#[tokio::test]
+async fn a_topic_index_key_is_checked_against_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        topic_read_fixture(&log, 30).await;
+        log.close().unwrap();
+    }
+    let expected = {
+        let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+        ids_by_scan(&log, 0, &["urn:x"]).await
+    };
+    assert!(expected.is_empty());
+    change_topic_index(dir.path(), |table, hash| {
+        for position in 1..=30 {
+            table.insert((hash("urn:x"), position), ()).unwrap();
+        }
+    });
+    let log = DurableLog::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(
+        ids_by_topic(&log, 0, &["urn:x"], ReadLimit::entries(8)).await,
+        expected
+    );
+    log.close().unwrap();
+    drop(log);
+    // Retention discards the oldest and their keys, but not the keys that
+    // no topic of theirs explains: those now point at no record, damage.
+    let mut config = StoreConfig::new(dir.path());
+    config.retention = Retention {
+        max_entries: Some(20),
+        ..Retention::default()
+    };
+    {
+        let log = DurableLog::open(config.clone()).unwrap();
+        for _ in 0..200 {
+            if log.stats().entries == 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(log.stats().entries, 20);
+        log.close().unwrap();
+    }
+    let log = DurableLog::open(config).unwrap();
+    let read = log
+        .read_topics(
+            0,
+            log.head(),
+            Arc::from([Arc::from("urn:x")]),
+            ReadLimit::entries(64),
+        )
+        .unwrap()
+        .await;
+    let error = read.unwrap_err().to_string();
+    assert!(
+        error.contains("topic index gives position 1 for one of the topics urn:x")
+            && error.contains("no record is there"),
+        "{error}"
+    );
 }
