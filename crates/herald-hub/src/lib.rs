@@ -42,7 +42,8 @@ pub use group::Wire;
 pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
 pub use log::{
-    DEFAULT_MEMORY_LOG_BYTES, Dispatch, Log, LogStats, MemoryLog, ReadLimit, TopicRead, has_any,
+    DEFAULT_MEMORY_LOG_BYTES, Dispatch, EntryFilter, FilteredRead, Log, LogStats, MemoryLog,
+    ReadLimit, has_any,
 };
 pub use matcher::{
     DEFAULT_MAX_PATTERN_MEMORY, MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits,

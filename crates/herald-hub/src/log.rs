@@ -68,9 +68,13 @@ impl ReadLimit {
     }
 }
 
-/// What [`Log::read_topics`] found.
+/// Decides whether a read keeps an entry, from its topics and whether it is
+/// private (see [`Log::read_matching`]).
+pub type EntryFilter = Arc<dyn Fn(&[&str], bool) -> bool + Send + Sync>;
+
+/// What [`Log::read_topics`] or [`Log::read_matching`] found.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TopicRead {
+pub struct FilteredRead {
     /// The entries found, in order.
     pub entries: Vec<Arc<Entry>>,
     /// The position the read looked through: the next one starts after it
@@ -78,7 +82,7 @@ pub struct TopicRead {
     pub through: Position,
 }
 
-impl TopicRead {
+impl FilteredRead {
     /// The entries of `entries` (in order, none after `up_to`) that have one
     /// of `topics`, as many as `limit` allows; looked through `up_to` unless
     /// the limit stopped it first.
@@ -165,9 +169,37 @@ pub trait Log: Send + Sync + 'static {
         up_to: Position,
         topics: Arc<[Arc<str>]>,
         limit: ReadLimit,
-    ) -> Option<BoxFuture<'_, Result<TopicRead, HubError>>> {
+    ) -> Option<BoxFuture<'_, Result<FilteredRead, HubError>>> {
         let _ = (after, up_to, topics, limit);
         None
+    }
+
+    /// The retained entries with positions in `(after, up_to]` that
+    /// `wanted` keeps, in order, as many as `limit` allows, and how far the
+    /// read looked. A log that can decide before decoding an entry whole
+    /// saves that work for the entries it drops (the durable log does, and
+    /// within its reads' turns, so the matching is bounded with the read);
+    /// it may look at fewer entries than the range holds, and say so in
+    /// [`FilteredRead::through`]. By default, [`Log::read`] then `wanted`.
+    fn read_matching(
+        &self,
+        after: Position,
+        up_to: Position,
+        wanted: EntryFilter,
+        limit: ReadLimit,
+    ) -> BoxFuture<'_, Result<FilteredRead, HubError>> {
+        Box::pin(async move {
+            let batch = self.read(after, up_to, limit).await?;
+            let through = batch.last().map_or(up_to, |e| e.position());
+            let entries = batch
+                .into_iter()
+                .filter(|entry| {
+                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
+                    wanted(&topics, entry.is_private())
+                })
+                .collect();
+            Ok(FilteredRead { entries, through })
+        })
     }
 
     /// The entry just before `position` that is still retained, if any: the

@@ -242,6 +242,17 @@ impl Registration {
         self.group.matchers()
     }
 
+    /// What [`Registration::matchers`] and [`Registration::may_read`]
+    /// decide, for a log's filtered read (a replay).
+    pub(crate) fn filter(&self) -> crate::EntryFilter {
+        let group = Arc::clone(&self.group);
+        let grants = Arc::clone(&self.grants);
+        Arc::new(move |topics: &[&str], private: bool| {
+            group.matchers().iter().any(|m| m.matches_any(topics))
+                && (!private || grants.can_read(topics))
+        })
+    }
+
     /// Whether the grants allow `entry`: the group queues private entries
     /// for every member, and each member skips those it may not read.
     pub(crate) fn may_read(&self, entry: &Entry) -> bool {

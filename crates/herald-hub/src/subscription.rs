@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::group::Wire;
-use crate::log::{Log, ReadLimit};
+use crate::log::{EntryFilter, FilteredRead, Log, ReadLimit};
 use crate::matcher::Matcher;
 use crate::presence::Membership;
 use crate::registry::Registration;
@@ -62,6 +62,10 @@ pub struct Subscription {
     /// replay then reads only the entries with them, where the log keeps
     /// an index by topic, instead of every entry after its point.
     exact_topics: Option<Arc<[Arc<str>]>>,
+    /// What its replay keeps, for the log to decide in its reads (the
+    /// durable log does before decoding an entry whole, within the read's
+    /// turn); set while it replays.
+    filter: Option<EntryFilter>,
     buffered: VecDeque<Arc<Entry>>,
     /// Live entries at or before this position were already replayed or are
     /// older than the resume point.
@@ -113,11 +117,13 @@ impl Subscription {
         registration.skip_through(after.max(joined_at));
         let replay = (after < joined_at).then_some((after, joined_at));
         let exact_topics = replay.and_then(|_| exact_topics(registration.matchers()));
+        let filter = replay.map(|_| registration.filter());
         Ok(Subscription {
             registration,
             log,
             replay,
             exact_topics,
+            filter,
             buffered: VecDeque::new(),
             skip_through: after.max(joined_at),
             resumed_after,
@@ -212,19 +218,28 @@ impl Subscription {
                 self.log
                     .read_topics(after, up_to, Arc::clone(topics), REPLAY_BATCH)
             });
-            let (batch, through) = match indexed {
-                Some(read) => {
-                    let read = read.await?;
-                    (read.entries, read.through)
+            let read = match (indexed, &self.filter) {
+                (Some(read), _) => read.await?,
+                (None, Some(filter)) => {
+                    self.log
+                        .read_matching(after, up_to, Arc::clone(filter), REPLAY_BATCH)
+                        .await?
                 }
-                None => {
+                (None, None) => {
                     let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
                     let through = batch.last().map_or(up_to, |e| e.position());
-                    (batch, through)
+                    FilteredRead {
+                        entries: batch,
+                        through,
+                    }
                 }
             };
-            self.replay = (through < up_to).then_some((through, up_to));
-            self.buffered = batch.into_iter().filter(|e| self.wants(e)).collect();
+            self.replay = (read.through < up_to).then_some((read.through, up_to));
+            if self.replay.is_none() {
+                self.exact_topics = None;
+                self.filter = None;
+            }
+            self.buffered = read.entries.into_iter().filter(|e| self.wants(e)).collect();
             self.registration.count_replayed(self.buffered.len());
         }
         loop {

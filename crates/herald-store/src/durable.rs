@@ -60,7 +60,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::BoxFuture;
-use herald_hub::{Dispatch, Entry, HubError, Log, LogStats, Position, ReadLimit, TopicRead};
+use herald_hub::{
+    Dispatch, Entry, EntryFilter, FilteredRead, HubError, Log, LogStats, Position, ReadLimit,
+};
 use parking_lot::Mutex;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, oneshot};
@@ -930,14 +932,19 @@ impl DurableLog {
         })
     }
 
-    /// The part of [`Log::read`] that reads `log.redb`, in its `turn`.
+    /// The part of [`Log::read`] and [`Log::read_matching`] that reads
+    /// `log.redb`, in its `turn`: the entries `wanted` keeps (every one
+    /// without it), decoded whole only once kept. With `wanted`, a read
+    /// looks at [`MAX_EXAMINED`] records at most, so that a turn stays
+    /// short however few of them it keeps.
     fn read_stored(
         &self,
         after: Position,
         up_to: Position,
         limit: ReadLimit,
+        wanted: Option<EntryFilter>,
         turn: Turn,
-    ) -> BoxFuture<'static, Result<Vec<Arc<Entry>>, HubError>> {
+    ) -> BoxFuture<'static, Result<FilteredRead, HubError>> {
         let tail = Arc::clone(&self.tail);
         self.blocking(move |db, path| {
             // Held until the read ends, even if its replay went away.
@@ -962,19 +969,29 @@ impl DurableLog {
                     last
                 ))
             };
-            let mut out = Vec::with_capacity(limit.entries.min(1024));
-            let mut bytes = 0usize;
+            let mut found = Found::new(limit);
+            let mut examined = 0;
             for item in entries
                 .range(after + 1..=up_to)
                 .map_err(|e| failure(path, &e))?
             {
-                if out.len() >= limit.entries || (!out.is_empty() && bytes >= limit.bytes) {
-                    return Ok(out);
-                }
                 let (key, value) = item.map_err(|e| failure(path, &e))?;
                 let position = key.value();
                 if position != expected {
                     return Err(missing(expected, position.saturating_sub(1).max(expected)));
+                }
+                if let Some(wanted) = &wanted {
+                    if examined == MAX_EXAMINED {
+                        return Ok(found.through(position - 1));
+                    }
+                    examined += 1;
+                    if !keeps(wanted, value.value()) {
+                        expected += 1;
+                        continue;
+                    }
+                }
+                if found.is_full() {
+                    return Ok(found.stopped());
                 }
                 expected += 1;
                 let entry = record::decode(position, value.value()).map_err(|reason| {
@@ -983,25 +1000,47 @@ impl DurableLog {
                         path.display()
                     ))
                 })?;
-                bytes = bytes.saturating_add(entry.frame().len());
-                out.push(Arc::new(entry));
+                found.push(entry);
             }
             let end = up_to.min(last);
             if held.is_some() && expected <= end {
                 return Err(missing(expected, end));
             }
-            let next = out.last().map_or(after, |e| e.position());
-            let room = ReadLimit {
-                entries: limit.entries - out.len(),
-                bytes: limit.bytes.saturating_sub(bytes),
-            };
-            if room.entries > 0 && (out.is_empty() || room.bytes > 0) {
-                out.extend(room.take(recent.into_iter().filter(|e| e.position() > next)));
+            // What redb held is read through `expected - 1`; the rest is in
+            // the tail.
+            let looked = (expected - 1).max(after);
+            for entry in recent {
+                if entry.position() <= looked {
+                    continue;
+                }
+                if let Some(wanted) = &wanted {
+                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
+                    if !wanted(&topics, entry.is_private()) {
+                        continue;
+                    }
+                }
+                if found.is_full() {
+                    return Ok(found.stopped());
+                }
+                found.push_shared(entry);
             }
-            Ok(out)
+            Ok(found.through(up_to))
         })
     }
 }
+
+/// Whether `wanted` keeps the entry stored as `record`, read from its
+/// topics and flags alone; a record too damaged for them is kept, for the
+/// decoding to say what is wrong with it.
+fn keeps(wanted: &EntryFilter, record: &[u8]) -> bool {
+    match (record::topics(record), record::is_private(record)) {
+        (Some(topics), Some(private)) => wanted(&topics, private),
+        _ => true,
+    }
+}
+
+/// The most records a filtered read looks at (see `DurableLog::read_stored`).
+const MAX_EXAMINED: usize = 4096;
 
 impl DurableLog {
     /// The part of [`Log::read_topics`] that reads `log.redb`, in its
@@ -1016,7 +1055,7 @@ impl DurableLog {
         topics: Arc<[Arc<str>]>,
         limit: ReadLimit,
         turn: Turn,
-    ) -> BoxFuture<'static, Result<TopicRead, HubError>> {
+    ) -> BoxFuture<'static, Result<FilteredRead, HubError>> {
         let tail = Arc::clone(&self.tail);
         let hasher = self.hasher;
         self.blocking(move |db, path| {
@@ -1170,15 +1209,15 @@ impl Found {
     }
 
     /// What was found, having looked through `through`.
-    fn through(self, through: Position) -> TopicRead {
-        TopicRead {
+    fn through(self, through: Position) -> FilteredRead {
+        FilteredRead {
             entries: self.entries,
             through,
         }
     }
 
     /// What was found, the limit reached: looked through the last one.
-    fn stopped(self) -> TopicRead {
+    fn stopped(self) -> FilteredRead {
         let through = self.entries.last().map_or(0, |e| e.position());
         self.through(through)
     }
@@ -1361,7 +1400,46 @@ impl Log for DurableLog {
         }
         Box::pin(async move {
             let turn = self.turns.take().await;
-            self.read_stored(after, up_to, limit, turn).await
+            let read = self.read_stored(after, up_to, limit, None, turn).await?;
+            Ok(read.entries)
+        })
+    }
+
+    fn read_matching(
+        &self,
+        after: Position,
+        up_to: Position,
+        wanted: EntryFilter,
+        limit: ReadLimit,
+    ) -> BoxFuture<'_, Result<FilteredRead, HubError>> {
+        if after >= up_to || limit.entries == 0 {
+            let nothing = FilteredRead {
+                entries: Vec::new(),
+                through: up_to,
+            };
+            return Box::pin(std::future::ready(Ok(nothing)));
+        }
+        {
+            let tail = self.tail.lock();
+            if tail.front().is_some_and(|e| e.position() <= after + 1) {
+                let mut found = Found::new(limit);
+                for entry in tail_range(&tail, after, up_to) {
+                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
+                    if !wanted(&topics, entry.is_private()) {
+                        continue;
+                    }
+                    if found.is_full() {
+                        return Box::pin(std::future::ready(Ok(found.stopped())));
+                    }
+                    found.push_shared(entry);
+                }
+                return Box::pin(std::future::ready(Ok(found.through(up_to))));
+            }
+        }
+        Box::pin(async move {
+            let turn = self.turns.take().await;
+            self.read_stored(after, up_to, limit, Some(wanted), turn)
+                .await
         })
     }
 
@@ -1371,9 +1449,9 @@ impl Log for DurableLog {
         up_to: Position,
         topics: Arc<[Arc<str>]>,
         limit: ReadLimit,
-    ) -> Option<BoxFuture<'_, Result<TopicRead, HubError>>> {
+    ) -> Option<BoxFuture<'_, Result<FilteredRead, HubError>>> {
         if after >= up_to || limit.entries == 0 {
-            let nothing = TopicRead {
+            let nothing = FilteredRead {
                 entries: Vec::new(),
                 through: up_to,
             };
@@ -1382,7 +1460,7 @@ impl Log for DurableLog {
         {
             let tail = self.tail.lock();
             if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let found = TopicRead::take_matching(
+                let found = FilteredRead::take_matching(
                     tail_range(&tail, after, up_to),
                     &topics,
                     limit,

@@ -115,6 +115,11 @@ pub fn id(record: &[u8]) -> Option<String> {
     reader.string("id").ok().map(String::from)
 }
 
+/// Reads only whether the entry is private, for a filtered read.
+pub fn is_private(record: &[u8]) -> Option<bool> {
+    record.get(9).map(|flags| flags & PRIVATE != 0)
+}
+
 /// Reads only the topics, for the topic index: `None` for a record too
 /// damaged to read them from (its checksum is not checked here; a read of
 /// the record itself does that).

@@ -1528,6 +1528,9 @@ async fn topic_read_fixture(log: &DurableLog, n: usize) {
             for topic in &topics[1..] {
                 update = update.with_topic(topic.clone());
             }
+            if i % 5 == 0 {
+                update = update.private();
+            }
             let entry = Entry::encode(update, format!("id-{i}"), SystemTime::now()).unwrap();
             log.append(entry)
         })
@@ -1798,4 +1801,70 @@ async fn a_topic_index_key_is_checked_against_its_record() {
             && error.contains("no record is there"),
         "{error}"
     );
+}
+
+/// A filtered read (a replay whose matchers are not all exact topics) keeps
+/// what its filter keeps, from the store and the tail, deciding on topics
+/// and privacy; and looks at 4,096 stored records at most per read, so that
+/// a read's turn stays short however few it keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_reads_keep_what_the_filter_keeps_a_bounded_look_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.durability = Durability::Relaxed {
+        flush_interval: Duration::from_millis(50),
+    };
+    let log = DurableLog::open(config).unwrap();
+    topic_read_fixture(&log, 10_000).await;
+    let head = log.head();
+    let all = log
+        .read(0, head, ReadLimit::entries(usize::MAX))
+        .await
+        .unwrap();
+    for (name, wanted) in [
+        (
+            "public urn:a",
+            Arc::new(|topics: &[&str], private: bool| topics.contains(&"urn:a") && !private)
+                as herald_hub::EntryFilter,
+        ),
+        ("private", Arc::new(|_: &[&str], private: bool| private)),
+        ("nothing", Arc::new(|_: &[&str], _: bool| false)),
+    ] {
+        for after in [0, 9000] {
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|e| e.position() > after)
+                .filter(|e| {
+                    let topics: Vec<&str> = e.topics().iter().map(|t| &**t).collect();
+                    wanted(&topics, e.is_private())
+                })
+                .map(|e| e.id().to_owned())
+                .collect();
+            for limit in [ReadLimit::entries(100), ReadLimit::entries(512)] {
+                let mut ids = Vec::new();
+                let mut at = after;
+                while at < head {
+                    let read = log
+                        .read_matching(at, head, Arc::clone(&wanted), limit)
+                        .await
+                        .unwrap();
+                    assert!(read.through > at, "{name}: no progress after {at}");
+                    // The tail holds 1,024 entries at most: from 0, a read
+                    // meets 4,096 stored records before it.
+                    assert!(
+                        read.through - at <= 4096 || (at > 0 && read.through == head),
+                        "{name}: looked from {at} through {} in one read",
+                        read.through
+                    );
+                    assert!(read.entries.len() <= limit.entries);
+                    ids.extend(read.entries.iter().map(|e| e.id().to_owned()));
+                    at = read.through;
+                }
+                assert_eq!(
+                    ids, expected,
+                    "{name} after {after} in batches of {limit:?}"
+                );
+            }
+        }
+    }
 }
