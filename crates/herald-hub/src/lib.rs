@@ -43,7 +43,7 @@ pub use hub::{Hub, HubBuilder};
 pub use ids::IdScheme;
 pub use log::{
     DEFAULT_MEMORY_LOG_BYTES, Dispatch, EntryFilter, FilteredRead, Log, LogStats, MemoryLog,
-    ReadLimit, has_any,
+    ReadLimit, filter_keeps, has_any,
 };
 pub use matcher::{
     DEFAULT_MAX_PATTERN_MEMORY, MAX_SUBSCRIPTION_PATTERN_BYTES, Matcher, MatcherLimits,

@@ -72,6 +72,12 @@ impl ReadLimit {
 /// private (see [`Log::read_matching`]).
 pub type EntryFilter = Arc<dyn Fn(&[&str], bool) -> bool + Send + Sync>;
 
+/// Whether `wanted` keeps `entry`.
+pub fn filter_keeps(wanted: &EntryFilter, entry: &Entry) -> bool {
+    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
+    wanted(&topics, entry.is_private())
+}
+
 /// What [`Log::read_topics`] or [`Log::read_matching`] found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FilteredRead {
@@ -80,38 +86,6 @@ pub struct FilteredRead {
     /// The position the read looked through: the next one starts after it
     /// (`up_to` once there is nothing more to look at).
     pub through: Position,
-}
-
-impl FilteredRead {
-    /// The entries of `entries` (in order, none after `up_to`) that have one
-    /// of `topics`, as many as `limit` allows; looked through `up_to` unless
-    /// the limit stopped it first.
-    pub fn take_matching(
-        entries: impl IntoIterator<Item = Arc<Entry>>,
-        topics: &[Arc<str>],
-        limit: ReadLimit,
-        up_to: Position,
-    ) -> Self {
-        let mut found = Vec::new();
-        let mut bytes = 0usize;
-        for entry in entries {
-            if found.len() >= limit.entries || (!found.is_empty() && bytes >= limit.bytes) {
-                let through = found.last().map_or(up_to, |e: &Arc<Entry>| e.position());
-                return Self {
-                    entries: found,
-                    through,
-                };
-            }
-            if has_any(&entry, topics) {
-                bytes = bytes.saturating_add(entry.frame().len());
-                found.push(entry);
-            }
-        }
-        Self {
-            entries: found,
-            through: up_to,
-        }
-    }
 }
 
 /// Whether `entry` has one of `topics`.
@@ -193,10 +167,7 @@ pub trait Log: Send + Sync + 'static {
             let through = batch.last().map_or(up_to, |e| e.position());
             let entries = batch
                 .into_iter()
-                .filter(|entry| {
-                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
-                    wanted(&topics, entry.is_private())
-                })
+                .filter(|entry| filter_keeps(&wanted, entry))
                 .collect();
             Ok(FilteredRead { entries, through })
         })

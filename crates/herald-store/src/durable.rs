@@ -62,6 +62,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::future::BoxFuture;
 use herald_hub::{
     Dispatch, Entry, EntryFilter, FilteredRead, HubError, Log, LogStats, Position, ReadLimit,
+    filter_keeps,
 };
 use parking_lot::Mutex;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
@@ -1009,22 +1010,11 @@ impl DurableLog {
             // What redb held is read through `expected - 1`; the rest is in
             // the tail.
             let looked = (expected - 1).max(after);
-            for entry in recent {
-                if entry.position() <= looked {
-                    continue;
-                }
-                if let Some(wanted) = &wanted {
-                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
-                    if !wanted(&topics, entry.is_private()) {
-                        continue;
-                    }
-                }
-                if found.is_full() {
-                    return Ok(found.stopped());
-                }
-                found.push_shared(entry);
-            }
-            Ok(found.through(up_to))
+            Ok(found.add_tail(
+                recent.into_iter().filter(|e| e.position() > looked),
+                |entry| wanted.as_ref().is_none_or(|w| filter_keeps(w, entry)),
+                up_to,
+            ))
         })
     }
 }
@@ -1163,16 +1153,11 @@ impl DurableLog {
             }
 
             // The rest is in the tail.
-            for entry in recent {
-                if entry.position() <= stored_up_to || !herald_hub::has_any(&entry, &topics) {
-                    continue;
-                }
-                if found.is_full() {
-                    return Ok(found.stopped());
-                }
-                found.push_shared(entry);
-            }
-            Ok(found.through(up_to))
+            Ok(found.add_tail(
+                recent.into_iter().filter(|e| e.position() > stored_up_to),
+                |entry| herald_hub::has_any(entry, &topics),
+                up_to,
+            ))
         })
     }
 }
@@ -1214,6 +1199,26 @@ impl Found {
             entries: self.entries,
             through,
         }
+    }
+
+    /// Adds the entries of `tail` (in order, none past `up_to`) that
+    /// `keeps` keeps, as many as the limit allows.
+    fn add_tail(
+        mut self,
+        tail: impl IntoIterator<Item = Arc<Entry>>,
+        keeps: impl Fn(&Entry) -> bool,
+        up_to: Position,
+    ) -> FilteredRead {
+        for entry in tail {
+            if !keeps(&entry) {
+                continue;
+            }
+            if self.is_full() {
+                return self.stopped();
+            }
+            self.push_shared(entry);
+        }
+        self.through(up_to)
     }
 
     /// What was found, the limit reached: looked through the last one.
@@ -1422,18 +1427,12 @@ impl Log for DurableLog {
         {
             let tail = self.tail.lock();
             if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let mut found = Found::new(limit);
-                for entry in tail_range(&tail, after, up_to) {
-                    let topics: Vec<&str> = entry.topics().iter().map(|t| &**t).collect();
-                    if !wanted(&topics, entry.is_private()) {
-                        continue;
-                    }
-                    if found.is_full() {
-                        return Box::pin(std::future::ready(Ok(found.stopped())));
-                    }
-                    found.push_shared(entry);
-                }
-                return Box::pin(std::future::ready(Ok(found.through(up_to))));
+                let found = Found::new(limit).add_tail(
+                    tail_range(&tail, after, up_to),
+                    |entry| filter_keeps(&wanted, entry),
+                    up_to,
+                );
+                return Box::pin(std::future::ready(Ok(found)));
             }
         }
         Box::pin(async move {
@@ -1460,10 +1459,9 @@ impl Log for DurableLog {
         {
             let tail = self.tail.lock();
             if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let found = FilteredRead::take_matching(
+                let found = Found::new(limit).add_tail(
                     tail_range(&tail, after, up_to),
-                    &topics,
-                    limit,
+                    |entry| herald_hub::has_any(entry, &topics),
                     up_to,
                 );
                 return Some(Box::pin(std::future::ready(Ok(found))));

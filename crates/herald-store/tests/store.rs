@@ -1542,6 +1542,19 @@ async fn topic_read_fixture(log: &DurableLog, n: usize) {
         .await;
 }
 
+/// A relaxed log in `dir` with 10,000 entries of `topic_read_fixture`:
+/// more than the committer leaves out of the topic index (8,192), so that
+/// reads go through the index, the stored entries past it, and the tail.
+async fn ten_thousand_entries(dir: &std::path::Path) -> DurableLog {
+    let mut config = StoreConfig::new(dir);
+    config.durability = Durability::Relaxed {
+        flush_interval: Duration::from_millis(50),
+    };
+    let log = DurableLog::open(config).unwrap();
+    topic_read_fixture(&log, 10_000).await;
+    log
+}
+
 /// The ids of the entries after `after` with one of `topics`, read with
 /// `read_topics` in batches of `limit`, checking that each batch makes
 /// progress and ends where the next starts.
@@ -1590,14 +1603,7 @@ async fn ids_by_scan(log: &DurableLog, after: u64, topics: &[&str]) -> Vec<Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_by_topic_find_what_a_scan_finds_in_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.durability = Durability::Relaxed {
-        flush_interval: Duration::from_millis(50),
-    };
-    let log = DurableLog::open(config).unwrap();
-    // More than the committer leaves unindexed (8,192), so that reads go
-    // through the index, the entries past it, and the tail.
-    topic_read_fixture(&log, 10_000).await;
+    let log = ten_thousand_entries(dir.path()).await;
     for topics in [
         &["urn:a"][..],
         &["urn:b", "urn:d"],
@@ -1810,12 +1816,7 @@ async fn a_topic_index_key_is_checked_against_its_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_reads_keep_what_the_filter_keeps_a_bounded_look_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.durability = Durability::Relaxed {
-        flush_interval: Duration::from_millis(50),
-    };
-    let log = DurableLog::open(config).unwrap();
-    topic_read_fixture(&log, 10_000).await;
+    let log = ten_thousand_entries(dir.path()).await;
     let head = log.head();
     let all = log
         .read(0, head, ReadLimit::entries(usize::MAX))
