@@ -71,7 +71,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::StoreError;
 use crate::inbox::{Inbox, Wait};
 use crate::journal::{self, JOURNAL_FILE, Journal};
-use crate::readers::{ReadTurns, Turn, default_replay_readers};
+use crate::readers::{ReadTurns, ReaderPool, Turn, default_replay_readers};
 use reads::Found;
 use topic_index::{INDEX_LAG, TOPICS_INDEXED, TopicHasher, build_topic_index, index_topics};
 
@@ -489,6 +489,8 @@ pub struct DurableLog {
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
     /// Turns at reading `log.redb` for replays.
     turns: ReadTurns,
+    /// The threads replay reads run on, one per turn.
+    readers: ReaderPool,
     /// The topic index's hash.
     hasher: TopicHasher,
 }
@@ -783,6 +785,7 @@ impl DurableLog {
             ),
         };
         let core = Arc::new(Mutex::new(committer));
+        let readers = ReaderPool::start(config.max_replay_readers).map_err(|e| io(dir, e))?;
         let handle = std::thread::Builder::new()
             .name("herald-log-commit".into())
             .spawn({
@@ -806,6 +809,7 @@ impl DurableLog {
             inline: config.durability != Durability::Strict,
             thread: Mutex::new(Some(handle)),
             turns: ReadTurns::new(config.max_replay_readers),
+            readers,
             hasher,
         })
     }
@@ -915,27 +919,55 @@ impl DurableLog {
         Ok(())
     }
 
+    /// Runs `work` on `log.redb` on a blocking thread: short lookups.
     fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database, &Path) -> Result<T, HubError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, HubError>> {
+        let work = self.guarded(work);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| HubError::Log(format!("the log reader stopped: {e}")))?
+        })
+    }
+
+    /// Runs `work` on `log.redb` on a replay reader thread (see
+    /// [`ReaderPool`]): replay reads, which may be long.
+    fn replay_reading<'a, T: Send + 'static>(
+        &'a self,
+        work: impl FnOnce(&Database, &Path) -> Result<T, HubError> + Send + 'static,
+    ) -> BoxFuture<'a, Result<T, HubError>> {
+        let work = self.guarded(work);
+        Box::pin(async move {
+            self.readers
+                .run(work)
+                .await
+                .ok_or_else(|| HubError::Log("the log reader stopped".into()))?
+        })
+    }
+
+    /// `work` on this log's database, with redb's panics on damaged pages
+    /// turned into an error naming the file.
+    fn guarded<T, W>(
+        &self,
+        work: W,
+    ) -> impl FnOnce() -> Result<T, HubError> + Send + 'static + use<T, W>
+    where
+        W: FnOnce(&Database, &Path) -> Result<T, HubError> + Send + 'static,
+    {
         let db = Arc::clone(&self.db);
         let path = self.path.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                // redb panics on some damaged pages: say so, naming the file.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&db, &path)))
-                    .unwrap_or_else(|panic| {
-                        Err(HubError::Log(format!(
-                            "{} is damaged: reading it failed: {}",
-                            path.display(),
-                            panic_message(panic.as_ref())
-                        )))
-                    })
-            })
-            .await
-            .map_err(|e| HubError::Log(format!("the log reader stopped: {e}")))?
-        })
+        move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&db, &path)))
+                .unwrap_or_else(|panic| {
+                    Err(HubError::Log(format!(
+                        "{} is damaged: reading it failed: {}",
+                        path.display(),
+                        panic_message(panic.as_ref())
+                    )))
+                })
+        }
     }
 }
 

@@ -93,6 +93,71 @@ impl ReadTurns {
     }
 }
 
+/// How much lower than the rest of the process replay reads are scheduled:
+/// added to the nice value the reader threads start with (at most 19; the
+/// kernel's weight for nice 10 is about a tenth of nice 0's). On Linux the
+/// priority calls with no pid act on the calling thread.
+pub(crate) const READER_NICE: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads replay reads run on, one per turn, at nice [`READER_NICE`]:
+/// when the cores are saturated the kernel gives the runtime's and the
+/// committer's threads (publishing, live delivery) most of them, and the
+/// reads what is left. On tokio's blocking threads, shared with every other
+/// blocking task of the process, the one read took half of a busy core;
+/// and a thread's nice value cannot be lowered again without privileges,
+/// so the reads have threads of their own.
+#[derive(Debug)]
+pub(crate) struct ReaderPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl ReaderPool {
+    /// Starts `threads` reader threads (at least one). They end once the
+    /// pool is dropped and their current job is done.
+    pub(crate) fn start(threads: usize) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(parking_lot::Mutex::new(queue));
+        for _ in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name("herald-log-read".into())
+                .spawn(move || {
+                    let lowered = rustix::process::getpriority_process(None).and_then(|nice| {
+                        let lower = (nice + READER_NICE).min(19);
+                        rustix::process::setpriority_process(None, lower)
+                    });
+                    if let Err(error) = lowered {
+                        tracing::debug!(%error, "cannot lower the replay reader's priority");
+                    }
+                    loop {
+                        let job = queue.lock().recv();
+                        let Ok(job) = job else { break };
+                        // A job that panics drops its reply: its caller is
+                        // told, and the thread goes on.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on a reader thread; `None` when the pool has stopped or
+    /// the work panicked.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.jobs.send(job).ok()?;
+        answer.await.ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +221,23 @@ mod tests {
             assert_eq!(turns.waiting(), 1);
         }
         assert_eq!(turns.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_run_on_threads_of_their_own_at_a_lower_priority() {
+        let pool = ReaderPool::start(2).unwrap();
+        let (name, nice) = pool
+            .run(|| {
+                let name = std::thread::current().name().map(str::to_owned);
+                (name, rustix::process::getpriority_process(None).unwrap())
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("herald-log-read"));
+        let ours = rustix::process::getpriority_process(None).unwrap();
+        assert_eq!(nice, (ours + READER_NICE).min(19));
+        assert_eq!(pool.run(|| -> u8 { panic!("a damaged page") }).await, None);
+        assert_eq!(pool.run(|| 7).await, Some(7), "a panic stopped the pool");
     }
 
     #[test]

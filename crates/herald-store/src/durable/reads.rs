@@ -19,9 +19,9 @@ impl DurableLog {
         limit: ReadLimit,
         wanted: Option<EntryFilter>,
         turn: Turn,
-    ) -> BoxFuture<'static, Result<FilteredRead, HubError>> {
+    ) -> BoxFuture<'_, Result<FilteredRead, HubError>> {
         let tail = Arc::clone(&self.tail);
-        self.blocking(move |db, path| {
+        self.replay_reading(move |db, path| {
             // Held until the read ends, even if its replay went away.
             let _turn = turn;
             // The tail before redb (see the module documentation).
@@ -119,10 +119,10 @@ impl DurableLog {
         topics: Arc<[Arc<str>]>,
         limit: ReadLimit,
         turn: Turn,
-    ) -> BoxFuture<'static, Result<FilteredRead, HubError>> {
+    ) -> BoxFuture<'_, Result<FilteredRead, HubError>> {
         let tail = Arc::clone(&self.tail);
         let hasher = self.hasher;
-        self.blocking(move |db, path| {
+        self.replay_reading(move |db, path| {
             let _turn = turn;
             // The tail before redb, as `read_stored` takes it.
             let recent = tail_range(&tail.lock(), after, up_to);
