@@ -919,6 +919,38 @@ impl DurableLog {
         Ok(())
     }
 
+    /// A filtered read of `(after, up_to]`: nothing for an empty range or
+    /// limit, from the tail alone (what `keeps` keeps) when the tail holds
+    /// the range, and otherwise `stored`, in its turn.
+    fn filtered_read<'a>(
+        &'a self,
+        after: Position,
+        up_to: Position,
+        limit: ReadLimit,
+        keeps: impl Fn(&Entry) -> bool,
+        stored: impl FnOnce(&'a Self, Turn) -> BoxFuture<'a, Result<FilteredRead, HubError>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<FilteredRead, HubError>> {
+        if after >= up_to || limit.entries == 0 {
+            let nothing = FilteredRead {
+                entries: Vec::new(),
+                through: up_to,
+            };
+            return Box::pin(std::future::ready(Ok(nothing)));
+        }
+        {
+            let tail = self.tail.lock();
+            if tail.front().is_some_and(|e| e.position() <= after + 1) {
+                let found =
+                    Found::new(limit).add_tail(tail_range(&tail, after, up_to), keeps, up_to);
+                return Box::pin(std::future::ready(Ok(found)));
+            }
+        }
+        Box::pin(async move {
+            let turn = self.turns.take().await;
+            stored(self, turn).await
+        })
+    }
+
     /// Runs `work` on `log.redb` on a blocking thread: short lookups.
     fn blocking<T: Send + 'static>(
         &self,
@@ -1160,29 +1192,14 @@ impl Log for DurableLog {
         wanted: EntryFilter,
         limit: ReadLimit,
     ) -> BoxFuture<'_, Result<FilteredRead, HubError>> {
-        if after >= up_to || limit.entries == 0 {
-            let nothing = FilteredRead {
-                entries: Vec::new(),
-                through: up_to,
-            };
-            return Box::pin(std::future::ready(Ok(nothing)));
-        }
-        {
-            let tail = self.tail.lock();
-            if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let found = Found::new(limit).add_tail(
-                    tail_range(&tail, after, up_to),
-                    |entry| filter_keeps(&wanted, entry),
-                    up_to,
-                );
-                return Box::pin(std::future::ready(Ok(found)));
-            }
-        }
-        Box::pin(async move {
-            let turn = self.turns.take().await;
-            self.read_stored(after, up_to, limit, Some(wanted), turn)
-                .await
-        })
+        let keeps = Arc::clone(&wanted);
+        self.filtered_read(
+            after,
+            up_to,
+            limit,
+            move |entry| filter_keeps(&keeps, entry),
+            move |log, turn| log.read_stored(after, up_to, limit, Some(wanted), turn),
+        )
     }
 
     fn read_topics(
@@ -1192,29 +1209,14 @@ impl Log for DurableLog {
         topics: Arc<[Arc<str>]>,
         limit: ReadLimit,
     ) -> Option<BoxFuture<'_, Result<FilteredRead, HubError>>> {
-        if after >= up_to || limit.entries == 0 {
-            let nothing = FilteredRead {
-                entries: Vec::new(),
-                through: up_to,
-            };
-            return Some(Box::pin(std::future::ready(Ok(nothing))));
-        }
-        {
-            let tail = self.tail.lock();
-            if tail.front().is_some_and(|e| e.position() <= after + 1) {
-                let found = Found::new(limit).add_tail(
-                    tail_range(&tail, after, up_to),
-                    |entry| herald_hub::has_any(entry, &topics),
-                    up_to,
-                );
-                return Some(Box::pin(std::future::ready(Ok(found))));
-            }
-        }
-        Some(Box::pin(async move {
-            let turn = self.turns.take().await;
-            self.read_stored_topics(after, up_to, topics, limit, turn)
-                .await
-        }))
+        let wanted = Arc::clone(&topics);
+        Some(self.filtered_read(
+            after,
+            up_to,
+            limit,
+            move |entry| herald_hub::has_any(entry, &wanted),
+            move |log, turn| log.read_stored_topics(after, up_to, topics, limit, turn),
+        ))
     }
 
     fn id_before(&self, position: Position) -> BoxFuture<'_, Result<Option<String>, HubError>> {
