@@ -16,7 +16,8 @@
 //! byte bound is what holds with large updates: 1,024 of 2 MiB are 2 GiB.
 //!
 //! Private entries are queued for every member; each member skips those its
-//! grants do not allow as it reads (see `Registration`).
+//! grants do not allow as it reads (see `Registration`), and is moved past
+//! them rather than evicted when the ring is full.
 //!
 //! A member whose connection is a [`Wire`] is written to directly once it
 //! has caught up: instead of waking 10,000 tasks for an entry, a writer task
@@ -426,6 +427,12 @@ impl Group {
     }
 }
 
+/// Whether a member holding `grants` reads `entry`: private entries are
+/// queued for every member, and those its grants hide are skipped.
+pub(crate) fn readable(entry: &Entry, grants: &Grants) -> bool {
+    !entry.is_private() || grants.can_read(entry.topics())
+}
+
 /// Removes `key` from a list of member keys.
 fn unlist(list: &mut Vec<usize>, key: usize) {
     if let Some(at) = list.iter().position(|k| *k == key) {
@@ -460,9 +467,7 @@ impl GroupState {
             batch.clear();
             for queued in self.ring.iter().skip(from) {
                 let entry = &queued.entry;
-                if entry.position() <= member.skip_through
-                    || (entry.is_private() && !member.grants.can_read(entry.topics()))
-                {
+                if entry.position() <= member.skip_through || !readable(entry, &member.grants) {
                     continue;
                 }
                 batch.push(Arc::clone(entry));
@@ -570,17 +575,46 @@ impl GroupState {
 
     /// The ring is full: evicts the members that have not read its oldest
     /// entry (they are the furthest behind). Rare, so a scan is fine.
+    ///
+    /// A member is first moved past the private entries at its cursor that
+    /// its grants hide from it: it would skip them as it reads, and a
+    /// subscriber whose task is busy (a slow socket) is not to be dropped
+    /// for updates it could never see.
     fn evict_laggards(&mut self, evicted: &mut Vec<Arc<SubscriberState>>, wake: &mut Vec<Waker>) {
         let start = self.start;
-        let laggards: Vec<usize> = self
+        let behind: Vec<usize> = self
             .members
             .iter()
             .filter(|(_, m)| m.evicted.is_none() && m.cursor == start)
             .map(|(key, _)| key)
             .collect();
+        let mut laggards = Vec::with_capacity(behind.len());
+        for key in behind {
+            let grants = &self.members[key].grants;
+            let hidden = self
+                .ring
+                .iter()
+                .take_while(|q| !readable(&q.entry, grants))
+                .count() as u64;
+            if hidden == 0 {
+                laggards.push(key);
+            } else {
+                self.members[key].cursor = start + hidden;
+                // Trimmed below, once: `start` stays put for the others.
+                for queued in self.ring.iter_mut().take(hidden as usize) {
+                    queued.unread -= 1;
+                }
+            }
+        }
         for key in laggards {
-            let backlog: VecDeque<Arc<Entry>> =
-                self.ring.iter().map(|q| Arc::clone(&q.entry)).collect();
+            // What it may read: the hidden entries would only be skipped.
+            let grants = &self.members[key].grants;
+            let backlog: VecDeque<Arc<Entry>> = self
+                .ring
+                .iter()
+                .filter(|q| readable(&q.entry, grants))
+                .map(|q| Arc::clone(&q.entry))
+                .collect();
             if self.members[key].is_direct {
                 self.members[key].is_direct = false;
                 self.undirect(key);
@@ -783,6 +817,42 @@ mod tests {
             Poll::Ready(None)
         ));
         assert_eq!(group.leave(slow), (false, false));
+    }
+
+    #[test]
+    fn a_member_behind_only_on_private_entries_it_cannot_see_is_not_evicted() {
+        let group = group(2);
+        let blind_state = Arc::new(SubscriberState::default());
+        let blind = group.join(Arc::clone(&blind_state), Grants::none());
+        let fast = group.join(Arc::default(), reader());
+        for position in 1..=3 {
+            assert!(
+                push(&group, &entry(position, true)).evicted.is_empty(),
+                "entry {position}"
+            );
+            assert_eq!(ids(&group, fast), [format!("id-{position}")]);
+        }
+        assert!(!blind_state.was_too_slow());
+        assert_eq!(ring_len(&group), 1, "what it could not see left the ring");
+        push(&group, &entry(4, false));
+        // The group hands over the private entry left; the registration skips it.
+        assert_eq!(ids(&group, blind), ["id-3", "id-4"]);
+    }
+
+    #[test]
+    fn an_evicted_member_keeps_only_the_entries_its_grants_allow() {
+        let group = group(2);
+        let slow_state = Arc::new(SubscriberState::default());
+        let slow = group.join(Arc::clone(&slow_state), Grants::none());
+        let fast = group.join(Arc::default(), reader());
+        push(&group, &entry(1, false));
+        push(&group, &entry(2, true));
+        assert_eq!(ids(&group, fast), ["id-1", "id-2"]);
+        // Behind on an entry it may read: evicted, with that entry alone.
+        assert_eq!(push(&group, &entry(3, false)).evicted.len(), 1);
+        assert!(slow_state.was_too_slow());
+        assert_eq!(ids(&group, slow), ["id-1"]);
+        assert_eq!(ids(&group, fast), ["id-3"]);
     }
 
     #[test]

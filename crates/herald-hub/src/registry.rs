@@ -256,7 +256,7 @@ impl Registration {
     /// Whether the grants allow `entry`: the group queues private entries
     /// for every member, and each member skips those it may not read.
     pub(crate) fn may_read(&self, entry: &Entry) -> bool {
-        !entry.is_private() || self.grants.can_read(entry.topics())
+        crate::group::readable(entry, &self.grants)
     }
 
     /// Whether the registry dropped this subscriber for being too slow.
