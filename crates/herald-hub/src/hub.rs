@@ -34,6 +34,7 @@ pub struct HubBuilder {
     id_scheme: IdScheme,
     subscriptions: bool,
     max_pending_events: usize,
+    max_pending_bytes: u64,
 }
 
 impl std::fmt::Debug for HubBuilder {
@@ -54,6 +55,16 @@ impl HubBuilder {
     /// [`HubError::Overloaded`]. `active: false` events are never refused.
     pub fn max_pending_events(mut self, events: usize) -> Self {
         self.max_pending_events = events;
+        self
+    }
+
+    /// Most bytes of subscription events queued for the log at once
+    /// (default [`crate::DEFAULT_MAX_PENDING_BYTES`]), a pending event
+    /// weighing about its subscription's matcher, topic and payload: the
+    /// bound that holds with long matchers. Past it, as past
+    /// [`Self::max_pending_events`], a subscription is refused.
+    pub fn max_pending_bytes(mut self, bytes: u64) -> Self {
+        self.max_pending_bytes = bytes;
         self
     }
 
@@ -158,6 +169,7 @@ impl HubBuilder {
                 Arc::clone(&log),
                 Arc::clone(&ids),
                 self.max_pending_events,
+                self.max_pending_bytes,
             )
         });
         Hub {
@@ -232,6 +244,7 @@ impl Hub {
             id_scheme: IdScheme::default(),
             subscriptions: false,
             max_pending_events: crate::DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_bytes: crate::DEFAULT_MAX_PENDING_BYTES,
         }
     }
 

@@ -51,7 +51,7 @@ pub use matcher::{
 };
 pub use namespace::Namespace;
 pub use presence::{ActiveSubscription, Membership, Presence, encode_variable};
-pub use presence_queue::{DEFAULT_MAX_PENDING_EVENTS, EventStats, Full};
+pub use presence_queue::{DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_EVENTS, EventStats, Full};
 pub use registry::{DEFAULT_QUEUE_BYTES, Registration, Registry, RegistryStats, SubscriberState};
 pub use subscription::{Resume, Subscription};
 pub use template::UriTemplate;

@@ -180,12 +180,13 @@ impl Presence {
         log: Arc<dyn Log>,
         ids: Arc<IdGenerator>,
         max_pending_events: usize,
+        max_pending_bytes: u64,
     ) -> Arc<Self> {
         Arc::new(Self {
             prefix: format!("{namespace_path}/subscriptions"),
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
-            events: EventQueue::new(max_pending_events),
+            events: EventQueue::new(max_pending_events, max_pending_bytes),
             log,
             ids,
             started: OnceLock::new(),
@@ -474,17 +475,22 @@ impl Membership {
 async fn publish_events(events: Arc<EventQueue>, log: Arc<dyn Log>, ids: Arc<IdGenerator>) {
     while let Some(batch) = events.take(BATCH).await {
         let mut appends = Vec::with_capacity(batch.len());
+        let mut appended_bytes = 0;
         for (record, active) in batch {
+            let weight = record.weight();
             let record = &record.subscription;
             let entry = match ids.generate(&*log).await {
                 Ok(id) => event_entry(record, active, id),
                 Err(error) => Err(error),
             };
             match entry {
-                Ok(entry) => appends.push(log.append(entry)),
+                Ok(entry) => {
+                    appended_bytes += weight;
+                    appends.push(log.append(entry));
+                }
                 Err(error) => {
                     tracing::warn!(%error, topic = %record.topic, "cannot encode a subscription event");
-                    events.finished(1);
+                    events.finished(1, weight);
                 }
             }
         }
@@ -494,7 +500,7 @@ async fn publish_events(events: Arc<EventQueue>, log: Arc<dyn Log>, ids: Arc<IdG
                 tracing::warn!(%error, "cannot append a subscription event");
             }
         }
-        events.finished(results.len());
+        events.finished(results.len(), appended_bytes);
         tokio::task::yield_now().await;
     }
 }

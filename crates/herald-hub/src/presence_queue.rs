@@ -9,9 +9,13 @@
 //!   queued, untaken by the appender and unseen by the subscription API, had a
 //!   life nobody could observe; both its events are dropped;
 //! - admission: a connection whose `active` events would take the number of
-//!   pending events past the capacity is refused ([`Full`]), before it is
-//!   accepted. An `active: false` event is never refused: it is owed to
-//!   whoever saw the `active` one.
+//!   pending events past the capacity, or their bytes past the byte bound,
+//!   is refused ([`Full`]), before it is accepted. An `active: false` event
+//!   is never refused: it is owed to whoever saw the `active` one.
+//!
+//! The byte bound is what holds with long matchers: a pending event keeps
+//! its subscription's document fields, a few hundred bytes with short
+//! matchers but several KB with matchers of thousands of characters.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,6 +30,11 @@ use crate::presence::ActiveSubscription;
 /// The default most pending subscription events: with an append rate of tens
 /// of thousands a second, a backlog of a few seconds at most.
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 65_536;
+
+/// The default most bytes of pending subscription events (64 MiB): above
+/// the default event bound's with short matchers (about 300 bytes each),
+/// the bound that holds with long ones.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
 
 /// Tombstones (coalesced `active` events still in the queue) are swept out
 /// once there are at least this many and they are half the queue: the
@@ -48,13 +57,30 @@ pub(crate) struct Record {
     /// What the API shows and the events describe.
     pub(crate) subscription: Arc<ActiveSubscription>,
     stage: AtomicU8,
+    /// The bytes one queued event of it counts for.
+    weight: u64,
 }
 
 impl Record {
+    /// The bytes one pending event of this subscription counts for.
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
     pub(crate) fn new(subscription: ActiveSubscription) -> Arc<Self> {
+        // Its strings and the structures around them, counted as if its own
+        // (the matcher and payload may be shared: an overestimate).
+        let weight = (subscription.topic.len()
+            + subscription.matcher.len()
+            + subscription.subscriber.len()
+            + subscription.payload.as_deref().map_or(0, str::len)
+            + std::mem::size_of::<ActiveSubscription>()
+            + std::mem::size_of::<Self>()
+            + 64) as u64;
         Arc::new(Self {
             subscription: Arc::new(subscription),
             stage: AtomicU8::new(PENDING),
+            weight,
         })
     }
 
@@ -75,13 +101,18 @@ pub(crate) type Event = (Arc<Record>, bool);
 /// A connection's `active` events did not fit in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the hub is behind on publishing subscription events ({pending} pending, at most {capacity}); try again shortly"
+    "the hub is behind on publishing subscription events ({pending} pending, at most {capacity}; \
+     {bytes} bytes of them, at most {max_bytes}); try again shortly"
 )]
 pub struct Full {
     /// Events pending when the connection was refused.
     pub pending: u64,
     /// The capacity of the queue.
     pub capacity: usize,
+    /// Bytes of the events pending when the connection was refused.
+    pub bytes: u64,
+    /// The most bytes of pending events.
+    pub max_bytes: u64,
 }
 
 /// Counters of the queue, for metrics.
@@ -89,6 +120,8 @@ pub struct Full {
 pub struct EventStats {
     /// Events queued or being appended now.
     pub pending: u64,
+    /// Bytes of the pending events.
+    pub pending_bytes: u64,
     /// Subscriptions whose start and end were both dropped, since start.
     pub coalesced: u64,
     /// Connections refused because the queue was full, since start.
@@ -100,6 +133,9 @@ struct State {
     events: VecDeque<Event>,
     /// Coalesced `active` events still in `events`.
     tombstones: usize,
+    /// The weights of the pending events: in `events` but tombstones, or
+    /// taken and not yet finished.
+    bytes: u64,
     /// Events ever admitted; with `done`, what a shutdown waits on.
     queued: u64,
     /// Events appended, given up on, or coalesced away.
@@ -117,6 +153,7 @@ impl State {
 pub(crate) struct EventQueue {
     state: Mutex<State>,
     capacity: usize,
+    max_bytes: u64,
     /// Wakes `wait_appended` when `done` moves.
     advanced: Condvar,
     /// Wakes the appender when an event is queued or the queue closes.
@@ -126,11 +163,13 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
-    /// A queue holding at most `capacity` pending events (at least 1).
-    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+    /// A queue holding at most `capacity` pending events (at least 1) and
+    /// `max_bytes` of them.
+    pub(crate) fn new(capacity: usize, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::default(),
             capacity: capacity.max(1),
+            max_bytes,
             advanced: Condvar::new(),
             ready: Notify::new(),
             coalesced: AtomicU64::new(0),
@@ -138,30 +177,38 @@ impl EventQueue {
         })
     }
 
-    /// Whether `count` more events would fit now (a hint: [`Self::admit`] decides).
+    /// Whether `count` more events would fit now (a hint: [`Self::admit`]
+    /// decides, knowing their bytes).
     pub(crate) fn has_room(&self, count: usize) -> Result<(), Full> {
-        let pending = self.state.lock().pending();
-        self.fits(pending, count).inspect_err(|_| {
+        let state = self.state.lock();
+        self.fits(&state, count, 0).inspect_err(|_| {
             self.refused.fetch_add(1, Ordering::Relaxed);
         })
     }
 
-    fn fits(&self, pending: u64, count: usize) -> Result<(), Full> {
+    fn fits(&self, state: &State, count: usize, bytes: u64) -> Result<(), Full> {
+        let pending = state.pending();
         // An idle queue takes any connection, so a capacity below the
         // matcher limit never locks everyone out.
-        if pending == 0 || pending.saturating_add(count as u64) <= self.capacity as u64 {
+        if pending == 0
+            || (pending.saturating_add(count as u64) <= self.capacity as u64
+                && state.bytes.saturating_add(bytes) <= self.max_bytes)
+        {
             return Ok(());
         }
         Err(Full {
             pending,
             capacity: self.capacity,
+            bytes: state.bytes,
+            max_bytes: self.max_bytes,
         })
     }
 
     /// Queues the `active` events of one connection, all or none.
     pub(crate) fn admit(&self, records: &[Arc<Record>]) -> Result<(), Full> {
         let mut state = self.state.lock();
-        if let Err(full) = self.fits(state.pending(), records.len()) {
+        let bytes = records.iter().map(|r| r.weight).sum();
+        if let Err(full) = self.fits(&state, records.len(), bytes) {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(full);
         }
@@ -169,6 +216,7 @@ impl EventQueue {
             .events
             .extend(records.iter().map(|r| (Arc::clone(r), true)));
         state.queued += records.len() as u64;
+        state.bytes += bytes;
         drop(state);
         self.ready.notify_one();
         Ok(())
@@ -192,7 +240,10 @@ impl EventQueue {
                 .is_ok();
             if cancelled {
                 coalesced += 1;
+                // Its queued `active` event is a tombstone now.
+                state.bytes -= record.weight;
             } else {
+                state.bytes += record.weight;
                 state.events.push_back((record, false));
                 state.queued += 1;
             }
@@ -237,9 +288,13 @@ impl EventQueue {
         }
     }
 
-    /// The appender is done with `count` taken events (appended or given up on).
-    pub(crate) fn finished(&self, count: usize) {
-        self.state.lock().done += count as u64;
+    /// The appender is done with `count` taken events of `bytes` (appended
+    /// or given up on).
+    pub(crate) fn finished(&self, count: usize, bytes: u64) {
+        let mut state = self.state.lock();
+        state.done += count as u64;
+        state.bytes -= bytes;
+        drop(state);
         self.advanced.notify_all();
     }
 
@@ -266,8 +321,10 @@ impl EventQueue {
 
     /// The queue's counters.
     pub(crate) fn stats(&self) -> EventStats {
+        let state = self.state.lock();
         EventStats {
-            pending: self.state.lock().pending(),
+            pending: state.pending(),
+            pending_bytes: state.bytes,
             coalesced: self.coalesced.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }
@@ -322,6 +379,10 @@ mod tests {
         (0..n).map(record).collect()
     }
 
+    fn weight(events: &[Event]) -> u64 {
+        events.iter().map(|(r, _)| r.weight).sum()
+    }
+
     /// Runs `future` to completion; a test that would wait forever fails.
     fn now<T>(future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
@@ -334,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_subscription_ended_before_its_start_was_taken_publishes_nothing() {
-        let queue = EventQueue::new(100);
+        let queue = EventQueue::new(100, u64::MAX);
         let ended = records(3);
         queue.admit(&ended).unwrap();
         queue.end(ended);
@@ -342,6 +403,7 @@ mod tests {
             queue.stats(),
             EventStats {
                 pending: 0,
+                pending_bytes: 0,
                 coalesced: 3,
                 refused: 0
             }
@@ -353,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_subscription_whose_start_was_taken_publishes_its_end() {
-        let queue = EventQueue::new(100);
+        let queue = EventQueue::new(100, u64::MAX);
         let both = records(2);
         queue.admit(&both).unwrap();
         let batch = now(queue.take(64)).unwrap();
@@ -362,17 +424,17 @@ mod tests {
         // The start is being appended and the end is queued: nothing coalesced.
         assert_eq!(queue.stats().pending, 4);
         assert!(!queue.wait_appended(Duration::from_millis(10)));
-        queue.finished(batch.len());
+        queue.finished(batch.len(), weight(&batch));
         let ends = now(queue.take(64)).unwrap();
         assert!(ends.iter().all(|(_, active)| !active));
-        queue.finished(ends.len());
+        queue.finished(ends.len(), weight(&ends));
         assert!(queue.wait_appended(Duration::ZERO));
         assert_eq!(queue.stats().coalesced, 0);
     }
 
     #[test]
     fn a_subscription_the_api_showed_publishes_both_events_in_order() {
-        let queue = EventQueue::new(100);
+        let queue = EventQueue::new(100, u64::MAX);
         let shown = records(1);
         queue.admit(&shown).unwrap();
         let _ = shown[0].observe();
@@ -381,24 +443,19 @@ mod tests {
         let first = now(queue.take(64)).unwrap();
         assert_eq!(first.len(), 1);
         assert!(first[0].1, "the start first");
-        queue.finished(1);
+        queue.finished(1, weight(&first));
         let second = now(queue.take(64)).unwrap();
         assert!(!second[0].1, "then the end");
     }
 
     #[test]
     fn a_full_queue_refuses_starts_but_never_ends() {
-        let queue = EventQueue::new(10);
+        let queue = EventQueue::new(10, u64::MAX);
         let first = records(8);
         queue.admit(&first).unwrap();
         let full = queue.admit(&records(3)).unwrap_err();
-        assert_eq!(
-            full,
-            Full {
-                pending: 8,
-                capacity: 10
-            }
-        );
+        assert_eq!((full.pending, full.capacity), (8, 10));
+        assert_eq!(full.bytes, 8 * first[0].weight);
         assert!(queue.has_room(3).is_err());
         assert!(queue.has_room(2).is_ok());
         // Taken by the appender: their ends are owed, past the capacity too.
@@ -407,22 +464,64 @@ mod tests {
         assert_eq!(queue.stats().pending, 16);
         assert_eq!(queue.stats().refused, 2);
         // Once the appender catches up there is room again.
-        queue.finished(taken.len());
+        queue.finished(taken.len(), weight(&taken));
         let ends = now(queue.take(64)).unwrap();
-        queue.finished(ends.len());
+        queue.finished(ends.len(), weight(&ends));
         queue.admit(&records(10)).unwrap();
+    }
+
+    /// A record whose matcher is `len` bytes long, as a subscriber's can be.
+    fn long_record(len: usize) -> Arc<Record> {
+        let matcher = "m".repeat(len);
+        Record::new(ActiveSubscription {
+            topic: format!("/s/{matcher}").into(),
+            match_type: MatcherType::Exact,
+            matcher: matcher.into(),
+            subscriber: "urn:x".into(),
+            payload: None,
+        })
+    }
+
+    #[test]
+    fn long_matchers_are_refused_by_the_byte_bound_though_few() {
+        let queue = EventQueue::new(1000, 10_000);
+        let first = vec![long_record(2000), long_record(2000)];
+        queue.admit(&first).unwrap();
+        let bytes = queue.stats().pending_bytes;
+        assert!(bytes > 8000, "two 2,000-byte matchers weigh {bytes} bytes");
+        let full = queue.admit(&[long_record(2000)]).unwrap_err();
+        assert_eq!(
+            (full.pending, full.bytes, full.max_bytes),
+            (2, bytes, 10_000)
+        );
+        assert!(
+            full.to_string()
+                .contains(&format!("{bytes} bytes of them, at most 10000")),
+            "{full}"
+        );
+        // A short one still fits; a connection ending frees its bytes.
+        queue.admit(&records(1)).unwrap();
+        queue.end(first);
+        assert_eq!(queue.stats().pending_bytes, record(0).weight);
+        queue.admit(&[long_record(2000)]).unwrap();
+        // Taken by the appender, events count until it is done with them.
+        let batch = now(queue.take(64)).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(queue.stats().pending_bytes, weight(&batch));
+        queue.finished(batch.len(), weight(&batch));
+        assert_eq!(queue.stats().pending_bytes, 0);
     }
 
     #[test]
     fn an_idle_queue_admits_a_connection_larger_than_its_capacity() {
-        let queue = EventQueue::new(2);
+        let queue = EventQueue::new(2, u64::MAX);
         queue.admit(&records(5)).unwrap();
         assert!(queue.admit(&records(1)).is_err());
     }
 
     #[test]
     fn churn_the_appender_never_reaches_leaves_the_queue_empty() {
-        let queue = EventQueue::new(1000);
+        let queue = EventQueue::new(1000, u64::MAX);
         // Far more than the capacity, none of it ever appended.
         for _ in 0..1000 {
             let connection = records(100);
@@ -430,7 +529,10 @@ mod tests {
             queue.end(connection);
         }
         let stats = queue.stats();
-        assert_eq!((stats.pending, stats.refused), (0, 0));
+        assert_eq!(
+            (stats.pending, stats.pending_bytes, stats.refused),
+            (0, 0, 0)
+        );
         let state = queue.state.lock();
         assert!(
             state.events.len() < 2 * SWEEP_AT,
@@ -441,7 +543,7 @@ mod tests {
 
     #[test]
     fn tombstones_are_skipped_and_survivors_keep_their_order() {
-        let queue = EventQueue::new(100);
+        let queue = EventQueue::new(100, u64::MAX);
         let all = records(5);
         queue.admit(&all).unwrap();
         queue.end(vec![Arc::clone(&all[1]), Arc::clone(&all[3])]);

@@ -145,6 +145,10 @@ pub struct SubscriptionsConfig {
     /// Most subscription events waiting to be appended to the log; a
     /// subscriber whose events would go past it is refused with 503.
     pub max_pending_events: usize,
+    /// Most bytes of subscription events waiting to be appended (a pending
+    /// event weighs about its matcher, topic and payload); past it a
+    /// subscriber is refused with 503 as past `max_pending_events`.
+    pub max_pending_bytes: u64,
 }
 
 impl Default for SubscriptionsConfig {
@@ -153,6 +157,7 @@ impl Default for SubscriptionsConfig {
             enabled: false,
             page_size: Settings::default().subscriptions_page_size,
             max_pending_events: herald_hub::DEFAULT_MAX_PENDING_EVENTS,
+            max_pending_bytes: herald_hub::DEFAULT_MAX_PENDING_BYTES,
         }
     }
 }
@@ -702,6 +707,7 @@ impl Config {
             .publish_pace(self.subscribers.publish_pace)
             .subscriptions(self.subscriptions.enabled)
             .max_pending_events(self.subscriptions.max_pending_events)
+            .max_pending_bytes(self.subscriptions.max_pending_bytes)
             .update_limits(UpdateLimits {
                 max_topics: self.limits.max_topics,
                 max_field_length: self.limits.max_field_length,
@@ -834,6 +840,14 @@ impl Config {
                     reason: format!("0: {what}"),
                 });
             }
+        }
+        if self.subscriptions.max_pending_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "subscriptions.max_pending_bytes".into(),
+                reason: "0: no subscription event could wait to be appended; \
+                         use a bound such as 67108864 (64 MiB)"
+                    .into(),
+            });
         }
         if self.subscribers.queue_bytes == 0 {
             return Err(ConfigError::Invalid {
@@ -1427,6 +1441,10 @@ mod tests {
             (
                 "[subscriptions]\nmax_pending_events = 0\n",
                 "configuration key `subscriptions.max_pending_events`: 0:",
+            ),
+            (
+                "[subscriptions]\nmax_pending_bytes = 0\n",
+                "configuration key `subscriptions.max_pending_bytes`: 0: no subscription event",
             ),
             (
                 "[log]\nmax_replay_readers = 0\n",

@@ -265,6 +265,12 @@ impl Collector for HubCollector {
                 "Subscription events queued or being appended to the log (at most subscriptions.max_pending_events, plus owed active: false events)",
                 events.pending,
             )?;
+            gauge(
+                &mut encoder,
+                "subscription_events_pending_bytes",
+                "Bytes of the subscription events queued for the log (at most subscriptions.max_pending_bytes, plus owed active: false events)",
+                events.pending_bytes,
+            )?;
             counter(
                 &mut encoder,
                 "subscription_events_coalesced",

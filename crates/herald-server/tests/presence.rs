@@ -1015,6 +1015,11 @@ impl GatedLog {
     fn open(&self) {
         self.open.send_replace(true);
     }
+
+    /// Appends waiting for the gate to open.
+    fn waiting(&self) -> usize {
+        self.open.receiver_count()
+    }
 }
 
 impl Log for GatedLog {
@@ -1095,6 +1100,16 @@ async fn a_burst_of_short_lived_subscriptions_takes_no_room_while_the_log_stalls
     // Its starts are taken by the appender, which then waits on the log.
     let held_params = matchers("held", 10);
     let held = hub.subscribe(&params(&held_params), None).await;
+    // Taken, not only queued: else the appender's next batch could take a
+    // churning connection's starts with them, and its ends would be owed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while log.waiting() < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the appender never took the held connection's starts"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     until_events(&hub, |s| s.pending == 10).await;
 
     // 5,000 starts, five times the capacity: without coalescing the queue
@@ -1187,4 +1202,68 @@ async fn a_full_event_queue_refuses_subscribers_with_503_until_it_drains() {
     let second = hub.subscribe(&params(&second_params), None).await;
     assert_eq!(presence.len(), 25);
     drop((first, second));
+}
+
+/// Long matchers fill the event queue's byte bound long before its event
+/// bound: a subscriber whose events would go past it is refused with a 503
+/// naming the bytes, a short one still fits, and the metrics show the bytes.
+#[tokio::test]
+async fn long_matchers_are_refused_by_the_pending_bytes_bound() {
+    let log = GatedLog::shut();
+    let hub = start_with_log(
+        true,
+        |config| config.subscriptions.max_pending_bytes = 12_000,
+        Some(Arc::clone(&log) as Arc<dyn Log>),
+    )
+    .await;
+    let long = |tag: &str| {
+        vec![(
+            "match".to_owned(),
+            format!("https://example.com/{tag}/{}", "x".repeat(2000)),
+        )]
+    };
+    let first_params = [long("a"), long("b")].concat();
+    let first = hub.subscribe(&params(&first_params), None).await;
+    let presence = hub.herald.hub().presence().unwrap();
+    let pending = presence.event_stats().pending_bytes;
+    assert!(
+        (8_000..12_000).contains(&pending),
+        "two 2,000-byte matchers pending weigh {pending} bytes"
+    );
+
+    let query = serde_urlencoded::to_string(params(&long("c"))).unwrap();
+    let refused = hub
+        .http
+        .get(format!("{}?{query}", hub.hub_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    let problem: Value = refused.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "2 pending, at most 65536; {pending} bytes of them, at most 12000"
+        )),
+        "{detail}"
+    );
+    let metrics = hub.herald.metrics().render();
+    assert!(
+        metrics.contains(&format!(
+            "herald_subscription_events_pending_bytes {pending}"
+        )),
+        "{metrics}"
+    );
+
+    let short_params = matchers("short", 1);
+    let short = hub.subscribe(&params(&short_params), None).await;
+    assert_eq!(presence.len(), 3, "the short subscriber fits");
+
+    log.open();
+    until_events(&hub, |s| s.pending == 0).await;
+    assert_eq!(presence.event_stats().pending_bytes, 0);
+    let third = hub.subscribe(&params(&long("c")), None).await;
+    assert_eq!(presence.len(), 4);
+    drop((first, short, third));
 }

@@ -154,6 +154,10 @@ impl Loaded {
                 "subscriptions.max_pending_events",
                 (!config.subscriptions.enabled).then_some("subscriptions.enabled is false"),
             ),
+            (
+                "subscriptions.max_pending_bytes",
+                (!config.subscriptions.enabled).then_some("subscriptions.enabled is false"),
+            ),
         ] {
             if let (Some(why), Some(source)) = (why, self.sources.get(key)) {
                 found.push(format!("{key} has no effect: {why} (set by {source})"));
