@@ -1148,6 +1148,26 @@ async fn a_burst_of_short_lived_subscriptions_takes_no_room_while_the_log_stalls
     }
 }
 
+/// Subscribes with `pairs`, expecting a refusal for the event backlog: a
+/// 503 problem document with `Retry-After: 2`; returns its detail.
+async fn refused_for_backlog(hub: &TestHub, pairs: &[(String, String)]) -> String {
+    let query = serde_urlencoded::to_string(params(pairs)).unwrap();
+    let refused = hub
+        .http
+        .get(format!("{}?{query}", hub.hub_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = refused.json().await.unwrap();
+    problem["detail"].as_str().unwrap().to_owned()
+}
+
 /// While the events already queued leave no room for a new subscriber's,
 /// it is refused with a 503 that says why and when to retry, and accepted
 /// again once the backlog has drained.
@@ -1164,21 +1184,7 @@ async fn a_full_event_queue_refuses_subscribers_with_503_until_it_drains() {
     let first = hub.subscribe(&params(&first_params), None).await;
 
     let second_params = matchers("second", 10);
-    let query = serde_urlencoded::to_string(params(&second_params)).unwrap();
-    let refused = hub
-        .http
-        .get(format!("{}?{query}", hub.hub_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
-    assert_eq!(refused.headers()["retry-after"], "2");
-    assert_eq!(
-        refused.headers()["content-type"],
-        "application/problem+json"
-    );
-    let problem: Value = refused.json().await.unwrap();
-    let detail = problem["detail"].as_str().unwrap();
+    let detail = refused_for_backlog(&hub, &second_params).await;
     assert!(
         detail.contains("subscription events") && detail.contains("15 pending, at most 20"),
         "{detail}"
@@ -1231,17 +1237,7 @@ async fn long_matchers_are_refused_by_the_pending_bytes_bound() {
         "two 2,000-byte matchers pending weigh {pending} bytes"
     );
 
-    let query = serde_urlencoded::to_string(params(&long("c"))).unwrap();
-    let refused = hub
-        .http
-        .get(format!("{}?{query}", hub.hub_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
-    assert_eq!(refused.headers()["retry-after"], "2");
-    let problem: Value = refused.json().await.unwrap();
-    let detail = problem["detail"].as_str().unwrap();
+    let detail = refused_for_backlog(&hub, &long("c")).await;
     assert!(
         detail.contains(&format!(
             "2 pending, at most 65536; {pending} bytes of them, at most 12000"
