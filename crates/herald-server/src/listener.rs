@@ -269,6 +269,10 @@ async fn serve_hyper(
             };
             // The handshake has its own bound: the head's clock starts now.
             activity.send_modify(|a| a.idle_since = Instant::now());
+            let Some(stream) = first_head_over_tls(stream, herald, peer).await else {
+                drop(watcher);
+                return;
+            };
             let connection = serve_connection(stream, service, head_timeout);
             drive(connection, &activity, head_timeout, shutdown).await
         }
@@ -285,6 +289,45 @@ async fn serve_hyper(
         }
     }
     drop(watcher);
+}
+
+/// Reads the first bytes of an HTTP/1 connection over TLS and answers a
+/// head that is not HTTP with a problem document, as the clear-text
+/// listener does before hyper sees a head (`crate::malformed`); returns
+/// the stream for hyper with those bytes to read again, or `None` when the
+/// connection is done with: refused, silent past the head timeout, closed,
+/// or the hub shutting down. HTTP/2 (negotiated by ALPN) is left to hyper.
+async fn first_head_over_tls<S>(
+    mut stream: tokio_rustls::server::TlsStream<S>,
+    herald: &crate::Herald,
+    peer: SocketAddr,
+) -> Option<Rewound<tokio_rustls::server::TlsStream<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        return Some(Rewound::untouched(stream));
+    }
+    let settings = herald.settings();
+    // One TLS record at most: what the client sent first, as a peek is.
+    let mut first = vec![0u8; 16 * 1024];
+    let read = tokio::select! {
+        () = herald.shutdown_token().cancelled() => return None,
+        read = tokio::time::timeout(
+            settings.request_head_timeout,
+            tokio::io::AsyncReadExt::read(&mut stream, &mut first),
+        ) => read,
+    };
+    let Ok(Ok(n @ 1..)) = read else {
+        tracing::debug!(%peer, "no request head over TLS");
+        return None;
+    };
+    first.truncate(n);
+    if let Some(why) = crate::malformed::malformed_head(&first) {
+        publish_conn::refuse_malformed(&mut stream, herald, &why, settings.write_timeout).await;
+        return None;
+    }
+    Some(Rewound::new(stream, first))
 }
 
 /// Whether `error` comes from a write that made no progress for the write

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFuture;
@@ -263,18 +263,28 @@ const LINGER_BYTES: usize = 64 << 20;
 /// would answer them with a reset, and a client still sending its body
 /// (most send it whole before reading) would lose the answer, seeing only
 /// the connection fail.
-async fn answer_and_linger(tcp: &mut TcpStream, answer: &[u8], write_timeout: Duration) {
-    if write_all(tcp, answer, write_timeout).await.is_err() {
+async fn answer_and_linger<S>(io: &mut S, answer: &[u8], write_timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // A small answer: a socket that takes none of it for the write timeout
+    // is as good as gone. The shutdown ends the write side (after a TLS
+    // close_notify, over TLS).
+    let sent = tokio::time::timeout(write_timeout, async {
+        io.write_all(answer).await?;
+        io.shutdown().await
+    })
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
         return;
     }
-    let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
     // On the heap, and only here: a buffer in the connection's future
     // would weigh on every connection.
     let mut sink = vec![0u8; 16 * 1024];
     let mut dropped = 0;
     let _ = tokio::time::timeout(LINGER_TIME, async {
         while dropped < LINGER_BYTES {
-            match tokio::io::AsyncReadExt::read(tcp, &mut sink).await {
+            match io.read(&mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => dropped += n,
             }
@@ -286,17 +296,19 @@ async fn answer_and_linger(tcp: &mut TcpStream, answer: &[u8], write_timeout: Du
 /// Answers a request head that is not HTTP (`why`, from
 /// [`crate::malformed`]) with a 400 problem document, and ends the
 /// connection: nothing after such a head can be read as a request.
-pub(crate) async fn refuse_malformed(
-    tcp: &mut TcpStream,
+pub(crate) async fn refuse_malformed<S>(
+    io: &mut S,
     herald: &Herald,
     why: &str,
     write_timeout: Duration,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     tracing::debug!(reason = why, "malformed request head");
     let id = RequestId::Drawn(herald.inner.request_ids.next());
     let mut out = Vec::with_capacity(512);
     write_response(&mut out, problem(StatusCode::BAD_REQUEST, why), &id, true).await;
-    answer_and_linger(tcp, &out, write_timeout).await;
+    answer_and_linger(io, &out, write_timeout).await;
 }
 
 /// Answers a request whose `what` (head or body) did not arrive within
@@ -562,26 +574,27 @@ async fn write_all(tcp: &TcpStream, mut bytes: &[u8], timeout: Duration) -> io::
 }
 
 /// A connection given to hyper with the bytes already read from it, which
-/// hyper reads first.
-pub(crate) struct Rewound {
-    tcp: TcpStream,
+/// hyper reads first: a TCP stream, or a TLS one whose first head was read
+/// to be checked.
+pub(crate) struct Rewound<S = TcpStream> {
+    io: S,
     read: Vec<u8>,
     at: usize,
 }
 
-impl Rewound {
-    /// `tcp` after `read`.
-    pub(crate) fn new(tcp: TcpStream, read: Vec<u8>) -> Self {
-        Self { tcp, read, at: 0 }
+impl<S> Rewound<S> {
+    /// `io` after `read`.
+    pub(crate) fn new(io: S, read: Vec<u8>) -> Self {
+        Self { io, read, at: 0 }
     }
 
-    /// `tcp` with nothing read from it.
-    pub(crate) fn untouched(tcp: TcpStream) -> Self {
-        Self::new(tcp, Vec::new())
+    /// `io` with nothing read from it.
+    pub(crate) fn untouched(io: S) -> Self {
+        Self::new(io, Vec::new())
     }
 }
 
-impl AsyncRead for Rewound {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -598,17 +611,17 @@ impl AsyncRead for Rewound {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.tcp).poll_read(cx, buf)
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for Rewound {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -616,19 +629,19 @@ impl AsyncWrite for Rewound {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

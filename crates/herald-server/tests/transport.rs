@@ -233,8 +233,8 @@ impl Stream {
     }
 }
 
-/// The leaf certificate a new TLS connection is served (raw rustls client).
-async fn served_leaf(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+/// A TLS connection to `addr` trusting `ca` (raw rustls client, no ALPN).
+async fn tls_connect(addr: SocketAddr, ca: &Ca) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der.clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -245,13 +245,18 @@ async fn served_leaf(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let stream = tokio::time::timeout(WAIT, async {
+    tokio::time::timeout(WAIT, async {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = ServerName::try_from("localhost").unwrap();
         connector.connect(name, tcp).await.unwrap()
     })
     .await
-    .expect("handshake within the timeout");
+    .expect("handshake within the timeout")
+}
+
+/// The leaf certificate a new TLS connection is served.
+async fn served_leaf(addr: SocketAddr, ca: &Ca) -> CertificateDer<'static> {
+    let stream = tls_connect(addr, ca).await;
     stream.get_ref().1.peer_certificates().unwrap()[0].clone()
 }
 
@@ -411,6 +416,51 @@ async fn tls_negotiates_h2_with_alpn_and_also_serves_http1() {
     over_http1.expect_end().await;
     assert!(over_h2.text.contains("retry:"), "{:?}", over_h2.text);
     assert!(over_http1.text.contains("retry:"), "{:?}", over_http1.text);
+}
+
+/// Over TLS as in clear text, a first request head that is not HTTP is
+/// answered 400 with a problem document naming what is wrong (hyper's own
+/// answer has no body), and the connection is closed; a well-formed head
+/// on the next connection is served.
+#[tokio::test]
+async fn a_head_that_is_not_http_over_tls_is_answered_with_what_is_wrong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new();
+    let leaf = ca.leaf("herald one", 1);
+    let files = Files::new(&leaf);
+    let server = Server::start(Some(tls(&files, Duration::ZERO)), Settings::default()).await;
+    let exchange = |head: &'static str| {
+        let ca = &ca;
+        let addr = server.addr;
+        async move {
+            let mut stream = tls_connect(addr, ca).await;
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+            // A peer closing without close_notify is an error to rustls;
+            // what was read before it still counts.
+            assert!(read.is_ok(), "the connection is closed within {WAIT:?}");
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let refused =
+        exchange("GET /.well-known/mercure HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 400 "), "{refused}");
+    assert!(
+        refused.contains("content-type: application/problem+json"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("a header line is not `Name: value`"),
+        "{refused}"
+    );
+    let served = exchange(
+        "GET /.well-known/oauth-protected-resource/.well-known/mercure HTTP/1.1\r\n\
+         Host: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(served.starts_with("HTTP/1.1 200 "), "{served}");
+    server.stop().await;
 }
 
 #[tokio::test]
