@@ -163,8 +163,15 @@ pub(crate) async fn run(
                         Route::Hyper => (Rewound::untouched(tcp), Some(accepted)),
                         Route::Malformed(why) => {
                             let mut tcp = tcp;
-                            publish_conn::refuse_malformed(&mut tcp, &herald, &why, write_timeout)
-                                .await;
+                            // Boxed: inline, its timers would weigh on every
+                            // subscriber's task, which lives as long as its stream.
+                            let refuse = publish_conn::refuse_malformed(
+                                &mut tcp,
+                                &herald,
+                                &why,
+                                write_timeout,
+                            );
+                            Box::pin(refuse).await;
                             drop(watcher);
                             return;
                         }
