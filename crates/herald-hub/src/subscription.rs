@@ -56,16 +56,9 @@ pub struct Subscription {
     /// each per subscriber.
     registration: Registration,
     log: Arc<dyn Log>,
-    /// Replay cursor and end: entries in `(after, up_to]` still to be read.
-    replay: Option<(Position, Position)>,
-    /// The topics of its matchers when every one is an exact topic: its
-    /// replay then reads only the entries with them, where the log keeps
-    /// an index by topic, instead of every entry after its point.
-    exact_topics: Option<Arc<[Arc<str>]>>,
-    /// What its replay keeps, for the log to decide in its reads (the
-    /// durable log does before decoding an entry whole, within the read's
-    /// turn); set while it replays.
-    filter: Option<EntryFilter>,
+    /// Set while it replays history; boxed, since every subscriber holds
+    /// the field for as long as it is connected, and most never replay.
+    replay: Option<Box<Replay>>,
     buffered: VecDeque<Arc<Entry>>,
     /// Live entries at or before this position were already replayed or are
     /// older than the resume point.
@@ -75,11 +68,26 @@ pub struct Subscription {
     membership: Option<Arc<Membership>>,
 }
 
+/// A replay of the log's history still under way.
+struct Replay {
+    /// Entries in `(after, up_to]` are still to be read.
+    after: Position,
+    up_to: Position,
+    /// The topics of its matchers when every one is an exact topic: its
+    /// replay then reads only the entries with them, where the log keeps
+    /// an index by topic, instead of every entry after its point.
+    exact_topics: Option<Arc<[Arc<str>]>>,
+    /// What the replay keeps, for the log to decide in its reads (the
+    /// durable log does before decoding an entry whole, within the read's
+    /// turn).
+    filter: EntryFilter,
+}
+
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("registration", &self.registration)
-            .field("replay", &self.replay)
+            .field("replay", &self.replay.as_ref().map(|r| (r.after, r.up_to)))
             .field("buffered", &self.buffered.len())
             .finish_non_exhaustive()
     }
@@ -115,15 +123,18 @@ impl Subscription {
             },
         };
         registration.skip_through(after.max(joined_at));
-        let replay = (after < joined_at).then_some((after, joined_at));
-        let exact_topics = replay.and_then(|_| exact_topics(registration.matchers()));
-        let filter = replay.map(|_| registration.filter());
+        let replay = (after < joined_at).then(|| {
+            Box::new(Replay {
+                after,
+                up_to: joined_at,
+                exact_topics: exact_topics(registration.matchers()),
+                filter: registration.filter(),
+            })
+        });
         Ok(Subscription {
             registration,
             log,
             replay,
-            exact_topics,
-            filter,
             buffered: VecDeque::new(),
             skip_through: after.max(joined_at),
             resumed_after,
@@ -211,33 +222,16 @@ impl Subscription {
             if let Some(entry) = self.buffered.pop_front() {
                 return Ok(Some(entry));
             }
-            let Some((after, up_to)) = self.replay else {
+            let Some(replay) = &self.replay else {
                 break;
             };
-            let indexed = self.exact_topics.as_ref().and_then(|topics| {
-                self.log
-                    .read_topics(after, up_to, Arc::clone(topics), REPLAY_BATCH)
-            });
-            let read = match (indexed, &self.filter) {
-                (Some(read), _) => read.await?,
-                (None, Some(filter)) => {
-                    self.log
-                        .read_matching(after, up_to, Arc::clone(filter), REPLAY_BATCH)
-                        .await?
-                }
-                (None, None) => {
-                    let batch = self.log.read(after, up_to, REPLAY_BATCH).await?;
-                    let through = batch.last().map_or(up_to, |e| e.position());
-                    FilteredRead {
-                        entries: batch,
-                        through,
-                    }
-                }
-            };
-            self.replay = (read.through < up_to).then_some((read.through, up_to));
-            if self.replay.is_none() {
-                self.exact_topics = None;
-                self.filter = None;
+            // Boxed: this future is held by every idle subscriber's stream,
+            // and a read's state would weigh on all of them.
+            let read = Box::pin(read_batch(&self.log, replay)).await?;
+            let up_to = replay.up_to;
+            match &mut self.replay {
+                Some(replay) if read.through < up_to => replay.after = read.through,
+                _ => self.replay = None,
             }
             self.buffered = read.entries.into_iter().filter(|e| self.wants(e)).collect();
             self.registration.count_replayed(self.buffered.len());
@@ -249,6 +243,23 @@ impl Subscription {
             if entry.position() > self.skip_through {
                 return Ok(Some(entry));
             }
+        }
+    }
+}
+
+/// The next batch of `replay` from `log`: by topic where the log keeps an
+/// index and the matchers are all exact, else matched inside the read.
+async fn read_batch(log: &Arc<dyn Log>, replay: &Replay) -> Result<FilteredRead, HubError> {
+    let (after, up_to) = (replay.after, replay.up_to);
+    let indexed = replay
+        .exact_topics
+        .as_ref()
+        .and_then(|topics| log.read_topics(after, up_to, Arc::clone(topics), REPLAY_BATCH));
+    match indexed {
+        Some(read) => read.await,
+        None => {
+            log.read_matching(after, up_to, Arc::clone(&replay.filter), REPLAY_BATCH)
+                .await
         }
     }
 }
