@@ -471,7 +471,13 @@ CHART_NAMES = {
 
 
 def chart(results, labels, servers, stats, path):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit(
+            "compare-report.py: the chart needs matplotlib, which is missing: "
+            "pip install matplotlib (or apt-get install python3-matplotlib)"
+        )
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
