@@ -181,16 +181,22 @@ impl IntoResponse for ErrorResponse {
 
 /// An RFC 9457 problem document.
 pub fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        problem_json(status, detail),
+    )
+        .into_response()
+}
+
+/// The body of [`problem`]'s document, for answers written without a
+/// `Response` (see `crate::refusals`).
+pub(crate) fn problem_json(status: StatusCode, detail: &str) -> String {
+    serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    })
+    .to_string()
 }

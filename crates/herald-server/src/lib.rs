@@ -35,6 +35,7 @@ pub mod metrics;
 mod proxies;
 mod publish;
 mod publish_conn;
+mod refusals;
 mod settings;
 mod stream_conn;
 mod subscribe;

@@ -42,10 +42,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::Herald;
 use crate::publish_conn::{self, Ended, Rewound};
+use crate::refusals::ExplainedRefusals;
 use crate::stream_conn::{self, Route};
 use crate::tls::Tls;
+use crate::{Herald, RequestIds};
 
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,9 +252,10 @@ async fn serve_hyper(
         activity: Arc::clone(&activity),
     };
     let shutdown = herald.shutdown_token();
+    let ids = herald.inner.request_ids.clone();
     let result = match acceptor {
         None => {
-            let connection = serve_connection(guarded, service, head_timeout);
+            let connection = serve_connection(guarded, service, head_timeout, ids);
             drive(connection, &activity, head_timeout, shutdown).await
         }
         Some(acceptor) => {
@@ -280,7 +282,7 @@ async fn serve_hyper(
                 drop(watcher);
                 return;
             };
-            let connection = serve_connection(stream, service, head_timeout);
+            let connection = serve_connection(stream, service, head_timeout, ids);
             drive(connection, &activity, head_timeout, shutdown).await
         }
     };
@@ -586,6 +588,7 @@ fn serve_connection<S>(
     io: S,
     service: Service,
     head_timeout: Duration,
+    ids: RequestIds,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -601,7 +604,10 @@ where
         .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     builder
-        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+        .serve_connection_with_upgrades(
+            TokioIo::new(ExplainedRefusals::new(io, MAX_HEAD_BYTES, ids)),
+            TowerToHyperService::new(service),
+        )
         .into_owned()
 }
 
@@ -634,6 +640,7 @@ pub(crate) async fn run_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
+    let ids = RequestIds::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -654,12 +661,16 @@ pub(crate) async fn run_admin(
             },
         };
         let service = TowerToHyperService::new(router.clone());
+        let ids = ids.clone();
         tokio::spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(head_timeout)
                 .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(
+                    TokioIo::new(ExplainedRefusals::new(tcp, MAX_HEAD_BYTES, ids)),
+                    service,
+                )
                 .await;
             if let Err(error) = served {
                 tracing::debug!(%error, "admin connection ended");

@@ -333,7 +333,7 @@ async fn time_out(
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A request's id.
-enum RequestId {
+pub(crate) enum RequestId {
     /// The client's.
     Kept(HeaderValue),
     /// Drawn from the router's generator.
@@ -521,7 +521,7 @@ async fn write_response(out: &mut Vec<u8>, response: Response, id: &RequestId, c
 
 /// Ends a head whose last header line lacks its CRLF: the date, the request
 /// id, the length, `Connection: close` when closing, and the blank line.
-fn end_head(out: &mut Vec<u8>, id: &RequestId, len: usize, close: bool) {
+pub(crate) fn end_head(out: &mut Vec<u8>, id: &RequestId, len: usize, close: bool) {
     out.extend_from_slice(b"\r\ndate: ");
     push_date(out);
     out.extend_from_slice(b"\r\nx-request-id: ");

@@ -463,6 +463,142 @@ async fn a_head_that_is_not_http_over_tls_is_answered_with_what_is_wrong() {
     server.stop().await;
 }
 
+/// One answer read off a raw HTTP/1.1 connection: its head, and its body
+/// by its `content-length` (every answer here has one).
+async fn read_answer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .unwrap_or_else(|| panic!("no content-length: {head}"))
+                .parse()
+                .unwrap();
+            if body.len() >= length {
+                return (head.to_owned(), body[..length].to_owned());
+            }
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("an answer within the wait")
+            .expect("the connection reads");
+        assert!(n > 0, "closed before the answer was whole: {text}");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The heads hyper refuses itself (a malformed one after a request served
+/// on the same connection, one too large, one with too many header lines)
+/// are answered, in clear text and over TLS, with a problem document that
+/// says what is wrong, where hyper's own answer is a bare status; the
+/// connection is then closed.
+#[tokio::test]
+async fn heads_hyper_refuses_are_answered_with_what_is_wrong() {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    let ca = Ca::new();
+    let leaf = ca.leaf("herald one", 1);
+    let files = Files::new(&leaf);
+    let clear = Server::start(None, Settings::default()).await;
+    let over_tls = Server::start(Some(tls(&files, Duration::ZERO)), Settings::default()).await;
+    let served = "GET /.well-known/oauth-protected-resource/.well-known/mercure HTTP/1.1\r\n\
+                  Host: localhost\r\n\r\n";
+    let many_headers = format!(
+        "GET /.well-known/mercure?topic=x HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        (0..120)
+            .map(|i| format!("X-{i}: {i}\r\n"))
+            .collect::<String>()
+    );
+    let cookie = format!(
+        "GET /.well-known/mercure?topic=x HTTP/1.1\r\nHost: localhost\r\nCookie: a={}\r\n\r\n",
+        "x".repeat(70_000)
+    );
+    let target = format!(
+        "GET /.well-known/mercure?topic={} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "x".repeat(70_000)
+    );
+    // (what is sent after `served` was answered, or first; status; words)
+    let cases = [
+        (
+            true,
+            "GET /x HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+            "a header line is not `Name: value`".to_owned(),
+        ),
+        (
+            true,
+            "POST /.well-known/mercure HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1x\r\n\r\n"
+                .to_owned(),
+            400,
+            "the Content-Length header is not one length".to_owned(),
+        ),
+        (
+            false,
+            many_headers,
+            431,
+            "the request head has 121 header lines, at most 100".to_owned(),
+        ),
+        (
+            false,
+            cookie,
+            431,
+            "the request head did not end within 65536 bytes".to_owned(),
+        ),
+        (
+            false,
+            target,
+            431,
+            "the request line did not end within 65536 bytes".to_owned(),
+        ),
+    ];
+    async fn check<S: AsyncRead + AsyncWrite + Unpin>(
+        mut stream: S,
+        after_served: bool,
+        served: &str,
+        head: &str,
+        status: u16,
+        words: &str,
+    ) {
+        if after_served {
+            stream.write_all(served.as_bytes()).await.unwrap();
+            let (head, _) = read_answer(&mut stream).await;
+            assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        }
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let (refused, body) = read_answer(&mut stream).await;
+        assert!(
+            refused.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{refused}\n{body}"
+        );
+        assert!(
+            refused.contains("content-type: application/problem+json"),
+            "{refused}"
+        );
+        assert!(refused.contains("connection: close"), "{refused}");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], status, "{body}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(words), "{detail}");
+        let mut rest = Vec::new();
+        // Closed: a peer ending TLS without close_notify is an error to
+        // rustls, and a reset (unread bytes) one to the socket; both end it.
+        let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the connection stays open");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+    for (after_served, head, status, words) in &cases {
+        let tcp = TcpStream::connect(clear.addr).await.unwrap();
+        check(tcp, *after_served, served, head, *status, words).await;
+        let stream = tls_connect(over_tls.addr, &ca).await;
+        check(stream, *after_served, served, head, *status, words).await;
+    }
+    clear.stop().await;
+    over_tls.stop().await;
+}
+
 #[tokio::test]
 async fn a_certificate_replaced_on_disk_is_served_to_new_connections() {
     let ca = Ca::new();
