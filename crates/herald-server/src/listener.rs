@@ -253,13 +253,19 @@ async fn serve_hyper(
     };
     let shutdown = herald.shutdown_token();
     let ids = herald.inner.request_ids.clone();
+    // Every phase's future is boxed: this function's own state lives as
+    // long as the connection, and inline it would be as large as all of
+    // them together (21 KiB before; docs/benchmarks.md, change 32).
     let result = match acceptor {
         None => {
-            let connection = serve_connection(guarded, service, head_timeout, ids);
+            let connection = Box::pin(serve_connection(guarded, service, head_timeout, ids));
             drive(connection, &activity, head_timeout, shutdown).await
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(guarded));
+            let handshake = Box::pin(tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                acceptor.accept(guarded),
+            ));
             let handshake = tokio::select! {
                 // Nothing to finish yet: a shutdown does not wait for it.
                 () = shutdown.cancelled() => return,
@@ -278,11 +284,11 @@ async fn serve_hyper(
             };
             // The handshake has its own bound: the head's clock starts now.
             activity.send_modify(|a| a.idle_since = Instant::now());
-            let Some(stream) = first_head_over_tls(stream, herald, peer).await else {
+            let Some(stream) = Box::pin(first_head_over_tls(stream, herald, peer)).await else {
                 drop(watcher);
                 return;
             };
-            let connection = serve_connection(stream, service, head_timeout, ids);
+            let connection = Box::pin(serve_connection(stream, service, head_timeout, ids));
             drive(connection, &activity, head_timeout, shutdown).await
         }
     };
@@ -360,8 +366,11 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
 /// it for `idle`: on HTTP/1.1 hyper's header read timeout closes it at about
 /// the same time, but this also covers HTTP/2, which has no such timeout,
 /// and the first bytes, read before hyper knows which version it serves.
+///
+/// The connection comes boxed: an async function keeps its arguments apart
+/// from its locals, so one pinned here would be held twice.
 async fn drive<C>(
-    connection: C,
+    mut connection: Pin<Box<C>>,
     activity: &watch::Sender<Activity>,
     idle: Duration,
     shutdown: &CancellationToken,
@@ -369,7 +378,6 @@ async fn drive<C>(
 where
     C: GracefulConnection,
 {
-    let mut connection = std::pin::pin!(connection);
     let timed_out = tokio::select! {
         result = connection.as_mut() => return result,
         () = shutdown.cancelled() => false,
