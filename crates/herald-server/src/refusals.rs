@@ -81,7 +81,9 @@ impl<S> ExplainedRefusals<S> {
     /// Takes note of `written`, the start of what hyper writes: a response
     /// head starts a new request's, and a refusal is replaced.
     fn on_write(&mut self, written: &[u8]) {
-        if !written.starts_with(b"HTTP/1.") {
+        // An interim answer (`100 Continue`) is followed by the request's
+        // body, not by a new head: nothing starts.
+        if !written.starts_with(b"HTTP/1.") || written.get(9) == Some(&b'1') {
             return;
         }
         let refusal = REFUSALS
@@ -289,6 +291,24 @@ mod tests {
             content-length: 2\r\n\r\n{}";
         let got = through(b"GET / HTTP/1.1\r\n\r\n", own).await;
         assert_eq!(got.as_bytes(), own);
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_after_100_continue_is_not_kept_as_a_head() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut wrapped = ExplainedRefusals::new(near, 64, RequestIds::default());
+        let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+        far.write_all(head).await.unwrap();
+        let mut read = vec![0; head.len()];
+        wrapped.read_exact(&mut read).await.unwrap();
+        wrapped
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .unwrap();
+        far.write_all(b"body bytes").await.unwrap();
+        let mut body = [0; 10];
+        wrapped.read_exact(&mut body).await.unwrap();
+        assert_eq!(wrapped.head, head, "the head read stays the one kept");
     }
 
     #[tokio::test]
