@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::publish_conn::{self, Ended, Rewound};
-use crate::refusals::ExplainedRefusals;
+use crate::refusals::{ExplainedRefusals, HeadRules};
 use crate::stream_conn::{self, Route};
 use crate::tls::Tls;
 use crate::{Herald, RequestIds};
@@ -252,13 +252,18 @@ async fn serve_hyper(
         activity: Arc::clone(&activity),
     };
     let shutdown = herald.shutdown_token();
-    let ids = herald.inner.request_ids.clone();
+    let rules = HeadRules {
+        max: MAX_HEAD_BYTES,
+        timeout: head_timeout,
+        ids: herald.inner.request_ids.clone(),
+        shutdown: Some(shutdown.clone()),
+    };
     // Every phase's future is boxed: this function's own state lives as
     // long as the connection, and inline it would be as large as all of
     // them together (21 KiB before; docs/benchmarks.md, change 32).
     let result = match acceptor {
         None => {
-            let connection = Box::pin(serve_connection(guarded, service, head_timeout, ids));
+            let connection = Box::pin(serve_connection(guarded, service, rules));
             drive(connection, &activity, head_timeout, shutdown).await
         }
         Some(acceptor) => {
@@ -288,7 +293,7 @@ async fn serve_hyper(
                 drop(watcher);
                 return;
             };
-            let connection = Box::pin(serve_connection(stream, service, head_timeout, ids));
+            let connection = Box::pin(serve_connection(stream, service, rules));
             drive(connection, &activity, head_timeout, shutdown).await
         }
     };
@@ -595,8 +600,7 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 fn serve_connection<S>(
     io: S,
     service: Service,
-    head_timeout: Duration,
-    ids: RequestIds,
+    rules: HeadRules,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -608,12 +612,12 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(head_timeout)
+        .header_read_timeout(rules.timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     builder
         .serve_connection_with_upgrades(
-            TokioIo::new(ExplainedRefusals::new(io, MAX_HEAD_BYTES, ids)),
+            TokioIo::new(ExplainedRefusals::new(io, rules)),
             TowerToHyperService::new(service),
         )
         .into_owned()
@@ -648,7 +652,12 @@ pub(crate) async fn run_admin(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
-    let ids = RequestIds::default();
+    let rules = HeadRules {
+        max: MAX_HEAD_BYTES,
+        timeout: head_timeout,
+        ids: RequestIds::default(),
+        shutdown: None,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -669,16 +678,13 @@ pub(crate) async fn run_admin(
             },
         };
         let service = TowerToHyperService::new(router.clone());
-        let ids = ids.clone();
+        let rules = rules.clone();
         tokio::spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(head_timeout)
                 .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(
-                    TokioIo::new(ExplainedRefusals::new(tcp, MAX_HEAD_BYTES, ids)),
-                    service,
-                )
+                .serve_connection(TokioIo::new(ExplainedRefusals::new(tcp, rules)), service)
                 .await;
             if let Err(error) = served {
                 tracing::debug!(%error, "admin connection ended");

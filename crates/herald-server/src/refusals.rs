@@ -10,14 +10,19 @@
 //! hyper last wrote a response head (on a connection that does not
 //! pipeline, the next request's head), and when hyper writes one of its
 //! bare refusals, it writes in its place a problem document saying what is
-//! wrong (`crate::malformed::why_refused`).
+//! wrong (`crate::malformed::why_refused`). hyper also closes a connection
+//! whose head did not arrive whole within its header read timeout without
+//! a word; dropped with such a head begun, the wrapper answers it `408`, as
+//! the connections herald serves by hand do.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use crate::RequestIds;
 use crate::publish_conn::{RequestId, end_head};
@@ -40,21 +45,34 @@ const REFUSALS: [(&[u8], StatusCode); 3] = [
     ),
 ];
 
+/// What [`ExplainedRefusals`] knows of a connection's request heads.
+#[derive(Clone)]
+pub(crate) struct HeadRules {
+    /// The most a head may have (hyper's read buffer).
+    pub(crate) max: usize,
+    /// How long a head may take to arrive (hyper's header read timeout).
+    pub(crate) timeout: Duration,
+    /// Where the documents' request ids are drawn from.
+    pub(crate) ids: RequestIds,
+    /// Cancelled when the hub shuts down: a head cut short by a shutdown
+    /// was not late.
+    pub(crate) shutdown: Option<CancellationToken>,
+}
+
 /// A connection served by hyper, whose bare refusals of request heads are
 /// written as problem documents.
-pub(crate) struct ExplainedRefusals<S> {
+pub(crate) struct ExplainedRefusals<S: AsyncWrite + Unpin> {
     io: S,
     /// The start of what was read since the last response head: the next
     /// request's head, once it is whole or too long.
     head: Vec<u8>,
     /// Whether `head` still grows: not once it holds a head's end or
-    /// `max_head` bytes (all hyper reads of a head), nor on HTTP/2.
+    /// `rules.max` bytes (all hyper reads of a head), nor on HTTP/2, nor
+    /// once the connection's last answer is written.
     reading_head: bool,
-    /// The most a head may have (hyper's read buffer).
-    max_head: usize,
     /// A problem document being written in place of a refusal.
     replacing: Option<Box<Replacement>>,
-    ids: RequestIds,
+    rules: HeadRules,
 }
 
 /// A problem document, written in place of `stands_for` bytes of hyper's.
@@ -64,17 +82,15 @@ struct Replacement {
     stands_for: usize,
 }
 
-impl<S> ExplainedRefusals<S> {
-    /// `io`, whose request heads may have at most `max_head` bytes; the
-    /// documents' request ids are drawn from `ids`.
-    pub(crate) fn new(io: S, max_head: usize, ids: RequestIds) -> Self {
+impl<S: AsyncWrite + Unpin> ExplainedRefusals<S> {
+    /// `io`, whose request heads follow `rules`.
+    pub(crate) fn new(io: S, rules: HeadRules) -> Self {
         Self {
             io,
             head: Vec::new(),
             reading_head: true,
-            max_head,
             replacing: None,
-            ids,
+            rules,
         }
     }
 
@@ -94,13 +110,17 @@ impl<S> ExplainedRefusals<S> {
             });
         match refusal {
             Some((status, stands_for)) => {
-                let why = crate::malformed::why_refused(status.as_u16(), &self.head, self.max_head);
+                let why =
+                    crate::malformed::why_refused(status.as_u16(), &self.head, self.rules.max);
                 tracing::debug!(reason = why, %status, "request head refused");
                 self.replacing = Some(Box::new(Replacement {
                     bytes: self.document(status, &why),
                     written: 0,
                     stands_for,
                 }));
+                // The connection's last answer: nothing is read after it.
+                self.head = Vec::new();
+                self.reading_head = false;
             }
             None => {
                 // Freed: a subscriber's connection lives as long as its
@@ -126,7 +146,7 @@ impl<S> ExplainedRefusals<S> {
         crate::stream_conn::status_and_headers(&mut out, &parts);
         end_head(
             &mut out,
-            &RequestId::Drawn(self.ids.next()),
+            &RequestId::Drawn(self.rules.ids.next()),
             body.len(),
             true,
         );
@@ -160,7 +180,7 @@ impl<S: AsyncWrite + Unpin> ExplainedRefusals<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for ExplainedRefusals<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ExplainedRefusals<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -176,11 +196,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for ExplainedRefusals<S> {
                 this.reading_head = false;
                 return Poll::Ready(Ok(()));
             }
-            let room = this.max_head - this.head.len();
+            let room = this.rules.max - this.head.len();
             // From 3 bytes back: a head's end may straddle two reads.
             let from = this.head.len().saturating_sub(3);
             this.head.extend_from_slice(&read[..read.len().min(room)]);
-            if this.head.len() == this.max_head
+            if this.head.len() == this.rules.max
                 || memchr::memmem::find(&this.head[from..], b"\r\n\r\n").is_some()
             {
                 this.reading_head = false;
@@ -239,11 +259,51 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ExplainedRefusals<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> Drop for ExplainedRefusals<S> {
+    /// Answers a head begun and never finished `408`: hyper drops the
+    /// connection without a word when its header read timeout passes (or
+    /// the client stops sending). Best effort: what the socket does not
+    /// take at once is not waited for.
+    fn drop(&mut self) {
+        let shut_down = self
+            .rules
+            .shutdown
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled);
+        if !self.reading_head || self.head.is_empty() || self.replacing.is_some() || shut_down {
+            return;
+        }
+        let why = format!(
+            "the request head did not arrive within {:?}",
+            self.rules.timeout
+        );
+        tracing::debug!(reason = why, "request head cut short");
+        let document = self.document(StatusCode::REQUEST_TIMEOUT, &why);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut io = Pin::new(&mut self.io);
+        if let Poll::Ready(Ok(n)) = io.as_mut().poll_write(&mut cx, &document)
+            && n == document.len()
+        {
+            let _ = io.as_mut().poll_flush(&mut cx);
+            let _ = io.poll_shutdown(&mut cx);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    fn rules() -> HeadRules {
+        HeadRules {
+            max: 64,
+            timeout: Duration::from_secs(10),
+            ids: RequestIds::default(),
+            shutdown: None,
+        }
+    }
 
     const REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\
         content-length: 0\r\ndate: Mon, 07 Dec 2026 14:22:38 GMT\r\n\r\n";
@@ -252,7 +312,7 @@ mod tests {
     /// for a few bytes at a time in the pipe: what the peer gets.
     async fn through(read: &[u8], written: &[u8]) -> String {
         let (near, mut far) = tokio::io::duplex(16);
-        let mut wrapped = ExplainedRefusals::new(near, 64, RequestIds::default());
+        let mut wrapped = ExplainedRefusals::new(near, rules());
         let sent = read.to_vec();
         let feed = tokio::spawn(async move {
             far.write_all(&sent).await.unwrap();
@@ -296,7 +356,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_sent_after_100_continue_is_not_kept_as_a_head() {
         let (near, mut far) = tokio::io::duplex(1024);
-        let mut wrapped = ExplainedRefusals::new(near, 64, RequestIds::default());
+        let mut wrapped = ExplainedRefusals::new(near, rules());
         let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
         far.write_all(head).await.unwrap();
         let mut read = vec![0; head.len()];
@@ -314,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn the_head_read_after_an_answer_is_the_one_explained() {
         let (near, mut far) = tokio::io::duplex(1024);
-        let mut wrapped = ExplainedRefusals::new(near, 64, RequestIds::default());
+        let mut wrapped = ExplainedRefusals::new(near, rules());
         far.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         let mut first = [0; 18];
         wrapped.read_exact(&mut first).await.unwrap();

@@ -599,6 +599,53 @@ async fn heads_hyper_refuses_are_answered_with_what_is_wrong() {
     over_tls.stop().await;
 }
 
+/// Over TLS, where hyper reads every head, a head begun and not finished
+/// within the request head timeout is answered 408 with a problem
+/// document (hyper itself closes without a word); a connection that sends
+/// nothing is closed without one.
+#[tokio::test]
+async fn a_late_head_over_tls_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new();
+    let leaf = ca.leaf("herald one", 1);
+    let files = Files::new(&leaf);
+    let settings = Settings {
+        request_head_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let server = Server::start(Some(tls(&files, Duration::ZERO)), settings).await;
+    for (sent, answered) in [
+        (
+            "GET /.well-known/mercure?match=x HTTP/1.1\r\nHost: localhost\r\n",
+            true,
+        ),
+        ("", false),
+    ] {
+        let mut stream = tls_connect(server.addr, &ca).await;
+        stream.write_all(sent.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // A peer closing without close_notify is an error to rustls; what
+        // was read before it still counts.
+        let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the connection is closed within {WAIT:?}");
+        let answer = String::from_utf8_lossy(&answer);
+        if answered {
+            assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+            assert!(
+                answer.contains("content-type: application/problem+json"),
+                "{answer}"
+            );
+            assert!(
+                answer.contains("the request head did not arrive within 300ms"),
+                "{answer}"
+            );
+        } else {
+            assert_eq!(answer, "", "nothing sent, nothing answered");
+        }
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_certificate_replaced_on_disk_is_served_to_new_connections() {
     let ca = Ca::new();
