@@ -97,6 +97,24 @@ pub(crate) fn why_refused(status: u16, head: &[u8], max: usize) -> String {
     }
 }
 
+/// Where the bytes after the whole head at the start of `bytes` begin, if
+/// that head announces no body (no `Content-Length` above 0, no
+/// `Transfer-Encoding`): on a pipelining connection, the next head's start.
+pub(crate) fn after_bodiless_head(bytes: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(len) = request.parse(bytes).ok()? else {
+        return None;
+    };
+    let announces_body = |header: &httparse::Header<'_>| {
+        header.name.eq_ignore_ascii_case("transfer-encoding")
+            || header.name.eq_ignore_ascii_case("content-length")
+                && header.value.trim_ascii() != b"0"
+    };
+    let bodiless = !request.headers.iter().any(announces_body);
+    (bodiless && len < bytes.len()).then_some(len)
+}
+
 /// Why hyper refuses `head`, a whole head `httparse` reads: a target that
 /// is not a URI, or a body's framing it will not guess at.
 fn not_for_hyper(head: &[u8]) -> Option<String> {

@@ -123,10 +123,15 @@ impl<S: AsyncWrite + Unpin> ExplainedRefusals<S> {
                 self.reading_head = false;
             }
             None => {
-                // Freed: a subscriber's connection lives as long as its
-                // stream, which the head kept would weigh on.
-                self.head = Vec::new();
-                self.reading_head = true;
+                // A client that pipelines sent the next head with this
+                // one: its start is what the next refusal is about.
+                let next = crate::malformed::after_bodiless_head(&self.head)
+                    .map(|at| self.head[at..].to_vec())
+                    .unwrap_or_default();
+                self.reading_head = memchr::memmem::find(&next, b"\r\n\r\n").is_none();
+                // Freed otherwise: a subscriber's connection lives as long
+                // as its stream, which the head kept would weigh on.
+                self.head = next;
             }
         }
     }
@@ -369,6 +374,28 @@ mod tests {
         let mut body = [0; 10];
         wrapped.read_exact(&mut body).await.unwrap();
         assert_eq!(wrapped.head, head, "the head read stays the one kept");
+    }
+
+    #[tokio::test]
+    async fn a_pipelined_head_read_with_the_one_before_is_explained() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut wrapped = ExplainedRefusals::new(near, rules());
+        let sent = b"GET / HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n";
+        far.write_all(sent).await.unwrap();
+        let mut read = vec![0; sent.len()];
+        wrapped.read_exact(&mut read).await.unwrap();
+        wrapped
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
+        wrapped.write_all(REFUSAL).await.unwrap();
+        drop(wrapped);
+        let mut got = String::new();
+        far.read_to_string(&mut got).await.unwrap();
+        assert!(
+            got.contains("the request line is not `METHOD TARGET"),
+            "{got}"
+        );
     }
 
     #[tokio::test]
