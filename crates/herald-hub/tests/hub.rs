@@ -621,3 +621,67 @@ async fn the_memory_log_is_bounded_in_bytes() {
     log.append(wide).await.unwrap();
     assert!(log.stats().bytes > 64 * 2000, "{}", log.stats().bytes);
 }
+
+/// The memory log's reads by topic find what a read of every entry
+/// filtered by topic finds, batch by batch, across evictions, repeated
+/// topics, several topics at once and both bounds of a read.
+#[tokio::test]
+async fn memory_log_reads_by_topic_agree_with_filtered_reads() {
+    use herald_hub::{Entry, FilteredRead, Log, MemoryLog, ReadLimit, has_any};
+    let topic = |n: usize| format!("https://example.com/t/{n}");
+    let log = MemoryLog::new(50);
+    for n in 0..120usize {
+        // Topic n % 7, sometimes named twice, sometimes with n % 3's too.
+        let mut update = Update::new(topic(n % 7), "x".repeat(n % 5 * 100));
+        if n % 4 == 0 {
+            update = update.with_topic(topic(n % 7));
+        }
+        if n % 6 == 0 {
+            update = update.with_topic(topic(n % 3));
+        }
+        let entry = Entry::encode(update, format!("e{n}"), std::time::SystemTime::now()).unwrap();
+        log.append(entry).await.unwrap();
+    }
+    let limits = [
+        ReadLimit::entries(usize::MAX),
+        ReadLimit::entries(3),
+        ReadLimit {
+            entries: 100,
+            bytes: 250,
+        },
+    ];
+    let ids = |entries: &[Arc<Entry>]| -> Vec<String> {
+        entries.iter().map(|e| e.id().to_owned()).collect()
+    };
+    for wanted in [vec![0], vec![2], vec![1, 2], vec![0, 6, 3], vec![9]] {
+        let topics: Arc<[Arc<str>]> = wanted.iter().map(|&n| Arc::from(topic(n))).collect();
+        let expected: Vec<Arc<Entry>> = log
+            .read(0, 200, ReadLimit::entries(usize::MAX))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| has_any(entry, &topics))
+            .collect();
+        for limit in limits {
+            // Batch by batch, as a replay reads, from before the oldest
+            // retained entry (70 were evicted) to past the newest.
+            let mut found = Vec::new();
+            let mut after = 10;
+            loop {
+                let FilteredRead { entries, through } = log
+                    .read_topics(after, 200, Arc::clone(&topics), limit)
+                    .expect("the memory log reads by topic")
+                    .await
+                    .unwrap();
+                assert!(entries.len() <= limit.entries, "{limit:?}");
+                found.extend(entries);
+                if through >= 200 {
+                    break;
+                }
+                assert!(through > after, "a read moves on");
+                after = through;
+            }
+            assert_eq!(ids(&found), ids(&expected), "{wanted:?} {limit:?}");
+        }
+    }
+}
