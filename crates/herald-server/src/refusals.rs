@@ -358,18 +358,42 @@ mod tests {
         assert_eq!(got.as_bytes(), own);
     }
 
-    #[tokio::test]
-    async fn a_body_sent_after_100_continue_is_not_kept_as_a_head() {
+    /// The client's side sends `sent`, read through the wrapper, which then
+    /// writes `answer`: both sides, for what follows.
+    async fn exchange(
+        sent: &[u8],
+        answer: &[u8],
+    ) -> (
+        ExplainedRefusals<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+    ) {
         let (near, mut far) = tokio::io::duplex(1024);
         let mut wrapped = ExplainedRefusals::new(near, rules());
-        let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
-        far.write_all(head).await.unwrap();
-        let mut read = vec![0; head.len()];
+        far.write_all(sent).await.unwrap();
+        let mut read = vec![0; sent.len()];
         wrapped.read_exact(&mut read).await.unwrap();
-        wrapped
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .unwrap();
+        wrapped.write_all(answer).await.unwrap();
+        (wrapped, far)
+    }
+
+    /// Has the wrapper write hyper's refusal, and asserts that the client's
+    /// side gets a document saying `words` in its place.
+    async fn refused_saying(
+        mut wrapped: ExplainedRefusals<tokio::io::DuplexStream>,
+        mut far: tokio::io::DuplexStream,
+        words: &str,
+    ) {
+        wrapped.write_all(REFUSAL).await.unwrap();
+        drop(wrapped);
+        let mut got = String::new();
+        far.read_to_string(&mut got).await.unwrap();
+        assert!(got.contains(words), "{got}");
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_after_100_continue_is_not_kept_as_a_head() {
+        let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+        let (mut wrapped, mut far) = exchange(head, b"HTTP/1.1 100 Continue\r\n\r\n").await;
         far.write_all(b"body bytes").await.unwrap();
         let mut body = [0; 10];
         wrapped.read_exact(&mut body).await.unwrap();
@@ -378,47 +402,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_pipelined_head_read_with_the_one_before_is_explained() {
-        let (near, mut far) = tokio::io::duplex(1024);
-        let mut wrapped = ExplainedRefusals::new(near, rules());
         let sent = b"GET / HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n";
-        far.write_all(sent).await.unwrap();
-        let mut read = vec![0; sent.len()];
-        wrapped.read_exact(&mut read).await.unwrap();
-        wrapped
-            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
-        wrapped.write_all(REFUSAL).await.unwrap();
-        drop(wrapped);
-        let mut got = String::new();
-        far.read_to_string(&mut got).await.unwrap();
-        assert!(
-            got.contains("the request line is not `METHOD TARGET"),
-            "{got}"
-        );
+        let (wrapped, far) = exchange(sent, b"HTTP/1.1 204 No Content\r\n\r\n").await;
+        refused_saying(wrapped, far, "the request line is not `METHOD TARGET").await;
     }
 
     #[tokio::test]
     async fn the_head_read_after_an_answer_is_the_one_explained() {
-        let (near, mut far) = tokio::io::duplex(1024);
-        let mut wrapped = ExplainedRefusals::new(near, rules());
-        far.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut first = [0; 18];
-        wrapped.read_exact(&mut first).await.unwrap();
-        wrapped
-            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-            .await
-            .unwrap();
+        let (mut wrapped, mut far) = exchange(
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        )
+        .await;
         far.write_all(b"GARBAGE\r\n\r\n").await.unwrap();
         let mut second = [0; 11];
         wrapped.read_exact(&mut second).await.unwrap();
-        wrapped.write_all(REFUSAL).await.unwrap();
-        drop(wrapped);
-        let mut got = String::new();
-        far.read_to_string(&mut got).await.unwrap();
-        assert!(
-            got.contains("the request line is not `METHOD TARGET"),
-            "{got}"
-        );
+        refused_saying(wrapped, far, "the request line is not `METHOD TARGET").await;
     }
 }
