@@ -249,6 +249,45 @@ fn read(cert_file: &Path, key_file: &Path) -> Result<Contents, TlsError> {
     })
 }
 
+/// Reads PEM certificates from `path` (a chain, leaf first, or a set of
+/// authorities to trust): every block must be a valid X.509 certificate, and
+/// there must be one at least.
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    certificates(&pem, path)
+}
+
+/// The certificates of the PEM text `pem`, read from `path`.
+fn certificates(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let invalid = |reason: String| TlsError::Invalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("not a PEM certificate chain: {}", pem_error(&e))))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            "no certificate found (expected PEM `-----BEGIN CERTIFICATE-----` blocks, leaf first)"
+                .into(),
+        ));
+    }
+    for (index, cert) in chain.iter().enumerate() {
+        ParsedCertificate::try_from(cert).map_err(|e| {
+            let which = if index == 0 {
+                "the first (leaf) certificate".to_owned()
+            } else {
+                format!("certificate {} of the chain", index + 1)
+            };
+            invalid(format!("{which} is not a valid X.509 certificate: {e}"))
+        })?;
+    }
+    Ok(chain)
+}
+
 /// A PEM parsing error in words: the parser's own messages print the lines at fault
 /// as lists of byte values.
 fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
@@ -284,34 +323,7 @@ fn certified_key(
         path: path.to_owned(),
         reason,
     };
-    let chain = CertificateDer::pem_slice_iter(&contents.cert)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            invalid(
-                cert_file,
-                format!("not a PEM certificate chain: {}", pem_error(&e)),
-            )
-        })?;
-    if chain.is_empty() {
-        return Err(invalid(
-            cert_file,
-            "no certificate found (expected PEM `-----BEGIN CERTIFICATE-----` blocks, leaf first)"
-                .into(),
-        ));
-    }
-    for (index, cert) in chain.iter().enumerate() {
-        ParsedCertificate::try_from(cert).map_err(|e| {
-            let which = if index == 0 {
-                "the first (leaf) certificate".to_owned()
-            } else {
-                format!("certificate {} of the chain", index + 1)
-            };
-            invalid(
-                cert_file,
-                format!("{which} is not a valid X.509 certificate: {e}"),
-            )
-        })?;
-    }
+    let chain = certificates(&contents.cert, cert_file)?;
     let key = PrivateKeyDer::from_pem_slice(&contents.key).map_err(|e| {
         let reason = match e {
             _ if is_encrypted(&contents.key) => {

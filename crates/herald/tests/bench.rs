@@ -358,6 +358,9 @@ async fn bench(args: &[&str]) -> Run {
         .args(args)
         .env_remove("HERALD_PUBLISHER_TOKEN")
         .env_remove("HERALD_SUBSCRIBER_TOKEN")
+        // Which authorities an https hub is checked against is the test's to say.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -809,8 +812,9 @@ async fn bad_command_lines_exit_2() {
     let run = bench(&["idle", "--hub", "http://127.0.0.1:9/"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("--server-pid"), "{}", run.stderr);
-    let run = bench(&["fanout", "--hub", "https://127.0.0.1:9/"]).await;
+    let run = bench(&["fanout", "--hub", "ws://127.0.0.1:9/"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("not http or https"), "{}", run.stderr);
     let run = bench(&["fanout", "--hub", "http://127.0.0.1:9/", "--rate", "0"]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
 }
@@ -924,6 +928,11 @@ async fn an_unreachable_hub_fails_the_run() {
 /// A `herald serve --dev` with the memory log on a free port: the process,
 /// its pid, the hub URL and the publisher and subscriber tokens it printed.
 async fn dev_hub() -> (tokio::process::Child, String, String, String, String) {
+    dev_hub_with(&[]).await
+}
+
+/// [`dev_hub`] with `more` flags for `herald serve`.
+async fn dev_hub_with(more: &[&str]) -> (tokio::process::Child, String, String, String, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "serve",
@@ -933,6 +942,7 @@ async fn dev_hub() -> (tokio::process::Child, String, String, String, String) {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(more)
         .env("HERALD_LOG", "warn")
         .env_remove("HERALD_CONFIG")
         .stdout(Stdio::piped())
@@ -1149,4 +1159,204 @@ async fn ctrl_c_ends_the_run_saying_nothing_is_reported() {
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
     assert!(output.stdout.is_empty());
+}
+
+/// A self-signed leaf certificate for `localhost` and 127.0.0.1, written
+/// with its key into `dir`: the certificate's path and the key's.
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    self_signed_as(dir, rcgen::IsCa::NoCa)
+}
+
+/// [`self_signed`], an authority's certificate when `ca` says so.
+fn self_signed_as(dir: &std::path::Path, ca: rcgen::IsCa) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = ca;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (
+        cert_file.to_str().unwrap().to_owned(),
+        key_file.to_str().unwrap().to_owned(),
+    )
+}
+
+/// An https hub: subscribers and the publisher speak HTTP/1.1 over TLS,
+/// trusting the hub's self-signed certificate given with `--ca-cert`, and
+/// every event arrives once and in order.
+#[tokio::test]
+async fn a_fanout_over_tls_trusting_the_given_authority_has_no_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (mut server, pid, hub, publisher, subscriber) =
+        dev_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    assert!(hub.starts_with("https://127.0.0.1:"), "{hub}");
+    let report = measured_report(
+        &[
+            "fanout",
+            "--hub",
+            &hub,
+            "--ca-cert",
+            &cert,
+            "--publisher-token",
+            &publisher,
+            "--subscriber-token",
+            &subscriber,
+            "--subscribers",
+            "20",
+            "--events",
+            "50",
+        ],
+        &pid,
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["hub"], hub.as_str());
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["subscribers"]["connected"], 20);
+    assert_eq!(report["delivery"]["delivered"], 1000);
+    // Publishing over TLS too, several publishers on their own connections.
+    let report = measured_report(
+        &[
+            "throughput",
+            "--hub",
+            &hub,
+            "--ca-cert",
+            &cert,
+            "--publisher-token",
+            &publisher,
+            "--subscriber-token",
+            &subscriber,
+            "--publishers",
+            "2",
+            "--topics",
+            "4",
+            "--events",
+            "25",
+        ],
+        &pid,
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["delivery"]["delivered"], 50);
+    server.kill().await.unwrap();
+}
+
+/// A certificate the bench does not trust stops the run before it starts,
+/// in one line that says so and how to trust it.
+#[tokio::test]
+async fn an_untrusted_hub_certificate_fails_at_once_saying_how_to_trust_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (mut server, _, hub, _, _) = dev_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    let run = fanout(&hub, 5, 1, &[]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot open a TLS connection to {hub}: tls: the hub's certificate is not trusted: \
+             it is not issued by an authority the bench trusts (give the authority's \
+             certificate, or a self-signed certificate itself, with --ca-cert)"
+        )),
+        "{}",
+        run.stderr
+    );
+    // Another certificate of the same name (rcgen's) is no more trusted.
+    let other = tempfile::tempdir().unwrap();
+    let (other_cert, _) = self_signed(other.path());
+    let run = fanout(&hub, 5, 1, &["--ca-cert", &other_cert]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the hub's certificate is not trusted: its signature does not verify with the key \
+             of the trusted authority it names as its issuer"
+        ),
+        "{}",
+        run.stderr
+    );
+    server.kill().await.unwrap();
+    // An authority's certificate serving as the hub's is refused even when
+    // trusted, and the run says why and what to give the hub instead.
+    let ca = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_as(
+        ca.path(),
+        rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
+    );
+    let (mut server, _, hub, _, _) = dev_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    let run = fanout(&hub, 5, 1, &["--ca-cert", &cert]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the hub's certificate is not trusted: it is an authority's certificate \
+             (basic constraints CA:TRUE), which TLS does not accept as a server's"
+        ),
+        "{}",
+        run.stderr
+    );
+    server.kill().await.unwrap();
+}
+
+/// A plain-HTTP port behind an https URL is a TLS failure said as one.
+#[tokio::test]
+async fn an_https_url_on_a_plain_port_is_said_to_fail_its_handshake() {
+    let (mut server, _, hub, _, _) = dev_hub().await;
+    let https = hub.replacen("http://", "https://", 1);
+    let run = fanout(&https, 2, 1, &[]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot open a TLS connection to {https}: tls: ")),
+        "{}",
+        run.stderr
+    );
+    server.kill().await.unwrap();
+}
+
+/// `--ca-cert` that cannot be used is a usage error naming the file and
+/// what is wrong with it; on an http hub it is refused as meaningless.
+#[tokio::test]
+async fn a_bad_ca_cert_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let hub = "https://127.0.0.1:1/.well-known/mercure";
+    let run = fanout(hub, 1, 1, &["--ca-cert", garbage]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "invalid --ca-cert: {garbage}: no certificate found"
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = fanout(hub, 1, 1, &["--ca-cert", missing]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "invalid --ca-cert: cannot read {missing}: No such file"
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = fanout(
+        "http://127.0.0.1:1/.well-known/mercure",
+        1,
+        1,
+        &["--ca-cert", garbage],
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--ca-cert is for an https hub"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,6 +1,7 @@
 //! `herald bench`: a load generator and checker for any Mercure hub.
 //!
-//! Map: [`wire`] reads responses without I/O (head, de-chunker, frame ends,
+//! Map: [`dial`] opens the connections (TCP, or TLS for an https hub);
+//! [`wire`] reads responses without I/O (head, de-chunker, frame ends,
 //! the payload's `seq=`/`t=`/`s=` fields); [`tally`] is the per-subscriber
 //! loss/duplicate/reorder accounting; [`stats`] the histograms and `/proc`
 //! readings; [`subscriber`] the raw-TCP subscriber task; [`publish`] the
@@ -9,6 +10,7 @@
 //! themselves (`fanout`, `throughput`, `idle`, `storm`) are at the bottom of
 //! this file.
 
+pub mod dial;
 pub mod publish;
 pub mod report;
 pub mod run;
@@ -25,9 +27,11 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use indicatif::{ProgressBar, ProgressDrawTarget};
+use rustls::pki_types::ServerName;
 use serde_json::json;
 use tokio::time::Instant;
 
+use self::dial::{DialError, Dialer};
 use self::publish::{Job, Limit, PublishFormat, Sink};
 use self::report::{Idle, Report, Server, Storm};
 use self::run::{Clock, Ctx, Live};
@@ -58,9 +62,15 @@ enum Scenario {
 /// Flags every scenario takes.
 #[derive(Debug, clap::Args)]
 struct Common {
-    /// The hub URL (plain http: subscribers speak HTTP/1.1 over raw TCP).
+    /// The hub URL, http or https (subscribers and publishers speak
+    /// HTTP/1.1 either way, over TLS for https).
     #[arg(long, value_name = "URL")]
     hub: String,
+    /// PEM certificates of authorities to trust besides the system's, for
+    /// an https hub whose certificate is self-signed or from a private
+    /// authority (`SSL_CERT_FILE` replaces the system's instead).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// A JWT with publish rights.
     #[arg(
         long,
@@ -400,9 +410,9 @@ impl ServerReading {
 
 async fn context(common: &Common) -> Result<Ctx, CliError> {
     let hub = parse_url(&common.hub, "--hub")?;
-    if hub.scheme() != "http" {
+    if common.ca_cert.is_some() && hub.scheme() != "https" {
         return Err(CliError::Usage(format!(
-            "invalid --hub '{hub}': bench subscribers speak plain HTTP/1.1; use an http:// URL"
+            "--ca-cert is for an https hub, and --hub '{hub}' is not one"
         )));
     }
     if common.match_param.is_empty() {
@@ -434,12 +444,17 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
             .next()
             .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?,
     };
+    let dialer = if hub.scheme() == "https" {
+        tls_dialer(&hub, addr, common.ca_cert.as_deref()).await?
+    } else {
+        Dialer::plain(addr)
+    };
     let host_header = match hub.port() {
         Some(port) => format!("{host}:{port}"),
         None => host,
     };
     let publisher = Sink {
-        addr,
+        dialer: dialer.clone(),
         host: host_header.clone(),
         hub: hub.clone(),
         format: common.publish_format,
@@ -451,7 +466,7 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
     let progress = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
     Ok(Ctx {
         target: Arc::new(Target {
-            addr,
+            dialer,
             host: host_header,
             hub,
             match_param: common.match_param.clone(),
@@ -464,6 +479,35 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
         server_pid: common.server_pid,
         progress,
     })
+}
+
+/// Connections to an https hub at `addr`. One is opened at once: a
+/// certificate the bench does not trust fails the run here, in one line
+/// saying so, rather than as thousands of failed subscribers. A hub that
+/// cannot be reached is left to the run, which reports it as for http.
+async fn tls_dialer(
+    hub: &url::Url,
+    addr: std::net::SocketAddr,
+    ca_cert: Option<&Path>,
+) -> Result<Dialer, CliError> {
+    let config = dial::client_config(ca_cert).map_err(|e| match ca_cert {
+        Some(_) => CliError::Usage(format!("invalid --ca-cert: {e}")),
+        None => CliError::Runtime(e),
+    })?;
+    let name = match hub.host() {
+        Some(url::Host::Ipv4(ip)) => ServerName::IpAddress(std::net::IpAddr::V4(ip).into()),
+        Some(url::Host::Ipv6(ip)) => ServerName::IpAddress(std::net::IpAddr::V6(ip).into()),
+        Some(url::Host::Domain(name)) => ServerName::try_from(name.to_owned())
+            .map_err(|e| CliError::Usage(format!("invalid --hub '{hub}': {e}")))?,
+        None => return Err(CliError::Usage(format!("invalid --hub '{hub}': no host"))),
+    };
+    let dialer = Dialer::tls(addr, name, Arc::new(config));
+    match dialer.connect().await {
+        Err(error @ DialError::Tls(_)) => Err(CliError::Runtime(format!(
+            "cannot open a TLS connection to {hub}: {error}"
+        ))),
+        Ok(_) | Err(DialError::Connect(_)) => Ok(dialer),
+    }
 }
 
 /// The tokens subscribers present: `--subscriber-tokens`' lines, or
@@ -880,7 +924,7 @@ async fn churn(
                     }
                     let request = target.request(first + n as usize, &topic);
                     let attempt = Instant::now();
-                    match subscriber::open(target.addr, &request, timeout).await {
+                    match subscriber::open(&target.dialer, &request, timeout).await {
                         Ok((stream, _, _)) => {
                             latency.saturating_record(micros(attempt.elapsed()));
                             drop(stream);

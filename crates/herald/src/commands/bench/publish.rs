@@ -10,18 +10,17 @@
 //! rate measured the generator. `docs/benchmarks.md` has the before and after.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
 use url::form_urlencoded::byte_serialize;
 
+use super::dial::{Dialer, Stream};
 use super::stats::{histogram, micros};
 use super::subscriber::{request_head, unix_nanos};
 use super::tally::Published;
@@ -41,8 +40,8 @@ pub enum PublishFormat {
 /// Where publishers send events, and how.
 #[derive(Debug)]
 pub struct Sink {
-    /// The hub's address (resolved once).
-    pub addr: SocketAddr,
+    /// Opens connections to the hub (resolved once).
+    pub dialer: Dialer,
     /// The `Host` header.
     pub host: String,
     /// The hub URL.
@@ -103,7 +102,7 @@ impl Sink {
 #[derive(Debug)]
 pub struct Connection {
     sink: Arc<Sink>,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     /// The request being sent, then the answer being read.
     buf: Vec<u8>,
     /// The body being built.
@@ -164,15 +163,17 @@ impl Connection {
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => {
-                let stream = TcpStream::connect(self.sink.addr)
-                    .await
-                    .map_err(|e| format!("connect: {}", e.kind()))?;
-                let _ = stream.set_nodelay(true);
+                let stream = self.sink.dialer.connect().await.map_err(|e| e.label())?;
                 self.stream.insert(stream)
             }
         };
         stream
             .write_all(&self.buf)
+            .await
+            .map_err(|e| format!("i/o: {}", e.kind()))?;
+        // TLS holds what it was given until flushed.
+        stream
+            .flush()
             .await
             .map_err(|e| format!("i/o: {}", e.kind()))?;
         self.buf.clear();

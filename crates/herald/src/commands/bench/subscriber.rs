@@ -1,19 +1,18 @@
-//! The load generator's subscribers: plain tokio tasks over raw `TcpStream`s
-//! speaking just enough HTTP/1.1 (one GET, one response head), each reading
+//! The load generator's subscribers: plain tokio tasks over raw TCP (or TLS)
+//! streams speaking just enough HTTP/1.1 (one GET, one response head), each reading
 //! as much as the socket has into its one [`BodyBuffer`] and looking only at
 //! frame ends and the bench payload's fields.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use url::Url;
 
+use super::dial::{DialError, Dialer, Stream};
 use super::publish::Issued;
 use super::stats::{Batch, Shards, micros};
 use super::tally::{Outcome, Published, Tally};
@@ -22,8 +21,8 @@ use super::wire::{BodyBuffer, Head, WireError, parse_mark};
 /// Where subscribers connect and what they ask for.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The hub's address (resolved once).
-    pub addr: SocketAddr,
+    /// Opens connections to the hub (resolved once).
+    pub dialer: Dialer,
     /// The `Host` header.
     pub host: String,
     /// The hub URL, whose path and query every subscription starts from.
@@ -93,9 +92,9 @@ pub const MAX_BUFFER: usize = 4 * 1024 * 1024;
 /// Why a subscription could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The TCP connection failed.
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
+    /// The connection (or its TLS handshake) failed.
+    #[error("{0}")]
+    Dial(#[from] DialError),
     /// Writing the request or reading the head failed.
     #[error("i/o: {0}")]
     Io(std::io::Error),
@@ -120,7 +119,7 @@ impl OpenError {
     /// A short label for grouping errors in reports (`status 429`, `connect: refused`).
     pub fn label(&self) -> String {
         match self {
-            OpenError::Connect(error) => format!("connect: {}", error.kind()),
+            OpenError::Dial(error) => error.label(),
             OpenError::Io(error) => format!("i/o: {}", error.kind()),
             OpenError::ContentType(_) => "content type".into(),
             OpenError::Wire(_) => "malformed response".into(),
@@ -131,14 +130,15 @@ impl OpenError {
 
 /// Connects, sends `request` and reads the response head (all within `timeout`).
 pub async fn open(
-    addr: SocketAddr,
+    dialer: &Dialer,
     request: &[u8],
     timeout: Duration,
-) -> Result<(TcpStream, BodyBuffer, Head), OpenError> {
+) -> Result<(Stream, BodyBuffer, Head), OpenError> {
     tokio::time::timeout(timeout, async {
-        let mut stream = TcpStream::connect(addr).await.map_err(OpenError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let mut stream = dialer.connect().await?;
         stream.write_all(request).await.map_err(OpenError::Io)?;
+        // TLS holds what it was given until flushed.
+        stream.flush().await.map_err(OpenError::Io)?;
         let mut buffer = BodyBuffer::new(BUFFER, MAX_BUFFER);
         loop {
             let spare = buffer.spare()?;
@@ -250,7 +250,7 @@ pub async fn run(
     let opened = {
         let _permit = shared.connecting.acquire().await;
         let started = Instant::now();
-        let opened = open(target.addr, &request, timeout).await;
+        let opened = open(&target.dialer, &request, timeout).await;
         if opened.is_ok() {
             shared.connect_latency.record(&[micros(started.elapsed())]);
         }
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn subscribers_take_the_tokens_in_turn() {
         let target = |tokens: &[&str]| Target {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap()),
             host: "127.0.0.1:1".into(),
             hub: Url::parse("http://127.0.0.1:1/").unwrap(),
             match_param: "match".into(),
@@ -421,7 +421,7 @@ mod tests {
     #[test]
     fn the_request_adds_the_topic_to_the_hub_query_and_names_the_subscriber() {
         let target = Target {
-            addr: "127.0.0.1:1".parse().unwrap(),
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap()),
             host: "127.0.0.1:1".into(),
             hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
             match_param: "topic".into(),
