@@ -151,7 +151,13 @@ pub(crate) async fn run(
                             return;
                         }
                         Route::Publisher => {
-                            let serve = publish_conn::serve(tcp, &herald, hub_path, head_deadline);
+                            let serve = publish_conn::serve(
+                                tcp,
+                                &herald,
+                                hub_path,
+                                head_deadline,
+                                Vec::new(),
+                            );
                             match Box::pin(serve).await {
                                 Ended::Closed => {
                                     drop(watcher);
@@ -289,10 +295,16 @@ async fn serve_hyper(
             };
             // The handshake has its own bound: the head's clock starts now.
             activity.send_modify(|a| a.idle_since = Instant::now());
-            let Some(stream) = Box::pin(first_head_over_tls(stream, herald, peer)).await else {
+            let Some((stream, published)) =
+                Box::pin(first_head_over_tls(stream, herald, peer)).await
+            else {
                 drop(watcher);
                 return;
             };
+            if published {
+                // The head hyper gets follows the last answer: its clock restarts.
+                activity.send_modify(|a| a.idle_since = Instant::now());
+            }
             let connection = Box::pin(serve_connection(stream, service, rules));
             drive(connection, &activity, head_timeout, shutdown).await
         }
@@ -313,22 +325,27 @@ async fn serve_hyper(
 
 /// Reads the first bytes of an HTTP/1 connection over TLS and answers a
 /// head that is not HTTP with a problem document, as the clear-text
-/// listener does before hyper sees a head (`crate::malformed`); returns
-/// the stream for hyper with those bytes to read again, or `None` when the
-/// connection is done with: refused, silent past the head timeout, closed,
-/// or the hub shutting down. HTTP/2 (negotiated by ALPN) is left to hyper.
+/// listener does before hyper sees a head (`crate::malformed`). A
+/// connection that opens with a publish is served by hand as in clear text
+/// ([`publish_conn::serve`], when the settings allow it) until a request
+/// that is not a plain publish. Returns the stream for hyper with the bytes
+/// read to be read again, and whether publishes were served first; or
+/// `None` when the connection is done with: refused, silent past the head
+/// timeout, closed, or the hub shutting down. HTTP/2 (negotiated by ALPN)
+/// is left to hyper.
 async fn first_head_over_tls<S>(
     mut stream: tokio_rustls::server::TlsStream<S>,
     herald: &crate::Herald,
     peer: SocketAddr,
-) -> Option<Rewound<tokio_rustls::server::TlsStream<S>>>
+) -> Option<(Rewound<tokio_rustls::server::TlsStream<S>>, bool)>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return Some(Rewound::untouched(stream));
+        return Some((Rewound::untouched(stream), false));
     }
     let settings = herald.settings();
+    let deadline = Instant::now() + settings.request_head_timeout;
     // One TLS record at most: what the client sent first, as a peek is.
     let mut first = vec![0u8; 16 * 1024];
     let read = tokio::select! {
@@ -343,11 +360,20 @@ where
         return None;
     };
     first.truncate(n);
+    let hub_path = herald.hub().url().path();
+    if settings.hand_served_publish && publish_conn::is_publish(&first, hub_path) {
+        // Boxed: only publishers' connections carry its state.
+        let serve = publish_conn::serve(stream, herald, hub_path, deadline, first);
+        return match Box::pin(serve).await {
+            Ended::Closed => None,
+            Ended::Hyper(rewound) => Some((rewound, true)),
+        };
+    }
     if let Some(why) = crate::malformed::malformed_head(&first) {
         publish_conn::refuse_malformed(&mut stream, herald, &why, settings.write_timeout).await;
         return None;
     }
-    Some(Rewound::new(stream, first))
+    Some((Rewound::new(stream, first), false))
 }
 
 /// Whether `error` comes from a write that made no progress for the write

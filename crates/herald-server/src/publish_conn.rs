@@ -1,5 +1,5 @@
-//! The hot path of a plain-HTTP/1.1 publisher: its connection served by hand
-//! instead of by hyper, axum and the tower layers.
+//! The hot path of an HTTP/1.1 publisher, in clear text or over TLS: its
+//! connection served by hand instead of by hyper, axum and the tower layers.
 //!
 //! Measurement showed why (docs/benchmarks.md, change 10): with the load
 //! generator out of the way, a publish cost herald more CPU than nginx+nchan,
@@ -52,12 +52,56 @@ const READ_SIZE: usize = 8 * 1024;
 /// The largest read buffer kept between requests (a big body grows it).
 const MAX_KEPT_BUFFER: usize = 64 * 1024;
 
+/// A connection whose publishes are served by hand: TCP, or TLS over it.
+pub(crate) trait PublisherIo: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Writes all of `bytes`, failing if the connection takes nothing for `timeout`.
+    fn write_all_within(
+        &mut self,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Ends the sending side once what was written is sent (after a TLS
+    /// `close_notify`), giving up after `timeout`.
+    fn end_writes(&mut self, timeout: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl PublisherIo for TcpStream {
+    async fn write_all_within(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+        write_all(self, bytes, timeout).await
+    }
+
+    async fn end_writes(&mut self, _timeout: Duration) {
+        let _ = socket2::SockRef::from(&*self).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl<S> PublisherIo for tokio_rustls::server::TlsStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    async fn write_all_within(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+        // rustls keeps what it was given until flushed. An answer is small:
+        // the whole of it within the timeout is the same bound.
+        tokio::time::timeout(timeout, async {
+            self.write_all(bytes).await?;
+            self.flush().await
+        })
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
+    async fn end_writes(&mut self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.shutdown()).await;
+    }
+}
+
 /// How a hand-served publisher connection ended.
-pub(crate) enum Ended {
+pub(crate) enum Ended<C = TcpStream> {
     /// Closed: by the client, after `Connection: close`, on an error or at shutdown.
     Closed,
     /// A request that is not a plain publish: hyper serves the rest.
-    Hyper(Rewound),
+    Hyper(Rewound<C>),
 }
 
 /// Whether a connection that starts with `bytes` starts with a publish of
@@ -70,20 +114,22 @@ pub(crate) fn is_publish(bytes: &[u8], hub_path: &str) -> bool {
         .is_some_and(|rest| matches!(rest.first(), Some(b' ' | b'?')))
 }
 
-/// Serves the publishes that arrive on `tcp`, one after the other, until the
-/// connection closes or a request that is not a plain publish arrives.
+/// Serves the publishes that arrive on `io` after the bytes of `buf` (those
+/// already read from it, if any), one after the other, until the connection
+/// closes or a request that is not a plain publish arrives.
 ///
 /// The first request head must be whole by `deadline`, each next one within
 /// the head timeout of the previous answer's end (which bounds an idle
 /// kept-alive connection too), and a body must make progress within the
 /// body timeout: otherwise the connection is closed, with a 408 when the
 /// client had started a request.
-pub(crate) async fn serve(
-    mut tcp: TcpStream,
+pub(crate) async fn serve<C: PublisherIo>(
+    mut io: C,
     herald: &Herald,
     hub_path: &str,
     deadline: Instant,
-) -> Ended {
+    mut buf: Vec<u8>,
+) -> Ended<C> {
     let shutdown = herald.shutdown_token().clone();
     // Waited on between requests: registered with the token once per
     // connection rather than once per request (about 4% of a publish's
@@ -98,7 +144,7 @@ pub(crate) async fn serve(
         (settings.request_head_timeout, settings.request_body_timeout);
     let write_timeout = settings.write_timeout;
     let limit = settings.max_body_bytes;
-    let mut buf = Vec::with_capacity(READ_SIZE);
+    buf.reserve(READ_SIZE);
     let mut out = Vec::with_capacity(256);
     // Cleared and refilled by each request: allocated once.
     let mut headers = Vec::with_capacity(16);
@@ -108,16 +154,16 @@ pub(crate) async fn serve(
                 Parsed::Publish(head) => break head,
                 Parsed::Other => {
                     if let Some(why) = crate::malformed::malformed_head(&buf) {
-                        refuse_malformed(&mut tcp, herald, &why, write_timeout).await;
+                        refuse_malformed(&mut io, herald, &why, write_timeout).await;
                         return Ended::Closed;
                     }
-                    return Ended::Hyper(Rewound::new(tcp, buf));
+                    return Ended::Hyper(Rewound::new(io, buf));
                 }
                 Parsed::Partial => {
                     // Until a whole head has arrived, a shutdown closes the
                     // connection, as hyper's graceful shutdown does.
                     match read_more(
-                        &mut tcp,
+                        &mut io,
                         &mut buf,
                         Some(shutdown.as_mut()),
                         deadline.as_mut(),
@@ -128,7 +174,7 @@ pub(crate) async fn serve(
                         Read::TimedOut if !buf.is_empty() => {
                             let id = RequestId::Drawn(herald.inner.request_ids.next());
                             time_out(
-                                &tcp,
+                                &mut io,
                                 &mut out,
                                 &id,
                                 "request head",
@@ -165,7 +211,7 @@ pub(crate) async fn serve(
             // The body is not read: answer and close.
             let refusal = span.in_scope(|| herald.error(ServerError::BodyTooLarge(limit)));
             write_response(&mut out, refusal, &id, true).await;
-            answer_and_linger(&mut tcp, &out, write_timeout).await;
+            answer_and_linger(&mut io, &out, write_timeout).await;
             return Ended::Closed;
         }
         if buf.len() < head.len + head.body {
@@ -179,20 +225,20 @@ pub(crate) async fn serve(
             if let Err(error) = crate::publish::publisher(herald, &spans, head.query.as_deref()) {
                 let refusal = span.in_scope(|| herald.error(error));
                 write_response(&mut out, refusal, &id, true).await;
-                answer_and_linger(&mut tcp, &out, write_timeout).await;
+                answer_and_linger(&mut io, &out, write_timeout).await;
                 return Ended::Closed;
             }
         }
         while buf.len() < head.len + head.body {
             deadline.as_mut().reset(Instant::now() + body_timeout);
-            match read_more(&mut tcp, &mut buf, None, deadline.as_mut()).await {
+            match read_more(&mut io, &mut buf, None, deadline.as_mut()).await {
                 Read::More => {}
                 Read::TimedOut => {
                     span.in_scope(
                         || tracing::info!(timeout = ?body_timeout, "request body stalled"),
                     );
                     time_out(
-                        &tcp,
+                        &mut io,
                         &mut out,
                         &id,
                         "request body",
@@ -215,8 +261,8 @@ pub(crate) async fn serve(
                     out.clear();
                     let refusal = problem(StatusCode::BAD_REQUEST, &detail);
                     write_response(&mut out, refusal, &id, true).await;
-                    let _ = write_all(&tcp, &out, write_timeout).await;
-                    let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Write);
+                    let _ = io.write_all_within(&out, write_timeout).await;
+                    io.end_writes(write_timeout).await;
                     return Ended::Closed;
                 }
             }
@@ -241,11 +287,11 @@ pub(crate) async fn serve(
         if buf.is_empty() && buf.capacity() > MAX_KEPT_BUFFER {
             buf = Vec::with_capacity(READ_SIZE);
         }
-        if write_all(&tcp, &out, write_timeout).await.is_err() {
+        if io.write_all_within(&out, write_timeout).await.is_err() {
             return Ended::Closed;
         }
         if head.close {
-            let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Write);
+            io.end_writes(write_timeout).await;
             return Ended::Closed;
         }
         deadline.as_mut().reset(Instant::now() + head_timeout);
@@ -313,8 +359,8 @@ pub(crate) async fn refuse_malformed<S>(
 
 /// Answers a request whose `what` (head or body) did not arrive within
 /// `timeout` with a 408, and ends the connection.
-async fn time_out(
-    tcp: &TcpStream,
+async fn time_out<C: PublisherIo>(
+    io: &mut C,
     out: &mut Vec<u8>,
     id: &RequestId,
     what: &str,
@@ -324,8 +370,8 @@ async fn time_out(
     let detail = format!("the {what} did not arrive within {timeout:?}");
     out.clear();
     write_response(out, problem(StatusCode::REQUEST_TIMEOUT, &detail), id, true).await;
-    let _ = write_all(tcp, out, write_timeout).await;
-    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
+    let _ = io.write_all_within(out, write_timeout).await;
+    io.end_writes(write_timeout).await;
 }
 
 /// The request id header, kept from the client or drawn (as the router's
@@ -469,10 +515,10 @@ enum Read {
     Closed,
 }
 
-/// Reads what the socket has after `buf`'s bytes, unless `shutdown` or
+/// Reads what the connection has after `buf`'s bytes, unless `shutdown` or
 /// `deadline` resolves first.
-async fn read_more(
-    tcp: &mut TcpStream,
+async fn read_more<C: AsyncRead + Unpin>(
+    io: &mut C,
     buf: &mut Vec<u8>,
     shutdown: Option<Pin<&mut WaitForCancellationFuture<'_>>>,
     deadline: Pin<&mut Sleep>,
@@ -484,12 +530,12 @@ async fn read_more(
         Some(shutdown) => tokio::select! {
             biased;
             () = shutdown => return Read::Closed,
-            read = tcp.read_buf(buf) => read,
+            read = io.read_buf(buf) => read,
             () = deadline => return Read::TimedOut,
         },
         None => tokio::select! {
             biased;
-            read = tcp.read_buf(buf) => read,
+            read = io.read_buf(buf) => read,
             () = deadline => return Read::TimedOut,
         },
     };

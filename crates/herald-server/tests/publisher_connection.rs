@@ -1,15 +1,18 @@
 //! A publisher's connection, byte by byte: kept alive across publishes,
 //! pipelined, sent in pieces, closed on request, refused without losing the
 //! connection, and handed to the router for anything but a plain publish.
-//! Plain HTTP/1.1 publishes are served by hand (`publish_conn`), so these
-//! tests speak raw HTTP over a socket to see exactly what a client sees.
+//! HTTP/1.1 publishes are served by hand (`publish_conn`), in clear text and
+//! over TLS, so these tests speak raw HTTP over a socket (or a TLS stream)
+//! to see exactly what a client sees; most run both ways.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use herald_server::Config;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BOOK: &str = "https://example.com/books/1";
@@ -31,22 +34,53 @@ impl Answer {
     }
 }
 
-/// A raw connection to the hub.
+/// A byte stream to the hub: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A raw connection to the hub, over TLS when the hub is served over TLS
+/// (HTTP/1.1 by ALPN, as a client that does not speak HTTP/2 gets).
 struct Connection {
-    tcp: TcpStream,
+    io: Box<dyn Io>,
     read: Vec<u8>,
 }
 
 impl Connection {
     async fn open(hub: &TestHub) -> Self {
+        let tcp = TcpStream::connect(hub.addr).await.expect("connect");
+        let io: Box<dyn Io> = match &hub.tls {
+            None => Box::new(tcp),
+            Some((cert, _)) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(cert.clone()).unwrap();
+                let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+                Box::new(
+                    tokio::time::timeout(WAIT, tls)
+                        .await
+                        .expect("a handshake in time")
+                        .expect("the handshake succeeds"),
+                )
+            }
+        };
         Self {
-            tcp: TcpStream::connect(hub.addr).await.expect("connect"),
+            io,
             read: Vec::new(),
         }
     }
 
     async fn send(&mut self, bytes: &[u8]) {
-        self.tcp.write_all(bytes).await.expect("write");
+        self.io.write_all(bytes).await.expect("write");
+        self.io.flush().await.expect("flush");
     }
 
     /// Publishes `pairs` with a token that may publish anywhere, with
@@ -104,7 +138,7 @@ impl Connection {
 
     async fn fill(&mut self) {
         let mut chunk = [0u8; 4096];
-        let n = self.tcp.read(&mut chunk).await.expect("read");
+        let n = self.io.read(&mut chunk).await.expect("read");
         assert!(n > 0, "the hub closed the connection mid-answer");
         self.read.extend_from_slice(&chunk[..n]);
     }
@@ -113,11 +147,57 @@ impl Connection {
     async fn closed(&mut self) -> bool {
         let mut chunk = [0u8; 64];
         matches!(
-            tokio::time::timeout(WAIT, self.tcp.read(&mut chunk)).await,
+            tokio::time::timeout(WAIT, self.io.read(&mut chunk)).await,
             Ok(Ok(0) | Err(_))
         )
     }
 }
+
+/// A hub with `config`, over TLS when `tls` says so.
+async fn serve(tls: bool, config: Config) -> TestHub {
+    if tls {
+        start_tls(config).await
+    } else {
+        start(config).await
+    }
+}
+
+/// Runs each of these tests twice: in clear text (`clear_text::…`) and
+/// over TLS (`over_tls::…`).
+macro_rules! in_clear_text_and_over_tls {
+    ($($name:ident),* $(,)?) => {
+        mod clear_text {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(false).await;
+                }
+            )*
+        }
+        mod over_tls {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(true).await;
+                }
+            )*
+        }
+    };
+}
+
+in_clear_text_and_over_tls!(
+    pipelined_publishes_on_one_connection_are_answered_in_order,
+    a_head_and_body_sent_in_pieces_are_waited_for,
+    a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published,
+    a_refusal_keeps_the_connection_open_for_the_next_publish,
+    other_requests_on_a_publisher_connection_are_served_by_the_router,
+    connection_close_is_answered_then_the_connection_closes,
+    the_clients_request_id_is_kept,
+    shutdown_closes_an_idle_publisher_connection,
+    a_token_already_verified_is_read_as_the_slow_path_reads_it,
+    a_head_that_is_not_http_is_answered_with_what_is_wrong,
+    a_body_over_the_limit_is_refused_with_413_unread,
+);
 
 /// A form publish request with `token`, and extra header lines.
 fn publish_bytes(
@@ -137,9 +217,8 @@ fn publish_bytes(
     .into_bytes()
 }
 
-#[tokio::test]
-async fn pipelined_publishes_on_one_connection_are_answered_in_order() {
-    let hub = start_default().await;
+async fn pipelined_publishes_on_one_connection_are_answered_in_order(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let token = hub.publisher();
     let mut connection = Connection::open(&hub).await;
@@ -192,9 +271,8 @@ async fn pipelined_publishes_on_one_connection_are_answered_in_order() {
     assert_eq!(stream.data(3).await, ["1", "2", "3"]);
 }
 
-#[tokio::test]
-async fn a_head_and_body_sent_in_pieces_are_waited_for() {
-    let hub = start_default().await;
+async fn a_head_and_body_sent_in_pieces_are_waited_for(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let bytes = publish_bytes(
         &hub,
@@ -212,9 +290,8 @@ async fn a_head_and_body_sent_in_pieces_are_waited_for() {
     assert_eq!(stream.data(1).await, ["pieces"]);
 }
 
-#[tokio::test]
-async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published() {
-    let hub = start_default().await;
+async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let bytes = publish_bytes(
         &hub,
@@ -225,7 +302,7 @@ async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_pub
     let mut connection = Connection::open(&hub).await;
     // All but the last 5 bytes of the body, then the client's end of sending.
     connection.send(&bytes[..bytes.len() - 5]).await;
-    connection.tcp.shutdown().await.expect("half-close");
+    connection.io.shutdown().await.expect("half-close");
     let answer = connection.answer().await;
     assert_eq!(answer.status, 400, "{answer:?}");
     let sent = form(&[("topic", BOOK), ("data", "cut short")]).len();
@@ -245,9 +322,8 @@ async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_pub
     );
 }
 
-#[tokio::test]
-async fn a_refusal_keeps_the_connection_open_for_the_next_publish() {
-    let hub = start_default().await;
+async fn a_refusal_keeps_the_connection_open_for_the_next_publish(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     connection
         .send(&publish_bytes(
@@ -283,9 +359,8 @@ async fn a_refusal_keeps_the_connection_open_for_the_next_publish() {
     assert!(invalid.body.contains("topic"), "{}", invalid.body);
 }
 
-#[tokio::test]
-async fn other_requests_on_a_publisher_connection_are_served_by_the_router() {
-    let hub = start_default().await;
+async fn other_requests_on_a_publisher_connection_are_served_by_the_router(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let token = hub.publisher();
     let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
@@ -394,9 +469,8 @@ async fn with_cors_on_a_browser_publish_gets_cors_headers_and_backends_stay_hand
     assert_eq!(stream.data(2).await, ["browser", "backend"]);
 }
 
-#[tokio::test]
-async fn connection_close_is_answered_then_the_connection_closes() {
-    let hub = start_default().await;
+async fn connection_close_is_answered_then_the_connection_closes(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection
         .publish(&hub, &[("topic", BOOK)], "Connection: close\r\n")
@@ -406,11 +480,10 @@ async fn connection_close_is_answered_then_the_connection_closes() {
     assert!(connection.closed().await);
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_refused_with_413_unread() {
+async fn a_body_over_the_limit_is_refused_with_413_unread(tls: bool) {
     let mut config = config();
     config.limits.max_body_bytes = 64;
-    let hub = start(config).await;
+    let hub = serve(tls, config).await;
     let mut connection = Connection::open(&hub).await;
     let data = "x".repeat(100);
     let answer = connection
@@ -426,9 +499,8 @@ async fn a_body_over_the_limit_is_refused_with_413_unread() {
     assert!(connection.closed().await);
 }
 
-#[tokio::test]
-async fn the_clients_request_id_is_kept() {
-    let hub = start_default().await;
+async fn the_clients_request_id_is_kept(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection
         .publish(&hub, &[("topic", BOOK)], "X-Request-Id: trace-42\r\n")
@@ -437,9 +509,8 @@ async fn the_clients_request_id_is_kept() {
     assert_eq!(answer.header("x-request-id"), Some("trace-42"));
 }
 
-#[tokio::test]
-async fn shutdown_closes_an_idle_publisher_connection() {
-    let hub = start_default().await;
+async fn shutdown_closes_an_idle_publisher_connection(tls: bool) {
+    let hub = serve(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection.publish(&hub, &[("topic", BOOK)], "").await;
     assert_eq!(answer.status, 200);
@@ -447,9 +518,8 @@ async fn shutdown_closes_an_idle_publisher_connection() {
     assert!(connection.closed().await);
 }
 
-#[tokio::test]
-async fn a_token_already_verified_is_read_as_the_slow_path_reads_it() {
-    let hub = start_default().await;
+async fn a_token_already_verified_is_read_as_the_slow_path_reads_it(tls: bool) {
+    let hub = serve(tls, config()).await;
     let token = hub.publisher();
     let mut connection = Connection::open(&hub).await;
     let with_header = |header: &str, id: &str| {
@@ -523,9 +593,8 @@ async fn a_token_already_verified_is_read_as_the_slow_path_reads_it() {
 /// publish, is answered 400 with a problem document that says what is
 /// wrong with it (hyper's own answer has no body), and the connection is
 /// closed: nothing after it can be read as a request.
-#[tokio::test]
-async fn a_head_that_is_not_http_is_answered_with_what_is_wrong() {
-    let hub = start_default().await;
+async fn a_head_that_is_not_http_is_answered_with_what_is_wrong(tls: bool) {
+    let hub = serve(tls, config()).await;
     let path = "/.well-known/mercure";
     for (head, expected) in [
         (
@@ -575,7 +644,7 @@ async fn a_head_that_is_not_http_is_answered_with_what_is_wrong() {
         refused.body
     );
     let mut rest = Vec::new();
-    let closed = tokio::time::timeout(WAIT, connection.tcp.read_to_end(&mut rest)).await;
+    let closed = tokio::time::timeout(WAIT, connection.io.read_to_end(&mut rest)).await;
     assert!(
         matches!(closed, Ok(Ok(_))),
         "the connection stays open: {closed:?}"

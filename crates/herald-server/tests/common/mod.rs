@@ -5,13 +5,13 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use herald_server::config::IssuerConfig;
-use herald_server::{Config, Herald, serve};
+use herald_server::{Config, Herald, Tls, serve, serve_tls};
 use herald_sse::{MessageEvent, Parser};
 use herald_token::claims::{Action, AuthorizationDetail, TopicMatcher};
 use herald_token::{MintRequest, SigningKey, mint_at};
@@ -56,6 +56,9 @@ pub struct TestHub {
     pub url: String,
     /// The edge, for inspecting the hub's state.
     pub herald: Herald,
+    /// For a hub served over TLS ([`start_tls`]): its self-signed
+    /// certificate, for `localhost`, and a client trusting it.
+    pub tls: Option<(rustls::pki_types::CertificateDer<'static>, reqwest::Client)>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -79,30 +82,91 @@ pub async fn start(config: Config) -> TestHub {
 
 /// Starts a hub like [`start`], with the task that serves it: it ends when
 /// `serve` returns, after the hub is dropped and the graceful shutdown is over.
-pub async fn start_joinable(mut config: Config) -> (TestHub, tokio::task::JoinHandle<()>) {
+pub async fn start_joinable(config: Config) -> (TestHub, tokio::task::JoinHandle<()>) {
+    start_serving(config, false).await
+}
+
+/// Starts a hub like [`start`], over TLS with a self-signed certificate for
+/// `localhost` (its hub URL `https://localhost:PORT/.well-known/mercure`).
+pub async fn start_tls(config: Config) -> TestHub {
+    start_serving(config, true).await.0
+}
+
+async fn start_serving(mut config: Config, tls: bool) -> (TestHub, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind(config.listen).await.expect("bind");
     config.listen = listener.local_addr().expect("local address");
+    let tls = tls.then(|| {
+        config.hub_url = Some(
+            format!(
+                "https://localhost:{}/.well-known/mercure",
+                config.listen.port()
+            )
+            .parse()
+            .unwrap(),
+        );
+        self_signed_localhost()
+    });
     let (herald, _verifier) = config.build().expect("the test configuration builds");
     let router = herald.router();
     let (tx, rx) = oneshot::channel::<()>();
     let served = herald.clone();
+    let served_tls = tls.as_ref().map(|(_, tls)| tls.clone());
     let served = tokio::spawn(async move {
-        serve(listener, &served, router, async {
+        let stop = async {
             let _ = rx.await;
-        })
-        .await
+        };
+        match served_tls {
+            Some(tls) => serve_tls(listener, &served, router, tls, stop).await,
+            None => serve(listener, &served, router, stop).await,
+        }
         .expect("the server runs");
+    });
+    let tls = tls.map(|(cert, _)| {
+        let client = provided(reqwest::Client::builder())
+            .connect_timeout(WAIT)
+            .pool_max_idle_per_host(0)
+            .tls_certs_only([reqwest::Certificate::from_der(&cert).expect("a certificate")])
+            .resolve("localhost", config.listen)
+            .build()
+            .expect("client");
+        (cert, client)
     });
     let hub = TestHub {
         addr: config.listen,
         url: herald.hub().url().to_string(),
         herald,
+        tls,
         shutdown: Some(tx),
     };
     (hub, served)
 }
 
+/// A self-signed certificate for `localhost`, and TLS serving it.
+fn self_signed_localhost() -> (rustls::pki_types::CertificateDer<'static>, Arc<Tls>) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("parameters")
+        .self_signed(&key)
+        .expect("a certificate");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    // Read once, here: the files may go with the directory.
+    let tls = Tls::load(&cert_file, &key_file).expect("TLS loads");
+    (cert.der().clone(), Arc::new(tls))
+}
+
 impl TestHub {
+    /// The HTTP client for this hub: one trusting its certificate when it
+    /// is served over TLS, else the thread's [`client`].
+    pub fn http(&self) -> reqwest::Client {
+        match &self.tls {
+            Some((_, client)) => client.clone(),
+            None => client(),
+        }
+    }
+
     /// A token builder for this hub (audience = hub URL, issuer = [`ISSUER`]).
     pub fn token(&self) -> Mint {
         Mint {
@@ -254,18 +318,23 @@ impl Mint {
 /// Building a client is slow, so each test thread keeps one; it pools no
 /// connections, so nothing ties it to one test's runtime.
 pub fn client() -> reqwest::Client {
-    static PROVIDER: Once = Once::new();
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
     thread_local! {
-        static CLIENT: reqwest::Client = reqwest::Client::builder()
+        static CLIENT: reqwest::Client = provided(reqwest::Client::builder())
             .connect_timeout(WAIT)
             .pool_max_idle_per_host(0)
             .build()
             .expect("client");
     }
     CLIENT.with(Clone::clone)
+}
+
+/// `builder`, once the process's rustls provider is installed.
+fn provided(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    static PROVIDER: Once = Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    builder
 }
 
 /// Percent-encodes a form component like `URLSearchParams` would (more eagerly, which is equivalent).
@@ -304,7 +373,8 @@ pub fn publish_request(
     token: Option<&str>,
     pairs: &[(&str, &str)],
 ) -> RequestBuilder {
-    let mut request = client()
+    let mut request = hub
+        .http()
         .post(&hub.url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(pairs));
@@ -334,7 +404,7 @@ pub async fn publish_ok(hub: &TestHub, pairs: &[(&str, &str)]) -> String {
 
 /// A `GET` subscription request with `query`.
 pub fn get(hub: &TestHub, query: &str) -> RequestBuilder {
-    client().get(hub.url_with(query))
+    hub.http().get(hub.url_with(query))
 }
 
 /// A `QUERY` subscription request with `query` and a form `body`.
