@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# benches/experiments/tls-fanout.sh: the comparison's burst and publishing
+# scenarios over TLS, herald beside nginx + nchan, each also in plain HTTP
+# in the same run. `herald bench` speaks HTTP/1.1 over TLS to an https hub
+# (ALPN http/1.1), trusting the run's self-signed certificate with
+# --ca-cert. Each variant is a fresh server on core 0 (herald with the
+# comparison's limits and the memory log; nchan with
+# benches/peers/nchan/nginx.conf's settings plus a TLS port), the load on
+# core 1; variants alternate, one line per measurement:
+#   run<N> <server> <transport> burst ok|FAIL p50 <ms> p99 <ms> dps <deliveries/s> gen% <..> srv% <..>
+#   run<N> <server> <transport> publish ok|FAIL <publishes/s> p99 <ms>
+# Needs openssl, python3 and nginx with nchan
+# (apt-get install -y nginx-light libnginx-mod-nchan).
+# Knobs: HERALD (default: this checkout's release build; it also runs the
+# load), HERALD_BEFORE (another herald build, served as `herald-before`
+# beside `herald` over TLS, for a before/after), RUNS=3,
+# TLS_FANOUT_VARIANTS (default: every "server:transport" pair below),
+# TLS_FANOUT_SCENARIOS (default: "burst publish").
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+herald=${HERALD:-$root/target/release/herald}
+default_variants="herald:plain herald:tls nchan:plain nchan:tls"
+[[ -n ${HERALD_BEFORE:-} ]] && default_variants="herald:plain herald:tls herald-before:tls nchan:plain nchan:tls"
+variants=(${TLS_FANOUT_VARIANTS:-$default_variants})
+for tool in openssl python3 nginx; do
+    command -v "$tool" >/dev/null || { echo "tls-fanout: $tool is missing" >&2; exit 1; }
+done
+[[ -x $herald ]] || { echo "tls-fanout: no herald at $herald (cargo build --release -p herald)" >&2; exit 1; }
+[[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ]] ||
+    { echo "tls-fanout: nchan is missing: apt-get install -y nginx-light libnginx-mod-nchan" >&2; exit 1; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+herald_config "$work/herald.toml"
+mkdir -p "$work/nchan/logs" "$work/nchan/tmp"
+cp "$work/cert.pem" "$work/key.pem" "$work/nchan/"
+# The peer's configuration, with a TLS port beside its plain one.
+sed -e 's#^\(\s*\)listen 127.0.0.1:8083 backlog=4096;#&\n\1listen 127.0.0.1:8443 ssl backlog=4096;\n\1ssl_certificate cert.pem;\n\1ssl_certificate_key key.pem;#' \
+    benches/peers/nchan/nginx.conf >"$work/nchan/nginx.conf"
+grep -q 'listen 127.0.0.1:8443 ssl' "$work/nchan/nginx.conf" ||
+    { echo "tls-fanout: benches/peers/nchan/nginx.conf no longer has the listen line this script extends" >&2; exit 1; }
+
+# bench_line LABEL SCENARIO ARGS...: one `herald bench` on core 1, then its line.
+bench_line() {
+    local label=$1 scenario=$2
+    shift 2
+    taskset -c 1 "$herald" bench "$scenario" --json --drain-timeout 60s --server-pid "$target" "$@" \
+        >"$work/report.json" 2>>"$work/bench.err" || true
+    if [[ $scenario == fanout ]]; then
+        fanout_line "$work/report.json" "$label burst"
+    else
+        python3 - "$work/report.json" "$label publish" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sys.argv[2], "ok" if d["ok"] else "FAIL", round(d["publish"]["per_second"]),
+      "p99", d["publish"]["request_latency"]["p99_ms"])
+PY
+    fi
+}
+
+for run in $(seq "${RUNS:-3}"); do
+    for variant in "${variants[@]}"; do
+        server=${variant%%:*} transport=${variant#*:}
+        scheme=http
+        [[ $transport == tls ]] && scheme=https
+        case $server in
+            herald | herald-before)
+                tls=()
+                [[ $transport == tls ]] && tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+                binary=$herald
+                [[ $server == herald-before ]] && binary=${HERALD_BEFORE:?set HERALD_BEFORE to a herald build}
+                start_herald "$binary" "$work/herald.toml" 8092 --log-kind memory "${tls[@]}"
+                target=$pid
+                hub=$scheme://127.0.0.1:8092/.well-known/mercure
+                args=(--publisher-token "$pub_token" --subscriber-token "$sub_token")
+                ;;
+            nchan)
+                rm -f "$work/nchan/nginx.pid"
+                taskset -c 0 nginx -p "$work/nchan" -c "$work/nchan/nginx.conf" >>"$work/nchan/logs/out" 2>&1 &
+                pid=$!
+                target=""
+                for _ in $(seq 100); do
+                    target=$(pgrep -P "$pid" nginx | head -1 || true)
+                    [[ -n $target ]] && break
+                    sleep 0.1
+                done
+                [[ -n $target ]] || { echo "nginx did not start: $(tail -3 "$work/nchan/logs/error.log")" >&2; exit 1; }
+                port=8083
+                [[ $transport == tls ]] && port=8443
+                hub=$scheme://127.0.0.1:$port/.well-known/mercure
+                args=(--match-param topic --publish-format raw)
+                ;;
+        esac
+        [[ $transport == tls ]] && args+=(--ca-cert "$work/cert.pem")
+        sleep 1
+        for scenario in ${TLS_FANOUT_SCENARIOS:-burst publish}; do
+            case $scenario in
+                burst) bench_line "run$run $server $transport" fanout --hub "$hub" "${args[@]}" \
+                    --subscribers 10000 --events 200 --size 64 ;;
+                publish) bench_line "run$run $server $transport" throughput --hub "$hub" "${args[@]}" \
+                    --publishers 4 --topics 100 --subscribers-per-topic 1 --duration 5s --size 64 ;;
+                *) echo "tls-fanout: unknown scenario $scenario" >&2; exit 1 ;;
+            esac
+        done
+        stop_server
+    done
+done
+if [[ -s $work/bench.err ]]; then
+    echo "tls-fanout: herald bench said:" >&2
+    sort "$work/bench.err" | uniq -c >&2
+fi
