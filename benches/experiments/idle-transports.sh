@@ -24,20 +24,12 @@ for tool in openssl python3 node nginx; do
     command -v "$tool" >/dev/null || { echo "idle-transports: $tool is missing" >&2; exit 1; }
 done
 [[ -x $herald ]] || { echo "idle-transports: no herald at $herald (cargo build --release -p herald)" >&2; exit 1; }
-[[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ]] ||
-    { echo "idle-transports: nchan is missing: apt-get install -y nginx-light libnginx-mod-nchan" >&2; exit 1; }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=DNS:localhost \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 herald_config "$work/herald.toml"
-mkdir -p "$work/nchan/logs" "$work/nchan/tmp"
-cp "$work/cert.pem" "$work/key.pem" "$work/nchan/"
-# The peer's configuration, with a TLS port beside its plain one.
-sed -e 's#^\(\s*\)listen 127.0.0.1:8083 backlog=4096;#&\n\1listen 127.0.0.1:8443 ssl http2 backlog=4096;\n\1ssl_certificate cert.pem;\n\1ssl_certificate_key key.pem;#' \
-    benches/peers/nchan/nginx.conf >"$work/nchan/nginx.conf"
-grep -q 'listen 127.0.0.1:8443 ssl http2' "$work/nchan/nginx.conf" ||
-    { echo "idle-transports: benches/peers/nchan/nginx.conf no longer has the listen line this script extends" >&2; exit 1; }
+nchan_with_tls
 
 topic=https%3A%2F%2Fherald.bench%2Ftopics%2Fidle
 for run in $(seq "${RUNS:-3}"); do
@@ -53,16 +45,7 @@ for run in $(seq "${RUNS:-3}"); do
                 headers=("Authorization: Bearer $sub_token")
                 ;;
             nchan)
-                rm -f "$work/nchan/nginx.pid"
-                taskset -c 0 nginx -p "$work/nchan" -c "$work/nchan/nginx.conf" >>"$work/nchan/logs/out" 2>&1 &
-                pid=$!
-                target=""
-                for _ in $(seq 100); do
-                    target=$(pgrep -P "$pid" nginx | head -1 || true)
-                    [[ -n $target ]] && break
-                    sleep 0.1
-                done
-                [[ -n $target ]] || { echo "nginx did not start: $(tail -3 "$work/nchan/logs/error.log")" >&2; exit 1; }
+                start_nchan
                 port=8083
                 [[ $transport == *-tls ]] && port=8443
                 path="/.well-known/mercure?topic=$topic"

@@ -37,6 +37,36 @@ stop_server() {
     pid=""
 }
 
+# nchan_with_tls: $work/nchan, holding the comparison's nginx + nchan
+# configuration plus a TLS port, 127.0.0.1:8443 (HTTP/2 and HTTP/1.1 by
+# ALPN), serving $work/cert.pem and $work/key.pem.
+nchan_with_tls() {
+    [[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ]] ||
+        { echo "nchan is missing: apt-get install -y nginx-light libnginx-mod-nchan" >&2; exit 1; }
+    mkdir -p "$work/nchan/logs" "$work/nchan/tmp"
+    cp "$work/cert.pem" "$work/key.pem" "$work/nchan/"
+    sed -e 's#^\(\s*\)listen 127.0.0.1:8083 backlog=4096;#&\n\1listen 127.0.0.1:8443 ssl http2 backlog=4096;\n\1ssl_certificate cert.pem;\n\1ssl_certificate_key key.pem;#' \
+        benches/peers/nchan/nginx.conf >"$work/nchan/nginx.conf"
+    grep -q 'listen 127.0.0.1:8443 ssl http2' "$work/nchan/nginx.conf" ||
+        { echo "benches/peers/nchan/nginx.conf no longer has the listen line nchan_with_tls extends" >&2; exit 1; }
+}
+
+# start_nchan: nginx on $work/nchan's configuration, pinned to core 0; sets
+# pid (the master, which stop_server stops) and target (its one worker,
+# whose memory and CPU are the server's).
+start_nchan() {
+    rm -f "$work/nchan/nginx.pid"
+    taskset -c 0 nginx -p "$work/nchan" -c "$work/nchan/nginx.conf" >>"$work/nchan/logs/out" 2>&1 &
+    pid=$!
+    target=""
+    for _ in $(seq 100); do
+        target=$(pgrep -P "$pid" nginx | head -1 || true)
+        [[ -n $target ]] && break
+        sleep 0.1
+    done
+    [[ -n $target ]] || { echo "nginx did not start: $(tail -3 "$work/nchan/logs/error.log")" >&2; exit 1; }
+}
+
 # herald_config FILE [PACE [IDS [DURABILITY]]]: the comparison's limits
 # (one token subject and one address for every subscriber), and
 # `subscribers.publish_pace`, `log.ids` and `log.durability` if given.

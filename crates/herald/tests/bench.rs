@@ -1195,9 +1195,9 @@ async fn a_fanout_over_tls_trusting_the_given_authority_has_no_violation() {
     let (mut server, pid, hub, publisher, subscriber) =
         dev_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
     assert!(hub.starts_with("https://127.0.0.1:"), "{hub}");
-    let report = measured_report(
-        &[
-            "fanout",
+    let over_tls = |scenario: &'static str, counts: [&'static str; 4]| {
+        let mut args = vec![
+            scenario,
             "--hub",
             &hub,
             "--ca-cert",
@@ -1206,11 +1206,12 @@ async fn a_fanout_over_tls_trusting_the_given_authority_has_no_violation() {
             &publisher,
             "--subscriber-token",
             &subscriber,
-            "--subscribers",
-            "20",
-            "--events",
-            "50",
-        ],
+        ];
+        args.extend(counts);
+        args
+    };
+    let report = measured_report(
+        &over_tls("fanout", ["--subscribers", "20", "--events", "50"]),
         &pid,
     )
     .await;
@@ -1219,28 +1220,11 @@ async fn a_fanout_over_tls_trusting_the_given_authority_has_no_violation() {
     assert_eq!(report["violations"]["total"], 0);
     assert_eq!(report["subscribers"]["connected"], 20);
     assert_eq!(report["delivery"]["delivered"], 1000);
-    // Publishing over TLS too, several publishers on their own connections.
-    let report = measured_report(
-        &[
-            "throughput",
-            "--hub",
-            &hub,
-            "--ca-cert",
-            &cert,
-            "--publisher-token",
-            &publisher,
-            "--subscriber-token",
-            &subscriber,
-            "--publishers",
-            "2",
-            "--topics",
-            "4",
-            "--events",
-            "25",
-        ],
-        &pid,
-    )
-    .await;
+    // Publishing over TLS too, several publishers on their own connections
+    // (four topics, one subscriber each).
+    let mut args = over_tls("throughput", ["--publishers", "2", "--topics", "4"]);
+    args.extend(["--events", "25"]);
+    let report = measured_report(&args, &pid).await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["violations"]["total"], 0);
     assert_eq!(report["delivery"]["delivered"], 50);
