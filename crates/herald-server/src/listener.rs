@@ -623,6 +623,15 @@ impl HttpBody for Tracked {
 /// header fit in far less.
 const MAX_HEAD_BYTES: usize = 64 << 10;
 
+/// The most bytes HTTP/2 buffers per stream beyond what the connection has
+/// written. A stream takes more of its body only once its buffer drains
+/// below this, so a subscriber that stops reading holds at most this much
+/// of copied frames besides the hub's shared queue, where it is evicted when
+/// it falls too far behind. hyper's default (about 400 KiB), with the
+/// windows browsers announce, let each stalled browser hold 636 KiB
+/// (docs/benchmarks.md, change 35).
+const MAX_SEND_BUFFER: usize = 64 << 10;
+
 fn serve_connection<S>(
     io: S,
     service: Service,
@@ -640,7 +649,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(rules.timeout)
         .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_send_buf_size(MAX_SEND_BUFFER);
     builder
         .serve_connection_with_upgrades(
             TokioIo::new(ExplainedRefusals::new(io, rules)),
