@@ -628,8 +628,8 @@ const MAX_HEAD_BYTES: usize = 64 << 10;
 /// below this, so a subscriber that stops reading holds at most this much
 /// of copied frames besides the hub's shared queue, where it is evicted when
 /// it falls too far behind. hyper's default (about 400 KiB), with the
-/// windows browsers announce, let each stalled browser hold 636 KiB
-/// (docs/benchmarks.md, change 35).
+/// windows browsers announce, let each stalled browser hold 576 KiB; with
+/// this bound it held 170 KiB (docs/benchmarks.md, change 35).
 const MAX_SEND_BUFFER: usize = 64 << 10;
 
 fn serve_connection<S>(
