@@ -1301,6 +1301,33 @@ async fn an_https_url_on_a_plain_port_is_said_to_fail_its_handshake() {
     server.kill().await.unwrap();
 }
 
+/// A hub that accepts connections and never answers the TLS handshake
+/// fails the run within `--timeout`, saying so.
+#[tokio::test]
+async fn an_https_hub_that_never_answers_the_handshake_fails_within_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = format!(
+        "https://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    let run = fanout(&hub, 2, 1, &["--timeout", "500ms"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot open a TLS connection to {hub}: no TLS handshake within 500ms (--timeout)"
+        )),
+        "{}",
+        run.stderr
+    );
+    silent.abort();
+}
+
 /// `--ca-cert` that cannot be used is a usage error naming the file and
 /// what is wrong with it; on an http hub it is refused as meaningless.
 #[tokio::test]

@@ -445,7 +445,7 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
             .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?,
     };
     let dialer = if hub.scheme() == "https" {
-        tls_dialer(&hub, addr, common.ca_cert.as_deref()).await?
+        tls_dialer(&hub, addr, common.ca_cert.as_deref(), common.timeout).await?
     } else {
         Dialer::plain(addr)
     };
@@ -482,13 +482,15 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
 }
 
 /// Connections to an https hub at `addr`. One is opened at once: a
-/// certificate the bench does not trust fails the run here, in one line
-/// saying so, rather than as thousands of failed subscribers. A hub that
-/// cannot be reached is left to the run, which reports it as for http.
+/// certificate the bench does not trust, or a handshake not done within
+/// `timeout`, fails the run here, in one line saying so, rather than as
+/// thousands of failed subscribers. A hub that cannot be reached is left to
+/// the run, which reports it as for http.
 async fn tls_dialer(
     hub: &url::Url,
     addr: std::net::SocketAddr,
     ca_cert: Option<&Path>,
+    timeout: Duration,
 ) -> Result<Dialer, CliError> {
     let config = dial::client_config(ca_cert).map_err(|e| match ca_cert {
         Some(_) => CliError::Usage(format!("invalid --ca-cert: {e}")),
@@ -502,11 +504,15 @@ async fn tls_dialer(
         None => return Err(CliError::Usage(format!("invalid --hub '{hub}': no host"))),
     };
     let dialer = Dialer::tls(addr, name, Arc::new(config));
-    match dialer.connect().await {
-        Err(error @ DialError::Tls(_)) => Err(CliError::Runtime(format!(
+    match tokio::time::timeout(timeout, dialer.connect()).await {
+        Err(_) => Err(CliError::Runtime(format!(
+            "cannot open a TLS connection to {hub}: no TLS handshake within {} (--timeout)",
+            humantime::format_duration(timeout)
+        ))),
+        Ok(Err(error @ DialError::Tls(_))) => Err(CliError::Runtime(format!(
             "cannot open a TLS connection to {hub}: {error}"
         ))),
-        Ok(_) | Err(DialError::Connect(_)) => Ok(dialer),
+        Ok(Ok(_) | Err(DialError::Connect(_))) => Ok(dialer),
     }
 }
 
