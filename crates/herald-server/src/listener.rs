@@ -283,7 +283,10 @@ async fn serve_hyper(
                 handshake = handshake => handshake,
             };
             let stream = match handshake {
-                Ok(Ok(stream)) => stream,
+                Ok(Ok(mut stream)) => {
+                    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
+                    stream
+                }
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "TLS handshake failed");
                     return;
@@ -623,13 +626,18 @@ impl HttpBody for Tracked {
 /// header fit in far less.
 const MAX_HEAD_BYTES: usize = 64 << 10;
 
+/// The most bytes of TLS records rustls keeps for a connection beyond what
+/// the socket has taken (rustls' default is 64 KiB): what a subscriber that
+/// stopped reading holds below hyper (docs/benchmarks.md, change 35).
+const TLS_SEND_BUFFER: usize = 16 << 10;
+
 /// The most bytes HTTP/2 buffers per stream beyond what the connection has
 /// written. A stream takes more of its body only once its buffer drains
 /// below this, so a subscriber that stops reading holds at most this much
 /// of copied frames besides the hub's shared queue, where it is evicted when
 /// it falls too far behind. hyper's default (about 400 KiB), with the
-/// windows browsers announce, let each stalled browser hold 576 KiB; with
-/// this bound it held 170 KiB (docs/benchmarks.md, change 35).
+/// windows browsers announce, let each stalled browser hold 580 KiB; with
+/// this bound and [`TLS_SEND_BUFFER`] 138 KiB (docs/benchmarks.md, change 35).
 const MAX_SEND_BUFFER: usize = 64 << 10;
 
 fn serve_connection<S>(

@@ -1,18 +1,21 @@
-"""HTTP/2 subscribers that stop reading, as a browser on a stalled network does.
+"""Subscribers that stop reading, as a client on a stalled network does.
 
-    python3 slow-h2.py PORT PID COUNT EVENTS SIZE PATH TOKEN
+    python3 stalled.py PORT PID COUNT EVENTS SIZE PATH TOKEN
 
-Opens COUNT event streams over TLS (ALPN h2; SLOW_H2_PER_CONNECTION
-streams per connection, default 100),
-with the flow-control windows Chrome announces (6 MiB per stream, 15 MiB per
-connection), waits for every response head, then stops reading every
-connection. It then publishes EVENTS events of SIZE bytes to the topic
-`https://herald.bench/topics/slow` over one HTTP/1.1 TLS connection
-(authorized by TOKEN), waits 3 s, and prints one line:
+STALLED_TRANSPORT says how they connect: `h2` (the default) opens COUNT
+event streams over TLS (ALPN h2; STALLED_PER_CONNECTION streams per
+connection, default 100), with the flow-control windows Chrome announces
+(6 MiB per stream, 15 MiB per connection); `h1-tls` and `h1` open one
+HTTP/1.1 connection per stream, over TLS or in clear text. It waits for
+every response head, then stops reading every connection. It then
+publishes EVENTS events of SIZE bytes to the topic
+`https://herald.bench/topics/slow` over one HTTP/1.1 connection (TLS unless
+the transport is `h1`; authorized by TOKEN), waits 3 s, and prints one
+line:
 
     <KiB of server RSS per stalled subscriber> <RSS before, KiB> <RSS after, KiB> <publishes acknowledged>
 
-With SLOW_H2_READ=1 the subscribers read instead, as fast as they can,
+With STALLED_READ=1 (h2 only) the subscribers read instead, as fast as they can,
 and the line ends with the seconds from the first publish until every
 subscriber had every event (the cost of the buffer for those that keep up).
 
@@ -35,7 +38,8 @@ import h2.connection
 import h2.events
 import h2.settings
 
-PER_CONNECTION = int(os.environ.get("SLOW_H2_PER_CONNECTION", "100"))
+PER_CONNECTION = int(os.environ.get("STALLED_PER_CONNECTION", "100"))
+TRANSPORT = os.environ.get("STALLED_TRANSPORT", "h2")
 STREAM_WINDOW = 6 * 1024 * 1024
 CONNECTION_WINDOW = 15 * 1024 * 1024
 
@@ -102,8 +106,39 @@ def open_streams(port, count, path, token):
     return connections
 
 
+def open_http1_streams(port, count, path, token, tls):
+    """One HTTP/1.1 connection per stream, its response head read."""
+    connections = []
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        if tls:
+            sock = context("http/1.1").wrap_socket(sock, server_hostname="localhost")
+        sock.settimeout(20)
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                raise SystemExit("the server closed a connection before its head")
+            head += data
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"a subscription was answered {head[:12]!r}")
+        # From here on nothing is read: the connection is stalled.
+        connections.append((sock, None))
+    return connections
+
+
 def publish(port, events, size, token):
-    https = http.client.HTTPSConnection("127.0.0.1", port, context=context("http/1.1"), timeout=30)
+    if TRANSPORT == "h1":
+        https = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    else:
+        https = http.client.HTTPSConnection(
+            "127.0.0.1", port, context=context("http/1.1"), timeout=30
+        )
     acknowledged = 0
     data = "x" * size
     for seq in range(events):
@@ -166,8 +201,13 @@ def read_all(connections, count, events, deadline):
 def main():
     port, pid, count, events, size = (int(a) for a in sys.argv[1:6])
     path, token = sys.argv[6], sys.argv[7]
-    reading = os.environ.get("SLOW_H2_READ") == "1"
-    connections = open_streams(port, count, path, token)
+    reading = os.environ.get("STALLED_READ") == "1"
+    if TRANSPORT == "h2":
+        connections = open_streams(port, count, path, token)
+    elif TRANSPORT in ("h1", "h1-tls") and not reading:
+        connections = open_http1_streams(port, count, path, token, TRANSPORT == "h1-tls")
+    else:
+        raise SystemExit(f"unknown STALLED_TRANSPORT {TRANSPORT} (or STALLED_READ with it)")
     time.sleep(1)
     before = rss_kib(pid)
     if reading:
