@@ -237,15 +237,17 @@ impl Tls {
 }
 
 fn read(cert_file: &Path, key_file: &Path) -> Result<Contents, TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| TlsError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
-    };
     Ok(Contents {
-        cert: read(cert_file)?,
-        key: read(key_file)?,
+        cert: read_file(cert_file)?,
+        key: read_file(key_file)?,
+    })
+}
+
+/// The bytes of `path`, or the error naming it.
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
     })
 }
 
@@ -253,11 +255,7 @@ fn read(cert_file: &Path, key_file: &Path) -> Result<Contents, TlsError> {
 /// authorities to trust): every block must be a valid X.509 certificate, and
 /// there must be one at least.
 pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = std::fs::read(path).map_err(|e| TlsError::Read {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    certificates(&pem, path)
+    certificates(&read_file(path)?, path)
 }
 
 /// The certificates of the PEM text `pem`, read from `path`.
