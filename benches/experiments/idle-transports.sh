@@ -12,7 +12,9 @@
 #   run<N> <server> <transport> <KiB per subscriber> <RSS before> <RSS after>
 # Needs openssl, python3, node (20 or later) and nginx with nchan
 # (apt-get install -y nginx-light libnginx-mod-nchan).
-# Knobs: HERALD (default: this checkout's release build), RUNS=3,
+# Knobs: HERALD (default: this checkout's release build), HERALD_BEFORE
+# (another herald build, served as `herald-before`, for a before/after:
+# name its variants, e.g. herald-before:h1-tls), RUNS=3,
 # IDLE_TRANSPORTS_SUBSCRIBERS=4000, IDLE_TRANSPORTS_VARIANTS (default: every
 # "server:transport" pair below).
 set -euo pipefail
@@ -36,10 +38,12 @@ for run in $(seq "${RUNS:-3}"); do
     for variant in "${variants[@]}"; do
         server=${variant%%:*} transport=${variant#*:}
         case $server in
-            herald)
+            herald | herald-before)
                 tls=()
                 [[ $transport == *-tls ]] && tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
-                start_herald "$herald" "$work/herald.toml" 8092 --log-kind memory "${tls[@]}"
+                binary=$herald
+                [[ $server == herald-before ]] && binary=${HERALD_BEFORE:?set HERALD_BEFORE to a herald build}
+                start_herald "$binary" "$work/herald.toml" 8092 --log-kind memory "${tls[@]}"
                 port=8092 target=$pid
                 path="/.well-known/mercure?match=$topic"
                 headers=("Authorization: Bearer $sub_token")

@@ -85,10 +85,10 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     /// `[compatibility]`: the pre-draft-08 protocol next to draft-08.
     pub compatibility: CompatibilityConfig,
-    /// Whether [`serve`](crate::serve) answers plain HTTP/1.1 publishes and
-    /// streams itself ([`Settings::hand_served_publish`],
-    /// [`Settings::hand_served_streams`]), past the layers of the router it
-    /// is given. Not a key of the file: `herald serve`, whose router is the
+    /// Whether [`serve`](crate::serve) and [`serve_tls`](crate::serve_tls)
+    /// answer HTTP/1.1 publishes and streams themselves
+    /// ([`Settings::hand_served_publish`], [`Settings::hand_served_streams`]),
+    /// past the layers of the router they are given. Not a key of the file: `herald serve`, whose router is the
     /// hub's alone, turns it on; off by default, for an application that
     /// wraps the hub's routes in layers of its own.
     #[serde(skip)]

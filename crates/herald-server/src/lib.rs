@@ -794,7 +794,7 @@ fn nothing_at(uri: &axum::http::Uri, served: &str) -> Response {
 /// With [`Settings::hand_served_publish`] on (off by default; `herald serve`
 /// turns it on), plain HTTP/1.1 publishes of the hub URL without an `Origin`
 /// header are answered by `herald` itself, without `router`'s layers; with
-/// [`Settings::hand_served_streams`] on (likewise), the live events of plain
+/// [`Settings::hand_served_streams`] on (likewise), the live events of
 /// HTTP/1.1 subscriptions are written past `router`'s body layers, their
 /// request and response head still going through it. Every other request
 /// goes through `router`. A `Herald` serves once: its shutdown token stays
@@ -822,7 +822,9 @@ pub async fn serve_admin(
 }
 
 /// Like [`serve`], over TLS: ALPN offers `h2` and `http/1.1`, and the
-/// certificate is reloaded when its files change.
+/// certificate is reloaded when its files change. Publishes and streams
+/// over HTTP/1.1 are served by hand as in clear text when the settings
+/// say so; HTTP/2 is hyper's.
 pub async fn serve_tls(
     listener: TcpListener,
     herald: &Herald,

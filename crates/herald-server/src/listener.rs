@@ -34,11 +34,12 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -143,9 +144,13 @@ pub(crate) async fn run(
                         }
                         Route::Subscription(request, head) => {
                             // Shutdown waits for this connection while `watcher` lives.
-                            let open = stream_conn::open(tcp, router, request, head, write_timeout);
-                            if let Some(opened) = Box::pin(open).await {
-                                stream_conn::stream(opened, write_timeout).await;
+                            // Boxed, as every phase before the stream is.
+                            let consume = stream_conn::consume_head(tcp, head);
+                            if let Some(wire) = Box::pin(consume).await {
+                                let open = stream_conn::open(wire, router, request, write_timeout);
+                                if let Some(opened) = Box::pin(open).await {
+                                    stream_conn::stream(opened, write_timeout).await;
+                                }
                             }
                             drop(watcher);
                             return;
@@ -184,13 +189,19 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                // The head's clock starts after the TLS handshake.
-                Some(_) => (Rewound::untouched(tcp), None),
+                Some(acceptor) => {
+                    let connection = Connection {
+                        router,
+                        peer,
+                        since: None,
+                    };
+                    Box::pin(serve_tls(tcp, acceptor, connection, &herald, watcher)).await;
+                    return;
+                }
             };
             let connection = Connection {
                 router,
                 peer,
-                acceptor,
                 since,
             };
             Box::pin(serve_hyper(io, connection, &herald, watcher)).await;
@@ -217,26 +228,25 @@ pub(crate) async fn run(
 struct Connection {
     router: Router,
     peer: SocketAddr,
-    /// Set for TLS.
-    acceptor: Option<TlsAcceptor>,
-    /// When the clock of its first request head started (its accept);
-    /// `None`: when hyper starts (after the TLS handshake, if any).
+    /// When the clock of its first request head started (its accept, or
+    /// the end of its TLS handshake); `None`: when hyper starts.
     since: Option<Instant>,
 }
 
-/// Serves `io` with hyper (over TLS when the connection has an acceptor)
-/// until the connection ends, stays idle too long, or `herald` shuts down.
-/// Shutdown waits for the connection while `watcher` lives.
-async fn serve_hyper(
-    io: Rewound,
+/// Serves `io` with hyper until the connection ends, stays idle too long,
+/// or `herald` shuts down. Shutdown waits for the connection while
+/// `watcher` lives.
+async fn serve_hyper<I>(
+    io: I,
     connection: Connection,
     herald: &crate::Herald,
     watcher: hyper_util::server::graceful::Watcher,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Connection {
         router,
         peer,
-        acceptor,
         since,
     } = connection;
     let settings = herald.settings();
@@ -267,51 +277,8 @@ async fn serve_hyper(
     // Every phase's future is boxed: this function's own state lives as
     // long as the connection, and inline it would be as large as all of
     // them together (21 KiB before; docs/benchmarks.md, change 32).
-    let result = match acceptor {
-        None => {
-            let connection = Box::pin(serve_connection(guarded, service, rules));
-            drive(connection, &activity, head_timeout, shutdown).await
-        }
-        Some(acceptor) => {
-            let handshake = Box::pin(tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                acceptor.accept(guarded),
-            ));
-            let handshake = tokio::select! {
-                // Nothing to finish yet: a shutdown does not wait for it.
-                () = shutdown.cancelled() => return,
-                handshake = handshake => handshake,
-            };
-            let stream = match handshake {
-                Ok(Ok(mut stream)) => {
-                    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
-                    stream
-                }
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            // The handshake has its own bound: the head's clock starts now.
-            activity.send_modify(|a| a.idle_since = Instant::now());
-            let Some((stream, published)) =
-                Box::pin(first_head_over_tls(stream, herald, peer)).await
-            else {
-                drop(watcher);
-                return;
-            };
-            if published {
-                // The head hyper gets follows the last answer: its clock restarts.
-                activity.send_modify(|a| a.idle_since = Instant::now());
-            }
-            let connection = Box::pin(serve_connection(stream, service, rules));
-            drive(connection, &activity, head_timeout, shutdown).await
-        }
-    };
+    let connection = Box::pin(serve_connection(guarded, service, rules));
+    let result = drive(connection, &activity, head_timeout, shutdown).await;
     if let Err(error) = result {
         if timed_out(&*error) {
             herald.metrics().write_timed_out();
@@ -326,33 +293,103 @@ async fn serve_hyper(
     drop(watcher);
 }
 
+/// Serves a TLS connection: its handshake, then its streams by hand
+/// ([`stream_conn`]) or its publishes ([`publish_conn`]) as in clear text,
+/// and anything else with hyper. Shutdown waits for the connection while
+/// `watcher` lives.
+async fn serve_tls(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    connection: Connection,
+    herald: &crate::Herald,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let peer = connection.peer;
+    let handshake = Box::pin(tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        acceptor.accept(tcp),
+    ));
+    let handshake = tokio::select! {
+        // Nothing to finish yet: a shutdown does not wait for it.
+        () = herald.shutdown_token().cancelled() => return,
+        handshake = handshake => handshake,
+    };
+    let stream = match handshake {
+        Ok(Ok(mut stream)) => {
+            stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
+            stream
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    // The handshake has its own bound: the head's clock starts now.
+    let since = Instant::now();
+    match Box::pin(first_head_over_tls(stream, herald, peer)).await {
+        FirstHead::Done => {}
+        FirstHead::Subscription(request, stream) => {
+            let (tcp, tls) = stream.into_inner();
+            let write_timeout = herald.settings().write_timeout;
+            let wire = stream_conn::ChunkedWire::tls(tcp, tls);
+            let open = stream_conn::open(wire, connection.router, request, write_timeout);
+            if let Some(opened) = Box::pin(open).await {
+                stream_conn::stream(opened, write_timeout).await;
+            }
+        }
+        FirstHead::Hyper(stream, published) => {
+            // The head hyper gets follows the last answer: its clock restarts.
+            let since = if published { Instant::now() } else { since };
+            let connection = Connection {
+                since: Some(since),
+                ..connection
+            };
+            Box::pin(serve_hyper(stream, connection, herald, watcher)).await;
+            return;
+        }
+    }
+    drop(watcher);
+}
+
+/// What the first bytes of a TLS connection call for.
+enum FirstHead {
+    /// Hyper serves the connection: the stream, with the bytes read to be
+    /// read again, and whether publishes were served by hand first.
+    Hyper(Rewound<TlsStream<TcpStream>>, bool),
+    /// A subscription to serve by hand, whose head was read whole and
+    /// nothing after it.
+    Subscription(Box<Request<Body>>, TlsStream<TcpStream>),
+    /// Nothing more: the connection was refused, silent past the head
+    /// timeout, or closed, or the hub is shutting down.
+    Done,
+}
+
 /// Reads the first bytes of an HTTP/1 connection over TLS and answers a
 /// head that is not HTTP with a problem document, as the clear-text
 /// listener does before hyper sees a head (`crate::malformed`). A
 /// connection that opens with a publish is served by hand as in clear text
 /// ([`publish_conn::serve`], when the settings allow it) until a request
-/// that is not a plain publish. Returns the stream for hyper with the bytes
-/// read to be read again, and whether publishes were served first; or
-/// `None` when the connection is done with: refused, silent past the head
-/// timeout, closed, or the hub shutting down. HTTP/2 (negotiated by ALPN)
-/// is left to hyper.
-async fn first_head_over_tls<S>(
-    mut stream: tokio_rustls::server::TlsStream<S>,
+/// that is not a plain publish; one that opens with a subscription is to
+/// be served by hand (when the settings allow it) if its head came alone.
+/// HTTP/2 (negotiated by ALPN) is left to hyper.
+async fn first_head_over_tls(
+    mut stream: TlsStream<TcpStream>,
     herald: &crate::Herald,
     peer: SocketAddr,
-) -> Option<(Rewound<tokio_rustls::server::TlsStream<S>>, bool)>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> FirstHead {
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return Some((Rewound::untouched(stream), false));
+        return FirstHead::Hyper(Rewound::untouched(stream), false);
     }
     let settings = herald.settings();
     let deadline = Instant::now() + settings.request_head_timeout;
     // One TLS record at most: what the client sent first, as a peek is.
     let mut first = vec![0u8; 16 * 1024];
     let read = tokio::select! {
-        () = herald.shutdown_token().cancelled() => return None,
+        () = herald.shutdown_token().cancelled() => return FirstHead::Done,
         read = tokio::time::timeout(
             settings.request_head_timeout,
             tokio::io::AsyncReadExt::read(&mut stream, &mut first),
@@ -360,7 +397,7 @@ where
     };
     let Ok(Ok(n @ 1..)) = read else {
         tracing::debug!(%peer, "no request head over TLS");
-        return None;
+        return FirstHead::Done;
     };
     first.truncate(n);
     let hub_path = herald.hub().url().path();
@@ -368,15 +405,32 @@ where
         // Boxed: only publishers' connections carry its state.
         let serve = publish_conn::serve(stream, herald, hub_path, deadline, first);
         return match Box::pin(serve).await {
-            Ended::Closed => None,
-            Ended::Hyper(rewound) => Some((rewound, true)),
+            Ended::Closed => FirstHead::Done,
+            Ended::Hyper(rewound) => FirstHead::Hyper(rewound, true),
         };
     }
     if let Some(why) = crate::malformed::malformed_head(&first) {
         publish_conn::refuse_malformed(&mut stream, herald, &why, settings.write_timeout).await;
-        return None;
+        return FirstHead::Done;
     }
-    Some((Rewound::new(stream, first), false))
+    if settings.hand_served_streams
+        && let Some((request, len)) = stream_conn::parse_head(&first, hub_path, peer)
+        && len == first.len()
+        && nothing_more_read(&mut stream)
+    {
+        return FirstHead::Subscription(Box::new(request), stream);
+    }
+    FirstHead::Hyper(Rewound::new(stream, first), false)
+}
+
+/// Whether rustls holds no bytes of the client's beyond those read: a
+/// stream served by hand never reads again.
+fn nothing_more_read(stream: &mut TlsStream<TcpStream>) -> bool {
+    stream
+        .get_mut()
+        .1
+        .process_new_packets()
+        .is_ok_and(|state| state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed())
 }
 
 /// Whether `error` comes from a write that made no progress for the write

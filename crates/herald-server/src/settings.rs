@@ -65,12 +65,14 @@ pub struct Settings {
     /// is the hub's alone, turns it on. Turn it on when the router adds no
     /// layer publishes must go through.
     pub hand_served_publish: bool,
-    /// Whether [`serve`](crate::serve) writes the live events of plain
-    /// HTTP/1.1 subscriptions to their sockets itself: the request and the
-    /// response head still go through the router, but the body does not go
-    /// through its layers (compression, byte counting, body tracing), and
-    /// an idle subscriber costs a tenth of the memory hyper's buffers take.
-    /// Off by default, for those layers; `herald serve` turns it on.
+    /// Whether [`serve`](crate::serve) and [`serve_tls`](crate::serve_tls)
+    /// write the live events of HTTP/1.1 subscriptions (in clear text and
+    /// over TLS) to their sockets themselves: the request and the response
+    /// head still go through the router, but the body does not go through
+    /// its layers (compression, byte counting, body tracing), and an idle
+    /// subscriber costs a fraction of the memory hyper's buffers take.
+    /// HTTP/2 streams are always hyper's. Off by default, for those layers;
+    /// `herald serve` turns it on.
     pub hand_served_streams: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the client, for the
     /// per-address connection limit (none by default: the peer is the

@@ -1,5 +1,5 @@
-//! The hot path of a plain-HTTP/1.1 subscriber: its connection served by
-//! hand instead of by hyper.
+//! The hot path of an HTTP/1.1 subscriber, in clear text or over TLS: its
+//! connection served by hand instead of by hyper.
 //!
 //! Measurement showed why (docs/benchmarks.md): an idle subscriber held by
 //! hyper costs about 25 KiB of RSS, most of it hyper's per-connection read and
@@ -14,6 +14,12 @@
 //! caught up, the hub's writer tasks write its entries straight to it
 //! ([`ChunkedWire`]), and this task only flushes what a full socket left
 //! over, sends keep-alives and ends the stream.
+//!
+//! Over TLS the same holds once the handshake is done and the head read
+//! (`listener`): the connection's rustls state moves into the wire, which
+//! encrypts each write itself, so TLS streams are paced and coalesced as
+//! plain ones are and do not keep hyper's buffers (docs/benchmarks.md,
+//! change 36).
 //!
 //! A connection that opens with a publish of the hub URL goes to
 //! `publish_conn`. Anything else, or anything unusual (HTTP/1.0, a body,
@@ -117,7 +123,11 @@ async fn peek(tcp: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
 
 /// The request if `bytes` starts with a whole HTTP/1.1 `GET` head for the
 /// hub path without a body, with the head's length.
-fn parse_head(bytes: &[u8], hub_path: &str, peer: SocketAddr) -> Option<(Request<Body>, usize)> {
+pub(crate) fn parse_head(
+    bytes: &[u8],
+    hub_path: &str,
+    peer: SocketAddr,
+) -> Option<(Request<Body>, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = parsed.parse(bytes).ok()? else {
@@ -205,7 +215,8 @@ const MAX_KEPT_BUFFER: usize = 256 * 1024;
 
 /// A stream's socket, written by this connection's task and by the hub's
 /// writers: every write is a whole HTTP chunk, and the bytes a full socket
-/// did not take are kept and written before anything else.
+/// did not take are kept and written before anything else; over TLS each
+/// write is encrypted first, and rustls keeps what the socket did not take.
 pub(crate) struct ChunkedWire {
     tcp: TcpStream,
     out: Mutex<Out>,
@@ -221,10 +232,9 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-#[derive(Default)]
 struct Out {
     /// Bytes accepted but not yet taken by the socket.
-    pending: Vec<u8>,
+    pending: Pending,
     /// No direct writes any more: the stream is ending or the socket failed.
     closed: bool,
     /// The socket failed: the connection is over.
@@ -234,11 +244,49 @@ struct Out {
     timed_out: bool,
 }
 
+/// What a wire keeps of the bytes its socket did not take yet.
+enum Pending {
+    /// In clear text: the bytes themselves.
+    Plain(Vec<u8>),
+    /// Over TLS: the connection's rustls state, which holds its encrypted
+    /// records until they are written.
+    Tls(Box<rustls::ServerConnection>),
+}
+
+impl Pending {
+    /// Whether nothing waits to be written.
+    fn is_empty(&self) -> bool {
+        match self {
+            Pending::Plain(bytes) => bytes.is_empty(),
+            Pending::Tls(tls) => !tls.wants_write(),
+        }
+    }
+}
+
 impl ChunkedWire {
-    fn new(tcp: TcpStream) -> Self {
+    /// The wire of a clear-text connection.
+    pub(crate) fn plain(tcp: TcpStream) -> Self {
+        Self::new(tcp, Pending::Plain(Vec::new()))
+    }
+
+    /// The wire of a TLS connection whose handshake is done and whose
+    /// request head was read: `tls` holds nothing more the client sent.
+    pub(crate) fn tls(tcp: TcpStream, mut tls: rustls::ServerConnection) -> Self {
+        // The wire bounds what it keeps itself: a write is refused while
+        // one is still pending, so rustls need not refuse any.
+        tls.set_buffer_limit(None);
+        Self::new(tcp, Pending::Tls(Box::new(tls)))
+    }
+
+    fn new(tcp: TcpStream, pending: Pending) -> Self {
         Self {
             tcp,
-            out: Mutex::new(Out::default()),
+            out: Mutex::new(Out {
+                pending,
+                closed: false,
+                failed: false,
+                timed_out: false,
+            }),
             metrics: OnceLock::new(),
             last_write: AtomicU64::new(0),
         }
@@ -266,12 +314,58 @@ impl ChunkedWire {
         !out.pending.is_empty()
     }
 
-    /// Sends `parts` and refuses direct writes from now on.
+    /// Sends `parts` and refuses direct writes from now on; over TLS the
+    /// connection's closure follows them.
     fn send_last(&self, parts: &[&[u8]]) -> bool {
         let mut out = self.out.lock();
         out.closed = true;
         out.send(&self.tcp, parts);
+        if let Pending::Tls(tls) = &mut out.pending {
+            tls.send_close_notify();
+            out.write_pending(&self.tcp);
+        }
         !out.pending.is_empty()
+    }
+
+    /// Reads what the client sent on a stream it never sends on again
+    /// (it closed, or broke the protocol; bytes are dropped): whether the
+    /// connection is over.
+    fn client_left(&self, probe: &mut [u8]) -> bool {
+        let mut out = self.out.lock();
+        let Pending::Tls(tls) = &mut out.pending else {
+            return match self.tcp.try_read(probe) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+        };
+        match tls.read_tls(&mut Socket(&self.tcp)) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+        let left = match tls.process_new_packets() {
+            // The alert rustls queued for it is sent below.
+            Err(error) => {
+                tracing::debug!(%error, "TLS stream ended by a protocol error");
+                true
+            }
+            Ok(state) => {
+                let mut unread = state.plaintext_bytes_to_read();
+                while unread > 0 {
+                    match std::io::Read::read(&mut tls.reader(), probe) {
+                        Ok(n @ 1..) => unread = unread.saturating_sub(n),
+                        _ => break,
+                    }
+                }
+                state.peer_has_closed()
+            }
+        };
+        // A key update to answer, or an alert.
+        if tls.wants_write() {
+            out.write_pending(&self.tcp);
+        }
+        left
     }
 
     /// Writes what is pending, waiting for the socket; fails if a write makes
@@ -284,8 +378,7 @@ impl ChunkedWire {
                 if out.failed {
                     return Err(std::io::ErrorKind::BrokenPipe.into());
                 }
-                let pending = std::mem::take(&mut out.pending);
-                out.send(&self.tcp, &[&pending]);
+                out.write_pending(&self.tcp);
                 if out.pending.is_empty() {
                     return Ok(());
                 }
@@ -318,29 +411,89 @@ impl ChunkedWire {
 
 impl Out {
     /// Writes `parts` (at most [`MAX_PARTS`]) if nothing is pending, keeping
-    /// what the socket did not take; appends them to what is pending otherwise.
+    /// what the socket did not take; appends them to what is pending
+    /// otherwise. Over TLS they are encrypted first.
     fn send(&mut self, tcp: &TcpStream, parts: &[&[u8]]) {
         if self.failed {
             return;
         }
-        let mut written = 0;
-        if self.pending.is_empty() {
-            match write_now(tcp, parts) {
-                Ok(n) => written = n,
-                Err(error) => {
-                    self.failed = true;
-                    self.closed = true;
-                    self.timed_out = error.kind() == std::io::ErrorKind::TimedOut;
-                    return;
+        let result = match &mut self.pending {
+            Pending::Plain(pending) => {
+                let mut written = 0;
+                let result = if pending.is_empty() {
+                    write_now(tcp, parts).map(|n| written = n)
+                } else {
+                    Ok(())
+                };
+                if result.is_ok() {
+                    for part in parts {
+                        let taken = written.min(part.len());
+                        written -= taken;
+                        pending.extend_from_slice(&part[taken..]);
+                    }
                 }
+                result
             }
-        }
-        for part in parts {
-            let taken = written.min(part.len());
-            written -= taken;
-            self.pending.extend_from_slice(&part[taken..]);
+            Pending::Tls(tls) => parts
+                .iter()
+                .try_for_each(|part| std::io::Write::write_all(&mut tls.writer(), part))
+                .and_then(|()| write_tls_now(tls, tcp)),
+        };
+        if let Err(error) = result {
+            self.failed = true;
+            self.closed = true;
+            self.timed_out = error.kind() == std::io::ErrorKind::TimedOut;
         }
     }
+
+    /// Writes what is pending, as far as the socket takes it.
+    fn write_pending(&mut self, tcp: &TcpStream) {
+        match &mut self.pending {
+            Pending::Plain(pending) => {
+                let pending = std::mem::take(pending);
+                self.send(tcp, &[&pending]);
+            }
+            Pending::Tls(_) => self.send(tcp, &[]),
+        }
+    }
+}
+
+/// A socket as `std::io` sees it, for rustls: reads and writes that do
+/// not wait (`WouldBlock` when they would).
+struct Socket<'a>(&'a TcpStream);
+
+impl std::io::Read for Socket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl std::io::Write for Socket<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `tls`'s encrypted records as far as the socket takes them
+/// without waiting; rustls keeps the rest.
+fn write_tls_now(tls: &mut rustls::ServerConnection, tcp: &TcpStream) -> std::io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut Socket(tcp)) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The most parts [`Out::send`] writes at once: a chunk's size line, its
@@ -425,8 +578,17 @@ pub(crate) struct Opened {
     frames: axum::body::BodyDataStream,
 }
 
-/// Answers one subscription request on `tcp`, whose head (as long as
-/// `head`) is still in the socket: sends the response head of a stream and
+/// Reads the head of a subscription request from `tcp`, where it was only
+/// peeked (it is as long as `head`), and gives the connection its wire.
+pub(crate) async fn consume_head(mut tcp: TcpStream, mut head: Vec<u8>) -> Option<ChunkedWire> {
+    tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut head)
+        .await
+        .ok()?;
+    Some(ChunkedWire::plain(tcp))
+}
+
+/// Answers one subscription request on `wire`, whose head was read: sends
+/// the response head of a stream and
 /// returns it, or sends a refusal whole and returns `None` (as when the
 /// socket fails), the connection then being over.
 ///
@@ -435,20 +597,14 @@ pub(crate) struct Opened {
 /// for its whole life, so the request, the router and the router's future
 /// must not be part of the state a stream keeps for hours.
 pub(crate) async fn open(
-    mut tcp: TcpStream,
+    wire: ChunkedWire,
     router: Router,
     request: Box<Request<Body>>,
-    mut head: Vec<u8>,
     write_timeout: Duration,
 ) -> Option<Opened> {
     // Unboxed here, so the box is freed with this function's state.
     let mut request = *request;
-    // Consume the head that was only peeked.
-    tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut head)
-        .await
-        .ok()?;
-    drop(head);
-    let wire = Arc::new(ChunkedWire::new(tcp));
+    let wire = Arc::new(wire);
     request
         .extensions_mut()
         .insert(DirectWire(Arc::clone(&wire)));
@@ -507,15 +663,10 @@ pub(crate) async fn stream(opened: Opened, write_timeout: Duration) {
             // The client never sends again while its stream is open: the
             // socket turning readable means it closed (or broke the protocol).
             readable = wire.tcp.readable() => {
-                if readable.is_err() {
+                if readable.is_err() || wire.client_left(&mut probe) {
                     return;
                 }
-                match wire.tcp.try_read(&mut probe) {
-                    Ok(0) => return,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return,
-                }
+                continue;
             }
         };
         let Some(Ok(data)) = frame else { break };

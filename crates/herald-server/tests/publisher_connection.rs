@@ -5,15 +5,13 @@
 //! over TLS, so these tests speak raw HTTP over a socket (or a TLS stream)
 //! to see exactly what a client sees; most run both ways.
 
+#[macro_use]
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use herald_server::Config;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOOK: &str = "https://example.com/books/1";
 
@@ -34,11 +32,6 @@ impl Answer {
     }
 }
 
-/// A byte stream to the hub: TCP, or TLS over it.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 /// A raw connection to the hub, over TLS when the hub is served over TLS
 /// (HTTP/1.1 by ALPN, as a client that does not speak HTTP/2 gets).
 struct Connection {
@@ -48,32 +41,8 @@ struct Connection {
 
 impl Connection {
     async fn open(hub: &TestHub) -> Self {
-        let tcp = TcpStream::connect(hub.addr).await.expect("connect");
-        let io: Box<dyn Io> = match &hub.tls {
-            None => Box::new(tcp),
-            Some((cert, _)) => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.add(cert.clone()).unwrap();
-                let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-                config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-                let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
-                Box::new(
-                    tokio::time::timeout(WAIT, tls)
-                        .await
-                        .expect("a handshake in time")
-                        .expect("the handshake succeeds"),
-                )
-            }
-        };
         Self {
-            io,
+            io: raw_connection(hub, None).await,
             read: Vec::new(),
         }
     }
@@ -153,39 +122,7 @@ impl Connection {
     }
 }
 
-/// A hub with `config`, over TLS when `tls` says so.
-async fn serve(tls: bool, config: Config) -> TestHub {
-    if tls {
-        start_tls(config).await
-    } else {
-        start(config).await
-    }
-}
-
-/// Runs each of these tests twice: in clear text (`clear_text::…`) and
-/// over TLS (`over_tls::…`).
-macro_rules! in_clear_text_and_over_tls {
-    ($($name:ident),* $(,)?) => {
-        mod clear_text {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(false).await;
-                }
-            )*
-        }
-        mod over_tls {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(true).await;
-                }
-            )*
-        }
-    };
-}
-
-in_clear_text_and_over_tls!(
+in_clear_text_and_over_tls!("current_thread":
     pipelined_publishes_on_one_connection_are_answered_in_order,
     a_head_and_body_sent_in_pieces_are_waited_for,
     a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published,
@@ -218,7 +155,7 @@ fn publish_bytes(
 }
 
 async fn pipelined_publishes_on_one_connection_are_answered_in_order(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let token = hub.publisher();
     let mut connection = Connection::open(&hub).await;
@@ -272,7 +209,7 @@ async fn pipelined_publishes_on_one_connection_are_answered_in_order(tls: bool) 
 }
 
 async fn a_head_and_body_sent_in_pieces_are_waited_for(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let bytes = publish_bytes(
         &hub,
@@ -291,7 +228,7 @@ async fn a_head_and_body_sent_in_pieces_are_waited_for(tls: bool) {
 }
 
 async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_published(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let bytes = publish_bytes(
         &hub,
@@ -323,7 +260,7 @@ async fn a_body_cut_short_by_the_client_s_half_close_is_answered_400_and_not_pub
 }
 
 async fn a_refusal_keeps_the_connection_open_for_the_next_publish(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     connection
         .send(&publish_bytes(
@@ -360,7 +297,7 @@ async fn a_refusal_keeps_the_connection_open_for_the_next_publish(tls: bool) {
 }
 
 async fn other_requests_on_a_publisher_connection_are_served_by_the_router(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut stream = subscribe(&hub, &format!("match={}", enc(BOOK))).await;
     let token = hub.publisher();
     let path = url::Url::parse(&hub.url).unwrap().path().to_owned();
@@ -470,7 +407,7 @@ async fn with_cors_on_a_browser_publish_gets_cors_headers_and_backends_stay_hand
 }
 
 async fn connection_close_is_answered_then_the_connection_closes(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection
         .publish(&hub, &[("topic", BOOK)], "Connection: close\r\n")
@@ -483,7 +420,7 @@ async fn connection_close_is_answered_then_the_connection_closes(tls: bool) {
 async fn a_body_over_the_limit_is_refused_with_413_unread(tls: bool) {
     let mut config = config();
     config.limits.max_body_bytes = 64;
-    let hub = serve(tls, config).await;
+    let hub = start_either(tls, config).await;
     let mut connection = Connection::open(&hub).await;
     let data = "x".repeat(100);
     let answer = connection
@@ -500,7 +437,7 @@ async fn a_body_over_the_limit_is_refused_with_413_unread(tls: bool) {
 }
 
 async fn the_clients_request_id_is_kept(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection
         .publish(&hub, &[("topic", BOOK)], "X-Request-Id: trace-42\r\n")
@@ -510,7 +447,7 @@ async fn the_clients_request_id_is_kept(tls: bool) {
 }
 
 async fn shutdown_closes_an_idle_publisher_connection(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let mut connection = Connection::open(&hub).await;
     let answer = connection.publish(&hub, &[("topic", BOOK)], "").await;
     assert_eq!(answer.status, 200);
@@ -519,7 +456,7 @@ async fn shutdown_closes_an_idle_publisher_connection(tls: bool) {
 }
 
 async fn a_token_already_verified_is_read_as_the_slow_path_reads_it(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let token = hub.publisher();
     let mut connection = Connection::open(&hub).await;
     let with_header = |header: &str, id: &str| {
@@ -594,7 +531,7 @@ async fn a_token_already_verified_is_read_as_the_slow_path_reads_it(tls: bool) {
 /// wrong with it (hyper's own answer has no body), and the connection is
 /// closed: nothing after it can be read as a request.
 async fn a_head_that_is_not_http_is_answered_with_what_is_wrong(tls: bool) {
-    let hub = serve(tls, config()).await;
+    let hub = start_either(tls, config()).await;
     let path = "/.well-known/mercure";
     for (head, expected) in [
         (

@@ -1,6 +1,8 @@
 //! A subscriber that does not read: it is disconnected, while publishers and
-//! other subscribers carry on unaffected.
+//! other subscribers carry on unaffected. Its stream is served by hand in
+//! clear text and over TLS (HTTP/1.1), and every test runs both ways.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::Ordering;
@@ -9,7 +11,6 @@ use std::time::Duration;
 use common::*;
 use herald_sse::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 const UPDATES: usize = 256;
@@ -17,13 +18,8 @@ const DATA_BYTES: usize = 64 * 1024;
 
 /// Opens a raw HTTP/1.1 subscription with a tiny receive buffer and reads
 /// just its response head.
-async fn raw_subscription(hub: &TestHub, query: &str) -> (TcpStream, Vec<u8>) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut stream = tokio::time::timeout(WAIT, socket.connect(hub.addr))
-        .await
-        .expect("connect in time")
-        .expect("connect");
+async fn raw_subscription(hub: &TestHub, query: &str) -> (Box<dyn Io>, Vec<u8>) {
+    let mut stream = raw_connection(hub, Some(4096)).await;
     let request = format!(
         "GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         hub.addr
@@ -72,12 +68,18 @@ fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone() {
+in_clear_text_and_over_tls!("multi_thread":
+    a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone,
+    a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot,
+    a_write_timeout_is_counted_in_the_metrics,
+    a_subscriber_whose_socket_fills_then_drains_gets_every_update_once_in_order,
+);
+
+async fn a_subscriber_that_does_not_read_is_disconnected_without_slowing_anyone(tls: bool) {
     let mut config = config();
     config.subscribers.queue_capacity = 32;
     config.subscribers.heartbeat = Duration::from_secs(60);
-    let hub = start(config).await;
+    let hub = start_either(tls, config).await;
 
     let (mut stalled, mut stalled_bytes) = raw_subscription(&hub, "match=big").await;
 
@@ -183,14 +185,13 @@ async fn publish_enough_to_fill_the_buffers(hub: &TestHub) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
+async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot(tls: bool) {
     let mut config = config();
     config.subscribers.queue_capacity = 8;
     config.subscribers.heartbeat = Duration::from_secs(60);
     config.limits.write_timeout = Duration::from_millis(500);
     config.limits.max_connections = 1;
-    let hub = start(config).await;
+    let hub = start_either(tls, config).await;
     let (_stalled, _) = raw_subscription(&hub, "match=big").await;
     let refused = send(get(&hub, "match=other")).await;
     assert_eq!(
@@ -225,13 +226,12 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot() {
 
 /// A subscriber closed by the write timeout, with room left in its queue,
 /// is counted as such, apart from those whose queue filled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_timeout_is_counted_in_the_metrics() {
+async fn a_write_timeout_is_counted_in_the_metrics(tls: bool) {
     let mut config = config();
     config.subscribers.queue_capacity = 4 * UPDATES;
     config.subscribers.heartbeat = Duration::from_secs(60);
     config.limits.write_timeout = Duration::from_millis(500);
-    let hub = start(config).await;
+    let hub = start_either(tls, config).await;
     let (_stalled, _) = raw_subscription(&hub, "match=big").await;
     publish_enough_to_fill_the_buffers(&hub).await;
     let counted = |name: &str| {
@@ -257,14 +257,13 @@ async fn a_write_timeout_is_counted_in_the_metrics() {
 /// reads again: the hub's direct writes to it stop, its own task flushes
 /// what the socket did not take and catches up from the queue, and it still
 /// gets every update exactly once, in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_whose_socket_fills_then_drains_gets_every_update_once_in_order() {
+async fn a_subscriber_whose_socket_fills_then_drains_gets_every_update_once_in_order(tls: bool) {
     // More than the hub's socket send buffer can grow to (4 MiB by default).
     const PAUSED_UPDATES: usize = 1200;
     let mut config = config();
     config.subscribers.queue_capacity = PAUSED_UPDATES * 2;
     config.subscribers.heartbeat = Duration::from_secs(60);
-    let hub = start(config).await;
+    let hub = start_either(tls, config).await;
     let (mut paused, mut bytes) = raw_subscription(&hub, "match=paused").await;
     // Once the first comment arrived the stream is open and registered.
     let mut buf = vec![0u8; 64 * 1024];

@@ -113,6 +113,16 @@ struct Server {
 
 impl Server {
     async fn start(tls: Option<Arc<Tls>>, settings: Settings) -> Self {
+        Self::start_wrapped(tls, settings, |router| router).await
+    }
+
+    /// Serves the hub's routes inside `wrap(router)`, as an application
+    /// embedding the hub does.
+    async fn start_wrapped(
+        tls: Option<Arc<Tls>>,
+        settings: Settings,
+        wrap: impl FnOnce(axum::Router) -> axum::Router + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -124,7 +134,7 @@ impl Server {
         };
         let served = herald.clone();
         let task = tokio::spawn(async move {
-            let router = served.router();
+            let router = wrap(served.router());
             match tls {
                 Some(tls) => serve_tls(listener, &served, router, tls, shutdown).await,
                 None => serve(listener, &served, router, shutdown).await,
@@ -218,18 +228,20 @@ impl Stream {
         );
     }
 
-    /// Reads to the end of the stream; fails after [`WAIT`].
-    async fn expect_end(&mut self) {
+    /// Reads to the end of the stream; fails after [`WAIT`]. Returns
+    /// whether it ended whole (not cut by an error).
+    async fn expect_end(&mut self) -> bool {
         tokio::time::timeout(WAIT, async {
             while let Some(chunk) = self.body.next().await {
                 match chunk {
                     Ok(chunk) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
-                    Err(_) => break,
+                    Err(_) => return false,
                 }
             }
+            true
         })
         .await
-        .expect("the stream ends within the timeout");
+        .expect("the stream ends within the timeout")
     }
 }
 
@@ -416,6 +428,68 @@ async fn tls_negotiates_h2_with_alpn_and_also_serves_http1() {
     over_http1.expect_end().await;
     assert!(over_h2.text.contains("retry:"), "{:?}", over_h2.text);
     assert!(over_http1.text.contains("retry:"), "{:?}", over_http1.text);
+}
+
+/// Every response body upper-cased: a layer of the kind that compresses
+/// or meters a response body.
+async fn shout(response: axum::response::Response) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let loud = body
+        .into_data_stream()
+        .map(|chunk| chunk.map(|bytes| bytes::Bytes::from(bytes.to_ascii_uppercase())));
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(loud))
+}
+
+/// With streams served by hand (as `herald serve` has them), an HTTP/1.1
+/// stream over TLS is written by the hub itself, past the router's body
+/// layers, as in clear text; HTTP/2 streams stay hyper's, through them.
+/// Both end with the reconnection hint at shutdown.
+#[tokio::test]
+async fn http1_streams_over_tls_are_served_by_hand() {
+    let ca = Ca::new();
+    let leaf = ca.leaf("herald one", 1);
+    let files = Files::new(&leaf);
+    let settings = Settings {
+        hand_served_streams: true,
+        ..Settings::default()
+    };
+    let server = Server::start_wrapped(Some(tls(&files, Duration::ZERO)), settings, |router| {
+        router.layer(axum::middleware::map_response(shout))
+    })
+    .await;
+    let url = server.url("https");
+    let http1 = tls_client(&ca, server.addr).http1_only().build().unwrap();
+    let mut by_hand = Stream::open(&http1, &url, Version::HTTP_11).await;
+    let h2 = tls_client(&ca, server.addr).build().unwrap();
+    let mut by_hyper = Stream::open(&h2, &url, Version::HTTP_2).await;
+    by_hand.expect(":\n").await;
+    by_hyper.expect(":\n").await;
+
+    server.publish("live").await;
+    by_hand.expect("data: live\n\n").await;
+    by_hyper.expect("DATA: LIVE\n\n").await;
+    // Many more, as fast as they come: written directly, in order.
+    for i in 0..200 {
+        server.publish(&format!("n{i}")).await;
+    }
+    by_hand.expect("data: n199\n\n").await;
+    let numbers: Vec<&str> = by_hand
+        .text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: n"))
+        .collect();
+    let expected: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    assert_eq!(numbers, expected);
+
+    server.stop().await;
+    assert!(
+        by_hand.expect_end().await,
+        "the stream ends with its last chunk"
+    );
+    by_hyper.expect_end().await;
+    // The hint is the stream's own last frame, through the layers either way.
+    assert!(by_hand.text.contains("\nRETRY: "), "{:?}", by_hand.text);
+    assert!(by_hyper.text.contains("RETRY:"), "{:?}", by_hyper.text);
 }
 
 /// Over TLS as in clear text, a first request head that is not HTTP is

@@ -1,7 +1,7 @@
 //! Shared helpers for the loopback integration tests: a hub served on
 //! 127.0.0.1:0, token minting, form encoding, and an event stream reader.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,7 +18,8 @@ use herald_token::{MintRequest, SigningKey, mint_at};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -139,6 +140,80 @@ async fn start_serving(mut config: Config, tls: bool) -> (TestHub, tokio::task::
         shutdown: Some(tx),
     };
     (hub, served)
+}
+
+/// A hub with `config`, over TLS when `tls` says so.
+pub async fn start_either(tls: bool, config: Config) -> TestHub {
+    if tls {
+        start_tls(config).await
+    } else {
+        start(config).await
+    }
+}
+
+/// Runs each of these tests, async functions taking whether the hub is
+/// served over TLS, twice: in clear text (`clear_text::…`) and over TLS
+/// (`over_tls::…`), on a runtime of `$flavor` (`current_thread` or
+/// `multi_thread`).
+macro_rules! in_clear_text_and_over_tls {
+    ($flavor:literal: $($name:ident),* $(,)?) => {
+        mod clear_text {
+            $(
+                #[tokio::test(flavor = $flavor)]
+                async fn $name() {
+                    super::$name(false).await;
+                }
+            )*
+        }
+        mod over_tls {
+            $(
+                #[tokio::test(flavor = $flavor)]
+                async fn $name() {
+                    super::$name(true).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A byte stream to the hub: TCP, or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A raw connection to `hub`, over TLS when the hub is served over TLS
+/// (HTTP/1.1 by ALPN, as a client that does not speak HTTP/2 gets), with a
+/// socket receive buffer of `receive_buffer` bytes when set.
+pub async fn raw_connection(hub: &TestHub, receive_buffer: Option<u32>) -> Box<dyn Io> {
+    let socket = TcpSocket::new_v4().expect("socket");
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+    }
+    let tcp = tokio::time::timeout(WAIT, socket.connect(hub.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let Some((cert, _)) = &hub.tls else {
+        return Box::new(tcp);
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    Box::new(
+        tokio::time::timeout(WAIT, tls)
+            .await
+            .expect("a handshake in time")
+            .expect("the handshake succeeds"),
+    )
 }
 
 /// A self-signed certificate for `localhost`, and TLS serving it.
