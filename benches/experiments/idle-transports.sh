@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # benches/experiments/idle-transports.sh: server memory per idle subscriber
 # by transport, herald beside nginx + nchan. The comparison's idle scenario
-# is plain HTTP/1.1, which herald serves by hand; over TLS, and over HTTP/2
-# (what browsers negotiate with a hub that terminates TLS), herald's
-# connections are hyper's and rustls's. Each variant is a fresh server on
+# is plain HTTP/1.1, which herald serves by hand, as it does HTTP/1.1 over
+# TLS since change 36; over HTTP/2 (what browsers negotiate with a hub that
+# terminates TLS) its connections are hyper's. Each variant is a fresh server on
 # core 0 (herald with the comparison's limits, memory log; nchan with
 # benches/peers/nchan/nginx.conf's settings plus a TLS port offering h2)
 # and N subscribers on one topic from core 1, one connection each, the

@@ -193,9 +193,19 @@ pub async fn raw_connection(hub: &TestHub, receive_buffer: Option<u32>) -> Box<d
         .await
         .expect("connect in time")
         .expect("connect");
-    let Some((cert, _)) = &hub.tls else {
+    if hub.tls.is_none() {
         return Box::new(tcp);
-    };
+    }
+    Box::new(tls_handshake(hub, tcp).await)
+}
+
+/// A TLS client connection to `hub` (served over TLS) on `tcp`, trusting
+/// its certificate, HTTP/1.1 by ALPN.
+pub async fn tls_handshake(
+    hub: &TestHub,
+    tcp: tokio::net::TcpStream,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let (cert, _) = hub.tls.as_ref().expect("a hub served over TLS");
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -208,12 +218,10 @@ pub async fn raw_connection(hub: &TestHub, receive_buffer: Option<u32>) -> Box<d
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp);
-    Box::new(
-        tokio::time::timeout(WAIT, tls)
-            .await
-            .expect("a handshake in time")
-            .expect("the handshake succeeds"),
-    )
+    tokio::time::timeout(WAIT, tls)
+        .await
+        .expect("a handshake in time")
+        .expect("the handshake succeeds")
 }
 
 /// A self-signed certificate for `localhost`, and TLS serving it.
