@@ -65,7 +65,10 @@ use herald_hub::{
     filter_keeps,
 };
 use parking_lot::Mutex;
-use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+};
 use tokio::sync::{Notify, oneshot};
 
 use crate::StoreError;
@@ -75,11 +78,13 @@ use crate::readers::{ReadTurns, ReaderPool, Turn, default_replay_readers};
 use reads::Found;
 use topic_index::{INDEX_LAG, TOPICS_INDEXED, TopicHasher, build_topic_index, index_topics};
 
+mod check;
 mod reads;
 mod topic_index;
 use crate::record;
 use crate::retention::{Retention, Shape};
 use crate::space::{DEFAULT_MIN_FREE_SPACE, FreeSpace, Reserve, available};
+pub use check::{Check, MAX_LISTED, Problems};
 
 const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
 /// id → every retained position carrying it, in order: a reused id resolves
@@ -161,6 +166,10 @@ pub struct StoreConfig {
     /// from publishing and live delivery. Reads of the recent entries still
     /// in memory never wait.
     pub max_replay_readers: usize,
+    /// Whether [`DurableLog::open`] rebuilds the topic index from every
+    /// record, as `herald log reindex` does to repair one that
+    /// [`DurableLog::check`] found damaged (off: it only adds what it lacks).
+    pub rebuild_topic_index: bool,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -173,6 +182,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("cache_size", &self.cache_size)
             .field("min_free_space", &self.min_free_space)
             .field("max_replay_readers", &self.max_replay_readers)
+            .field("rebuild_topic_index", &self.rebuild_topic_index)
             .finish()
     }
 }
@@ -190,6 +200,7 @@ impl StoreConfig {
             free_space: Arc::new(available),
             clock: Arc::new(SystemTime::now),
             max_replay_readers: default_replay_readers(),
+            rebuild_topic_index: false,
         }
     }
 }
@@ -713,12 +724,17 @@ impl DurableLog {
             );
         }
         guard_panics(&path, || check_tail(&db, &path, state.last_position))?;
-        let anew = marker == Marker::WithoutTopicIndex;
+        let anew = marker == Marker::WithoutTopicIndex || config.rebuild_topic_index;
         if anew {
             tracing::info!(
                 file = %path.display(),
                 entries = state.count,
-                "building the topic index of a store from an earlier herald"
+                "{}",
+                if config.rebuild_topic_index {
+                    "rebuilding the topic index from every record"
+                } else {
+                    "building the topic index of a store from an earlier herald"
+                }
             );
         }
         let indexed = if anew {

@@ -4,6 +4,8 @@
 //! - [`DurableLog`]: a [`herald_hub::Log`] on one redb file and its journal,
 //!   with group commit, an id index for one-lookup resume, a topic index
 //!   for replays of exact topics, and incremental retention.
+//! - [`Check`]: what [`DurableLog::check`] found reading a whole store
+//!   (`herald log check`).
 //! - `inbox`: the appends handed to the committer, which it waits on.
 //! - `journal`: the append-only file a strict commit is made durable in.
 //! - `readers`: the turns replays take at reading the store, so that long
@@ -27,8 +29,8 @@ mod retention;
 mod space;
 
 pub use durable::{
-    DEFAULT_CACHE_SIZE, Durability, DurableLog, FORMAT_MARKER, STORE_FILE, StoreConfig,
-    VERSION_FILE,
+    Check, DEFAULT_CACHE_SIZE, Durability, DurableLog, FORMAT_MARKER, MAX_LISTED, Problems,
+    STORE_FILE, StoreConfig, VERSION_FILE,
 };
 pub use error::StoreError;
 pub use journal::JOURNAL_FILE;

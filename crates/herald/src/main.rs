@@ -45,6 +45,8 @@ enum Command {
     Publish(commands::publish::Args),
     /// Check a configuration file and print the effective configuration.
     Config(commands::config::Args),
+    /// Check the durable log's files, or rebuild its topic index (hub stopped).
+    Log(commands::log::Args),
     /// Mint an RFC 9068 access token for a Mercure hub (development and tests).
     Token(Box<commands::token::Args>),
     /// Measure a Mercure hub: fan-out, throughput, idle memory, connection storms.
@@ -76,6 +78,18 @@ fn main() -> std::process::ExitCode {
         Command::Token(args) => commands::token::run(*args),
         Command::Bench(args) => runtime().and_then(|rt| rt.block_on(commands::bench::run(args))),
         Command::Config(args) => commands::config::run(args),
+        Command::Log(args) => {
+            // What the store does at open (a journal applied, an index
+            // rebuilt) is for the operator at the terminal.
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("herald_store=info"))
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .without_time()
+                .with_target(false)
+                .init();
+            commands::log::run(args)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

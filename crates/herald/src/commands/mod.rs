@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod log;
 pub mod overrides;
 pub mod publish;
 pub mod serve;

@@ -50,7 +50,7 @@ pub struct Overrides {
 /// The value parsers of the flags that an environment variable can set:
 /// clap names only the flag in its errors, which confuses whoever set the
 /// variable (an empty `HERALD_DATA_DIR=` from a compose file, say).
-fn path(env: &'static str) -> impl Fn(&str) -> Result<PathBuf, String> + Clone {
+pub(crate) fn path(env: &'static str) -> impl Fn(&str) -> Result<PathBuf, String> + Clone {
     move |text| {
         if text.is_empty() {
             Err(format!(
