@@ -209,19 +209,12 @@ async fn a_subscriber_whose_writes_stall_is_closed_and_frees_its_slot(tls: bool)
 
     // The stalled connection is closed once its writes make no progress for
     // 500 ms, which frees the slot for someone else.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let response = send(get(&hub, "match=other")).await;
-        if response.status() == reqwest::StatusCode::OK {
-            break;
-        }
-        assert_eq!(response.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
-        assert!(
-            Instant::now() < deadline,
-            "the stalled connection still holds its slot"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_a_free_slot(
+        &hub,
+        "match=other",
+        "the stalled connection still holds its slot",
+    )
+    .await;
 }
 
 /// A subscriber closed by the write timeout, with room left in its queue,

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
 
 in_clear_text_and_over_tls!("current_thread":
     a_client_that_closes_its_stream_frees_its_slot_at_once,
@@ -72,19 +71,7 @@ async fn a_client_that_closes_its_stream_frees_its_slot_at_once(tls: bool) {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(WAIT, io.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the hub closes its side in time");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let response = send(get(&hub, "match=next")).await;
-        if response.status() == reqwest::StatusCode::OK {
-            break;
-        }
-        assert_eq!(response.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
-        assert!(
-            Instant::now() < deadline,
-            "the closed stream still holds its slot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_free_slot(&hub, "match=next", "the closed stream still holds its slot").await;
 }
 
 /// A TLS 1.3 key update the client asks for mid-stream is read and

@@ -63,13 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Subscribe(args) => {
             // The event source's warnings (an id it cannot send back) are
             // for the person following the stream.
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("herald_client=warn"))
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr)
-                .without_time()
-                .with_target(false)
-                .init();
+            init_terminal_tracing("herald_client=warn");
             runtime().and_then(|rt| rt.block_on(commands::subscribe::run(args)))
         }
         Command::Publish(args) => {
@@ -81,13 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Log(args) => {
             // What the store does at open (a journal applied, an index
             // rebuilt) is for the operator at the terminal.
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("herald_store=info"))
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr)
-                .without_time()
-                .with_target(false)
-                .init();
+            init_terminal_tracing("herald_store=info");
             commands::log::run(args)
         }
     };
@@ -99,6 +87,18 @@ fn main() -> std::process::ExitCode {
             error.exit_code()
         }
     }
+}
+
+/// Logs what `filter` lets through to stderr, for a person at a terminal:
+/// no timestamps, no module paths.
+fn init_terminal_tracing(filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
 }
 
 fn init_tracing(format: commands::serve::LogFormat) {

@@ -501,6 +501,22 @@ pub fn query_method(hub: &TestHub, query: &str, body: &str) -> RequestBuilder {
         .body(body.to_owned())
 }
 
+/// Waits until a subscription with `query` is accepted where it was
+/// refused for a full hub (429): an earlier connection freed its slot.
+/// Fails with `still` after [`WAIT`].
+pub async fn wait_for_a_free_slot(hub: &TestHub, query: &str, still: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = send(get(hub, query)).await;
+        if response.status() == StatusCode::OK {
+            return;
+        }
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(Instant::now() < deadline, "{still}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens a subscription with `query`, asserting it is accepted.
 pub async fn subscribe(hub: &TestHub, query: &str) -> EventStream {
     open(get(hub, query)).await
