@@ -128,6 +128,29 @@ fn a_directory_without_a_log_is_refused_untouched() {
 }
 
 #[test]
+fn a_log_of_another_format_is_refused_unconverted() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("VERSION"), "herald-log 3\n").unwrap();
+    for command in ["check", "reindex"] {
+        let (code, _, stderr) = log(&[command], data.path());
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("names the format \"herald-log 3\", not this herald's `herald-log 4`"),
+            "{stderr}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["VERSION"], "nothing was created or converted");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("VERSION")).unwrap(),
+        "herald-log 3\n"
+    );
+}
+
+#[test]
 fn a_configuration_with_the_memory_log_is_refused() {
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("herald.toml");

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use herald_store::{Check, DurableLog, MAX_LISTED, Problems, StoreConfig, VERSION_FILE};
+use herald_store::{
+    Check, DurableLog, FORMAT_MARKER, MAX_LISTED, Problems, StoreConfig, VERSION_FILE,
+};
 
 use crate::commands::overrides::path;
 use crate::commands::print_line;
@@ -70,11 +72,27 @@ impl Target {
                 config.log.dir
             }
         };
-        if !dir.join(VERSION_FILE).is_file() {
+        let marker = dir.join(VERSION_FILE);
+        if !marker.is_file() {
             return Err(CliError::Usage(format!(
                 "{} holds no durable log (it has no {VERSION_FILE} file); give the data \
                  directory `herald serve` uses (--data-dir, or log.dir in --config)",
                 dir.display()
+            )));
+        }
+        // Opening converts an older format for good, which a check must not
+        // do behind the operator's back.
+        let format = std::fs::read(&marker)
+            .map_err(|e| CliError::Runtime(format!("cannot read {}: {e}", marker.display())))?;
+        let format = String::from_utf8_lossy(&format);
+        if format.trim() != FORMAT_MARKER {
+            return Err(CliError::Usage(format!(
+                "{} names the format {:?}, not this herald's `{FORMAT_MARKER}`: `herald \
+                 serve` converts an older format at its next start (docs/deployment.md) \
+                 and refuses another; check the log with the herald that wrote it, or \
+                 after that start",
+                marker.display(),
+                format.trim()
             )));
         }
         Ok(dir)
