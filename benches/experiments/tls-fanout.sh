@@ -2,11 +2,13 @@
 # benches/experiments/tls-fanout.sh: the comparison's burst and publishing
 # scenarios over TLS, herald beside nginx + nchan, each also in plain HTTP
 # in the same run. `herald bench` speaks HTTP/1.1 over TLS to an https hub
-# (ALPN http/1.1), trusting the run's self-signed certificate with
+# (ALPN http/1.1; transport `tls`), or HTTP/2 with --http2 (ALPN h2;
+# transport `h2`), trusting the run's self-signed certificate with
 # --ca-cert. Each variant is a fresh server on core 0 (herald with the
 # comparison's limits and the memory log; nchan with
 # benches/peers/nchan/nginx.conf's settings plus a TLS port), the load on
 # core 1; variants alternate, one line per measurement:
+# <transport> is plain, tls or h2:
 #   run<N> <server> <transport> burst ok|FAIL p50 <ms> p99 <ms> dps <deliveries/s> gen% <..> srv% <..>
 #   run<N> <server> <transport> publish ok|FAIL <publishes/s> p99 <ms>
 # Needs openssl, python3 and nginx with nchan
@@ -19,8 +21,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 herald=${HERALD:-$root/target/release/herald}
-default_variants="herald:plain herald:tls nchan:plain nchan:tls"
-[[ -n ${HERALD_BEFORE:-} ]] && default_variants="herald:plain herald:tls herald-before:tls nchan:plain nchan:tls"
+default_variants="herald:plain herald:tls herald:h2 nchan:plain nchan:tls nchan:h2"
+[[ -n ${HERALD_BEFORE:-} ]] && default_variants="herald:plain herald:tls herald-before:tls herald:h2 nchan:plain nchan:tls nchan:h2"
 variants=(${TLS_FANOUT_VARIANTS:-$default_variants})
 for tool in openssl python3 nginx; do
     command -v "$tool" >/dev/null || { echo "tls-fanout: $tool is missing" >&2; exit 1; }
@@ -54,12 +56,16 @@ PY
 for run in $(seq "${RUNS:-3}"); do
     for variant in "${variants[@]}"; do
         server=${variant%%:*} transport=${variant#*:}
+        case $transport in
+            plain | tls | h2) ;;
+            *) echo "tls-fanout: unknown transport $transport (plain, tls or h2)" >&2; exit 1 ;;
+        esac
         scheme=http
-        [[ $transport == tls ]] && scheme=https
+        [[ $transport != plain ]] && scheme=https
         case $server in
             herald | herald-before)
                 tls=()
-                [[ $transport == tls ]] && tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+                [[ $transport != plain ]] && tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
                 binary=$herald
                 [[ $server == herald-before ]] && binary=${HERALD_BEFORE:?set HERALD_BEFORE to a herald build}
                 start_herald "$binary" "$work/herald.toml" 8092 --log-kind memory "${tls[@]}"
@@ -70,12 +76,13 @@ for run in $(seq "${RUNS:-3}"); do
             nchan)
                 start_nchan
                 port=8083
-                [[ $transport == tls ]] && port=8443
+                [[ $transport != plain ]] && port=8443
                 hub=$scheme://127.0.0.1:$port/.well-known/mercure
                 args=(--match-param topic --publish-format raw)
                 ;;
         esac
-        [[ $transport == tls ]] && args+=(--ca-cert "$work/cert.pem")
+        [[ $transport != plain ]] && args+=(--ca-cert "$work/cert.pem")
+        [[ $transport == h2 ]] && args+=(--http2)
         sleep 1
         for scenario in ${TLS_FANOUT_SCENARIOS:-burst publish}; do
             case $scenario in

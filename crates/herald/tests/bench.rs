@@ -1228,6 +1228,14 @@ async fn a_fanout_over_tls_trusting_the_given_authority_has_no_violation() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["violations"]["total"], 0);
     assert_eq!(report["delivery"]["delivered"], 50);
+    // HTTP/2 over TLS, which the bench asks for by ALPN and refuses to go
+    // without: a run that succeeds spoke it.
+    let mut args = over_tls("fanout", ["--subscribers", "20", "--events", "50"]);
+    args.push("--http2");
+    let report = measured_report(&args, &pid).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["delivery"]["delivered"], 1000);
     server.kill().await.unwrap();
 }
 
@@ -1367,6 +1375,225 @@ async fn a_bad_ca_cert_is_refused_naming_the_file() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(
         run.stderr.contains("--ca-cert is for an https hub"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A scripted hub that speaks HTTP/2 with prior knowledge (h2c) and nothing
+/// else: every subscriber gets each published event cut into DATA frames of
+/// 7 bytes, and the event of sequence `twice` two times. Returns its hub URL.
+async fn scripted_http2_hub(twice: u64) -> String {
+    type Streams = Arc<Mutex<Vec<h2::SendStream<bytes::Bytes>>>>;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    let streams: Streams = Arc::default();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let streams = streams.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((request, mut respond))) = connection.accept().await {
+                    let streams = streams.clone();
+                    tokio::spawn(async move {
+                        if request.method() == http::Method::GET {
+                            let head = http::Response::builder()
+                                .header("content-type", "text/event-stream")
+                                .body(())
+                                .unwrap();
+                            if let Ok(stream) = respond.send_response(head, false) {
+                                streams.lock().unwrap().push(stream);
+                            }
+                            return;
+                        }
+                        let mut body = request.into_body();
+                        let mut form = Vec::new();
+                        while let Some(Ok(data)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(data.len());
+                            form.extend_from_slice(&data);
+                        }
+                        let data = url::form_urlencoded::parse(&form)
+                            .find(|(name, _)| name == "data")
+                            .map(|(_, value)| value.into_owned())
+                            .unwrap();
+                        let seq: u64 = data
+                            .strip_prefix("seq=")
+                            .and_then(|rest| rest.split(' ').next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap();
+                        let frame = format!("data: {data}\n\n");
+                        let copies = if seq == twice { 2 } else { 1 };
+                        for stream in streams.lock().unwrap().iter_mut() {
+                            for _ in 0..copies {
+                                for piece in frame.as_bytes().chunks(7) {
+                                    let piece = bytes::Bytes::copy_from_slice(piece);
+                                    let _ = stream.send_data(piece, false);
+                                }
+                            }
+                        }
+                        if let Ok(mut answer) =
+                            respond.send_response(http::Response::new(()), false)
+                        {
+                            let _ =
+                                answer.send_data(bytes::Bytes::from_static(b"urn:uuid:1"), true);
+                        }
+                    });
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Over HTTP/2 the subscribers read events however the hub's DATA frames
+/// cut them, and account for them as over HTTP/1.1: the one duplicate is
+/// reported for each subscriber, nothing else.
+#[tokio::test]
+async fn over_http2_events_cut_across_frames_are_read_whole_and_a_duplicate_is_reported() {
+    let hub = scripted_http2_hub(4).await;
+    let run = fanout(&hub, 3, 10, &["--http2", "--drain-timeout", "1s"]).await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    let report = json(&run);
+    assert_eq!(
+        violations(&report),
+        vec![
+            (0, "duplicated".into(), 4, 1),
+            (1, "duplicated".into(), 4, 1),
+            (2, "duplicated".into(), 4, 1),
+        ]
+    );
+    assert_eq!(report["subscribers"]["connected"], 3);
+    assert_eq!(report["publish"]["acknowledged"], 10);
+    assert_eq!(report["delivery"]["delivered"], 30);
+}
+
+/// The real hub over HTTP/2 with prior knowledge: a fan-out and several
+/// publishers over topics account for every event.
+#[tokio::test]
+async fn a_fanout_and_a_throughput_over_http2_against_herald_serve_have_no_violation() {
+    let (mut server, pid, hub, publisher, subscriber) = dev_hub().await;
+    let mut args = vec!["fanout", "--http2", "--hub", &hub];
+    args.extend(["--publisher-token", &publisher]);
+    args.extend(["--subscriber-token", &subscriber]);
+    args.extend(["--subscribers", "40", "--events", "50"]);
+    let report = measured_report(&args, &pid).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["subscribers"]["connected"], 40);
+    assert_eq!(report["delivery"]["delivered"], 2000);
+    let mut args = vec!["throughput", "--http2", "--hub", &hub];
+    args.extend(["--publisher-token", &publisher]);
+    args.extend(["--publishers", "3", "--topics", "6", "--events", "20"]);
+    let report = measured_report(&args, &pid).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["violations"]["total"], 0);
+    assert_eq!(report["publish"]["acknowledged"], 60);
+    assert_eq!(report["delivery"]["delivered"], 60);
+    server.kill().await.unwrap();
+}
+
+/// `--http2` against a plain port that answers in HTTP/1.1 says what is
+/// wrong instead of a framing error alone.
+#[tokio::test]
+async fn http2_to_a_hub_answering_in_http1_says_it_did_not_answer_in_http2() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = format!(
+        "http://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let run = fanout(&hub, 2, 1, &["--http2"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["subscribers"]["failed"], 2, "{report}");
+    let errors = report["subscribers"]["errors"].to_string();
+    assert!(
+        errors.contains(
+            "HTTP/2: the hub did not answer in HTTP/2 (connection error detected: frame with \
+             invalid size): over http, --http2 needs a hub that speaks HTTP/2 with prior \
+             knowledge (h2c) on that port"
+        ),
+        "{errors}"
+    );
+}
+
+/// `--http2` against an https hub whose TLS does not offer `h2` fails at
+/// once, saying so: a hub that refuses the handshake for it, and one that
+/// goes on without ALPN.
+#[tokio::test]
+async fn http2_to_an_https_hub_without_h2_fails_at_once_saying_so() {
+    for (offers, said) in [
+        (
+            vec![b"http/1.1".to_vec()],
+            "tls: the hub refused HTTP/2 (ALPN 'h2'): it does not serve HTTP/2 over TLS \
+             (run without --http2 for HTTP/1.1)",
+        ),
+        (
+            vec![],
+            "tls: the hub did not agree to HTTP/2 (it chose none by ALPN)",
+        ),
+    ] {
+        https_hub_offering(offers, said).await;
+    }
+}
+
+/// Runs `--http2` against a TLS server whose ALPN offers `offers` and
+/// expects the run to fail at once with `said`.
+async fn https_hub_offering(offers: Vec<Vec<u8>>, said: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = offers;
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hub = format!(
+        "https://127.0.0.1:{}/.well-known/mercure",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(mut tls) = rustls::ServerConnection::new(config.clone()) else {
+                return;
+            };
+            // Ends when the client hangs up on the protocol it was given.
+            while tls.is_handshaking() && tls.complete_io(&mut tcp).is_ok() {}
+        }
+    });
+    let run = fanout(&hub, 2, 1, &["--http2", "--ca-cert", &cert]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot open a TLS connection to {hub}: {said}")),
         "{}",
         run.stderr
     );

@@ -1,7 +1,8 @@
 //! How the load generator reaches the hub: plain TCP for an `http` hub, TLS
-//! over it for an `https` one. Either way the connection then speaks
-//! HTTP/1.1 (offered alone by ALPN), so subscribers and publishers read and
-//! write it exactly as they do a bare socket.
+//! over it for an `https` one. The connection then speaks the run's one
+//! [`Protocol`]: HTTP/1.1, which subscribers and publishers read and write
+//! by hand exactly as on a bare socket, or HTTP/2 (ALPN `h2` over TLS,
+//! prior knowledge over plain TCP), spoken through the `h2` crate.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,11 +18,33 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+/// The HTTP version every connection of a run speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1: one request at a time per connection.
+    #[default]
+    Http1,
+    /// HTTP/2, one connection per subscriber and per publisher, as a browser
+    /// tab and a server-side publisher each hold their own.
+    Http2,
+}
+
+impl Protocol {
+    /// The ALPN identifier offered over TLS.
+    fn alpn(self) -> &'static [u8] {
+        match self {
+            Protocol::Http1 => b"http/1.1",
+            Protocol::Http2 => b"h2",
+        }
+    }
+}
+
 /// Opens connections to one hub address, with TLS when the hub is `https`.
 #[derive(Clone)]
 pub struct Dialer {
     addr: SocketAddr,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    protocol: Protocol,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -29,6 +52,7 @@ impl std::fmt::Debug for Dialer {
         f.debug_struct("Dialer")
             .field("addr", &self.addr)
             .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -43,6 +67,28 @@ pub enum DialError {
     /// not speak TLS on that port, …).
     #[error("tls: {}", tls_reason(.0))]
     Tls(io::Error),
+    /// The TLS handshake chose another protocol than HTTP/2 (a hub that does
+    /// not serve HTTP/2 over TLS and ignores ALPN).
+    #[error("tls: the hub did not agree to HTTP/2 (it chose {0} by ALPN)")]
+    NotHttp2(String),
+    /// The hub refused the handshake because it serves none of the protocols
+    /// offered by ALPN.
+    #[error("tls: {}", refused_words(*.0))]
+    Refused(Protocol),
+}
+
+/// Why a hub refuses `protocol` by ALPN, and what to do.
+fn refused_words(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http1 => {
+            "the hub refused HTTP/1.1 (ALPN 'http/1.1'): it serves only other protocols \
+             over TLS (HTTP/2: run with --http2)"
+        }
+        Protocol::Http2 => {
+            "the hub refused HTTP/2 (ALPN 'h2'): it does not serve HTTP/2 over TLS \
+             (run without --http2 for HTTP/1.1)"
+        }
+    }
 }
 
 impl DialError {
@@ -52,7 +98,7 @@ impl DialError {
     pub fn label(&self) -> String {
         match self {
             DialError::Connect(error) => format!("connect: {}", error.kind()),
-            DialError::Tls(_) => self.to_string(),
+            DialError::Tls(_) | DialError::NotHttp2(_) | DialError::Refused(_) => self.to_string(),
         }
     }
 }
@@ -103,17 +149,38 @@ fn tls_reason(error: &io::Error) -> String {
 }
 
 impl Dialer {
-    /// Plain TCP to `addr`.
-    pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: None }
+    /// Plain TCP to `addr`, speaking `protocol` (HTTP/2 with prior knowledge).
+    pub fn plain(addr: SocketAddr, protocol: Protocol) -> Self {
+        Self {
+            addr,
+            tls: None,
+            protocol,
+        }
     }
 
-    /// TLS to `addr`, checking the hub's certificate for `name` with `config`.
-    pub fn tls(addr: SocketAddr, name: ServerName<'static>, config: Arc<ClientConfig>) -> Self {
+    /// TLS to `addr`, checking the hub's certificate for `name` with `config`
+    /// (from [`client_config`], which offers `protocol` by ALPN).
+    pub fn tls(
+        addr: SocketAddr,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+        protocol: Protocol,
+    ) -> Self {
         Self {
             addr,
             tls: Some((TlsConnector::from(config), name)),
+            protocol,
         }
+    }
+
+    /// Whether its connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The HTTP version its connections speak.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// A connection to the hub, its handshake done when it is TLS.
@@ -124,11 +191,37 @@ impl Dialer {
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
-            Some((connector, name)) => connector
-                .connect(name.clone(), tcp)
-                .await
-                .map(|tls| Stream::Tls(Box::new(tls)))
-                .map_err(DialError::Tls),
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|error| {
+                        let refused = error
+                            .get_ref()
+                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                            .is_some_and(|e| {
+                                *e == rustls::Error::AlertReceived(
+                                    rustls::AlertDescription::NoApplicationProtocol,
+                                )
+                            });
+                        if refused {
+                            DialError::Refused(self.protocol)
+                        } else {
+                            DialError::Tls(error)
+                        }
+                    })?;
+                // A server that knows none of the offered protocols may go
+                // on without ALPN: HTTP/2 must have been chosen by name.
+                let chosen = tls.get_ref().1.alpn_protocol();
+                if self.protocol == Protocol::Http2 && chosen != Some(b"h2") {
+                    let chosen = chosen.map_or_else(
+                        || "none".to_owned(),
+                        |p| format!("'{}'", String::from_utf8_lossy(p)),
+                    );
+                    return Err(DialError::NotHttp2(chosen));
+                }
+                Ok(Stream::Tls(Box::new(tls)))
+            }
         }
     }
 }
@@ -136,8 +229,8 @@ impl Dialer {
 /// The TLS configuration of an `https` hub's connections: the system's trusted
 /// authorities (`SSL_CERT_FILE` and `SSL_CERT_DIR` override where they are
 /// read from), and besides them the certificates of `ca_cert` (PEM) when
-/// given; ALPN offers HTTP/1.1 alone.
-pub fn client_config(ca_cert: Option<&Path>) -> Result<ClientConfig, String> {
+/// given; ALPN offers `protocol` alone.
+pub fn client_config(ca_cert: Option<&Path>, protocol: Protocol) -> Result<ClientConfig, String> {
     let extra = match ca_cert {
         Some(path) => herald_server::tls::load_certificates(path).map_err(|e| e.to_string())?,
         None => Vec::new(),
@@ -152,7 +245,7 @@ pub fn client_config(ca_cert: Option<&Path>) -> Result<ClientConfig, String> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![protocol.alpn().to_vec()];
     Ok(config)
 }
 

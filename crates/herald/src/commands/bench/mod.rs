@@ -1,6 +1,7 @@
 //! `herald bench`: a load generator and checker for any Mercure hub.
 //!
 //! Map: [`dial`] opens the connections (TCP, or TLS for an https hub);
+//! [`http2`] speaks HTTP/2 on them when the run does;
 //! [`wire`] reads responses without I/O (head, de-chunker, frame ends,
 //! the payload's `seq=`/`t=`/`s=` fields); [`tally`] is the per-subscriber
 //! loss/duplicate/reorder accounting; [`stats`] the histograms and `/proc`
@@ -11,6 +12,7 @@
 //! this file.
 
 pub mod dial;
+pub mod http2;
 pub mod publish;
 pub mod report;
 pub mod run;
@@ -31,7 +33,7 @@ use rustls::pki_types::ServerName;
 use serde_json::json;
 use tokio::time::Instant;
 
-use self::dial::{DialError, Dialer};
+use self::dial::{DialError, Dialer, Protocol};
 use self::publish::{Job, Limit, PublishFormat, Sink};
 use self::report::{Idle, Report, Server, Storm};
 use self::run::{Clock, Ctx, Live};
@@ -63,9 +65,14 @@ enum Scenario {
 #[derive(Debug, clap::Args)]
 struct Common {
     /// The hub URL, http or https (subscribers and publishers speak
-    /// HTTP/1.1 either way, over TLS for https).
+    /// HTTP/1.1 either way, over TLS for https, unless --http2).
     #[arg(long, value_name = "URL")]
     hub: String,
+    /// Speak HTTP/2 instead of HTTP/1.1: negotiated by ALPN with an https
+    /// hub, with prior knowledge (h2c) with an http one. Each subscriber and
+    /// each publisher holds a connection of its own.
+    #[arg(long)]
+    http2: bool,
     /// PEM certificates of authorities to trust besides the system's, for
     /// an https hub whose certificate is self-signed or from a private
     /// authority (`SSL_CERT_FILE` replaces the system's instead).
@@ -444,10 +451,22 @@ async fn context(common: &Common) -> Result<Ctx, CliError> {
             .next()
             .ok_or_else(|| CliError::Runtime(format!("cannot resolve {host}: no address")))?,
     };
-    let dialer = if hub.scheme() == "https" {
-        tls_dialer(&hub, addr, common.ca_cert.as_deref(), common.timeout).await?
+    let protocol = if common.http2 {
+        Protocol::Http2
     } else {
-        Dialer::plain(addr)
+        Protocol::Http1
+    };
+    let dialer = if hub.scheme() == "https" {
+        tls_dialer(
+            &hub,
+            addr,
+            common.ca_cert.as_deref(),
+            common.timeout,
+            protocol,
+        )
+        .await?
+    } else {
+        Dialer::plain(addr, protocol)
     };
     let host_header = match hub.port() {
         Some(port) => format!("{host}:{port}"),
@@ -491,8 +510,9 @@ async fn tls_dialer(
     addr: std::net::SocketAddr,
     ca_cert: Option<&Path>,
     timeout: Duration,
+    protocol: Protocol,
 ) -> Result<Dialer, CliError> {
-    let config = dial::client_config(ca_cert).map_err(|e| match ca_cert {
+    let config = dial::client_config(ca_cert, protocol).map_err(|e| match ca_cert {
         Some(_) => CliError::Usage(format!("invalid --ca-cert: {e}")),
         None => CliError::Runtime(e),
     })?;
@@ -503,15 +523,17 @@ async fn tls_dialer(
             .map_err(|e| CliError::Usage(format!("invalid --hub '{hub}': {e}")))?,
         None => return Err(CliError::Usage(format!("invalid --hub '{hub}': no host"))),
     };
-    let dialer = Dialer::tls(addr, name, Arc::new(config));
+    let dialer = Dialer::tls(addr, name, Arc::new(config), protocol);
     match tokio::time::timeout(timeout, dialer.connect()).await {
         Err(_) => Err(CliError::Runtime(format!(
             "cannot open a TLS connection to {hub}: no TLS handshake within {} (--timeout)",
             humantime::format_duration(timeout)
         ))),
-        Ok(Err(error @ DialError::Tls(_))) => Err(CliError::Runtime(format!(
-            "cannot open a TLS connection to {hub}: {error}"
-        ))),
+        Ok(Err(error @ (DialError::Tls(_) | DialError::NotHttp2(_) | DialError::Refused(_)))) => {
+            Err(CliError::Runtime(format!(
+                "cannot open a TLS connection to {hub}: {error}"
+            )))
+        }
         Ok(Ok(_) | Err(DialError::Connect(_))) => Ok(dialer),
     }
 }
@@ -928,12 +950,15 @@ async fn churn(
                     if n >= connects && !more.load(Ordering::Relaxed) {
                         break;
                     }
-                    let request = target.request(first + n as usize, &topic);
                     let attempt = Instant::now();
-                    match subscriber::open(&target.dialer, &request, timeout).await {
-                        Ok((stream, _, _)) => {
+                    let opened = match target.request(first + n as usize, &topic) {
+                        Ok(request) => subscriber::open(&target.dialer, &request, timeout).await,
+                        Err(error) => Err(error),
+                    };
+                    match opened {
+                        Ok((body, _)) => {
                             latency.saturating_record(micros(attempt.elapsed()));
-                            drop(stream);
+                            drop(body);
                         }
                         Err(error) => *errors.entry(error.label()).or_default() += 1,
                     }

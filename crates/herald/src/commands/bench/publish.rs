@@ -1,6 +1,7 @@
 //! The load generator's publishers: each one publishes its streams' events in
 //! turn, one request at a time (so the order of a stream is the order the hub
-//! acknowledged), over its own kept-alive HTTP/1.1 connection.
+//! acknowledged), over its own kept-alive HTTP/1.1 connection (or HTTP/2
+//! connection, one stream per publish, through the `h2` crate).
 //!
 //! Requests are written by hand from a template made once per stream, and
 //! answers read with [`Answer`]: the load generator shares the machine with
@@ -14,13 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use h2::client::SendRequest;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use url::Url;
 use url::form_urlencoded::byte_serialize;
 
-use super::dial::{Dialer, Stream};
+use super::dial::{Dialer, Protocol, Stream};
+use super::http2;
 use super::stats::{histogram, micros};
 use super::subscriber::{request_head, unix_nanos};
 use super::tally::Published;
@@ -63,6 +67,9 @@ pub struct Template {
     head: Vec<u8>,
     /// The start of the body, before the data.
     body: Vec<u8>,
+    /// Over HTTP/2: the request's URI and headers, or why they could not be
+    /// made (from the hub URL and the token).
+    http2: Option<Result<(http::Uri, http::HeaderMap), String>>,
 }
 
 impl Sink {
@@ -90,11 +97,38 @@ impl Sink {
             self.token.as_deref(),
         );
         head.push_str("Content-Length: ");
+        let http2 = (self.dialer.protocol() == Protocol::Http2)
+            .then(|| http2_parts(&url, content_type, self.token.as_deref()));
         Template {
             head: head.into_bytes(),
             body: body.into_bytes(),
+            http2,
         }
     }
+}
+
+/// The URI and headers of an HTTP/2 publish to `url`.
+fn http2_parts(
+    url: &Url,
+    content_type: &str,
+    token: Option<&str>,
+) -> Result<(http::Uri, http::HeaderMap), String> {
+    let uri = http::Uri::try_from(url.as_str()).map_err(|e| format!("the URL '{url}': {e}"))?;
+    let mut headers = http::HeaderMap::new();
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let fields = [
+        (http::header::CONTENT_TYPE, Some(content_type)),
+        (http::header::USER_AGENT, Some("herald-bench (publisher)")),
+        (http::header::AUTHORIZATION, bearer.as_deref()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            let value = http::HeaderValue::try_from(value)
+                .map_err(|_| format!("an invalid {name} header"))?;
+            headers.insert(name, value);
+        }
+    }
+    Ok((uri, headers))
 }
 
 /// One publisher's connection to the hub, opened on its first publish and
@@ -103,6 +137,8 @@ impl Sink {
 pub struct Connection {
     sink: Arc<Sink>,
     stream: Option<Stream>,
+    /// The HTTP/2 connection, when the run speaks HTTP/2.
+    sender: Option<SendRequest<Bytes>>,
     /// The request being sent, then the answer being read.
     buf: Vec<u8>,
     /// The body being built.
@@ -117,6 +153,7 @@ impl Connection {
         Self {
             sink,
             stream: None,
+            sender: None,
             buf: Vec::with_capacity(1024),
             body: Vec::with_capacity(256),
             refusal: String::new(),
@@ -134,16 +171,27 @@ impl Connection {
                 .extend(byte_serialize(data.as_bytes()).flat_map(str::bytes)),
             PublishFormat::Raw => self.body.extend_from_slice(data.as_bytes()),
         }
-        self.buf.clear();
-        self.buf.extend_from_slice(&template.head);
-        let _ = write!(self.buf, "{}\r\n\r\n", self.body.len());
-        self.buf.extend_from_slice(&self.body);
-        let outcome = tokio::time::timeout(self.sink.timeout, self.exchange()).await;
+        let outcome = match &template.http2 {
+            Some(parts) => {
+                let parts = parts
+                    .as_ref()
+                    .map_err(|e| format!("cannot make the request: {e}"))?;
+                tokio::time::timeout(self.sink.timeout, self.exchange_http2(parts)).await
+            }
+            None => {
+                self.buf.clear();
+                self.buf.extend_from_slice(&template.head);
+                let _ = write!(self.buf, "{}\r\n\r\n", self.body.len());
+                self.buf.extend_from_slice(&self.body);
+                tokio::time::timeout(self.sink.timeout, self.exchange()).await
+            }
+        };
         let outcome = outcome.unwrap_or_else(|_| Err("timeout".into()));
         match outcome {
             Ok(answered) => {
                 if !answered.reusable {
                     self.stream = None;
+                    self.sender = None;
                 }
                 if (200..300).contains(&answered.status) {
                     Ok(())
@@ -153,9 +201,61 @@ impl Connection {
             }
             Err(error) => {
                 self.stream = None;
+                self.sender = None;
                 Err(error)
             }
         }
+    }
+
+    /// Sends the body in `body` as one HTTP/2 request with `parts` and reads
+    /// the answer (its words only when it is a refusal).
+    async fn exchange_http2(
+        &mut self,
+        (uri, headers): &(http::Uri, http::HeaderMap),
+    ) -> Result<Answered, String> {
+        let words = |error: h2::Error| format!("HTTP/2: {error}");
+        let sender = match self.sender.take() {
+            Some(sender) => sender,
+            None => {
+                let stream = self.sink.dialer.connect().await.map_err(|e| e.label())?;
+                http2::handshake(stream).await.map_err(words)?
+            }
+        };
+        let mut sender = sender.ready().await.map_err(words)?;
+        let mut request = http::Request::post(uri.clone())
+            .body(())
+            .map_err(|e| format!("cannot make the request: {e}"))?;
+        *request.headers_mut() = headers.clone();
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, self.body.len().into());
+        let (response, mut send) = sender.send_request(request, false).map_err(words)?;
+        self.sender = Some(sender);
+        send.send_data(Bytes::copy_from_slice(&self.body), true)
+            .map_err(words)?;
+        let response = response.await.map_err(words)?;
+        let status = response.status().as_u16();
+        let (parts, mut body) = response.into_parts();
+        self.buf.clear();
+        while let Some(data) = body.data().await {
+            let data = data.map_err(words)?;
+            let _ = body.flow_control().release_capacity(data.len());
+            if self.buf.len() + data.len() > MAX_ANSWER {
+                return Err(format!("an answer longer than {MAX_ANSWER} bytes"));
+            }
+            self.buf.extend_from_slice(&data);
+        }
+        self.refusal.clear();
+        if !(200..300).contains(&status) {
+            let said = herald_client::describe_refusal(&parts.headers, &self.buf);
+            if !said.is_empty() {
+                self.refusal = format!(": {said}");
+            }
+        }
+        Ok(Answered {
+            status,
+            reusable: true,
+        })
     }
 
     /// Sends the request in `buf` and reads the answer into it.

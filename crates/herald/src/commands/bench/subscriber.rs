@@ -1,7 +1,8 @@
 //! The load generator's subscribers: plain tokio tasks over raw TCP (or TLS)
 //! streams speaking just enough HTTP/1.1 (one GET, one response head), each reading
 //! as much as the socket has into its one [`BodyBuffer`] and looking only at
-//! frame ends and the bench payload's fields.
+//! frame ends and the bench payload's fields. Over HTTP/2 the `h2` crate
+//! frames the stream, and its DATA frames go through the same buffer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +13,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use url::Url;
 
-use super::dial::{DialError, Dialer, Stream};
+use super::dial::{DialError, Dialer, Protocol, Stream};
+use super::http2::{self, BodyReader};
 use super::publish::Issued;
 use super::stats::{Batch, Shards, micros};
 use super::tally::{Outcome, Published, Tally};
@@ -40,21 +42,80 @@ impl Target {
         (!self.tokens.is_empty()).then(|| self.tokens[index % self.tokens.len()].as_str())
     }
 
-    /// The request of subscriber `index` to `topic`.
-    pub fn request(&self, index: usize, topic: &str) -> Vec<u8> {
+    /// The request of subscriber `index` to `topic`, in the run's protocol.
+    pub fn request(&self, index: usize, topic: &str) -> Result<Request, OpenError> {
         let mut url = self.hub.clone();
         url.query_pairs_mut().append_pair(&self.match_param, topic);
+        let agent = format!("herald-bench (subscriber {index})");
+        if self.dialer.protocol() == Protocol::Http2 {
+            let uri = http::Uri::try_from(url.as_str())
+                .map_err(|e| OpenError::Request(format!("the URL '{url}': {e}")))?;
+            let mut headers = http::HeaderMap::new();
+            let mut add = |name: http::HeaderName, value: &str| {
+                http::HeaderValue::try_from(value)
+                    .map(|value| headers.insert(name.clone(), value))
+                    .map_err(|_| OpenError::Request(format!("an invalid {name} header")))
+            };
+            add(http::header::ACCEPT, "text/event-stream")?;
+            add(http::header::CACHE_CONTROL, "no-cache")?;
+            add(http::header::USER_AGENT, &agent)?;
+            if let Some(token) = self.token(index) {
+                add(http::header::AUTHORIZATION, &format!("Bearer {token}"))?;
+            }
+            return Ok(Request::Http2 { uri, headers });
+        }
         let mut request = request_head(
             "GET",
             &url,
             &self.host,
             &format!(
-                "Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber {index})\r\n"
+                "Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: {agent}\r\n"
             ),
             self.token(index),
         );
         request.push_str("\r\n");
-        request.into_bytes()
+        Ok(Request::Http1(request.into_bytes()))
+    }
+}
+
+/// A subscription request, ready to send.
+#[derive(Debug)]
+pub enum Request {
+    /// The whole HTTP/1.1 request, as written on the socket.
+    Http1(Vec<u8>),
+    /// An HTTP/2 `GET`: its URI and headers.
+    Http2 {
+        /// The absolute URI (`:scheme`, `:authority` and `:path`).
+        uri: http::Uri,
+        /// Its headers.
+        headers: http::HeaderMap,
+    },
+}
+
+/// An open subscription's body, read as bytes.
+#[derive(Debug)]
+pub enum Body {
+    /// The socket, after the response head.
+    Http1(Stream),
+    /// The HTTP/2 stream's DATA frames.
+    Http2(BodyReader),
+}
+
+impl Body {
+    /// Reads what has arrived into `buf` (cancel-safe); `Ok(0)` at its end.
+    pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Body::Http1(stream) => stream.read(buf).await,
+            Body::Http2(reader) => reader.read(buf).await,
+        }
+    }
+
+    /// What its end means, in words.
+    fn ended(&self) -> &'static str {
+        match self {
+            Body::Http1(_) => "the hub closed the connection",
+            Body::Http2(_) => "the hub ended the stream",
+        }
     }
 }
 
@@ -113,6 +174,19 @@ pub enum OpenError {
     /// The head is not HTTP/1.x.
     #[error("{0}")]
     Wire(#[from] WireError),
+    /// HTTP/2 failed: the hub reset the stream, or went away.
+    #[error("HTTP/2: {0}")]
+    Http2(h2::Error),
+    /// A plain-HTTP hub answered the HTTP/2 preface with something else
+    /// than HTTP/2 (most likely an HTTP/1.1 error).
+    #[error(
+        "HTTP/2: the hub did not answer in HTTP/2 ({0}): over http, --http2 needs a hub \
+         that speaks HTTP/2 with prior knowledge (h2c) on that port"
+    )]
+    NotHttp2(h2::Error),
+    /// The request could not be made (from the hub URL and a token).
+    #[error("cannot make the request: {0}")]
+    Request(String),
 }
 
 impl OpenError {
@@ -123,18 +197,89 @@ impl OpenError {
             OpenError::Io(error) => format!("i/o: {}", error.kind()),
             OpenError::ContentType(_) => "content type".into(),
             OpenError::Wire(_) => "malformed response".into(),
+            OpenError::NotHttp2(_) => "HTTP/2: not spoken by the hub".into(),
+            OpenError::Http2(error) => match error.reason() {
+                Some(reason) => format!("HTTP/2: {reason:?}"),
+                None => "HTTP/2".into(),
+            },
             other => other.to_string(),
         }
     }
 }
 
-/// Connects, sends `request` and reads the response head (all within `timeout`).
+/// Connects, sends `request` and reads the response head (all within
+/// `timeout`): the body to read, and the buffer holding what of it came
+/// with the head.
 pub async fn open(
     dialer: &Dialer,
-    request: &[u8],
+    request: &Request,
     timeout: Duration,
+) -> Result<(Body, BodyBuffer), OpenError> {
+    let opened = match request {
+        Request::Http1(request) => tokio::time::timeout(timeout, open_http1(dialer, request))
+            .await
+            .map(|opened| opened.map(|(stream, buffer, _)| (Body::Http1(stream), buffer))),
+        Request::Http2 { uri, headers } => {
+            tokio::time::timeout(timeout, open_http2(dialer, uri, headers)).await
+        }
+    };
+    opened.unwrap_or(Err(OpenError::Timeout))
+}
+
+/// Opens an HTTP/2 stream on a connection of its own.
+async fn open_http2(
+    dialer: &Dialer,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Result<(Body, BodyBuffer), OpenError> {
+    let stream = dialer.connect().await?;
+    let sender = http2::handshake(stream).await.map_err(OpenError::Http2)?;
+    let mut sender = sender.ready().await.map_err(OpenError::Http2)?;
+    let mut request = http::Request::new(());
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
+    let (response, _) = sender
+        .send_request(request, true)
+        .map_err(OpenError::Http2)?;
+    let response = response.await.map_err(|error| {
+        // The first frame a server sends is its settings; bytes that do not
+        // even frame as HTTP/2 there are another protocol's answer.
+        let garbled = !error.is_remote()
+            && error.is_go_away()
+            && matches!(
+                error.reason(),
+                Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
+            );
+        if garbled && !dialer.is_tls() {
+            OpenError::NotHttp2(error)
+        } else {
+            OpenError::Http2(error)
+        }
+    })?;
+    if response.status() != http::StatusCode::OK {
+        return Err(OpenError::Status(response.status().as_u16()));
+    }
+    if let Some(content_type) = response.headers().get(http::header::CONTENT_TYPE) {
+        let content_type = String::from_utf8_lossy(content_type.as_bytes());
+        if !content_type
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+        {
+            return Err(OpenError::ContentType(content_type.into_owned()));
+        }
+    }
+    Ok((
+        Body::Http2(BodyReader::new(response.into_body(), sender)),
+        BodyBuffer::new(BUFFER, MAX_BUFFER),
+    ))
+}
+
+/// Writes an HTTP/1.1 request and reads its response head.
+async fn open_http1(
+    dialer: &Dialer,
+    request: &[u8],
 ) -> Result<(Stream, BodyBuffer, Head), OpenError> {
-    tokio::time::timeout(timeout, async {
+    {
         let mut stream = dialer.connect().await?;
         stream.write_all(request).await.map_err(OpenError::Io)?;
         // TLS holds what it was given until flushed.
@@ -161,9 +306,7 @@ pub async fn open(
                 return Ok((stream, buffer, head));
             }
         }
-    })
-    .await
-    .unwrap_or(Err(OpenError::Timeout))
+    }
 }
 
 /// What every subscriber task shares with the coordinator.
@@ -241,22 +384,26 @@ pub enum Stage {
 pub async fn run(
     topic: usize,
     target: Arc<Target>,
-    request: Vec<u8>,
+    request: Result<Request, OpenError>,
     mut tally: Tally,
     shared: Arc<Shared>,
     timeout: Duration,
     stage: watch::Receiver<Stage>,
 ) -> Ended {
-    let opened = {
-        let _permit = shared.connecting.acquire().await;
-        let started = Instant::now();
-        let opened = open(&target.dialer, &request, timeout).await;
-        if opened.is_ok() {
-            shared.connect_latency.record(&[micros(started.elapsed())]);
+    // The request is dropped once sent, in its arm.
+    let opened = match request {
+        Ok(request) => {
+            let _permit = shared.connecting.acquire().await;
+            let started = Instant::now();
+            let opened = open(&target.dialer, &request, timeout).await;
+            if opened.is_ok() {
+                shared.connect_latency.record(&[micros(started.elapsed())]);
+            }
+            opened
         }
-        opened
+        Err(error) => Err(error),
     };
-    let (mut stream, mut buffer, _) = match opened {
+    let (mut body, mut buffer) = match opened {
         Ok(opened) => {
             shared.connected_per_topic[topic].fetch_add(1, Ordering::Relaxed);
             shared.connected.fetch_add(1, Ordering::Relaxed);
@@ -272,7 +419,6 @@ pub async fn run(
             };
         }
     };
-    drop(request);
     let head_reads = buffer.reads();
     // When this subscriber last received an event for the first time, on
     // the payloads' clock: the clock is read once per read, for latencies
@@ -346,11 +492,11 @@ pub async fn run(
                 }
                 Stage::Running | Stage::Stopped => break,
             },
-            read = stream.read(spare) => read,
+            read = body.read(spare) => read,
         };
         match read {
             Ok(0) => {
-                error = Some("the hub closed the connection".to_owned());
+                error = Some(body.ended().to_owned());
                 break;
             }
             Ok(n) => {
@@ -406,7 +552,7 @@ mod tests {
     #[test]
     fn subscribers_take_the_tokens_in_turn() {
         let target = |tokens: &[&str]| Target {
-            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap()),
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http1),
             host: "127.0.0.1:1".into(),
             hub: Url::parse("http://127.0.0.1:1/").unwrap(),
             match_param: "match".into(),
@@ -421,18 +567,48 @@ mod tests {
     #[test]
     fn the_request_adds_the_topic_to_the_hub_query_and_names_the_subscriber() {
         let target = Target {
-            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap()),
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http1),
             host: "127.0.0.1:1".into(),
             hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
             match_param: "topic".into(),
             tokens: Arc::from(["jwt".to_owned()]),
         };
-        let request = String::from_utf8(target.request(3, "https://e.com/a b")).unwrap();
+        let Ok(Request::Http1(request)) = target.request(3, "https://e.com/a b") else {
+            panic!("an HTTP/1.1 request");
+        };
+        let request = String::from_utf8(request).unwrap();
         assert_eq!(
             request,
             "GET /.well-known/mercure?x=1&topic=https%3A%2F%2Fe.com%2Fa+b HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\
              Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: herald-bench (subscriber 3)\r\n\
              Authorization: Bearer jwt\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_http2_request_has_the_absolute_uri_and_the_same_headers() {
+        let target = Target {
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http2),
+            host: "127.0.0.1:1".into(),
+            hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
+            match_param: "match".into(),
+            tokens: Arc::from(["jwt".to_owned()]),
+        };
+        let Ok(Request::Http2 { uri, headers }) = target.request(3, "https://e.com/a b") else {
+            panic!("an HTTP/2 request");
+        };
+        assert_eq!(
+            uri.to_string(),
+            "http://127.0.0.1:1/.well-known/mercure?x=1&match=https%3A%2F%2Fe.com%2Fa+b"
+        );
+        let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+        assert_eq!(header("accept"), "text/event-stream");
+        assert_eq!(header("cache-control"), "no-cache");
+        assert_eq!(header("user-agent"), "herald-bench (subscriber 3)");
+        assert_eq!(header("authorization"), "Bearer jwt");
+        assert!(
+            !headers.contains_key("host"),
+            "HTTP/2 names the host in :authority"
         );
     }
 }
