@@ -14,6 +14,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+/// A listener on a free loopback port, and the hub URL of `scheme` on it.
+async fn listening(scheme: &str) -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = format!(
+        "{scheme}://{}/.well-known/mercure",
+        listener.local_addr().unwrap()
+    );
+    (listener, hub)
+}
+
 /// How long one bench run may take in these tests.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
 
@@ -767,11 +777,7 @@ async fn a_late_subscriber_is_waited_for_when_failed_publishes_were_delivered() 
 /// connected there is nothing to publish for, and nothing is published.
 #[tokio::test]
 async fn with_no_subscriber_connected_nothing_is_published() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = format!(
-        "http://{}/.well-known/mercure",
-        listener.local_addr().unwrap()
-    );
+    let (listener, hub) = listening("http").await;
     let held = Arc::new(Mutex::new(Vec::new()));
     let holding = held.clone();
     tokio::spawn(async move {
@@ -1313,11 +1319,7 @@ async fn an_https_url_on_a_plain_port_is_said_to_fail_its_handshake() {
 /// fails the run within `--timeout`, saying so.
 #[tokio::test]
 async fn an_https_hub_that_never_answers_the_handshake_fails_within_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = format!(
-        "https://{}/.well-known/mercure",
-        listener.local_addr().unwrap()
-    );
+    let (listener, hub) = listening("https").await;
     let silent = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((tcp, _)) = listener.accept().await {
@@ -1385,11 +1387,7 @@ async fn a_bad_ca_cert_is_refused_naming_the_file() {
 /// 7 bytes, and the event of sequence `twice` two times. Returns its hub URL.
 async fn scripted_http2_hub(twice: u64) -> String {
     type Streams = Arc<Mutex<Vec<h2::SendStream<bytes::Bytes>>>>;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/.well-known/mercure",
-        listener.local_addr().unwrap()
-    );
+    let (listener, url) = listening("http").await;
     let streams: Streams = Arc::default();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
@@ -1501,11 +1499,7 @@ async fn a_fanout_and_a_throughput_over_http2_against_herald_serve_have_no_viola
 /// wrong instead of a framing error alone.
 #[tokio::test]
 async fn http2_to_a_hub_answering_in_http1_says_it_did_not_answer_in_http2() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = format!(
-        "http://{}/.well-known/mercure",
-        listener.local_addr().unwrap()
-    );
+    let (listener, hub) = listening("http").await;
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {

@@ -549,15 +549,22 @@ pub fn unix_nanos() -> u64 {
 mod tests {
     use super::*;
 
+    /// A target on 127.0.0.1:1 speaking `protocol` to `hub`, naming topics
+    /// with `match_param`, its subscribers presenting `tokens` in turn.
+    fn target(protocol: Protocol, hub: &str, match_param: &str, tokens: &[&str]) -> Target {
+        Target {
+            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), protocol),
+            host: "127.0.0.1:1".into(),
+            hub: Url::parse(hub).unwrap(),
+            match_param: match_param.into(),
+            tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
     #[test]
     fn subscribers_take_the_tokens_in_turn() {
-        let target = |tokens: &[&str]| Target {
-            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http1),
-            host: "127.0.0.1:1".into(),
-            hub: Url::parse("http://127.0.0.1:1/").unwrap(),
-            match_param: "match".into(),
-            tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
-        };
+        let target =
+            |tokens: &[&str]| target(Protocol::Http1, "http://127.0.0.1:1/", "match", tokens);
         let three = target(&["a", "b", "c"]);
         let taken: Vec<_> = (0..5).map(|n| three.token(n).unwrap()).collect();
         assert_eq!(taken, ["a", "b", "c", "a", "b"]);
@@ -566,13 +573,8 @@ mod tests {
 
     #[test]
     fn the_request_adds_the_topic_to_the_hub_query_and_names_the_subscriber() {
-        let target = Target {
-            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http1),
-            host: "127.0.0.1:1".into(),
-            hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
-            match_param: "topic".into(),
-            tokens: Arc::from(["jwt".to_owned()]),
-        };
+        let hub = "http://127.0.0.1:1/.well-known/mercure?x=1";
+        let target = target(Protocol::Http1, hub, "topic", &["jwt"]);
         let Ok(Request::Http1(request)) = target.request(3, "https://e.com/a b") else {
             panic!("an HTTP/1.1 request");
         };
@@ -587,13 +589,8 @@ mod tests {
 
     #[test]
     fn an_http2_request_has_the_absolute_uri_and_the_same_headers() {
-        let target = Target {
-            dialer: Dialer::plain("127.0.0.1:1".parse().unwrap(), Protocol::Http2),
-            host: "127.0.0.1:1".into(),
-            hub: Url::parse("http://127.0.0.1:1/.well-known/mercure?x=1").unwrap(),
-            match_param: "match".into(),
-            tokens: Arc::from(["jwt".to_owned()]),
-        };
+        let hub = "http://127.0.0.1:1/.well-known/mercure?x=1";
+        let target = target(Protocol::Http2, hub, "match", &["jwt"]);
         let Ok(Request::Http2 { uri, headers }) = target.request(3, "https://e.com/a b") else {
             panic!("an HTTP/2 request");
         };
