@@ -1526,29 +1526,38 @@ async fn http2_to_a_hub_answering_in_http1_says_it_did_not_answer_in_http2() {
     );
 }
 
-/// `--http2` against an https hub whose TLS does not offer `h2` fails at
-/// once, saying so: a hub that refuses the handshake for it, and one that
-/// goes on without ALPN.
+/// An https hub whose TLS does not offer the protocol the run speaks fails
+/// the run at once, saying so: `--http2` against a hub that refuses the
+/// handshake for `h2`, and one that goes on without ALPN; HTTP/1.1 against
+/// a hub that serves only `h2`.
 #[tokio::test]
-async fn http2_to_an_https_hub_without_h2_fails_at_once_saying_so() {
-    for (offers, said) in [
+async fn an_https_hub_without_the_runs_protocol_fails_at_once_saying_so() {
+    for (offers, http2, said) in [
         (
             vec![b"http/1.1".to_vec()],
+            true,
             "tls: the hub refused HTTP/2 (ALPN 'h2'): it does not serve HTTP/2 over TLS \
              (run without --http2 for HTTP/1.1)",
         ),
         (
             vec![],
+            true,
             "tls: the hub did not agree to HTTP/2 (it chose none by ALPN)",
         ),
+        (
+            vec![b"h2".to_vec()],
+            false,
+            "tls: the hub refused HTTP/1.1 (ALPN 'http/1.1'): it serves only other \
+             protocols over TLS (HTTP/2: run with --http2)",
+        ),
     ] {
-        https_hub_offering(offers, said).await;
+        https_hub_offering(offers, http2, said).await;
     }
 }
 
-/// Runs `--http2` against a TLS server whose ALPN offers `offers` and
-/// expects the run to fail at once with `said`.
-async fn https_hub_offering(offers: Vec<Vec<u8>>, said: &str) {
+/// Runs the bench (with `--http2` if `http2`) against a TLS server whose
+/// ALPN offers `offers`, and expects the run to fail at once with `said`.
+async fn https_hub_offering(offers: Vec<Vec<u8>>, http2: bool, said: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path());
     use rustls::pki_types::pem::PemObject;
@@ -1582,7 +1591,11 @@ async fn https_hub_offering(offers: Vec<Vec<u8>>, said: &str) {
             while tls.is_handshaking() && tls.complete_io(&mut tcp).is_ok() {}
         }
     });
-    let run = fanout(&hub, 2, 1, &["--http2", "--ca-cert", &cert]).await;
+    let mut flags = vec!["--ca-cert", cert.as_str()];
+    if http2 {
+        flags.push("--http2");
+    }
+    let run = fanout(&hub, 2, 1, &flags).await;
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
