@@ -10,6 +10,28 @@ use h2::client::SendRequest;
 
 use super::dial::Stream;
 
+/// The URI and headers of an HTTP/2 request to `url`: `fields` with a value,
+/// and `Authorization: Bearer <token>` when there is a `token`; or why they
+/// cannot be made.
+pub fn request_parts(
+    url: &url::Url,
+    fields: &[(http::HeaderName, &str)],
+    token: Option<&str>,
+) -> Result<(http::Uri, http::HeaderMap), String> {
+    let uri = http::Uri::try_from(url.as_str()).map_err(|e| format!("the URL '{url}': {e}"))?;
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let authorization = bearer
+        .as_deref()
+        .map(|bearer| (http::header::AUTHORIZATION, bearer));
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in fields.iter().cloned().chain(authorization) {
+        let value =
+            http::HeaderValue::try_from(value).map_err(|_| format!("an invalid {name} header"))?;
+        headers.insert(name, value);
+    }
+    Ok((uri, headers))
+}
+
 /// A stream's receive window, and the connection's: what Chromium grants
 /// (6 MiB and 15 MiB), so that flow control holds a busy subscriber back no
 /// more than it would a browser's `EventSource`.

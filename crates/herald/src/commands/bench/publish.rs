@@ -97,38 +97,19 @@ impl Sink {
             self.token.as_deref(),
         );
         head.push_str("Content-Length: ");
-        let http2 = (self.dialer.protocol() == Protocol::Http2)
-            .then(|| http2_parts(&url, content_type, self.token.as_deref()));
+        let http2 = (self.dialer.protocol() == Protocol::Http2).then(|| {
+            let fields = [
+                (http::header::CONTENT_TYPE, content_type),
+                (http::header::USER_AGENT, "herald-bench (publisher)"),
+            ];
+            http2::request_parts(&url, &fields, self.token.as_deref())
+        });
         Template {
             head: head.into_bytes(),
             body: body.into_bytes(),
             http2,
         }
     }
-}
-
-/// The URI and headers of an HTTP/2 publish to `url`.
-fn http2_parts(
-    url: &Url,
-    content_type: &str,
-    token: Option<&str>,
-) -> Result<(http::Uri, http::HeaderMap), String> {
-    let uri = http::Uri::try_from(url.as_str()).map_err(|e| format!("the URL '{url}': {e}"))?;
-    let mut headers = http::HeaderMap::new();
-    let bearer = token.map(|token| format!("Bearer {token}"));
-    let fields = [
-        (http::header::CONTENT_TYPE, Some(content_type)),
-        (http::header::USER_AGENT, Some("herald-bench (publisher)")),
-        (http::header::AUTHORIZATION, bearer.as_deref()),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            let value = http::HeaderValue::try_from(value)
-                .map_err(|_| format!("an invalid {name} header"))?;
-            headers.insert(name, value);
-        }
-    }
-    Ok((uri, headers))
 }
 
 /// One publisher's connection to the hub, opened on its first publish and

@@ -48,20 +48,13 @@ impl Target {
         url.query_pairs_mut().append_pair(&self.match_param, topic);
         let agent = format!("herald-bench (subscriber {index})");
         if self.dialer.protocol() == Protocol::Http2 {
-            let uri = http::Uri::try_from(url.as_str())
-                .map_err(|e| OpenError::Request(format!("the URL '{url}': {e}")))?;
-            let mut headers = http::HeaderMap::new();
-            let mut add = |name: http::HeaderName, value: &str| {
-                http::HeaderValue::try_from(value)
-                    .map(|value| headers.insert(name.clone(), value))
-                    .map_err(|_| OpenError::Request(format!("an invalid {name} header")))
-            };
-            add(http::header::ACCEPT, "text/event-stream")?;
-            add(http::header::CACHE_CONTROL, "no-cache")?;
-            add(http::header::USER_AGENT, &agent)?;
-            if let Some(token) = self.token(index) {
-                add(http::header::AUTHORIZATION, &format!("Bearer {token}"))?;
-            }
+            let fields = [
+                (http::header::ACCEPT, "text/event-stream"),
+                (http::header::CACHE_CONTROL, "no-cache"),
+                (http::header::USER_AGENT, agent.as_str()),
+            ];
+            let (uri, headers) = http2::request_parts(&url, &fields, self.token(index))
+                .map_err(OpenError::Request)?;
             return Ok(Request::Http2 { uri, headers });
         }
         let mut request = request_head(
@@ -261,10 +254,7 @@ async fn open_http2(
     }
     if let Some(content_type) = response.headers().get(http::header::CONTENT_TYPE) {
         let content_type = String::from_utf8_lossy(content_type.as_bytes());
-        if !content_type
-            .to_ascii_lowercase()
-            .starts_with("text/event-stream")
-        {
+        if !is_event_stream(&content_type) {
             return Err(OpenError::ContentType(content_type.into_owned()));
         }
     }
@@ -272,6 +262,13 @@ async fn open_http2(
         Body::Http2(BodyReader::new(response.into_body(), sender)),
         BodyBuffer::new(BUFFER, MAX_BUFFER),
     ))
+}
+
+/// Whether a response's `Content-Type` is an event stream's.
+fn is_event_stream(content_type: &str) -> bool {
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("text/event-stream")
 }
 
 /// Writes an HTTP/1.1 request and reads its response head.
@@ -297,9 +294,7 @@ async fn open_http1(
                     return Err(OpenError::Status(head.status));
                 }
                 if let Some(content_type) = &head.content_type
-                    && !content_type
-                        .to_ascii_lowercase()
-                        .starts_with("text/event-stream")
+                    && !is_event_stream(content_type)
                 {
                     return Err(OpenError::ContentType(content_type.clone()));
                 }
