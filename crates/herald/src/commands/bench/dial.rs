@@ -103,14 +103,19 @@ impl DialError {
     }
 }
 
+/// rustls' own error inside a TLS failure, when it is one (tokio-rustls wraps
+/// it in an `io::Error`).
+fn rustls_error(error: &io::Error) -> Option<&rustls::Error> {
+    error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
 /// A TLS failure in words: rustls' own error when it is one (tokio-rustls
 /// wraps it in an `io::Error`), with what to do when the certificate is
 /// refused for a reason its holder can mend.
 fn tls_reason(error: &io::Error) -> String {
-    let Some(rustls_error) = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
+    let Some(rustls_error) = rustls_error(error) else {
         return error.to_string();
     };
     let rustls::Error::InvalidCertificate(refused) = rustls_error else {
@@ -196,14 +201,11 @@ impl Dialer {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|error| {
-                        let refused = error
-                            .get_ref()
-                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                            .is_some_and(|e| {
-                                *e == rustls::Error::AlertReceived(
-                                    rustls::AlertDescription::NoApplicationProtocol,
-                                )
-                            });
+                        let refused = rustls_error(&error).is_some_and(|e| {
+                            *e == rustls::Error::AlertReceived(
+                                rustls::AlertDescription::NoApplicationProtocol,
+                            )
+                        });
                         if refused {
                             DialError::Refused(self.protocol)
                         } else {

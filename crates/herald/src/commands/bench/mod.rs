@@ -529,12 +529,10 @@ async fn tls_dialer(
             "cannot open a TLS connection to {hub}: no TLS handshake within {} (--timeout)",
             humantime::format_duration(timeout)
         ))),
-        Ok(Err(error @ (DialError::Tls(_) | DialError::NotHttp2(_) | DialError::Refused(_)))) => {
-            Err(CliError::Runtime(format!(
-                "cannot open a TLS connection to {hub}: {error}"
-            )))
-        }
         Ok(Ok(_) | Err(DialError::Connect(_))) => Ok(dialer),
+        Ok(Err(error)) => Err(CliError::Runtime(format!(
+            "cannot open a TLS connection to {hub}: {error}"
+        ))),
     }
 }
 

@@ -18,7 +18,7 @@ use super::http2::{self, BodyReader};
 use super::publish::Issued;
 use super::stats::{Batch, Shards, micros};
 use super::tally::{Outcome, Published, Tally};
-use super::wire::{BodyBuffer, Head, WireError, parse_mark};
+use super::wire::{BodyBuffer, WireError, parse_mark};
 
 /// Where subscribers connect and what they ask for.
 #[derive(Debug, Clone)]
@@ -209,9 +209,7 @@ pub async fn open(
     timeout: Duration,
 ) -> Result<(Body, BodyBuffer), OpenError> {
     let opened = match request {
-        Request::Http1(request) => tokio::time::timeout(timeout, open_http1(dialer, request))
-            .await
-            .map(|opened| opened.map(|(stream, buffer, _)| (Body::Http1(stream), buffer))),
+        Request::Http1(request) => tokio::time::timeout(timeout, open_http1(dialer, request)).await,
         Request::Http2 { uri, headers } => {
             tokio::time::timeout(timeout, open_http2(dialer, uri, headers)).await
         }
@@ -272,34 +270,29 @@ fn is_event_stream(content_type: &str) -> bool {
 }
 
 /// Writes an HTTP/1.1 request and reads its response head.
-async fn open_http1(
-    dialer: &Dialer,
-    request: &[u8],
-) -> Result<(Stream, BodyBuffer, Head), OpenError> {
-    {
-        let mut stream = dialer.connect().await?;
-        stream.write_all(request).await.map_err(OpenError::Io)?;
-        // TLS holds what it was given until flushed.
-        stream.flush().await.map_err(OpenError::Io)?;
-        let mut buffer = BodyBuffer::new(BUFFER, MAX_BUFFER);
-        loop {
-            let spare = buffer.spare()?;
-            let n = stream.read(spare).await.map_err(OpenError::Io)?;
-            if n == 0 {
-                return Err(OpenError::Closed);
+async fn open_http1(dialer: &Dialer, request: &[u8]) -> Result<(Body, BodyBuffer), OpenError> {
+    let mut stream = dialer.connect().await?;
+    stream.write_all(request).await.map_err(OpenError::Io)?;
+    // TLS holds what it was given until flushed.
+    stream.flush().await.map_err(OpenError::Io)?;
+    let mut buffer = BodyBuffer::new(BUFFER, MAX_BUFFER);
+    loop {
+        let spare = buffer.spare()?;
+        let n = stream.read(spare).await.map_err(OpenError::Io)?;
+        if n == 0 {
+            return Err(OpenError::Closed);
+        }
+        buffer.filled(n)?;
+        if let Some(head) = buffer.take_head()? {
+            if head.status != 200 {
+                return Err(OpenError::Status(head.status));
             }
-            buffer.filled(n)?;
-            if let Some(head) = buffer.take_head()? {
-                if head.status != 200 {
-                    return Err(OpenError::Status(head.status));
-                }
-                if let Some(content_type) = &head.content_type
-                    && !is_event_stream(content_type)
-                {
-                    return Err(OpenError::ContentType(content_type.clone()));
-                }
-                return Ok((stream, buffer, head));
+            if let Some(content_type) = &head.content_type
+                && !is_event_stream(content_type)
+            {
+                return Err(OpenError::ContentType(content_type.clone()));
             }
+            return Ok((Body::Http1(stream), buffer));
         }
     }
 }
